@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""The one entry point of the instrument: ``python run.py <command> [options]``."""
+
+import sys
+
+from instrument.cli import main
+
+# (command, module that implements it, one line of help). Modules load only when used.
+COMMANDS = [
+    ("generate", "instrument.cli.generate", "generate tunes offline (tokens, ABC or JSON)"),
+    ("notes", "instrument.cli.notes", "turn tunes in the tokens format into notes and bar counts (JSON)"),
+    ("info", "instrument.cli.info", "describe a model checkpoint"),
+    ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
+]
+
+if __name__ == "__main__":
+    sys.exit(main(COMMANDS, sys.argv[1:]))
