@@ -1,0 +1,92 @@
+"""Our checkpoint format: one torch file holding config, weights, vocabulary and metadata.
+
+Loaded with ``weights_only=True`` (no pickled code runs), checked against the vocabulary
+(its order is the model's dimension order) and against the config's shapes, so a wrong or
+damaged file is a one-line user error instead of a traceback mid-performance.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from instrument import vocab
+from instrument.errors import UsageError
+from instrument.model import FolkRNN, ModelConfig
+
+FORMAT = "folk-instrument-checkpoint"
+VERSION = 1
+MODELS_DIR = Path(__file__).with_name("models")
+DEFAULT_MODEL = MODELS_DIR / "default.pt"
+
+
+def save(path: str | Path, model: FolkRNN, metadata: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Write ``model`` with its config, the vocabulary and ``metadata``.
+
+    ``half`` stores the weights as float16 (the shipped model: half the size, and the live
+    path converts back to float32 once at load).
+    """
+    state = {k: (v.half() if half else v.float()).clone() for k, v in model.state_dict().items()}
+    blob = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "vocab": list(vocab.TOKENS),
+        "state_dict": state,
+        "metadata": dict(metadata or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def load(path: str | Path) -> tuple[FolkRNN, dict[str, Any]]:
+    """Read a checkpoint into an eval-mode float32 model; raise UsageError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"model file {str(path)!r} not found; give --model PATH to a checkpoint")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a damaged file
+        raise UsageError(f"{path}: not a readable checkpoint ({type(error).__name__}); re-save or re-import it") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise UsageError(f"{path}: not a {FORMAT} file; import an original folk-rnn pickle with 'run.py import-folkrnn'")
+    if list(blob.get("vocab", ())) != list(vocab.TOKENS):
+        raise UsageError(f"{path}: its vocabulary differs from the folk-rnn v2 vocabulary (137 tokens in order)")
+    try:
+        config = ModelConfig.from_dict(blob["config"])
+        model = FolkRNN(config)
+        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()}, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{path}: wrong-shaped checkpoint ({first[:160]})") from None
+    model.eval()
+    return model, dict(blob.get("metadata", {}))
+
+
+def file_size(path: str | Path) -> int:
+    return Path(path).stat().st_size
+
+
+def load_or_default(path: str | Path | None, announce: bool = True) -> tuple[FolkRNN, dict[str, Any], str]:
+    """The model a command plays: ``path`` if given, else the shipped default model.
+
+    Until a default model ships, a small randomly initialised model stands in, and the user is
+    told so on stderr. Returns (model, metadata, where it came from).
+    """
+    if path is not None:
+        model, meta = load(path)
+        return model, meta, str(path)
+    if DEFAULT_MODEL.is_file():
+        model, meta = load(DEFAULT_MODEL)
+        return model, meta, str(DEFAULT_MODEL)
+    if announce:
+        print("note: no trained default model is installed; using a small random model (it plays noise)", file=sys.stderr)
+    torch.manual_seed(0)
+    model = FolkRNN(ModelConfig(layers=2, hidden=64)).eval()
+    return model, {"name": "random-small", "trained": False}, "random"

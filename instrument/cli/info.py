@@ -1,0 +1,44 @@
+"""``run.py info``: what a checkpoint holds (architecture, size, metadata)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from instrument import checkpoint
+
+HELP = "describe a model checkpoint"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def describe(path: str | None) -> dict:
+    model, metadata, where = checkpoint.load_or_default(path, announce=False)
+    cfg = model.config
+    return {
+        "path": where,
+        "file_size_bytes": checkpoint.file_size(where) if where != "random" else 0,
+        "layers": cfg.layers,
+        "hidden_size": cfg.hidden,
+        "vocab_size": cfg.vocab_size,
+        "parameters": model.parameter_count(),
+        "parameters_with_initial_state": model.parameter_count(initial_state=True),
+        "architecture": f"{cfg.layers} x {cfg.hidden} LSTM over {cfg.vocab_size} tokens",
+        "metadata": metadata,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    info = describe(args.model)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"{info['path']}: {info['architecture']}, {info['parameters']:,} parameters, {info['file_size_bytes'] / 1e6:.1f} MB")
+    for key, value in info["metadata"].items():
+        if isinstance(value, list) and len(value) > 6:
+            value = f"[{len(value)} values, last {value[-1]:.4g}]"
+        print(f"  {key}: {value}")
+    return 0

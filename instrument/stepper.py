@@ -1,0 +1,311 @@
+"""The live stepper: advances the network one token at a time while its controls change.
+
+Playing live means the model must react between any two tokens: temperature and logit bias
+shape the next sample, stimulation (multi-hot input) and ablation shape the next state
+update. The stepper therefore feeds its pending token lazily, at the start of the next
+``step()``, so whatever was set in between applies to the very next token sampled.
+
+Protocol::
+
+    s = Stepper(weights, voices=1, seed=1)
+    s.force(["<s>", "M:6/8", "K:Cmaj"])   # a prompt, fed one-hot
+    tok = s.step()                        # sample the next token of every voice
+    s.readout                             # h and c of every layer, logits, probabilities
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from instrument import vocab
+from instrument.grammar import GrammarGuard
+from instrument.model import FolkRNN
+
+ABLATION_MODES = ("output", "silence")
+_ANY = np.ones(vocab.SIZE, dtype=bool)
+_NOT_HEADER = ~vocab.class_mask(vocab.TokenClass.START, vocab.TokenClass.METER, vocab.TokenClass.MODE)
+
+
+@dataclass(frozen=True)
+class Stimulation:
+    """The multi-hot input of the seeds' "stimulation" experiments.
+
+    The fed vector is ``sampled_weight * onehot(sampled) + sum(w * onehot(t) for t, w in forced)``
+    and, when ``random_pitch_class`` > 0, plus that weight on a pitch-class token drawn
+    afresh each step from the stepper's own seeded generator.
+    """
+
+    sampled_weight: float = 1.0
+    forced: tuple[tuple[int, float], ...] = ()
+    random_pitch_class: float = 0.0
+
+    @classmethod
+    def seed_two_hot(cls, weight: float = 0.3) -> "Stimulation":
+        """The seed's preset (part 7): 0.7 on the generated token, 0.3 on a random pitch class."""
+        return cls(sampled_weight=1.0 - weight, random_pitch_class=weight)
+
+    @classmethod
+    def tokens(cls, tokens: Iterable[str], weight: float, sampled_weight: float = 1.0) -> "Stimulation":
+        """Force a fixed set of tokens (e.g. the keys held on a keyboard) with one weight each."""
+        return cls(sampled_weight=sampled_weight, forced=tuple((vocab.INDEX[t], weight) for t in tokens))
+
+    @property
+    def is_plain(self) -> bool:
+        return self.sampled_weight == 1.0 and not self.forced and self.random_pitch_class == 0.0
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Units cut per layer (0-based layer index -> unit indices) and how they are cut.
+
+    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed's
+    part 6); the unit's own recurrence still sees it. ``silence`` holds its h at zero
+    everywhere, recurrence included.
+    """
+
+    units: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    mode: str = "output"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ABLATION_MODES:
+            raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, not {self.mode!r}")
+
+    @property
+    def size(self) -> int:
+        return sum(len(u) for u in self.units.values())
+
+
+@dataclass
+class Readout:
+    """What the network did in the last advance, per voice: each layer's h and c
+    (voices, hidden), the raw logits, and the distribution the last token was drawn from
+    after temperature, bias and guard (voices, vocab). ``probs`` is the model's own output
+    distribution, softmax(logits). Views of the stepper's buffers: copy what you keep."""
+
+    h: list[torch.Tensor]
+    c: list[torch.Tensor]
+    logits: torch.Tensor
+    sampling: torch.Tensor
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=-1)
+
+
+class Stepper:
+    """Steps ``voices`` independent tunes as one batch, with live controls.
+
+    Controls (plain attributes, change them between any two steps):
+    ``temperature`` (float or one per voice; 0 means greedy argmax), ``stimulation``
+    (Stimulation), ``ablation`` (Ablation), ``logit_bias`` (None or an array over the
+    vocabulary, or one per voice), ``guard`` (mask tokens that cannot follow).
+    The sampled distribution is ``softmax(logits / T + logit_bias)``.
+    """
+
+    def __init__(self, model: FolkRNN, voices: int = 1, seed: int | Sequence[int] | None = None, guard: bool = False):
+        self.voices = voices
+        self.config = model.config
+        self._weights = _Weights.from_model(model)
+        self.temperature: float | Sequence[float] = 1.0
+        self.stimulation = Stimulation()
+        self.ablation = Ablation()
+        self.logit_bias: np.ndarray | None = None
+        self.guard = guard
+        *voice_seeds, stim_seed = np.random.SeedSequence(seed).spawn(voices + 1)
+        self._rngs = [np.random.default_rng(s) for s in voice_seeds]  # one per voice: tune i of a batch is reproducible
+        self._stim_rng = np.random.default_rng(stim_seed)
+        self._pc_rows = torch.tensor([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])
+        self._masks_for: Ablation | None = None
+        self._grammar = [GrammarGuard() for _ in range(voices)]
+        self.reset()
+
+    # -- state -----------------------------------------------------------------------------
+    def reset(self, voices: Sequence[int] | None = None) -> None:
+        """Return voices (default all) to the learned initial state, with nothing pending."""
+        w = self._weights
+        if voices is None:
+            self._h = [h0.expand(self.voices, -1).clone() for h0 in w.h0]
+            self._c = [c0.expand(self.voices, -1).clone() for c0 in w.c0]
+            self._pending = np.full(self.voices, -1, dtype=np.int64)
+            self._pending_sampled = np.zeros(self.voices, dtype=bool)
+            self._logits = torch.zeros(self.voices, self.config.vocab_size)
+            self._sampling = torch.full((self.voices, self.config.vocab_size), 1.0 / self.config.vocab_size)
+            self._grammar = [GrammarGuard() for _ in range(self.voices)]
+            return
+        idx = torch.as_tensor(list(voices), dtype=torch.long)
+        for layer in range(self.config.layers):
+            self._h[layer][idx] = w.h0[layer]
+            self._c[layer][idx] = w.c0[layer]
+        for v in voices:
+            self._pending[v] = -1
+            self._pending_sampled[v] = False
+            self._grammar[v] = GrammarGuard()
+
+    def force(self, tokens: str | Sequence[str] | Sequence[Sequence[str]], voices: Sequence[int] | None = None) -> None:
+        """Make ``tokens`` the next tokens of the sequence instead of sampling them.
+
+        A flat list is fed to every selected voice in turn; a list of lists gives each voice
+        its own tokens (all the same length). Forced tokens are fed one-hot: stimulation is
+        for the tokens the model chooses.
+        """
+        selected = list(range(self.voices)) if voices is None else list(voices)
+        if isinstance(tokens, str):
+            tokens = [tokens]
+        per_voice = [list(tokens)] * len(selected) if tokens and isinstance(tokens[0], str) else [list(t) for t in tokens]
+        if len(per_voice) != len(selected) or len({len(t) for t in per_voice}) > 1:
+            raise ValueError("force() needs one token list per selected voice, all of one length")
+        for position in range(len(per_voice[0]) if per_voice else 0):
+            if all(self._pending[v] >= 0 for v in selected):
+                self._advance(selected)
+            elif any(self._pending[v] >= 0 for v in selected):
+                raise ValueError("force() on voices of which only some have a pending token")
+            for v, toks in zip(selected, per_voice):
+                index = vocab.INDEX[toks[position]]
+                self._pending[v] = index
+                self._pending_sampled[v] = False
+                self._grammar[v].push(index)
+
+    def step(self) -> np.ndarray:
+        """Feed every voice's pending token, sample the next one, and return it (one per voice)."""
+        if (self._pending < 0).any():
+            raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
+        self._advance(range(self.voices))
+        tokens = self._sample()
+        self._pending[:] = tokens
+        self._pending_sampled[:] = True
+        for v, t in enumerate(tokens):
+            self._grammar[v].push(int(t))
+        return tokens
+
+    @property
+    def readout(self) -> Readout:
+        return Readout(self._h, self._c, self._logits, self._sampling)
+
+    @property
+    def pending(self) -> np.ndarray:
+        """The token each voice will feed at its next advance (-1 for none)."""
+        return self._pending.copy()
+
+    # -- the network -----------------------------------------------------------------------
+    def _input(self, selected: list[int]) -> torch.Tensor:
+        x = torch.zeros(len(selected), self.config.vocab_size)
+        rows = torch.arange(len(selected))
+        pending = torch.as_tensor(self._pending[selected])
+        sampled = torch.as_tensor(self._pending_sampled[selected])
+        stim = self.stimulation
+        weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
+        x[rows, pending] = weight
+        if not stim.is_plain and bool(sampled.any()):
+            extra = torch.zeros_like(x)
+            for token, w in stim.forced:
+                extra[:, token] += w
+            if stim.random_pitch_class:
+                pcs = self._stim_rng.integers(0, len(self._pc_rows), size=len(selected))
+                extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
+            x += extra * sampled[:, None]
+        return x
+
+    def _ablation_masks(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """Per layer (output mask, silence mask), rebuilt only when the ablation changes."""
+        if self._masks_for is not self.ablation:
+            masks = []
+            for layer in range(self.config.layers):
+                units = list(self.ablation.units.get(layer, ()))
+                if not units:
+                    masks.append((None, None))
+                    continue
+                keep = torch.ones(self.config.hidden)
+                keep[torch.as_tensor(units, dtype=torch.long)] = 0.0
+                masks.append((keep, None) if self.ablation.mode == "output" else (None, keep))
+            self._masks = masks
+            self._masks_for = self.ablation
+        return self._masks
+
+    @torch.no_grad()
+    def _advance(self, selected: Iterable[int]) -> None:
+        selected = list(selected)
+        every = len(selected) == self.voices
+        idx = None if every else torch.as_tensor(selected, dtype=torch.long)
+        w = self._weights
+        x = self._input(selected)
+        for layer, (out_keep, silence_keep) in enumerate(self._ablation_masks()):
+            h_prev = self._h[layer] if every else self._h[layer][idx]
+            c_prev = self._c[layer] if every else self._c[layer][idx]
+            gates = torch.addmm(w.bias[layer], x, w.w_ih_t[layer]).addmm_(h_prev, w.w_hh_t[layer])
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            if silence_keep is not None:
+                h = h * silence_keep
+            if every:
+                self._h[layer], self._c[layer] = h, c
+            else:
+                self._h[layer][idx], self._c[layer][idx] = h, c
+            x = h if out_keep is None else h * out_keep
+        logits = torch.addmm(w.out_b, x, w.out_w_t)
+        if every:
+            self._logits = logits
+        else:
+            self._logits[idx] = logits
+
+    def _sample(self) -> np.ndarray:
+        logits = self._logits.double().numpy()
+        temperature = np.broadcast_to(np.asarray(self.temperature, dtype=np.float64), (self.voices,))
+        bias = None if self.logit_bias is None else np.broadcast_to(self.logit_bias, logits.shape)
+        if self.guard:
+            allowed = np.stack([g.allowed() for g in self._grammar])
+        else:  # even unguarded, a tune's header is written once: no <s>, M: or K: inside a body
+            allowed = np.stack([_NOT_HEADER if g.stage == "body" else _ANY for g in self._grammar])
+        guard_bias = np.where(allowed, 0.0, -np.inf)
+        bias = guard_bias if bias is None else bias + guard_bias
+        tokens = np.empty(self.voices, dtype=np.int64)
+        probs = np.empty_like(logits)
+        for v in range(self.voices):
+            t = temperature[v]
+            z = logits[v] / t if t > 0 else logits[v].copy()
+            if bias is not None:
+                z = z + bias[v]
+            if t > 0:
+                z = z - z.max()
+                p = np.exp(z)
+                p /= p.sum()
+                cdf = np.cumsum(p)
+                tokens[v] = int(np.searchsorted(cdf, self._rngs[v].random() * cdf[-1], side="right"))
+            else:  # greedy: the distribution sampled from is all on the argmax
+                tokens[v] = int(np.argmax(z))
+                p = np.zeros_like(z)
+                p[tokens[v]] = 1.0
+            probs[v] = p
+        self._sampling = torch.from_numpy(probs.astype(np.float32))
+        return tokens
+
+
+@dataclass
+class _Weights:
+    """The network's weights, transposed once for row-vector products on the live path."""
+
+    w_ih_t: list[torch.Tensor]
+    w_hh_t: list[torch.Tensor]
+    bias: list[torch.Tensor]
+    h0: list[torch.Tensor]
+    c0: list[torch.Tensor]
+    out_w_t: torch.Tensor
+    out_b: torch.Tensor
+
+    @classmethod
+    def from_model(cls, model: FolkRNN) -> "_Weights":
+        f32 = lambda t: t.detach().to(torch.float32).contiguous()  # noqa: E731
+        layers = list(model.layers)
+        return cls(
+            w_ih_t=[f32(l.w_ih.t()) for l in layers],
+            w_hh_t=[f32(l.w_hh.t()) for l in layers],
+            bias=[f32(l.bias) for l in layers],
+            h0=[f32(l.h0) for l in layers],
+            c0=[f32(l.c0) for l in layers],
+            out_w_t=f32(model.out.weight.t()),
+            out_b=f32(model.out.bias),
+        )

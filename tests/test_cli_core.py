@@ -1,0 +1,125 @@
+"""The command-line contracts of generate and info, and their error paths."""
+
+import json
+
+import pytest
+import torch
+
+from instrument import checkpoint
+from instrument.model import FolkRNN, ModelConfig
+from instrument.tunes import parse_tunes
+from tests.conftest import ROOT, run_cli
+
+
+def one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("generate", "notes", "info", "import-folkrnn"):
+        assert command in result.stdout
+
+
+def test_generate_is_reproducible_and_reads_back(small_checkpoint):
+    args = ("generate", "--model", str(small_checkpoint), "--meter", "6/8", "--mode", "dor", "-n", "3", "--seed", "4", "--max-tokens", "60")
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    tunes = parse_tunes(first.stdout)
+    assert len(tunes) == 3 and all(t.meter == "6/8" and t.mode == "dor" for t in tunes)
+    assert all(len(t.body) <= 60 for t in tunes)
+    other = run_cli(*args[:-4], "--seed", "5", "--max-tokens", "60")
+    assert other.stdout != first.stdout
+
+
+def test_generate_json_and_abc_formats(small_checkpoint):
+    result = run_cli("generate", "--model", str(small_checkpoint), "-n", "2", "--seed", "1", "--format", "json",
+                     "--prompt", "|: G c", "--max-tokens", "40", "--meter", "4/4", "--mode", "min")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2
+    for row in rows:
+        assert set(row) >= {"meter", "mode", "tokens", "ended", "abc"}
+        assert row["tokens"][:3] == ["|:", "G", "c"]
+        assert row["meter"] == "4/4" and row["mode"] == "min"
+        assert isinstance(row["ended"], bool)
+        assert "K:Cmin" in row["abc"] and "L:1/8" in row["abc"] and "M:4/4" in row["abc"]
+    abc = run_cli("generate", "--model", str(small_checkpoint), "-n", "2", "--seed", "1", "--format", "abc", "--mode", "mix")
+    assert abc.stdout.count("X:") == 2 and "K:Cmix" in abc.stdout
+
+
+def test_the_model_chooses_meter_and_mode_when_not_given(small_checkpoint, tmp_path):
+    out = tmp_path / "t.txt"
+    result = run_cli("generate", "--model", str(small_checkpoint), "-n", "8", "--seed", "2", "--max-tokens", "10", "--out", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    tunes = parse_tunes(out.read_text())
+    assert len(tunes) == 8
+    assert len({(t.meter, t.mode) for t in tunes}) > 1
+
+
+def test_generate_without_a_model_uses_a_small_random_one_and_says_so():
+    result = run_cli("generate", "--seed", "1", "--max-tokens", "5")
+    if (ROOT / "instrument" / "models" / "default.pt").exists():
+        pytest.skip("a trained default model is installed")
+    assert result.returncode == 0
+    assert "random model" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--prompt", "G ^e c"), ("'^e'", "nearest valid tokens")),
+        (("--meter", "5/4"), ("unknown meter", "4/4")),
+        (("--mode", "lydian"), ("unknown mode", "dor")),
+        (("--temperature", "-1"), ("--temperature",)),
+        (("--model", "/nonexistent/model.pt"), ("not found",)),
+        (("--frobnicate",), ("unrecognized arguments",)),
+    ],
+)
+def test_generate_bad_input_is_one_line(args, words):
+    one_line_error(run_cli("generate", *args), *words)
+
+
+def test_corrupt_and_wrong_shaped_checkpoints(tmp_path, small_model):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage" * 100)
+    one_line_error(run_cli("generate", "--model", str(corrupt)), "not a readable checkpoint")
+
+    wrong = tmp_path / "wrong.pt"
+    checkpoint.save(wrong, small_model)
+    blob = torch.load(wrong, weights_only=True)
+    blob["config"]["hidden"] = 48  # weights say 32
+    torch.save(blob, wrong)
+    one_line_error(run_cli("generate", "--model", str(wrong)), "wrong-shaped")
+
+    other = tmp_path / "other.pt"
+    torch.save({"hello": torch.zeros(3)}, other)
+    one_line_error(run_cli("info", "--model", str(other)), "not a folk-instrument-checkpoint")
+
+
+def test_info_json(tmp_path):
+    model = FolkRNN(ModelConfig())
+    path = tmp_path / "v2.pt"
+    checkpoint.save(path, model, {"name": "x", "epochs": 3}, half=True)
+    result = run_cli("info", "--model", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["layers"], info["hidden_size"], info["vocab_size"]) == (3, 512, 137)
+    assert info["parameters"] == 5_599_881
+    assert info["file_size_bytes"] == path.stat().st_size < 12 * 1024 * 1024  # fp16 fits the budget
+    assert info["metadata"]["epochs"] == 3
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path, small_model):
+    path = tmp_path / "half.pt"
+    checkpoint.save(path, small_model, half=True)
+    model, _ = checkpoint.load(path)
+    assert model.out.weight.dtype == torch.float32
+    assert torch.allclose(model.out.weight, small_model.out.weight, atol=2e-3)

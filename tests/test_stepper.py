@@ -1,0 +1,249 @@
+"""The live stepper's controls, each checked against the numpy reference or its definition."""
+
+import numpy as np
+import pytest
+import torch
+
+from instrument import vocab
+from instrument.folkrnn_import import params_from_model
+from instrument.reference import NumpyFolkRNN
+from instrument.stepper import Ablation, Stepper, Stimulation
+from instrument.vocab import TokenClass
+from tests.conftest import make_model
+
+PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
+
+
+def run_tokens(stepper, n):
+    return [vocab.TOKENS[int(stepper.step()[0])] for _ in range(n)]
+
+
+def reference_probs(params, tokens, vectors=None):
+    """Distributions of the numpy reference after each of ``tokens`` (or input ``vectors``)."""
+    ref = NumpyFolkRNN(params, vocab.INDEX)
+    if vectors is None:
+        return [ref.step(t) for t in tokens]
+    return [ref.step_vector(v) for v in vectors]
+
+
+def test_same_seed_same_tokens_and_different_seed_differs(small_model):
+    def sample(seed):
+        s = Stepper(small_model, seed=seed)
+        s.force(PROMPT)
+        return run_tokens(s, 60)
+
+    assert sample(5) == sample(5)
+    assert sample(5) != sample(6)
+
+
+def test_voices_are_independent_and_batch_size_does_not_change_a_voice(small_model):
+    one = Stepper(small_model, voices=1, seed=11)
+    three = Stepper(small_model, voices=3, seed=11)
+    one.force(PROMPT)
+    three.force(PROMPT)
+    a = [int(one.step()[0]) for _ in range(40)]
+    b = [three.step() for _ in range(40)]
+    assert a == [int(t[0]) for t in b]
+    assert [int(t[1]) for t in b] != a  # its own random stream
+
+
+def test_temperature_zero_is_greedy(small_model):
+    s = Stepper(small_model, seed=1)
+    s.temperature = 0
+    s.force(PROMPT)
+    for _ in range(20):
+        token = s.step()[0]
+        assert token == int(torch.argmax(s.readout.logits[0]))
+        assert s.readout.sampling[0, token] == pytest.approx(1.0)
+
+
+def test_temperature_scales_the_distribution(small_model):
+    s = Stepper(small_model, seed=1)
+    s.force(PROMPT)
+    s.temperature = 2.0
+    s.step()
+    logits = s.readout.logits[0].double().numpy()
+    body = ~vocab.class_mask(TokenClass.START, TokenClass.METER, TokenClass.MODE)  # never inside a body
+    expected = np.where(body, np.exp(logits / 2 - (logits / 2).max()), 0.0)
+    np.testing.assert_allclose(s.readout.sampling[0].numpy(), expected / expected.sum(), atol=1e-6)
+
+
+def test_logit_bias_can_forbid_and_favour(small_model):
+    s = Stepper(small_model, seed=2)
+    s.force(PROMPT)
+    pitches = vocab.class_mask(TokenClass.PITCH)
+    s.logit_bias = np.where(pitches, 0.0, -np.inf)  # only pitches
+    assert all(vocab.TOKEN_CLASS[vocab.INDEX[t]] is TokenClass.PITCH for t in run_tokens(s, 50))
+    s.logit_bias = np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 30.0, 0.0)  # strongly favour rests
+    assert run_tokens(s, 30).count("z") >= 28
+
+
+def test_stimulation_feeds_the_weighted_multi_hot_vector(small_model):
+    params = params_from_model(small_model)
+    s = Stepper(small_model, seed=4)
+    s.stimulation = Stimulation.tokens(["E"], 0.3, sampled_weight=0.7)
+    s.force(PROMPT)
+    vectors, fed = [], []
+    for t in PROMPT:
+        v = np.zeros(vocab.SIZE)
+        v[vocab.INDEX[t]] = 1.0
+        vectors.append(v)
+    probs = []
+    for _ in range(30):
+        token = int(s.step()[0])
+        probs.append(s.readout.probs[0].numpy().copy())
+        v = np.zeros(vocab.SIZE)
+        v[token] += 0.7
+        v[vocab.INDEX["E"]] += 0.3
+        fed.append(v)
+    # prompt tokens go in one-hot; sampled tokens go in as 0.7 onehot + 0.3 onehot(E)
+    expected = reference_probs(params, None, vectors + fed[:-1])[len(PROMPT) - 1 :]
+    np.testing.assert_allclose(np.array(probs), np.array(expected), atol=1e-5)
+
+
+def test_seed_two_hot_preset_uses_a_random_pitch_class_each_step(small_model):
+    plain = Stepper(small_model, seed=9)
+    stim = Stepper(small_model, seed=9)
+    stim.stimulation = Stimulation.seed_two_hot()
+    assert stim.stimulation.sampled_weight == pytest.approx(0.7) and stim.stimulation.random_pitch_class == 0.3
+    for s in (plain, stim):
+        s.force(PROMPT)
+    assert run_tokens(plain, 40) != run_tokens(stim, 40)
+    again = Stepper(small_model, seed=9)
+    again.stimulation = Stimulation.seed_two_hot()
+    again.force(PROMPT)
+    stim2 = Stepper(small_model, seed=9)
+    stim2.stimulation = Stimulation.seed_two_hot()
+    stim2.force(PROMPT)
+    assert run_tokens(again, 40) == run_tokens(stim2, 40)  # reproducible with its seed
+
+
+def test_output_ablation_of_last_layer_cuts_softmax_columns(small_model):
+    units = [0, 3, 7, 20]
+    params = params_from_model(small_model)
+    params[-2][units, :] = 0.0  # the dense W rows of those units: their connections to the softmax
+    s = Stepper(small_model, seed=1)
+    s.ablation = Ablation({2: units}, "output")
+    s.force(PROMPT)
+    tokens = run_tokens(s, 1)
+    ref = NumpyFolkRNN(params, vocab.INDEX)
+    for t in PROMPT[:-1]:
+        ref.step(t)
+    np.testing.assert_allclose(s.readout.probs[0].numpy(), ref.step(PROMPT[-1]), atol=1e-6)
+    assert tokens
+
+
+def test_output_ablation_of_first_layer_cuts_next_layer_inputs_only(small_model):
+    units = [1, 2, 30]
+    params = params_from_model(small_model)
+    base = 1 + 14  # layer 2's arrays
+    for g in range(4):
+        params[base + 3 * g][units, :] = 0.0  # W_in rows of layer 2 from those layer-1 units
+    s = Stepper(small_model, seed=1)
+    s.ablation = Ablation({0: units}, "output")
+    s.force(PROMPT)
+    probs = []
+    tokens = []
+    for _ in range(25):
+        tokens.append(vocab.TOKENS[int(s.step()[0])])
+        probs.append(s.readout.probs[0].numpy().copy())
+        h1 = s.readout.h[0][0]
+        assert float(h1[units].abs().sum()) > 0  # the unit itself still runs
+    expected = reference_probs(params, PROMPT + tokens[:-1])[len(PROMPT) - 1 :]
+    np.testing.assert_allclose(np.array(probs), np.array(expected), atol=1e-5)
+
+
+def test_silence_zeroes_h_everywhere_including_recurrence(small_model):
+    units = [4, 5, 6]
+    silent = Stepper(small_model, seed=1)
+    silent.ablation = Ablation({1: units}, "silence")
+    cut = Stepper(small_model, seed=1)
+    cut.ablation = Ablation({1: units}, "output")
+    for s in (silent, cut):
+        s.force(PROMPT)
+        s.temperature = 0
+    differ = False
+    for _ in range(20):
+        silent.step()
+        cut.step()
+        assert float(silent.readout.h[1][0, units].abs().max()) == 0.0
+        differ |= not torch.allclose(silent.readout.probs, cut.readout.probs)
+    assert differ  # the recurrence saw the zeros too
+
+
+def test_controls_change_between_any_two_steps(small_model):
+    """A change applies to the very next token: same prefix, then divergence right there."""
+    a = Stepper(small_model, seed=3)
+    b = Stepper(small_model, seed=3)
+    for s in (a, b):
+        s.force(PROMPT)
+    assert run_tokens(a, 10) == run_tokens(b, 10)
+    b.logit_bias = np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 50.0, 0.0)
+    assert run_tokens(b, 1) == ["z"]
+    b.logit_bias = None
+    b.ablation = Ablation({0: list(range(32))}, "silence")
+    b.step()
+    assert float(b.readout.h[0].abs().max()) == 0.0
+
+
+def test_readout_has_every_layer(small_model):
+    s = Stepper(small_model, voices=2, seed=0)
+    s.force(PROMPT)
+    s.step()
+    r = s.readout
+    assert len(r.h) == len(r.c) == 3
+    assert r.h[0].shape == (2, 32) and r.probs.shape == (2, 137)
+    assert torch.allclose(r.probs.sum(1), torch.ones(2), atol=1e-5)
+
+
+def test_force_per_voice_and_partial_reset(small_model):
+    s = Stepper(small_model, voices=2, seed=0)
+    s.force([PROMPT, ["<s>", "M:6/8", "K:Cdor"]])
+    s.step()
+    h_before = s.readout.h[2][1].clone()
+    s.reset([0])
+    s.force(PROMPT, voices=[0])
+    assert torch.equal(s.readout.h[2][1], h_before)  # voice 1 untouched
+    with pytest.raises(RuntimeError):
+        Stepper(small_model).step()
+
+
+def check_grammar(tokens):
+    """Independent statement of what the guard promises about a body."""
+    in_chord, last = False, "mode"
+    for t in tokens:
+        cls = vocab.TOKEN_CLASS[vocab.INDEX[t]]
+        if cls is TokenClass.DURATION:
+            assert last in (TokenClass.PITCH, TokenClass.REST, TokenClass.CHORD_CLOSE), tokens
+        if cls in (TokenClass.BAR, TokenClass.END, TokenClass.CHORD_OPEN, TokenClass.TUPLET):
+            assert not in_chord, tokens
+        if last in (TokenClass.TUPLET, TokenClass.BROKEN):
+            assert cls in (TokenClass.PITCH, TokenClass.REST, TokenClass.CHORD_OPEN), tokens
+        assert cls not in (TokenClass.METER, TokenClass.MODE, TokenClass.START)
+        if cls is TokenClass.CHORD_OPEN:
+            in_chord = True
+        if cls is TokenClass.CHORD_CLOSE:
+            assert in_chord
+            in_chord = False
+        if cls is TokenClass.END:
+            return
+        last = cls
+
+
+def test_grammar_guard_keeps_a_random_model_readable():
+    model = make_model(seed=3)
+    off = Stepper(model, voices=8, seed=1)
+    on = Stepper(model, voices=8, seed=1, guard=True)
+    for s in (off, on):
+        s.force(PROMPT)
+    off_bodies = [[] for _ in range(8)]
+    on_bodies = [[] for _ in range(8)]
+    for _ in range(150):
+        for bodies, s in ((off_bodies, off), (on_bodies, on)):
+            for v, t in enumerate(s.step()):
+                bodies[v].append(vocab.TOKENS[t])
+    for body in on_bodies:
+        check_grammar(body)
+    with pytest.raises(AssertionError):  # the unguarded random model does break the rules
+        for body in off_bodies:
+            check_grammar(body)
