@@ -7,6 +7,7 @@ damaged file is a one-line user error instead of a traceback mid-performance.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def save(path: str | Path, model: FolkRNN, metadata: dict[str, Any] | None = Non
         "config": model.config.to_dict(),
         "vocab": list(vocab.TOKENS),
         "state_dict": state,
-        "metadata": dict(metadata or {}),
+        "metadata": json.loads(json.dumps(metadata or {}, default=str)),  # plain types only: loads weights-only
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

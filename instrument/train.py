@@ -1,0 +1,315 @@
+"""Training with the folk-rnn v2 recipe (REFERENCE section 1), resumable and interruptible.
+
+Recipe: batches of 64 tunes of similar length, loss = NLL summed over each tune's tokens and
+averaged over the batch, RMSprop (lr 0.003, Lasagne's rho 0.9 and epsilon 1e-6), dropout 0.5
+after every LSTM layer, forget-gate bias 5, orthogonal recurrence, gradient clipping 5.
+The original clipped gradients inside the LSTM's backward pass (Lasagne ``grad_clipping``);
+torch's fused LSTM has no such hook, so we clip the global gradient norm at the same value.
+
+Runs data-parallel under ``torchrun`` (DistributedDataParallel): each process takes every
+n-th batch, gradients are averaged, and only rank 0 writes and prints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from instrument import checkpoint, vocab
+from instrument.errors import UsageError
+from instrument.model import FolkRNN, ModelConfig, loss_per_tune
+from instrument.tunes import Tune, parse_tunes
+
+STATE_SUFFIX = ".train-state.pt"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    epochs: int = 100
+    layers: int = 3
+    size: int = 512
+    dropout: float = 0.5
+    batch: int = 64
+    lr: float = 0.003
+    lr_decay: float = 0.97
+    lr_decay_after: int = 20
+    clip: float = 5.0
+    seed: int = 42
+    device: str = "cpu"
+    half: bool = False
+    max_length: int = 1000
+    limit_batches: int = 0  # for quick runs: at most this many batches an epoch (0 = all)
+
+
+@dataclass
+class History:
+    """What the model card reports: per-epoch losses (mean NLL per token, nats) and time."""
+
+    epoch: int = 0
+    train_loss: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+    best_valid: float = math.inf
+    best_epoch: int = 0
+
+
+def load_split(path: Path, max_length: int) -> list[list[int]]:
+    """Encoded tunes (``<s>`` .. ``</s>``) of one split file, longest ones dropped."""
+    if not path.is_file():
+        raise UsageError(f"{path} not found; build a corpus with 'run.py corpus --out DIR' and give --data DIR")
+    tunes: list[Tune] = parse_tunes(path.read_text(), source=str(path))
+    encoded = [vocab.encode(t.tokens()) for t in tunes]
+    return [e for e in encoded if len(e) <= max_length]
+
+
+def length_batches(tunes: list[list[int]], batch: int, rng: np.random.Generator) -> list[list[int]]:
+    """Indices of tunes grouped into batches of similar length, in random order.
+
+    Tunes are sorted by length with random tie-breaking, cut into batches, and the batches
+    shuffled, so padding stays small and every epoch sees different neighbours.
+    """
+    lengths = np.array([len(t) for t in tunes])
+    order = np.lexsort((rng.random(len(tunes)), lengths))
+    batches = [order[i : i + batch].tolist() for i in range(0, len(order), batch)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(tunes: list[list[int]], indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(tunes[i]) for i in indices)
+    pad = vocab.INDEX[vocab.END]
+    x = torch.full((len(indices), longest), pad, dtype=torch.long)
+    for row, i in enumerate(indices):
+        x[row, : len(tunes[i])] = torch.tensor(tunes[i])
+    lengths = torch.tensor([len(tunes[i]) for i in indices])
+    return x.to(device), lengths.to(device)
+
+
+@torch.no_grad()
+def evaluate(model: FolkRNN, tunes: list[list[int]], batch: int, device: torch.device) -> float:
+    """Mean NLL per predicted token over a split (nats)."""
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(tunes)), key=lambda i: len(tunes[i]))
+    for start in range(0, len(order), batch):
+        x, lengths = collate(tunes, order[start : start + batch], device)
+        total += float(loss_per_tune(model, x, lengths).sum())
+        count += int((lengths - 1).sum())
+    model.train()
+    return total / max(count, 1)
+
+
+class _StopFlag:
+    """Ctrl-C or SIGTERM asks the loop to stop after the batch in hand, then save."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Progress:
+    """One status line: epoch, batch, loss, tokens/s and time left. Redrawn in place on a
+    terminal; a plain line every 30 s otherwise (logs of background runs)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            if force or now - self.last > 0.2:
+                sys.stderr.write("\r" + text[:150].ljust(150))
+                sys.stderr.flush()
+                self.last = now
+        elif force or now - self.last > 30:
+            print(text, file=sys.stderr, flush=True)
+            self.last = now
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            if self.tty:
+                sys.stderr.write("\r" + " " * 150 + "\r")
+            print(text, file=sys.stderr, flush=True)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "RANK" in os.environ and not dist.is_initialized():  # launched by torchrun, even as one process
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if dist.is_initialized() else 0), world
+
+
+def state_path(out: str | Path) -> Path:
+    return Path(str(out) + STATE_SUFFIX)
+
+
+def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> History:
+    """Train (or resume) and write the best-validation model to ``cfg.out``."""
+    rank, world = _distributed()
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cfg.device == "cuda" and dist.is_initialized() else cfg.device)
+    data = Path(cfg.data)
+    train_set = load_split(data / "train.txt", cfg.max_length)
+    valid_set = load_split(data / "valid.txt", cfg.max_length)
+    torch.manual_seed(cfg.seed)
+    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout)).to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-6)
+    history = History()
+    spath = state_path(cfg.out)
+    if resume:
+        if not spath.is_file():
+            raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
+        state = torch.load(spath, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = History(**state["history"])
+        if state["config"]["layers"] != cfg.layers or state["config"]["size"] != cfg.size:
+            raise UsageError(f"{spath} holds a {state['config']['layers']} x {state['config']['size']} model; give the same --layers/--size")
+    trainee = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
+    progress = Progress(verbose and rank == 0)
+    progress.line(
+        f"training {cfg.layers} x {cfg.size} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
+        f"({sum(map(len, train_set)):,} tokens), validating on {len(valid_set)}; {world} process(es) on {device}"
+        + (" (DistributedDataParallel)" if dist.is_initialized() else "")
+    )
+    model.train()
+    started_total = time.monotonic()
+    with _StopFlag() as flag:
+        while history.epoch < cfg.epochs and not flag.stop:
+            epoch = history.epoch + 1
+            lr = cfg.lr * (cfg.lr_decay ** max(0, epoch - cfg.lr_decay_after))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            rng = np.random.default_rng([cfg.seed, epoch])
+            batches = length_batches(train_set, cfg.batch, rng)
+            if cfg.limit_batches:
+                batches = batches[: cfg.limit_batches]
+            batches = batches[: max(world, len(batches) // world * world)]  # every process steps equally often
+            mine = batches[rank::world]
+            total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
+            started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
+            for number, indices in enumerate(mine, 1):
+                x, lengths = collate(train_set, indices, device)
+                loss = loss_per_tune(trainee, x, lengths).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                optimizer.step()
+                tokens = int((lengths - 1).sum())
+                done_tokens += tokens
+                loss_sum += float(loss.detach()) * len(indices)
+                elapsed = time.monotonic() - started
+                rate = done_tokens / max(elapsed, 1e-9)
+                left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
+                progress.update(
+                    f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
+                    f"{rate * world:,.0f} tok/s, {_clock(left)} left"
+                )
+                if flag.stop:
+                    break
+            if flag.stop and number < len(mine):
+                break  # an unfinished epoch is not counted; resuming repeats it
+            valid = evaluate(model, valid_set, cfg.batch, device)
+            history.epoch = epoch
+            history.train_loss.append(loss_sum / max(done_tokens, 1))
+            history.valid_loss.append(valid)
+            history.seconds.append(time.monotonic() - started)
+            history.tokens_per_s.append(done_tokens * world / max(history.seconds[-1], 1e-9))
+            best = valid < history.best_valid
+            if best:
+                history.best_valid, history.best_epoch = valid, epoch
+            if rank == 0:
+                progress.line(
+                    f"epoch {epoch}: train {history.train_loss[-1]:.4f} valid {valid:.4f} nats/token, "
+                    f"{history.tokens_per_s[-1]:,.0f} tok/s, lr {lr:.5f}" + (" (best so far)" if best else "")
+                )
+                _save_state(spath, model, optimizer, history, cfg)
+                if best:
+                    checkpoint.save(cfg.out, model, _metadata(cfg, history, data, device, world), half=cfg.half)
+    if rank == 0:
+        if flag.stop:
+            _save_state(spath, model, optimizer, history, cfg)
+            progress.line(f"stopped after epoch {history.epoch}; state saved to {spath}; continue with --resume")
+        else:
+            progress.line(f"done in {_clock(time.monotonic() - started_total)}; best valid {history.best_valid:.4f} at epoch {history.best_epoch}; wrote {cfg.out}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return history
+
+
+def _save_state(path: Path, model, optimizer, history: History, cfg: TrainConfig) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": asdict(history), "config": asdict(cfg)}, tmp)
+    tmp.replace(path)
+
+
+def _metadata(cfg: TrainConfig, history: History, data: Path, device, world: int) -> dict[str, Any]:
+    import json
+
+    report = data / "report.json"
+    corpus = json.loads(report.read_text()) if report.is_file() else {}
+    return {
+        "name": Path(cfg.out).stem,
+        "trained": True,
+        "recipe": "folk-rnn v2 (config5)",
+        "epochs": history.epoch,
+        "best_epoch": history.best_epoch,
+        "train_loss": history.train_loss,
+        "valid_loss": history.valid_loss,
+        "epoch_seconds": history.seconds,
+        "tokens_per_s": history.tokens_per_s,
+        "training_seconds": sum(history.seconds),
+        "hardware": f"{_cpu_name()}, {torch.get_num_threads()} threads, {world} process(es), {device}",
+        "torch": torch.__version__,
+        "train_config": asdict(cfg),
+        "corpus": corpus,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
