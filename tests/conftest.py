@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,51 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subpr
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=ROOT, input=input, capture_output=True, text=True, timeout=timeout, env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A real JACK server (dummy driver, 32 frames at 48 kHz: a 0.67 ms period).
+
+    Uses the server CI started (``JACK_DEFAULT_SERVER``) when it answers; otherwise starts one
+    under its own name for this test session and stops it afterwards. Yields the server name.
+    """
+    if not shutil.which("jackd"):
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    name = os.environ.get("JACK_DEFAULT_SERVER")
+    if name and _jack_running(name):
+        yield name
+        return
+    name = f"folk-instrument-test-{os.getpid()}"
+    proc = subprocess.Popen(
+        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    previous = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    deadline = time.monotonic() + 20
+    while not _jack_running(name):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("could not start a JACK dummy server")
+        time.sleep(0.2)
+    try:
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if previous is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
+
+
+def _jack_running(name: str) -> bool:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    try:
+        return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -1,0 +1,222 @@
+"""The model side of a performance: tune after tune, just in time, as notes on a beat timeline.
+
+``next_notes()`` steps the network only until the next note is certain (its pitch and its
+length) and returns it; it knows nothing of seconds, threads or devices. The real-time engine
+calls it when the next note is due, and ``render`` calls it in a plain loop, so live and
+offline performances come from the same code. Parameters are read at every token, so a
+change applies to the very next token sampled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from instrument import steering, vocab
+from instrument.errors import UsageError
+from instrument.model import FolkRNN
+from instrument.notes import Note, NoteStream
+from instrument.params import Parameters
+from instrument.stepper import Stepper
+from instrument.tunes import Tune
+from instrument.vocab import TokenClass
+
+log = logging.getLogger("instrument.composer")
+_METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
+_MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)
+_END = vocab.INDEX[vocab.END]
+MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
+GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
+
+
+@dataclass(frozen=True)
+class PlayedNote:
+    """A note on the performance timeline (quarter-note beats from the performance start)."""
+
+    pitch: int
+    beat: float
+    duration: float
+    bar_offset: float
+    meter: str
+    tune: int
+    looped: bool = False
+
+
+@dataclass
+class TuneState:
+    """The tune being written: what the live view and the ABC recording show."""
+
+    number: int
+    meter: str = ""
+    mode: str = ""
+    body: list[str] = field(default_factory=list)
+    offset: float = 0.0  # performance beat at which the tune's beat 0 sits
+    ended: bool = False
+
+    def to_tune(self) -> Tune:
+        return Tune(self.meter, self.mode, list(self.body), ended=self.ended)
+
+
+class Composer:
+    """Generates a performance note by note from a model, steered by live parameters."""
+
+    def __init__(self, model: FolkRNN, params: Parameters, seed: int | None = None, model_path: str | None = None):
+        self.params = params
+        self.stepper = Stepper(model, voices=1, seed=seed)
+        self.orders = steering.UnitOrders(model.config.hidden, model_path, seed=0 if seed is None else seed)
+        self.layers = model.config.layers
+        self.tune: TuneState | None = None
+        self.finished: deque[Tune] = deque()  # tunes completed since the consumer last took them
+        self.tune_count = 0
+        self.head = 0.0  # performance beat where the last emitted note ends
+        self._stream: NoteStream | None = None
+        self._seen_new = params.fired("tune.new")
+        self._steer_key: tuple | None = None
+        self._bar_notes: list[PlayedNote] = []  # the bar being played, to find the last whole bar
+        self._last_bar: list[PlayedNote] = []
+        self._loop: deque[PlayedNote] = deque()
+        self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version, time) per token: control latency
+        self.tokens_sampled = 0
+        params.listeners.append(self._preload)
+        self._preload(None)
+
+    def _preload(self, change) -> None:
+        """Read an ablation set from disk when a controller names it (in that controller's thread)."""
+        if change is not None and change.name not in ("ablation.set", "ablation.layer"):
+            return
+        name, layer = self.params.target("ablation.set"), min(self.params.target("ablation.layer"), self.layers)
+        try:
+            self.orders.get(name, layer)
+        except UsageError as error:  # a patch named a set this model lacks: say so, play on
+            log.warning("%s; using the random order", error)
+
+    # -- the one entry point ---------------------------------------------------------------
+    def next_notes(self) -> list[PlayedNote]:
+        """Step until at least one note is certain and return the notes that became certain
+        (several when a repeat is played out). May return [] after a bounded amount of work
+        (e.g. a tune ended with nothing pending): just call again."""
+        if self.params.get("hold") and self._last_bar:
+            return [self._next_loop_note()]
+        self._loop.clear()
+        if self.params.fired("tune.new") != self._seen_new:
+            self._seen_new = self.params.fired("tune.new")
+            if self.tune is not None and not self.tune.ended:
+                notes = self._end_tune(produced_end=False)
+                if notes:
+                    return notes
+        if self.tune is None or self.tune.ended:
+            self._start_tune()
+        for _ in range(64):
+            notes = self._step()
+            if notes:
+                return notes
+            if self.tune.ended:
+                return []
+        return []
+
+    # -- tunes -----------------------------------------------------------------------------
+    def _start_tune(self) -> None:
+        self.tune_count += 1
+        start = 0.0 if self.tune is None else self.head + GAP_BEATS
+        self.tune = TuneState(self.tune_count, offset=start)
+        s = self.stepper
+        s.reset()
+        s.guard = bool(self.params.get("guard"))
+        s.force(vocab.START)
+        meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
+        header = []
+        for choice, only, make in ((meter, _METER_ONLY, vocab.meter_token), (mode, _MODE_ONLY, vocab.mode_token)):
+            if choice != "auto":
+                s.force(make(choice))
+                header.append(make(choice))
+            else:  # drawn by the model: its learned proportions of the corpus
+                s.logit_bias, temperature = only, s.temperature
+                s.temperature = 1.0
+                header.append(vocab.TOKENS[int(s.step()[0])])
+                s.temperature = temperature
+                s.logit_bias = None
+        self.tune.meter, self.tune.mode = vocab.meter_of(header[0]), vocab.mode_of(header[1])
+        self._stream = NoteStream(self.tune.meter, self.tune.mode)
+        self._steer_key = None
+        self._bar_notes, self._last_bar = [], []
+
+    def _end_tune(self, produced_end: bool) -> list[PlayedNote]:
+        """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
+        notes = self._place(self._stream.close())
+        self.tune.ended = True
+        self.finished.append(Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end))
+        return notes
+
+    def _step(self) -> list[PlayedNote]:
+        self._steer()
+        token = int(self.stepper.step()[0])
+        self.tokens_sampled += 1
+        self.applied.append((self.params.version, time.perf_counter()))
+        if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
+            return self._end_tune(produced_end=token == _END)
+        text = vocab.TOKENS[token]
+        self.tune.body.append(text)
+        return self._place(self._stream.push(text))
+
+    def _place(self, notes: list[Note]) -> list[PlayedNote]:
+        out = []
+        for n in notes:
+            played = PlayedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
+            out.append(played)
+            self.head = max(self.head, played.beat + played.duration)
+            self._remember(played)
+        return out
+
+    # -- hold: loop the last whole bar -----------------------------------------------------
+    def _remember(self, note: PlayedNote) -> None:
+        bar_start = note.beat - note.bar_offset
+        if self._bar_notes and bar_start > self._bar_notes[-1].beat - self._bar_notes[-1].bar_offset + 1e-6:
+            self._last_bar = self._bar_notes  # a new bar began: the previous one is whole
+            self._bar_notes = []
+        self._bar_notes.append(note)
+
+    def _next_loop_note(self) -> PlayedNote:
+        if not self._loop:
+            bar_start = self._last_bar[0].beat - self._last_bar[0].bar_offset
+            length = vocab.METER_EIGHTHS[self._last_bar[0].meter] / 2
+            shift = self.head - bar_start
+            # start the loop at the play head, keeping the bar's inner rhythm
+            self._loop.extend(
+                PlayedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
+            )
+            self.tune.offset += length  # the tune resumes one bar later per loop
+            self.head += length
+        return self._loop.popleft()
+
+    # -- parameters -> network controls ----------------------------------------------------
+    def _steer(self) -> None:
+        p = self.params
+        s = self.stepper
+        s.temperature = p.get("temperature")
+        s.guard = bool(p.get("guard"))
+        key = (
+            p.version,
+            round(p.get("stimulation.weight"), 4),
+            round(p.get("bias.strength"), 3), round(p.get("bias.rests"), 3), round(p.get("bias.triplets"), 3),
+            round(p.get("bias.long_notes"), 3), round(p.get("bias.short_notes"), 3),
+        )
+        if key == self._steer_key:
+            return
+        self._steer_key = key
+        s.stimulation = steering.stimulation(
+            p.get("stimulation.source"), p.get("stimulation.weight"), p.get("stimulation.token"), p.get("stimulation.keys")
+        )
+        layer = min(p.get("ablation.layer"), self.layers)
+        # sets are read from disk by _preload in the controller's thread, never here
+        order = self.orders.cached(p.get("ablation.set"), layer) or self.orders.get("random", layer)
+        s.ablation = steering.ablation(order, p.get("ablation.depth"), layer, p.get("ablation.mode"), p.get("ablation.units"))
+        s.logit_bias = steering.logit_bias(
+            self.tune.mode,
+            steering.scale_pitch_classes(p.get("bias.scale"), p.get("bias.pitch_classes")),
+            p.get("bias.strength"), p.get("bias.rests"), p.get("bias.triplets"),
+            p.get("bias.long_notes"), p.get("bias.short_notes"), p.get("bias.end"),
+        )

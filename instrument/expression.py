@@ -1,0 +1,102 @@
+"""How a note on the beat timeline is played: when (tempo, swing) and how loud (accents).
+
+Times come from a tempo map anchored at the note where the tempo last changed, never from
+accumulated sleeps, so an hour of playing does not drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from instrument import vocab
+
+# Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
+QUARTERS_PER_BEAT = {"2/4": 1.0, "3/4": 1.0, "4/4": 1.0, "6/8": 1.5, "9/8": 1.5, "12/8": 1.5, "3/2": 2.0}
+
+
+def seconds_per_quarter(bpm: float, meter: str) -> float:
+    """Seconds per quarter note at ``bpm`` beats per minute, the beat following the meter."""
+    return 60.0 / (bpm * QUARTERS_PER_BEAT[meter])
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    beat: float
+    time: float
+    spq: float
+
+
+class TempoMap:
+    """Quarter-note beats -> absolute seconds on the monotonic clock.
+
+    The anchor is one immutable tuple, replaced in one assignment: the timing thread may read
+    it (for MIDI clock) while the model thread moves it.
+    """
+
+    def __init__(self, start_time: float, spq: float):
+        self._anchor = _Anchor(0.0, start_time, spq)
+
+    @property
+    def spq(self) -> float:
+        return self._anchor.spq
+
+    def time_at(self, beat: float) -> float:
+        a = self._anchor
+        return a.time + (beat - a.beat) * a.spq
+
+    def beat_at(self, time: float) -> float:
+        a = self._anchor
+        return a.beat + (time - a.time) / a.spq
+
+    def change(self, spq: float, at_beat: float) -> None:
+        """New tempo from ``at_beat`` on; times before it stay where they were."""
+        if spq != self._anchor.spq:
+            self._anchor = _Anchor(at_beat, self.time_at(at_beat), spq)
+
+    def shift(self, seconds: float) -> None:
+        """Move everything later (a pause, or a restart after stop)."""
+        a = self._anchor
+        self._anchor = _Anchor(a.beat, a.time + seconds, a.spq)
+
+
+def swing_shift(bar_offset: float, meter: str, swing: float) -> float:
+    """How much later (in quarters) a note is played for ``swing`` 0..1.
+
+    Eighth pairs in simple meters: the off-beat eighth moves from half way through the quarter
+    towards two thirds (triplet swing at 1). Compound meters, already in threes, are left alone.
+    """
+    if swing <= 0 or meter in vocab.COMPOUND_METERS:
+        return 0.0
+    within = bar_offset % 1.0
+    middle = 0.5 + swing / 6.0  # where the off-beat eighth lands
+    if within <= 0.5:
+        return within * (middle / 0.5) - within
+    return middle + (within - 0.5) * ((1.0 - middle) / 0.5) - within
+
+
+# Metric weight of positions in a bar (quarter-note offsets): 1 the downbeat, then the other
+# strong beats, then the remaining beats; anything off the beat is weakest.
+_STRONG = {
+    "2/4": {0.0: 1.0, 1.0: 0.6},
+    "3/4": {0.0: 1.0, 1.0: 0.55, 2.0: 0.55},
+    "4/4": {0.0: 1.0, 2.0: 0.75, 1.0: 0.55, 3.0: 0.55},
+    "6/8": {0.0: 1.0, 1.5: 0.7},
+    "9/8": {0.0: 1.0, 1.5: 0.6, 3.0: 0.6},
+    "12/8": {0.0: 1.0, 3.0: 0.75, 1.5: 0.55, 4.5: 0.55},
+    "3/2": {0.0: 1.0, 2.0: 0.55, 4.0: 0.55},
+}
+OFF_BEAT = 0.35
+
+
+def metric_weight(bar_offset: float, meter: str) -> float:
+    """1.0 on the downbeat down to OFF_BEAT off the beat."""
+    for position, weight in _STRONG[meter].items():
+        if abs(bar_offset - position) < 1e-6:
+            return weight
+    return OFF_BEAT
+
+
+def velocity(base: int, dynamics: float, accent: float, bar_offset: float, meter: str) -> int:
+    """MIDI velocity: the base level scaled by dynamics, lowered off the strong beats by accent."""
+    level = 1.0 - accent * (1.0 - metric_weight(bar_offset, meter))
+    return max(1, min(127, int(round(base * dynamics * level))))

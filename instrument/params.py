@@ -1,0 +1,292 @@
+"""The one registry of live parameters: what controllers move and the engine reads.
+
+Controllers write from their own threads; the model thread reads at every token and the
+timing thread at every note. No lock is taken on either path: each parameter's state is one
+immutable tuple replaced in a single assignment (atomic in CPython), and smoothing is
+computed from it at read time, so readers never wait for writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from instrument import vocab
+
+log = logging.getLogger("instrument.params")
+
+KINDS = ("float", "int", "bool", "choice", "text", "list", "trigger")
+
+
+class ParamError(ValueError):
+    """A set that cannot be applied (unknown name, wrong type): controllers log and ignore it."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One live parameter: its range, default, unit and how fast it may glide."""
+
+    name: str
+    kind: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    smoothing_ms: float = 0.0
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+    validate: Callable[[Any], Any] | None = None
+
+    def coerce(self, value: Any) -> tuple[Any, str | None]:
+        """The value this parameter takes for ``value``, and a warning if it was clamped.
+
+        Raises ParamError for a value of the wrong type or an unknown choice.
+        """
+        kind = self.kind
+        if kind in ("float", "int"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise ParamError(f"{self.name} takes a number, not {value!r}") from None
+            if math.isnan(value) or math.isinf(value):
+                raise ParamError(f"{self.name} takes a finite number, not {value!r}")
+            warning = None
+            lo, hi = self.minimum, self.maximum
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                clamped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
+                warning = f"{self.name}={value!r} is outside {lo}..{hi}{(' ' + self.unit) if self.unit else ''}; clamped to {clamped}"
+                value = clamped
+            return (int(round(value)) if kind == "int" else float(value)), warning
+        if kind == "bool":
+            if isinstance(value, str) and value.lower() in ("true", "on", "yes", "1", "false", "off", "no", "0"):
+                return value.lower() in ("true", "on", "yes", "1"), None
+            if isinstance(value, (bool, int, float)):
+                return bool(value), None
+            raise ParamError(f"{self.name} takes on/off (a bool or 0/1), not {value!r}")
+        if kind == "choice":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and self.choices:
+                index = min(max(int(value), 0), len(self.choices) - 1)  # a knob or a fader picks by index
+                return self.choices[index], None
+            if str(value) not in self.choices:
+                raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {value!r}")
+            return str(value), None
+        if kind == "text":
+            value = str(value)
+            return (self.validate(value) if self.validate else value), None
+        if kind == "list":
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise ParamError(f"{self.name} takes a list, not {value!r}")
+            value = tuple(value)
+            return (self.validate(value) if self.validate else value), None
+        raise ParamError(f"{self.name} is a trigger: fire it, do not set it")
+
+
+@dataclass(frozen=True)
+class _State:
+    target: Any
+    start: Any
+    t0: float
+    tau: float  # smoothing time constant in seconds (0 = jump)
+    source: str
+    version: int
+
+
+@dataclass
+class Change:
+    """A record of the last thing that moved a parameter (for the live view)."""
+
+    name: str
+    value: Any
+    source: str
+    at: float
+
+
+class Parameters:
+    """Live parameter values with sources, smoothing, clamping and triggers."""
+
+    def __init__(self, specs: Iterable[ParamSpec] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.specs: dict[str, ParamSpec] = {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}
+        self._clock = clock
+        now = clock()
+        self._state: dict[str, _State] = {
+            s.name: _State(s.default, s.default, now, 0.0, "default", 0) for s in self.specs.values() if s.kind != "trigger"
+        }
+        self._fired: dict[str, int] = {s.name: 0 for s in self.specs.values() if s.kind == "trigger"}
+        self.version = 0  # bumped by every set and trigger: a reader notices change with one compare
+        self._write = threading.Lock()  # serialises writers only; readers never take it
+        self.last_change: Change | None = None
+        self.listeners: list[Callable[[Change], None]] = []
+
+    # -- writing (controller threads) -----------------------------------------------------
+    def set(self, name: str, value: Any, source: str = "", smoothing_ms: float | None = None) -> Any:
+        """Set ``name`` to ``value`` (clamped with a logged warning); returns the value taken.
+
+        Raises ParamError for an unknown parameter or a value of the wrong type.
+        """
+        spec = self._spec(name)
+        value, warning = spec.coerce(value)
+        if warning:
+            log.warning("%s%s", warning, f" (from {source})" if source else "")
+        tau = (spec.smoothing_ms if smoothing_ms is None else smoothing_ms) / 1000.0
+        if spec.kind not in ("float", "int"):
+            tau = 0.0
+        with self._write:
+            now = self._clock()
+            current = self.get(name, now)
+            self.version += 1
+            self._state[name] = _State(value, current, now, tau, source, self.version)
+            self.last_change = Change(name, value, source, now)
+        self._notify(self.last_change)
+        return value
+
+    def fire(self, name: str, source: str = "") -> None:
+        """Fire a trigger (new tune, panic): readers see its count go up."""
+        spec = self._spec(name)
+        if spec.kind != "trigger":
+            raise ParamError(f"{name} is not a trigger; set it to a value")
+        with self._write:
+            self._fired[name] += 1
+            self.version += 1
+            self.last_change = Change(name, "fired", source, self._clock())
+        self._notify(self.last_change)
+
+    def _notify(self, change: Change) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(change)
+            except Exception:  # a broken listener must not break a controller
+                log.exception("parameter listener failed")
+
+    # -- reading (any thread, lock-free) ---------------------------------------------------
+    def get(self, name: str, now: float | None = None) -> Any:
+        state = self._state[name]
+        if state.tau <= 0.0:
+            return state.target
+        elapsed = (self._clock() if now is None else now) - state.t0
+        if elapsed >= 8 * state.tau:
+            return state.target
+        value = state.target + (state.start - state.target) * math.exp(-elapsed / state.tau)
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def target(self, name: str) -> Any:
+        return self._state[name].target
+
+    def fired(self, name: str) -> int:
+        """How often a trigger has fired; compare with the count you last saw."""
+        return self._fired[name]
+
+    def source(self, name: str) -> str:
+        return self._state[name].source
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every parameter's current target value (triggers as their fire counts), JSON-ready."""
+        out: dict[str, Any] = {}
+        for name, spec in self.specs.items():
+            if spec.kind == "trigger":
+                out[name] = self._fired[name]
+            else:
+                value = self._state[name].target
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def _spec(self, name: str) -> ParamSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise ParamError(f"unknown parameter {name!r}") from None
+
+
+def _vocab_token(value: str) -> str:
+    if value not in vocab.INDEX:
+        raise ParamError(f"unknown token {value!r}; nearest: {', '.join(vocab.nearest(value))}")
+    return value
+
+
+def _midi_notes(values: tuple) -> tuple[int, ...]:
+    try:
+        notes = tuple(sorted({int(v) for v in values}))
+    except (TypeError, ValueError):
+        raise ParamError(f"expected MIDI note numbers, not {values!r}") from None
+    if any(not 0 <= n <= 127 for n in notes):
+        raise ParamError(f"MIDI note numbers are 0..127, not {values!r}")
+    return notes
+
+
+def _pitch_classes(values: tuple) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(v) % 12 for v in values}))
+    except (TypeError, ValueError):
+        raise ParamError(f"expected pitch classes 0..11, not {values!r}") from None
+
+
+def _units(values: tuple) -> tuple[int, ...]:
+    try:
+        units = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ParamError(f"expected unit numbers, not {values!r}") from None
+    if any(u < 0 for u in units):
+        raise ParamError("unit numbers start at 0")
+    return units
+
+
+SCALES: dict[str, tuple[int, ...]] = {
+    "none": (),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "major-pentatonic": (0, 2, 4, 7, 9),
+    "minor-pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "whole-tone": (0, 2, 4, 6, 8, 10),
+    "custom": (),  # use bias.pitch_classes
+}
+
+STIMULATION_SOURCES = ("random-pitch-class", "keys", "token")
+NEXT_METERS = ("auto", *vocab.METERS)
+NEXT_MODES = ("auto", *vocab.MODES)
+
+INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("temperature", "float", 1.0, 0.0, 4.0, "", 30, doc="sampling temperature; 0 = always the likeliest token"),
+    ParamSpec("stimulation.weight", "float", 0.0, 0.0, 1.0, "", 30, doc="weight on the forced tokens; the sampled token gets 1 - weight"),
+    ParamSpec("stimulation.source", "choice", "random-pitch-class", choices=STIMULATION_SOURCES,
+              doc="what is forced: a random pitch class each step (the seed), the keys held on a MIDI keyboard, or one token"),
+    ParamSpec("stimulation.token", "text", "C", doc="the token forced when the source is 'token'", validate=_vocab_token),
+    ParamSpec("stimulation.keys", "list", (), doc="MIDI notes held on the keyboard (set by the MIDI input)", validate=_midi_notes),
+    ParamSpec("ablation.layer", "int", 3, 1, 3, "", doc="LSTM layer whose units are cut (1 = nearest the input)"),
+    ParamSpec("ablation.set", "text", "random", doc="unit order that depth sweeps: 'random', 'periodic' (bar-periodic units of the model's analysis) or an ablation-set file"),
+    ParamSpec("ablation.depth", "float", 0.0, 0.0, 1.0, "", 0, doc="fraction of the ordered unit set that is cut"),
+    ParamSpec("ablation.mode", "choice", "output", choices=("output", "silence"), doc="cut outgoing connections, or hold h at zero"),
+    ParamSpec("ablation.units", "list", (), doc="extra units always cut on the ablation layer", validate=_units),
+    ParamSpec("bias.scale", "choice", "none", choices=tuple(SCALES), doc="scale lock: pitches outside it are pushed down by bias.strength"),
+    ParamSpec("bias.pitch_classes", "list", (), doc="pitch classes 0..11 (C = 0) of the 'custom' scale", validate=_pitch_classes),
+    ParamSpec("bias.strength", "float", 0.0, 0.0, 20.0, "logit", 30, doc="how hard the scale lock pushes (20 = hard lock)"),
+    ParamSpec("bias.rests", "float", 0.0, -10.0, 10.0, "logit", 30, doc="more (+) or fewer (-) rests"),
+    ParamSpec("bias.triplets", "float", 0.0, -10.0, 10.0, "logit", 30, doc="more (+) or fewer (-) triplets"),
+    ParamSpec("bias.long_notes", "float", 0.0, -10.0, 10.0, "logit", 30, doc="more (+) or fewer (-) lengthened notes"),
+    ParamSpec("bias.short_notes", "float", 0.0, -10.0, 10.0, "logit", 30, doc="more (+) or fewer (-) shortened notes"),
+    ParamSpec("bias.end", "float", 0.0, -20.0, 20.0, "logit", 0, doc="end tunes sooner (+) or later (-)"),
+    ParamSpec("guard", "bool", True, doc="mask tokens that cannot follow (the grammar guard)"),
+    ParamSpec("tempo", "float", 110.0, 20.0, 320.0, "BPM", 200, doc="beats per minute; the beat follows the meter (dotted quarter in 6/8)"),
+    ParamSpec("swing", "float", 0.0, 0.0, 1.0, "", 100, doc="0 straight, 1 triplet swing of eighth pairs"),
+    ParamSpec("transpose", "int", 0, -24, 24, "semitones", doc="shift every note"),
+    ParamSpec("velocity", "int", 90, 1, 127, "", doc="base MIDI velocity"),
+    ParamSpec("accent", "float", 0.35, 0.0, 1.0, "", 50, doc="how much stronger the strong beats are"),
+    ParamSpec("dynamics", "float", 1.0, 0.0, 1.5, "", 50, doc="overall loudness, scales the velocity"),
+    ParamSpec("articulation", "float", 0.9, 0.1, 1.0, "", 50, doc="sounding fraction of each note's length (legato = 1)"),
+    ParamSpec("meter.next", "choice", "auto", choices=NEXT_METERS, doc="meter of the next tune ('auto': the model draws it)"),
+    ParamSpec("mode.next", "choice", "auto", choices=NEXT_MODES, doc="mode of the next tune ('auto': the model draws it)"),
+    ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
+    ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
+    ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
+    ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
+    ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),
+)

@@ -1,0 +1,120 @@
+"""The timing thread: runs actions at absolute times on the monotonic clock.
+
+It sleeps until a little before an event, then spins for the last stretch, because a sleeping
+thread wakes up late by a scheduler quantum or more. Producers (the model thread) never wait
+for it: they append to a queue and set an event. It keeps the onset error of every event it
+ran (when it ran minus when it was due) for the benchmark and the live view.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+log = logging.getLogger("instrument.scheduler")
+
+REALTIME_PRIORITY = 40  # below JACK's own threads (typically 70+), above everything else
+clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: never jumps, high resolution
+
+Action = Callable[[float], None]  # called with the time it was due
+
+
+class Scheduler:
+    """A heap of (due time, action) run by one dedicated thread."""
+
+    SPIN_S = 0.0012  # spin for the last ~1 ms: sleep wake-ups are later than that too often
+
+    def __init__(self, name: str = "timing", spin_s: float | None = None, switch_interval_s: float = 0.0005, realtime: bool = True):
+        self.realtime = realtime
+        self.priority = "normal"
+        self.spin_s = self.SPIN_S if spin_s is None else spin_s
+        self._inbox: deque[tuple[float, int, Action]] = deque()  # append/popleft are atomic
+        self._heap: list[tuple[float, int, Action]] = []
+        self._seq = itertools.count()
+        self._wake = threading.Event()
+        self._running = False
+        self._clear: deque[Action | None] = deque()
+        self.errors: deque[float] = deque(maxlen=100_000)  # onset errors in seconds
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # A thread that wakes must get the GIL quickly; Python's default hand-over is 5 ms.
+        if switch_interval_s and sys.getswitchinterval() > switch_interval_s:
+            sys.setswitchinterval(switch_interval_s)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread; events not yet due are dropped (the caller sends note-offs)."""
+        self._running = False
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def at(self, due: float, action: Action) -> None:
+        """Run ``action(due)`` at ``due`` (seconds on ``clock``). Safe from any thread."""
+        self._inbox.append((due, next(self._seq), action))
+        self._wake.set()
+
+    def clear(self, then: Action | None = None) -> None:
+        """Forget every event not yet run, then run ``then`` in the timing thread (panic: the
+        note-offs go out from the same thread as the notes, never interleaved with them)."""
+        self._clear.append(then)
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _raise_priority(self) -> None:
+        """Ask the kernel for real-time (FIFO) scheduling, as audio software does: under load a
+        normal thread waits milliseconds for a core; a FIFO one does not. Without permission
+        (``ulimit -r``), carry on at normal priority and say so once."""
+        if not self.realtime or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+            self.priority = f"realtime (FIFO {REALTIME_PRIORITY})"
+        except (PermissionError, OSError):
+            log.info("timing thread runs at normal priority (no real-time permission: see 'ulimit -r')")
+
+    def _run(self) -> None:
+        self._raise_priority()
+        heap, inbox = self._heap, self._inbox
+        while self._running:
+            while inbox:
+                heapq.heappush(heap, inbox.popleft())
+            while self._clear:
+                then = self._clear.popleft()
+                heap.clear()
+                if then is not None:
+                    try:
+                        then(clock())
+                    except Exception:
+                        log.exception("clear action failed")
+            if not heap:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            due = heap[0][0]
+            wait = due - clock() - self.spin_s
+            if wait > 0:
+                self._wake.wait(wait)
+                self._wake.clear()
+                continue  # re-check: something earlier may have arrived
+            while clock() < due:
+                pass
+            due, _, action = heapq.heappop(heap)
+            now = clock()
+            try:
+                action(due)
+            except Exception:  # an output failing must not stop the clock
+                log.exception("scheduled action failed")
+            self.errors.append(now - due)
