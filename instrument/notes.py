@@ -387,40 +387,41 @@ class NoteStream:
                 tally.close(self._written, self._index)
             self._start_section(explicit=True)
             return
-        closed = tally.close(self._written, self._index)
+        if tally.close(self._written, self._index):
+            if self._in_ending:
+                self._section.ending_bars += 1
+            if self._second_left:
+                self._second_left -= 1
+                if self._second_left == 0:  # the second ending is over: the next section starts
+                    self._start_section(explicit=False)
         if token == "|1" and not self._in_ending and self._section.ending is None:
             self._section.ending = self._written
             self._section.ending_note = len(self._first_time)
             self._in_ending = True
-            self._after_repeat = None
-            self._second_left = 0  # a new first ending ends any second ending still counting
-            return
-        if token == "|2" and self._after_repeat is not None and self._second_left == 0:
+            self._second_left = 0
+        elif token == "|2" and self._after_repeat is not None:
             self._second_left = max(self._after_repeat.ending_bars, 1)
-            self._after_repeat = None
-            return
         self._after_repeat = None
-        if self._in_ending and closed:
-            self._section.ending_bars += 1
-        if self._second_left and closed:
-            self._second_left -= 1
-            if self._second_left == 0:
-                self._start_section(explicit=False)
 
     def _repeat(self, length: Fraction, full: bool, out: list[Note]) -> None:
         """``:|``: check the round trip, play the section again, and start the next one here."""
         section, tally = self._section, self._tally
+        if section.start == self._written:  # nothing to play again (``:| :|``)
+            self._start_section(explicit=False)
+            return
         with_ending = section.ending is not None
+        head = tally.length_of(section.head_bar) - section.head_offset
+        # a section that lies inside one bar fills that bar when played twice
+        fills = section.head_bar == tally.current.index and length + head >= tally.units
         if full:
             tail = Fraction(0) if tally.close(self._written, self._index) else length
-        elif with_ending:
-            tally.close(self._written, self._index, closing=True)  # the first ending ends here, however short
+        elif with_ending or fills:
+            tally.close(self._written, self._index, closing=True)  # short, but the repeat completes it
             tail = length
         else:
             tail = length  # the bar runs on past the repeat sign
         if with_ending and length:
             section.ending_bars += 1
-        head = tally.length_of(section.head_bar) - section.head_offset
         tally.add_check(section.head_bar, tail + head)
         body_end = section.ending if with_ending else self._written
         if self.repeats:
