@@ -19,7 +19,7 @@ Choices where the spec is silent (tests/test_notes.py pins each one):
   and lasts as many bars as the first ending did; the next section (for a later ``:|`` that no
   ``|:`` opened) starts after it.
 
-Bars are the written bars, counted the way abc2midi counts them (see ``_BarTally``).
+Bars are the written bars, counted the way abc2midi counts them (see ``instrument.bars``).
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from instrument import vocab
+from instrument.bars import Bar, BarTally, beats
 from instrument.tunes import Tune
 from instrument.vocab import TokenClass
 
-QUARTERS_PER_UNIT = Fraction(1, 2)  # the unit length is an eighth note: half a quarter-note beat
+__all__ = ["Bar", "Note", "NoteStream", "Score", "note_pitch", "tune_notes", "tuplet_ratio"]
+
 _BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), "<": (Fraction(1, 2), Fraction(3, 2))}
-
-
-def _beats(units: Fraction) -> float:
-    return float(units * QUARTERS_PER_UNIT)
 
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    """One sounding note, placed in time as played and in the written bar it comes from."""
+
     pitch: int  # MIDI number
     start: float  # quarter-note beats from the tune's start, as played (repeats unfolded)
     duration: float  # quarter-note beats
@@ -49,24 +49,10 @@ class Note:
     token: int  # index in the body of the token that started it (its pitch token)
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One written bar.
-
-    ``ok`` is true when the bar is full, when it is a pickup, or when it is a short closing bar: the
-    last bar of a first ending (``|1 ... :|``) or the unfinished last bar of the tune, which the
-    pickup completes when the music goes round again.
-    """
-
-    length: float  # quarter-note beats actually filled
-    expected: float  # quarter-note beats the meter asks for
-    ok: bool  # length == expected, or the bar is a pickup (or a short closing bar, see above)
-    pickup: bool  # first bar of the tune or of a repeated section, shorter than the meter
-    end_token: int = -1  # index in the body of the bar token that ended it (-1: the tune's end)
-
-
 @dataclass
 class Score:
+    """A whole tune: its notes in playing order and its written bars."""
+
     notes: list[Note]
     bars: list[Bar]  # written bars (not unfolded)
 
@@ -122,66 +108,6 @@ class _Event:
 
 
 @dataclass
-class _BarRecord:
-    index: int
-    start: Fraction  # written position, units
-    length: Fraction = Fraction(0)
-    head: bool = False  # starts the tune or a ``|:`` section at a bar line (may be a pickup)
-    checks: list[Fraction] = field(default_factory=list)  # lengths it must have when played again
-    closing: bool = False  # a first ending's last bar or the tune's unfinished last bar
-    end_token: int = -1
-
-
-class _BarTally:
-    """Written bars and their checks, counted the way abc2midi counts them.
-
-    A bar line ``|``, ``|1`` or ``|2`` ends every non-empty bar. A repeat sign ``|:`` or ``:|`` ends
-    a bar only when it is full (or over-full) or is the tune's first bar: a repeat sign in mid-bar
-    leaves the bar open, so ``.. c4 :| cG |`` is one bar of three beats. The last bar of a first
-    ending is closed by its ``:|`` even when short. When a section goes round again, the part of
-    its last bar before ``:|`` (the tail) and the part of its first bar after the section start
-    must make one full bar: that is checked on the section's first bar, which is where abc2midi
-    reports it.
-    """
-
-    def __init__(self, units: Fraction) -> None:
-        self.units = units
-        self.done: list[Bar] = []
-        self.records: list[_BarRecord] = []
-        self.current = _BarRecord(0, Fraction(0), head=True)
-
-    def bar(self, record: _BarRecord) -> Bar:
-        checks_ok = all(c == self.units for c in record.checks)
-        short = record.length < self.units
-        pickup = record.head and short and checks_ok
-        ok = (record.length == self.units and checks_ok) or pickup or (record.closing and short and checks_ok)
-        return Bar(_beats(record.length), _beats(self.units), ok, pickup, record.end_token)
-
-    def close(self, position: Fraction, token: int, closing: bool = False) -> bool:
-        """End the current bar (at body index ``token``) if it holds anything; the next starts at ``position``."""
-        record = self.current
-        if record.length == 0:
-            return False
-        record.closing, record.end_token = closing, token
-        self.records.append(record)
-        self.done.append(self.bar(record))
-        self.current = _BarRecord(record.index + 1, position)
-        return True
-
-    def add_check(self, index: int, length: Fraction) -> None:
-        """Record that bar ``index`` must be ``length`` long when played again; re-judge it if closed."""
-        if index < len(self.records):
-            record = self.records[index]
-            record.checks.append(length)
-            self.done[index] = self.bar(record)
-        else:
-            self.current.checks.append(length)
-
-    def length_of(self, index: int) -> Fraction:
-        return self.records[index].length if index < len(self.records) else self.current.length
-
-
-@dataclass
 class _Section:
     """Where the section that the next ``:|`` repeats starts, and its first ending if any."""
 
@@ -219,7 +145,7 @@ class NoteStream:
         self._next_factor = Fraction(1)  # broken rhythm owed to the next event
         self._tuplet_left = 0
         self._tuplet = Fraction(1)
-        self._tally = _BarTally(Fraction(vocab.METER_EIGHTHS[meter]))
+        self._tally = BarTally(Fraction(vocab.METER_EIGHTHS[meter]))
         self._first_time: list[tuple[Note, Fraction]] = []  # notes as first played (exact start), for repeats
         self._section = _Section(Fraction(0), 0, 0, Fraction(0))
         self._in_ending = False  # between ``|1`` and ``:|``
@@ -231,12 +157,12 @@ class NoteStream:
     @property
     def position(self) -> float:
         """Written quarter-note beats of everything certain so far (repeats not unfolded)."""
-        return _beats(self._written)
+        return beats(self._written)
 
     @property
     def played(self) -> float:
         """As-played quarter-note beats up to the end of everything certain so far."""
-        return _beats(self._written + self._offset)
+        return beats(self._written + self._offset)
 
     @property
     def bar_index(self) -> int:
@@ -246,7 +172,7 @@ class NoteStream:
     @property
     def bar_position(self) -> float:
         """Quarter-note beats certain so far in the bar now being filled."""
-        return _beats(self._tally.current.length)
+        return beats(self._tally.current.length)
 
     @property
     def bars(self) -> tuple[Bar, ...]:
@@ -362,10 +288,10 @@ class NoteStream:
             start = event.start + self._offset
             note = Note(
                 member.pitch,
-                _beats(start),
-                _beats(member.own * scale),
+                beats(start),
+                beats(member.own * scale),
                 event.bar,
-                _beats(event.bar_offset),
+                beats(event.bar_offset),
                 member.token,
             )
             self._first_time.append((note, start))
@@ -427,7 +353,7 @@ class NoteStream:
         if self.repeats:
             shift = self._written - section.start  # the section again, right after this sign
             for note, start in self._first_time[section.first_note : section.ending_note if with_ending else None]:
-                out.append(replace(note, start=_beats(start + shift)))
+                out.append(replace(note, start=beats(start + shift)))
             self._offset += body_end - section.start
         self._in_ending = False
         self._second_left = 0
