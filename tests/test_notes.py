@@ -423,3 +423,10 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, stdin, message):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def test_abc_export_tells_abc2midi_to_hold_accidentals_per_octave():
+    # abc2midi resets the directive at every X:, so it must sit inside each tune's header
+    abc = Tune("4/4", "maj", ["^F", "f", "|"]).to_abc(2)
+    lines = abc.splitlines()
+    assert lines[0] == "X:2" and "%%propagate-accidentals octave" in lines[1 : lines.index("K:Cmaj")]

@@ -108,13 +108,15 @@ MISREAD: dict[int, tuple[str, Callable[[list[str]], Fix]]] = {
 
 # -- running abc2midi ------------------------------------------------------------------------------
 def abc_text(meter: str, mode: str, body: list[str]) -> str:
-    """The tune as ABC. Both directives must sit inside the tune: abc2midi resets them at every X:.
+    """The tune as ABC, as ``Tune.to_abc`` writes it, plus ``%%MIDI chordattack 0``.
 
-    ``%%propagate-accidentals octave``: an accidental holds only in its own octave (the spec).
-    ``%%MIDI chordattack 0``: abc2midi otherwise starts each further chord note 10 ticks late.
+    ``to_abc`` carries ``%%propagate-accidentals octave`` (an accidental holds only in its own octave,
+    the spec) inside the tune: abc2midi resets it at every X:, so a line above X: would be lost.
+    Without ``chordattack 0`` abc2midi starts each further note of a chord 10 ticks late.
     """
     abc = Tune(meter, mode, body).to_abc()
-    return abc.replace("K:", "%%propagate-accidentals octave\n%%MIDI chordattack 0\nK:", 1)
+    assert "\n%%propagate-accidentals octave\n" in abc
+    return abc.replace("K:", "%%MIDI chordattack 0\nK:", 1)
 
 
 def token_offsets(body: list[str]) -> list[int]:
