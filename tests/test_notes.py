@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from instrument.notes import Bar, Note, NoteStream, tune_notes, tuplet_ratio
 from instrument.tunes import Tune, parse_tunes
 
 ROOT = Path(__file__).resolve().parents[1]
+NOT_BODY = {vocab.TokenClass.METER, vocab.TokenClass.MODE, vocab.TokenClass.START, vocab.TokenClass.END}
 SAMPLES = ROOT / "tests" / "data" / "folkrnn_v2_samples.txt"
 
 
@@ -364,6 +366,19 @@ def test_streaming_gives_exactly_the_whole_tune_result(repeats):
         whole = tune_notes(tune, repeats)
         assert notes == whole.notes
         assert list(stream.bars) == whole.bars
+
+
+def test_any_token_sequence_plays_in_order():
+    """The live model may write anything: no token sequence may break the stream or its order."""
+    rng = random.Random(7)
+    body_tokens = [t for t in vocab.TOKENS if vocab.TOKEN_CLASS[vocab.INDEX[t]] not in NOT_BODY]
+    for _ in range(300):
+        body = rng.choices(body_tokens, k=rng.randint(0, 60))
+        for repeats in (True, False):
+            result = tune_notes(Tune(rng.choice(vocab.METERS), rng.choice(vocab.MODES), body), repeats)
+            assert [n.start for n in result.notes] == sorted(n.start for n in result.notes)
+            assert all(n.duration > 0 and n.bar <= len(result.bars) for n in result.notes)
+            assert all(b.length > 0 for b in result.bars)
 
 
 def test_repeats_only_add_notes():
