@@ -7,8 +7,9 @@ exposed in quarter-note beats as floats.
 
 Choices where the spec is silent (tests/test_notes.py pins each one):
 
-- A duration or broken-rhythm token only acts on the note, rest or chord right before it; a stray one
-  (after a bar line, at the start) is ignored, so a note once emitted never changes.
+- A duration or broken-rhythm token only acts on the note, rest or chord right before it (durations in
+  a row multiply); a stray one (after a bar line, at the start) is ignored, so a note once emitted
+  never changes.
 - A ``(p`` while a tuplet is still running is ignored (abc2midi: "nested tuples"); a tuplet runs on
   across bar lines.
 - A ``[`` inside a chord and a ``]`` outside one are ignored (as abc2midi does); a bar token inside a
@@ -18,6 +19,8 @@ Choices where the spec is silent (tests/test_notes.py pins each one):
 - Second endings: a ``|2`` right after the ``:|`` of a section with a ``|1`` plays after the repeat
   and lasts as many bars as the first ending did; the next section (for a later ``:|`` that no
   ``|:`` opened) starts after it.
+- Only ``:|`` repeats: a second ``|:`` before any ``:|`` just starts the section afresh, and a ``:|``
+  with nothing since the last one repeats nothing.
 
 Bars are the written bars, counted the way abc2midi counts them (see ``instrument.bars``).
 """
