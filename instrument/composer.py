@@ -70,7 +70,7 @@ class Composer:
         self.orders = steering.UnitOrders(model.config.hidden, model_path, seed=0 if seed is None else seed)
         self.layers = model.config.layers
         self.tune: TuneState | None = None
-        self.finished: deque[Tune] = deque()  # tunes completed since the consumer last took them
+        self.finished: deque[tuple[int, Tune]] = deque()  # (number, tune) completed since last taken
         self.tune_count = 0
         self.head = 0.0  # performance beat where the last emitted note ends
         self._stream: NoteStream | None = None
@@ -144,11 +144,18 @@ class Composer:
         self._steer_key = None
         self._bar_notes, self._last_bar = [], []
 
+    def cut(self) -> None:
+        """End the tune being written where it stands (the performance is over)."""
+        if self.tune is not None and not self.tune.ended:
+            if self.tune.body:
+                self._end_tune(produced_end=False)
+            self.tune.ended = True
+
     def _end_tune(self, produced_end: bool) -> list[PlayedNote]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
         notes = self._place(self._stream.close())
         self.tune.ended = True
-        self.finished.append(Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end))
+        self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
 
     def _step(self) -> list[PlayedNote]:
@@ -181,14 +188,15 @@ class Composer:
 
     def _next_loop_note(self) -> PlayedNote:
         if not self._loop:
-            bar_start = self._last_bar[0].beat - self._last_bar[0].bar_offset
-            length = vocab.METER_EIGHTHS[self._last_bar[0].meter] / 2
-            shift = self.head - bar_start
-            # start the loop at the play head, keeping the bar's inner rhythm
+            first = self._last_bar[0]
+            bar_start = first.beat - first.bar_offset
+            extent = max(n.beat + n.duration for n in self._last_bar) - bar_start
+            length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
+            shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
             self._loop.extend(
                 PlayedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
             )
-            self.tune.offset += length  # the tune resumes one bar later per loop
+            self.tune.offset += length  # the tune resumes one loop later
             self.head += length
         return self._loop.popleft()
 

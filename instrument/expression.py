@@ -100,3 +100,47 @@ def velocity(base: int, dynamics: float, accent: float, bar_offset: float, meter
     """MIDI velocity: the base level scaled by dynamics, lowered off the strong beats by accent."""
     level = 1.0 - accent * (1.0 - metric_weight(bar_offset, meter))
     return max(1, min(127, int(round(base * dynamics * level))))
+
+
+class Phrasing:
+    """Places each composed note in time and gives it a velocity, from the live parameters.
+
+    One instance follows a whole performance, live or rendered: it keeps the tempo map (so a
+    tempo change applies from the next note on, without moving earlier ones) and counts bars.
+    """
+
+    def __init__(self, params, start_time: float):
+        self.params = params
+        self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
+        self.bars = 0  # bars begun so far
+        self._bar_key: tuple[int, float] | None = None
+        self.qpm_override: float | None = None  # quarter notes per minute from an external clock
+
+    def spq(self, meter: str) -> float:
+        if self.qpm_override:
+            return 60.0 / self.qpm_override
+        return seconds_per_quarter(self.params.get("tempo"), meter)
+
+    def bar_of(self, note) -> tuple[int, float]:
+        return note.tune, round(note.beat - note.bar_offset, 6)
+
+    def starts_bar(self, note) -> bool:
+        """Whether ``note`` would begin a bar not yet begun."""
+        return self.bar_of(note) != self._bar_key
+
+    def place(self, note):
+        """The ScheduledNote for a PlayedNote (times on the tempo map's clock)."""
+        from instrument.outputs import ScheduledNote
+
+        p = self.params
+        self.tempo.change(self.spq(note.meter), note.beat)
+        key = self.bar_of(note)
+        if key != self._bar_key:
+            self._bar_key = key
+            self.bars += 1
+        on = self.tempo.time_at(note.beat + swing_shift(note.bar_offset, note.meter, p.get("swing")))
+        sounding = max(note.duration * p.get("articulation"), 0.02 / self.tempo.spq)
+        off = on + sounding * self.tempo.spq
+        pitch = max(0, min(127, note.pitch + int(p.get("transpose"))))
+        vel = velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"), note.bar_offset, note.meter)
+        return ScheduledNote(on, off, pitch, vel, int(p.get("channel")), note.tune)

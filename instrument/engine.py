@@ -1,0 +1,208 @@
+"""The real-time loop: the model composes just in time, the timing thread plays on time.
+
+Two threads share the work and never wait for each other's slow work:
+- the model thread sleeps until the next note is nearly due (``lookahead`` before its onset),
+  steps the network only until that note's pitch and length are certain, places it in time
+  and hands it to every output (the MIDI port passes it on to the timing thread; the synth
+  and recordings take it ahead of time);
+- the timing thread (``Scheduler``, real-time priority where allowed) sends MIDI at the
+  scheduled instants.
+A parameter change is therefore heard at the very next token sampled, which is at most one
+note away. Stopping for any reason (limit reached, Ctrl-C, SIGTERM, an error) ends every
+sounding note and closes every recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from instrument.composer import Composer, PlayedNote
+from instrument.expression import Phrasing
+from instrument.outputs import Output
+from instrument.params import Parameters
+from instrument.scheduler import Scheduler, clock
+
+log = logging.getLogger("instrument.engine")
+
+LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
+
+
+@dataclass
+class Limits:
+    """When a performance ends by itself (0 = no limit)."""
+
+    bars: int = 0
+    tunes: int = 0
+    seconds: float = 0.0
+
+
+class Engine:
+    """Plays a Composer's notes on outputs in real time."""
+
+    def __init__(
+        self,
+        composer: Composer,
+        params: Parameters,
+        outputs: list[Output],
+        scheduler: Scheduler,
+        limits: Limits = Limits(),
+        lookahead: float = 0.025,
+        preroll: float = 0.2,
+    ):
+        self.composer = composer
+        self.params = params
+        self.outputs = outputs
+        self.scheduler = scheduler
+        self.limits = limits
+        self.lookahead = lookahead
+        self.preroll = preroll
+        self.phrasing: Phrasing | None = None
+        self.start_time = 0.0
+        self.notes_played = 0
+        self.resyncs = 0  # times the model fell so far behind that the timeline moved on
+        self.last_off = 0.0  # when the last scheduled note ends
+        self.error: BaseException | None = None
+        self.finished = threading.Event()  # set when the performance is over, for any reason
+        self.stop_reason = ""
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._pending: deque[PlayedNote] = deque()
+        self._panics_seen = params.fired("panic")
+        self._thread = threading.Thread(target=self._run, name="model", daemon=True)
+        params.listeners.append(self._on_change)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.start_time = clock() + self.preroll
+        self.phrasing = Phrasing(self.params, self.start_time)
+        self.scheduler.start()
+        for out in self.outputs:
+            out.start(self.start_time)
+        self._thread.start()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End now: silence, close outputs and recordings. Idempotent, any thread."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.stop_reason = self.stop_reason or reason
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(2.0)
+        self.scheduler.stop()
+        now = clock()
+        self._finish_tunes(cut=True)
+        for out in self.outputs:
+            try:
+                out.close(now)
+            except Exception:  # one broken output must not keep the others sounding
+                log.exception("closing %s failed", getattr(out, "name", out))
+        if self._on_change in self.params.listeners:
+            self.params.listeners.remove(self._on_change)
+        self.finished.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    # -- the model thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._perform()
+        except BaseException as error:  # the music stops, but nothing is left sounding
+            self.error = error
+            log.exception("the model thread failed")
+            self.stop_reason = f"error: {error}"
+        finally:
+            if not self._closed:
+                threading.Thread(target=self.stop, args=("ended",), name="stopper", daemon=True).start()
+
+    def _perform(self) -> None:
+        composer, phrasing = self.composer, self.phrasing
+        while not self._stopping.is_set():
+            self._check_panic()
+            if not self._pending:
+                # compose only when the next note is nearly due: just in time
+                if not self._sleep_until(phrasing.tempo.time_at(composer.head) - self.lookahead):
+                    return
+                self._pending.extend(composer.next_notes())
+                self._finish_tunes()
+                continue
+            note = self._pending[0]
+            if self._beyond_limits(note):
+                self.stop_reason = "limit reached"
+                self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
+                return
+            if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
+                return
+            self._pending.popleft()
+            self._schedule(note)
+
+    def _beyond_limits(self, note: PlayedNote) -> bool:
+        lim, phrasing = self.limits, self.phrasing
+        if lim.seconds and phrasing.tempo.time_at(note.beat) - self.start_time >= lim.seconds:
+            return True
+        if lim.tunes and note.tune > lim.tunes:
+            return True
+        return bool(lim.bars) and phrasing.bars >= lim.bars and phrasing.starts_bar(note)
+
+    def _schedule(self, note: PlayedNote) -> None:
+        phrasing = self.phrasing
+        placed = phrasing.place(note)
+        now = clock()
+        if placed.on < now - LATE_RESYNC_S:  # a stall: play on from now rather than rush
+            phrasing.tempo.shift(now + self.lookahead - placed.on)
+            self.resyncs += 1
+            log.warning("fell %.0f ms behind; timeline moved on", (now - placed.on) * 1000)
+            placed = phrasing.place(note)
+        for out in self.outputs:
+            out.schedule(placed)
+        self.notes_played += 1
+        self.last_off = max(self.last_off, placed.off)
+
+    def _sleep_until(self, when: float) -> bool:
+        """Sleep until ``when`` unless woken (panic, stop); False if the engine is stopping."""
+        while not self._stopping.is_set():
+            left = when - clock()
+            if left <= 0:
+                return True
+            self._wake.wait(min(left, 0.1))
+            self._wake.clear()
+            self._check_panic()
+        return False
+
+    def _check_panic(self) -> None:
+        fired = self.params.fired("panic")
+        if fired != self._panics_seen:
+            self._panics_seen = fired
+            self._pending.clear()
+
+    def _on_change(self, change) -> None:
+        if change.name == "panic":  # silence at once, from the controller's thread
+            now = clock()
+            for out in self.outputs:
+                try:
+                    out.panic(now)
+                except Exception:
+                    log.exception("panic on %s failed", getattr(out, "name", out))
+            self._wake.set()
+        elif change.name in ("tune.new", "hold"):
+            self._wake.set()
+
+    def _finish_tunes(self, cut: bool = False) -> None:
+        """Hand finished tunes (and, at the end, the tune cut off) to the outputs."""
+        if cut:
+            self.composer.cut()
+        while self.composer.finished:
+            number, tune = self.composer.finished.popleft()
+            for out in self.outputs:
+                try:
+                    out.tune(number, tune)
+                except Exception:
+                    log.exception("%s could not take tune %d", getattr(out, "name", out), number)

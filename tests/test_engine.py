@@ -1,0 +1,134 @@
+"""The real-time loop with an in-process output: just in time, limits, triggers, stopping."""
+
+import threading
+import time
+
+import pytest
+
+from instrument import vocab
+from instrument.composer import Composer
+from instrument.engine import Engine, Limits
+from instrument.expression import seconds_per_quarter
+from instrument.params import Parameters
+from instrument.scheduler import Scheduler, clock
+from instrument.notes import tune_notes
+from instrument.tunes import Tune
+from tests.conftest import make_model
+from tests.engine_helpers import Collector
+
+
+def engine_for(limits, seed=3, **settings):
+    params = Parameters()
+    for name, value in {"tempo": 240.0, "meter.next": "4/4", "mode.next": "maj", **settings}.items():
+        params.set(name, value, smoothing_ms=0)  # a start state, not a glide
+    composer = Composer(make_model(hidden=48, seed=seed), params, seed=seed)
+    out = Collector()
+    return Engine(composer, params, [out], Scheduler(realtime=False), limits), params, out
+
+
+def test_notes_are_handed_over_just_in_time_and_follow_the_tempo():
+    engine, params, out = engine_for(Limits(seconds=1.5))
+    engine.start()
+    assert engine.wait(20)
+    assert out.closed_at is not None and engine.stop_reason == "limit reached"
+    notes = [n for n, _ in out.notes]
+    assert len(notes) > 5
+    for note, handed in out.notes:  # never composed far ahead: within the lookahead (+ slack)
+        assert note.on - handed <= engine.lookahead + 0.005
+    spq = seconds_per_quarter(240.0, "4/4")
+    number, tune = out.tunes[0]
+    expected = [engine.start_time + n.start * spq for n in tune_notes(tune).notes]
+    played = [n.on for n in notes if n.tune == number]
+    assert engine.resyncs == 0
+    assert played == pytest.approx(expected[: len(played)], abs=1e-9)  # exactly on the tempo's grid
+
+
+def test_bar_limit_plays_whole_bars_then_stops():
+    engine, params, out = engine_for(Limits(bars=3))
+    engine.start()
+    assert engine.wait(30)
+    assert engine.phrasing.bars == 3
+    assert out.closed_at >= max(n.off for n, _ in out.notes) - 0.06  # the last note rang out
+    assert out.tunes  # the tune in progress was handed over, cut
+    number, tune = out.tunes[-1]
+    assert isinstance(tune, Tune) and number >= 1
+
+
+def test_tune_limit_and_new_tune_trigger():
+    engine, params, out = engine_for(Limits(tunes=2))
+    params.set("bias.end", 8.0)  # short tunes
+    engine.start()
+    assert engine.wait(60)
+    assert {n.tune for n, _ in out.notes} <= {1, 2}
+    assert [number for number, _ in out.tunes][:2] == [1, 2]
+
+
+def test_a_change_applies_to_the_very_next_token():
+    engine, params, out = engine_for(Limits(seconds=6.0))
+    engine.start()
+    time.sleep(0.5)
+    version = params.version
+    params.set("bias.rests", 10.0, source="test", smoothing_ms=0)  # rests everywhere from the next token
+    set_at = clock()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(1 for v, t in list(engine.composer.applied) if t >= set_at) < 20:
+        time.sleep(0.05)
+    applied = [v for v, t in list(engine.composer.applied) if t >= set_at]
+    body = list(engine.composer.tune.body)
+    engine.stop()
+    assert applied and all(v > version for v in applied)  # every token sampled after the set used it
+    assert body[-len(applied):].count("z") >= len(applied) // 3
+
+
+def test_panic_silences_outputs_at_once_and_play_continues():
+    engine, params, out = engine_for(Limits(seconds=2.0))
+    engine.start()
+    time.sleep(0.6)
+    before = len(out.notes)
+    t = clock()
+    params.fire("panic", source="test")
+    assert out.panics and out.panics[0] - t < 0.01  # from the controller's own thread
+    assert engine.wait(20)
+    assert len(out.notes) > before  # the music went on
+
+
+def test_hold_loops_the_last_bar_and_the_model_waits():
+    engine, params, out = engine_for(Limits(seconds=3.0), seed=5)
+    engine.start()
+    time.sleep(1.0)
+    params.set("hold", True)
+    tokens_at_hold = engine.composer.tokens_sampled
+    time.sleep(1.0)
+    looped_tokens = engine.composer.tokens_sampled
+    params.set("hold", False)
+    assert engine.wait(20)
+    assert looped_tokens - tokens_at_hold <= 70  # at most the note in hand was finished
+    assert any(getattr(n, "pitch", None) is not None for n, _ in out.notes)
+
+
+def test_a_failing_composer_still_closes_every_output():
+    engine, params, out = engine_for(Limits())
+    boom = threading.Event()
+
+    def broken():
+        boom.set()
+        raise RuntimeError("model exploded")
+
+    engine.start()
+    time.sleep(0.3)
+    engine.composer.next_notes = broken
+    assert engine.wait(10)
+    assert boom.is_set() and out.closed_at is not None
+    assert "model exploded" in engine.stop_reason
+
+
+def test_stop_is_idempotent_from_many_threads():
+    engine, params, out = engine_for(Limits())
+    engine.start()
+    time.sleep(0.3)
+    threads = [threading.Thread(target=engine.stop) for _ in range(5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert engine.finished.is_set() and out.closed_at is not None
