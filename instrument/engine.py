@@ -32,11 +32,20 @@ LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the t
 
 @dataclass
 class Limits:
-    """When a performance ends by itself (0 = no limit)."""
+    """When a performance ends by itself (0 = no limit); shared by live play and render."""
 
     bars: int = 0
     tunes: int = 0
     seconds: float = 0.0
+
+    def beyond(self, note: PlayedNote, phrasing: Phrasing, start_time: float) -> bool:
+        """Whether ``note`` lies past the end: it starts after ``seconds``, belongs to a tune
+        past ``tunes``, or would begin bar ``bars + 1``."""
+        if self.seconds and phrasing.tempo.time_at(note.beat) - start_time >= self.seconds:
+            return True
+        if self.tunes and note.tune > self.tunes:
+            return True
+        return bool(self.bars) and phrasing.bars >= self.bars and phrasing.starts_bar(note)
 
 
 class Engine:
@@ -135,7 +144,7 @@ class Engine:
                 self._finish_tunes()
                 continue
             note = self._pending[0]
-            if self._beyond_limits(note):
+            if self.limits.beyond(note, phrasing, self.start_time):
                 self.stop_reason = "limit reached"
                 self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
                 return
@@ -143,14 +152,6 @@ class Engine:
                 return
             self._pending.popleft()
             self._schedule(note)
-
-    def _beyond_limits(self, note: PlayedNote) -> bool:
-        lim, phrasing = self.limits, self.phrasing
-        if lim.seconds and phrasing.tempo.time_at(note.beat) - self.start_time >= lim.seconds:
-            return True
-        if lim.tunes and note.tune > lim.tunes:
-            return True
-        return bool(lim.bars) and phrasing.bars >= lim.bars and phrasing.starts_bar(note)
 
     def _schedule(self, note: PlayedNote) -> None:
         phrasing = self.phrasing

@@ -1,0 +1,73 @@
+"""Options that ``play`` and ``render`` share: the model, the run length and the start state."""
+
+from __future__ import annotations
+
+import argparse
+
+from instrument.cli import fail
+from instrument.engine import Limits
+from instrument.generate import parse_meter, parse_mode
+from instrument.params import ParamError, Parameters
+
+
+def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:
+    parser.add_argument("--model", help="checkpoint to play (default: the shipped model)")
+    parser.add_argument("--seed", type=int, help="random seed: the same seed and settings give the same performance")
+    length = parser.add_argument_group("length (default: play until stopped)" if not default_bars else f"length (default: {default_bars} bars)")
+    length.add_argument("--bars", type=int, default=default_bars, help="stop after this many bars")
+    length.add_argument("--tunes", type=int, default=0, help="stop after this many tunes")
+    length.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds")
+    start = parser.add_argument_group("start state (a patch may set these too; these win)")
+    start.add_argument("--tempo", type=float, help="beats per minute (the beat follows the meter)")
+    start.add_argument("--meter", help="meter of every tune, e.g. 6/8 (default: the model draws it)")
+    start.add_argument("--mode", help="mode of every tune: maj, min, dor, mix (default: the model draws it)")
+    start.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
+    start.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="any live parameter's start value, e.g. --set bias.scale=dorian (repeatable)")
+    parser.add_argument("--timbre", choices=("pluck", "bow"), default="pluck", help="built-in synth voice (default pluck)")
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    if args.bars < 0 or args.tunes < 0 or args.seconds < 0:
+        fail("--bars, --tunes and --seconds must not be negative")
+    return Limits(bars=args.bars, tunes=args.tunes, seconds=args.seconds)
+
+
+def apply_start_state(params: Parameters, args: argparse.Namespace) -> None:
+    """Set the start values the command line asks for (no glide: a start state)."""
+    wanted: list[tuple[str, object]] = []
+    if args.tempo is not None:
+        wanted.append(("tempo", args.tempo))
+    if args.meter:
+        wanted.append(("meter.next", parse_meter(args.meter)))
+    if args.mode:
+        wanted.append(("mode.next", parse_mode(args.mode)))
+    if args.temperature is not None:
+        wanted.append(("temperature", args.temperature))
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--set takes NAME=VALUE, not {item!r}")
+        wanted.append((name.strip(), _parse_value(value.strip())))
+    for name, value in wanted:
+        try:
+            spec = params.specs.get(name)
+            if spec is not None and spec.kind in ("float", "int") and isinstance(value, (int, float)):
+                lo, hi = spec.minimum, spec.maximum
+                if (lo is not None and value < lo) or (hi is not None and value > hi):
+                    fail(f"{name} must be within {lo}..{hi}{' ' + spec.unit if spec.unit else ''}, not {value}")
+            params.set(name, value, source="command line", smoothing_ms=0)
+        except ParamError as error:
+            fail(f"{error}; 'run.py play --help' and the README list the parameters")
+
+
+def _parse_value(text: str) -> object:
+    """``1.5`` -> 1.5, ``on`` stays a string (the parameter decides), ``1,3,5`` -> a list."""
+    if "," in text:
+        return [_parse_value(part) for part in text.split(",") if part]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,42 @@
+"""``run.py render``: a performance rendered offline to a WAV file, without any device."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from instrument import checkpoint
+from instrument.cli import fail
+from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
+from instrument.params import Parameters
+from instrument.render import perform, render_audio
+
+HELP = "render a performance offline to a WAV file (no sound device needed)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="WAV file to write, e.g. take.wav")
+    parser.add_argument("--samplerate", type=int, default=48000, help="samples per second (default 48000)")
+    add_performance_arguments(parser, default_bars=16)
+
+
+def run(args: argparse.Namespace) -> int:
+    from instrument.outputs.synth import write_wav
+
+    limits = limits_from_args(args)
+    if not (limits.bars or limits.tunes or limits.seconds):
+        fail("render needs an end: --bars, --tunes or --seconds")
+    if not 8000 <= args.samplerate <= 192000:
+        fail("--samplerate must be within 8000..192000")
+    params = Parameters()
+    apply_start_state(params, args)
+    model, _, where = checkpoint.load_or_default(args.model)
+    take = perform(model, params, limits, seed=args.seed, model_path=None if where == "random" else where)
+    audio = render_audio(take, args.samplerate, args.timbre)
+    try:
+        write_wav(args.out, audio, args.samplerate)
+    except OSError as error:
+        fail(f"cannot write {args.out!r}: {error.strerror}")
+    print(f"wrote {args.out}: {len(audio) / args.samplerate:.1f} s, {take.bars} bars, {len(take.notes)} notes, "
+          f"{len(take.tunes)} tune(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,60 @@
+"""An offline performance: the same composer and phrasing as live play, rendered to audio
+without any device (for takes, tests and machines with no sound card)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from instrument import vocab
+from instrument.composer import Composer
+from instrument.engine import Limits
+from instrument.expression import Phrasing
+from instrument.model import FolkRNN
+from instrument.outputs import ScheduledNote
+from instrument.params import Parameters
+from instrument.tunes import Tune
+
+MAX_TOKENS = 200_000  # a model that never writes a note still ends
+
+
+@dataclass
+class Take:
+    """What an offline performance produced."""
+
+    notes: list[ScheduledNote]
+    tunes: list[tuple[int, Tune]] = field(default_factory=list)
+    seconds: float = 0.0  # length of the music: to the end of its last bar
+    bars: int = 0
+
+
+def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None = None, model_path: str | None = None) -> Take:
+    """Compose and place notes until ``limits`` (time starts at 0 s)."""
+    composer = Composer(model, params, seed=seed, model_path=model_path)
+    phrasing = Phrasing(params, start_time=0.0)
+    notes: list[ScheduledNote] = []
+    end_beat = 0.0
+    done = False
+    while not done and composer.tokens_sampled < MAX_TOKENS:
+        for note in composer.next_notes():
+            if limits.beyond(note, phrasing, 0.0):
+                done = True
+                break
+            notes.append(phrasing.place(note))
+            bar_start = note.beat - note.bar_offset
+            end_beat = max(end_beat, bar_start + vocab.METER_EIGHTHS[note.meter] / 2, note.beat + note.duration)
+    composer.cut()
+    take = Take(notes, list(composer.finished), phrasing.tempo.time_at(end_beat), phrasing.bars)
+    return take
+
+
+def render_audio(take: Take, samplerate: int = 48000, timbre: str = "pluck") -> np.ndarray:
+    """The take as float32 audio (frames, 2), at least as long as its bars, tail included."""
+    from instrument.outputs.synth import render
+
+    audio = render(take.notes, samplerate=samplerate, timbre=timbre, start=0.0)
+    frames = int(round(take.seconds * samplerate))
+    if len(audio) < frames:
+        audio = np.concatenate([audio, np.zeros((frames - len(audio), audio.shape[1]), dtype=audio.dtype)])
+    return audio
