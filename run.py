@@ -11,6 +11,7 @@ COMMANDS = [
     ("notes", "instrument.cli.notes", "turn tunes in the tokens format into notes and bar counts (JSON)"),
     ("info", "instrument.cli.info", "describe a model checkpoint"),
     ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
+    ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),
 ]
 
 if __name__ == "__main__":
