@@ -13,6 +13,7 @@ from instrument.errors import UsageError
 from instrument.vocab import TokenClass
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
+ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave
 
 
 @dataclass
@@ -37,11 +38,16 @@ class Tune:
         return "\n".join([*self.header, " ".join(self.body)])
 
     def to_abc(self, number: int = 1, title: str | None = None) -> str:
-        """Playable ABC: ``X:``, ``T:``, ``M:``, ``L:1/8``, ``K:`` headers and the body."""
+        """Playable ABC: ``X:``, ``T:``, ``M:``, ``L:1/8``, ``K:`` headers and the body.
+
+        The ``%%propagate-accidentals octave`` line makes abc2midi hold an accidental only in its own
+        octave, as the instrument plays it (REFERENCE section 2); abc2midi's default holds it in every
+        octave. It sits inside the tune because abc2midi resets it at every ``X:``.
+        """
         lines = [f"X:{number}"]
         if title:
             lines.append(f"T:{title}")
-        lines += [f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.body)]
+        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.body)]
         return "\n".join(lines) + "\n"
 
 
