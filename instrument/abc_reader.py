@@ -419,8 +419,8 @@ class _BodyReader:
                 self.events.append(Broken(m[0]))
                 pos = m.end()
                 continue
-            if ch == "-":
-                last = self.events[-1] if self.events else None
+            if ch == "-":  # a tie on the last note or chord (written after a broken rhythm too)
+                last = next((e for e in reversed(self.events) if not isinstance(e, Broken)), None)
                 if isinstance(last, (Note, Chord)):
                     last.tie = True
                 pos += 1

@@ -143,6 +143,35 @@ def _continues(event: Note | Chord, events: list[Event], i: int) -> bool:
     return j < len(events) and bool(tied & _pitches(events[j]))
 
 
+def _written_length(event: Event) -> Fraction | None:
+    if isinstance(event, (Note, Rest)):
+        return event.length
+    if isinstance(event, Chord):
+        return event.notes[0].length * event.multiplier
+    return None
+
+
+def check_broken_rhythms(events: list[Event]) -> None:
+    """Keep only broken rhythms whose reading is not in doubt.
+
+    ABC 2.1 dots the first note and halves the second whatever their lengths (as our rules
+    do), abc2midi ignores ``>`` between notes of different written lengths, and the bars of
+    such tunes add up under neither reading; a note between two broken rhythms is read
+    differently again. Both make the tune skipped.
+    """
+    for i, event in enumerate(events):
+        if not isinstance(event, Broken):
+            continue
+        before = _written_length(events[i - 1]) if i else None
+        after = _written_length(events[i + 1]) if i + 1 < len(events) else None
+        if before is None or after is None:
+            raise TuneSkipped("broken rhythm not between two notes")
+        if before != after:
+            raise TuneSkipped("broken rhythm between unequal lengths", f"{before} {event.symbol} {after}")
+        if i + 2 < len(events) and isinstance(events[i + 2], Broken):
+            raise TuneSkipped("chained broken rhythm")
+
+
 def mark_repeat_starts(events: list[Event]) -> None:
     """Write ``|:`` where a section line is where a repeat starts.
 
@@ -234,6 +263,7 @@ def convert_events(read: ReadTune) -> Converted:
     meter = vocab_meter(read.meter)
     mode = vocab_mode(read.key)
     events = merge_ties(read.events)
+    check_broken_rhythms(events)
     mark_repeat_starts(events)
     pitches = [p for event in events for p in _pitches(event)]
     shift = choose_shift(read.key, pitches)
