@@ -160,6 +160,7 @@ def report(corpus: Corpus) -> dict:
         "skipped_detail": {reason: _sorted(corpus.details[reason]) for reason in _sorted(skipped)},
         "skipped_examples": {reason: corpus.examples.get(reason, []) for reason in _sorted(skipped)},
         "split": {"seed": corpus.seed, "valid_fraction": VALID_FRACTION, "train": len(train), "valid": len(valid)},
+        # as the model sees each tune: <s>, meter, mode, body, </s>
         "tokens": {"train": sum(len(t.tokens()) for t in train), "valid": sum(len(t.tokens()) for t in valid)},
         "meters": _sorted(Counter(t.meter for t in tunes)),
         "modes": _sorted(Counter(t.mode for t in tunes)),
@@ -191,6 +192,6 @@ def summary_lines(summary: dict) -> list[str]:
         top = ", ".join(f"{d or '-'} {n}" for d, n in list(summary["skipped_detail"][reason].items())[:4])
         lines.append(f"  {count:>5}  {reason}" + (f"  ({top})" if any(summary["skipped_detail"][reason]) else ""))
     split = summary["split"]
-    lines.append(f"train {split['train']} tunes ({summary['tokens']['train']} tokens), "
+    lines.append(f"train {split['train']} tunes ({summary['tokens']['train']} tokens with <s> and </s>), "
                  f"valid {split['valid']} tunes ({summary['tokens']['valid']} tokens), seed {split['seed']}")
     return lines
