@@ -48,8 +48,19 @@ def main() -> int:
     agree = len(outcomes) - len(bad)
     print(f"round trip ({args.ours}): {agree} / {len(outcomes)} tunes agree = {100 * agree / max(1, len(outcomes)):.2f}% "
           f"in {time.perf_counter() - started:.1f} s")
-    for outcome in bad[: args.show]:
-        print(f"  {outcome.source}: {outcome.problem}")
+    if args.ours == "notes" and bad:
+        # Which side moved: abc2midi reading our tokens tells the converter from the note rules.
+        by_source = {k.source: k for k in kept}
+        shown = bad[: args.show]
+        second = roundtrip.check([(by_source[o.source].abc, by_source[o.source].tune, by_source[o.source].converted.shift)
+                                  for o in shown], reader=roundtrip.abc2midi_reader)
+        for outcome, other in zip(shown, second):
+            where = ("abc2midi reads our tokens as it reads the original: notes and abc2midi differ on the tokens"
+                     if other.problem is None else "abc2midi reads the original differently from our tokens")
+            print(f"  {outcome.source}: {outcome.problem}\n      {where}")
+    else:
+        for outcome in bad[: args.show]:
+            print(f"  {outcome.source}: {outcome.problem}")
     return 0
 
 
