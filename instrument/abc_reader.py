@@ -45,12 +45,6 @@ class AbcTune:
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
-    @property
-    def title(self) -> str:
-        for line in self.lines:
-            if line.startswith("T:"):
-                return line[2:].strip()
-        return ""
 
 
 def split_tunes(text: str, source: str = "") -> list[AbcTune]:

@@ -14,6 +14,7 @@ from fractions import Fraction
 from instrument import vocab
 from instrument.abc_reader import (LETTERS, AbcTune, Bar, Broken, Chord, Ending, Event, Key, Note, ReadTune,
                                    Rest, Tuplet, TuneSkipped, read_body, read_header)
+from instrument.notes import tuplet_ratio
 from instrument.tunes import Tune
 
 LOWEST, HIGHEST = 48, 95  # C, .. b' : the pitch range the vocabulary spells
@@ -285,7 +286,7 @@ def convert_events(read: ReadTune) -> Converted:
             writer.broken(event.symbol)
         elif isinstance(event, Tuplet):
             p = event.p
-            default_q = 3 if p in (2, 4, 8) else 2 if p in (3, 6) else 3 if meter in vocab.COMPOUND_METERS else 2
+            default_q = tuplet_ratio(p, meter) * p  # the vocabulary's (p says p notes in the time of q
             if (event.q not in (None, default_q)) or (event.r not in (None, p)):
                 raise TuneSkipped("tuplet not in the vocabulary", f"({p}:{event.q or ''}:{event.r or ''}")
             writer.tokens.append(f"({p}")
