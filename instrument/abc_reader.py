@@ -159,17 +159,20 @@ def parse_unit(text: str) -> Fraction:
 @dataclass(slots=True)
 class Note:
     """A note: its sounding MIDI pitch, diatonic step (7 x octave + letter index, middle C
-    octave = 0), length in eighth notes and whether a tie ``-`` follows it."""
+    octave = 0), length in eighth notes, whether a tie ``-`` follows it and whether it ends a
+    line of music (``line_end``, also on rests and chords)."""
 
     midi: int
     step: int
     length: Fraction
     tie: bool = False
+    line_end: bool = False
 
 
 @dataclass(slots=True)
 class Rest:
     length: Fraction
+    line_end: bool = False
 
 
 @dataclass(slots=True)
@@ -179,6 +182,7 @@ class Chord:
     notes: list[Note]
     multiplier: Fraction = Fraction(1)
     tie: bool = False
+    line_end: bool = False
 
 
 @dataclass(slots=True)
@@ -321,6 +325,13 @@ class _BodyReader:
         self.events.append(Bar(end, start, double))
 
     def line(self, text: str) -> None:
+        """Read one line of music; mark its last note when the line is not continued with ``\\``."""
+        self._scan(text)
+        last = self.events[-1] if self.events else None
+        if isinstance(last, (Note, Rest, Chord)) and not text.split("%", 1)[0].rstrip().endswith("\\"):
+            last.line_end = True
+
+    def _scan(self, text: str) -> None:
         pos, n = 0, len(text)
         while pos < n:
             ch = text[pos]

@@ -106,7 +106,7 @@ def merge_ties(events: list[Event]) -> list[Event]:
                 following = events[i + 2] if i + 2 < len(events) else None
                 if in_tuplet or isinstance(previous, Broken) or isinstance(following, Broken):
                     raise TuneSkipped("tie inside a tuplet or broken rhythm")
-                merged = Note(event.midi, event.step, event.length + after.length, after.tie)
+                merged = Note(event.midi, event.step, event.length + after.length, after.tie, after.line_end)
                 events = events[:i] + [merged] + events[i + 2:]
                 continue
             elif _continues(event, events, i):
@@ -198,12 +198,37 @@ def mark_repeat_starts(events: list[Event]) -> None:
 class _Writer:
     """Writes events as tokens in C, spelling accidentals against the target key signature."""
 
-    def __init__(self, mode: str, shift: int, letters: int):
+    def __init__(self, meter: str, mode: str, shift: int, letters: int):
+        self.meter = meter
         self.signature = vocab.MODE_SIGNATURE[mode]
         self.shift = shift
         self.letters = letters  # diatonic steps added to every original step
         self.accidentals: dict[tuple[str, int], int] = {}
         self.tokens: list[str] = []
+        # Where the bar stands, in eighths as played, to tell a line that ends on a full bar.
+        self.position = Fraction(0)
+        self.last = Fraction(0)  # played length of the last note, rest or chord
+        self.next_factor = Fraction(1)  # what a broken rhythm does to the next one
+        self.tuplet_left, self.tuplet_factor = 0, Fraction(1)
+
+    def advance(self, event: Note | Rest | Chord) -> None:
+        """Count a note, rest or chord into the bar; a line ending on a full bar gets its bar line.
+
+        Some collections (the Essen songs above all) leave out the bar line where a line of
+        music ends, as the bar ends.
+        """
+        factor, self.next_factor = self.next_factor, Fraction(1)
+        if self.tuplet_left:
+            factor *= self.tuplet_factor
+            self.tuplet_left -= 1
+        self.last = _written_length(event) * factor
+        self.position += self.last
+        if event.line_end and self.position == vocab.METER_EIGHTHS[self.meter]:
+            self.bar(["|"])
+
+    def tuplet(self, p: int, r: int | None) -> None:
+        self.tokens.append(f"({p}")
+        self.tuplet_left, self.tuplet_factor = r or p, tuplet_ratio(p, self.meter)
 
     def note(self, note: Note) -> None:
         step = note.step + self.letters
@@ -225,6 +250,7 @@ class _Writer:
 
     def bar(self, tokens: list[str]) -> None:
         self.accidentals.clear()
+        self.position = Fraction(0)
         for token in tokens:
             last = self.tokens[-1] if self.tokens else None
             if last in _BAR_TOKENS:
@@ -244,6 +270,9 @@ class _Writer:
             self.tokens[-1] = last + symbol
         else:
             self.tokens.append(symbol)
+        # the note before is dotted (>) or halved (<), the next one the other way
+        self.position += self.last / 2 if symbol == ">" else -self.last / 2
+        self.next_factor = Fraction(1, 2) if symbol == ">" else Fraction(3, 2)
 
 
 _BAR_TOKENS = frozenset(vocab.tokens_of(vocab.TokenClass.BAR))
@@ -270,16 +299,19 @@ def convert_events(read: ReadTune) -> Converted:
     shift = choose_shift(read.key, pitches)
     # Letters move by the letter distance from the tonic to the chosen C.
     letters = -LETTERS.index(read.key.letter) + 7 * round((shift + read.key.semitone) / 12)
-    writer = _Writer(mode, shift, letters)
+    writer = _Writer(meter, mode, shift, letters)
     for event in events:
         if isinstance(event, Note):
             writer.note(event)
             writer.length(event.length)
+            writer.advance(event)
         elif isinstance(event, Rest):
             writer.tokens.append("z")
             writer.length(event.length)
+            writer.advance(event)
         elif isinstance(event, Chord):
             _write_chord(writer, event)
+            writer.advance(event)
         elif isinstance(event, (Bar, Ending)):
             writer.bar(_bar_tokens(event))
         elif isinstance(event, Broken):
@@ -289,7 +321,7 @@ def convert_events(read: ReadTune) -> Converted:
             default_q = tuplet_ratio(p, meter) * p  # the vocabulary's (p says p notes in the time of q
             if (event.q not in (None, default_q)) or (event.r not in (None, p)):
                 raise TuneSkipped("tuplet not in the vocabulary", f"({p}:{event.q or ''}:{event.r or ''}")
-            writer.tokens.append(f"({p}")
+            writer.tuplet(p, event.r)
     body = writer.tokens
     while body and body[0] == "|":
         body.pop(0)

@@ -103,7 +103,7 @@ def test_e_minor_to_c_minor_with_raised_seventh():
 
 
 def test_f_major_b_natural_becomes_f_sharp():
-    assert body(abc("FGA=B c4", key="F")) == "C D E ^F G 4"
+    assert body(abc("FGA=B c4", key="F")) == "C D E ^F G 4 |"  # a line ending on a full bar gets its bar line
 
 
 def test_accidentals_hold_to_the_bar_line_in_their_octave():
@@ -173,7 +173,7 @@ def test_ties_merge_into_one_note():
 
 
 def test_tie_between_different_pitches_is_a_slur_and_goes():
-    assert body(abc("G3-A B2-c2")) == "G 3 A B 2 c 2"
+    assert body(abc("G3-A B2-c2")) == "G 3 A B 2 c 2 |"
 
 
 def test_tie_whose_length_has_no_token_is_skipped():
@@ -189,7 +189,7 @@ def test_tie_across_a_bar_line_is_skipped():
 def test_tie_inside_a_tuplet_or_broken_rhythm_is_skipped():
     assert skipped(abc("(3C-CD E2")).reason == "tie inside a tuplet or broken rhythm"
     assert skipped(abc("G>-G A>G E4")).reason == "tie inside a tuplet or broken rhythm"
-    assert body(abc("B>-A B>d E4")) == "B > A B > d E 4"  # a tie between different pitches goes
+    assert body(abc("B>-A B>d E4")) == "B > A B > d E 4 |"  # a tie between different pitches goes
 
 
 # ----------------------------------------------------------------------------- what is dropped, what is kept
@@ -218,6 +218,14 @@ def test_chords_tuplets_broken_rhythms_rests_and_repeats_are_kept():
 ])
 def test_bar_lines_are_normalised(written, tokens):
     assert body(abc(written)) == tokens
+
+
+def test_a_line_that_ends_on_a_full_bar_gets_its_bar_line():
+    # Essen-style phrases: a line may end at a bar's end without "|", or run on into the next line.
+    text = abc("D4D4D4 | D4D3AG6_BA | G4z4z4\n_B2c2 | d4_e4d4 | A8d8\n(3c2B2A2 G4 A2>G2 F4", key="G", unit="1/16")
+    assert body(text) == "G 2 G 2 G 2 | G 2 G 3/2 d /2 c 3 _e /2 d /2 | c 2 z 2 z 2 _e f | g 2 _a 2 g 2 | " \
+        "d 4 g 4 | (3 f e d c 2 d > c B 2 |"
+    assert body(abc("C4 D2\\\nE2|F8|]")) == "C 4 D 2 E 2 | F 8 |"  # a continued line is one line
 
 
 def test_meter_aliases():
