@@ -13,6 +13,7 @@ COMMANDS = [
     ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
     ("render", "instrument.cli.render", "render a performance offline to a WAV file (no device needed)"),
     ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
+    ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""``run.py corpus``: build the training corpus from the ABC collections music21 ships."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from instrument.cli import fail
+
+HELP = "turn music21's ABC folk collections into train/valid token files and a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from instrument.corpus_build import DEFAULT_COLLECTIONS, DEFAULT_SEED
+
+    parser.add_argument("--collections", default=",".join(DEFAULT_COLLECTIONS),
+                        help="comma-separated music21 corpus collections (default: %(default)s)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="directory for train.txt, valid.txt and report.json")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="seed of the 5%% validation hold-out (default: %(default)s)")
+
+
+def _writable_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file; give a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"--out {out} cannot be created ({error.strerror}); give a writable directory")
+    if not os.access(out, os.W_OK | os.X_OK):
+        fail(f"--out {out} is not writable; give a writable directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from instrument import corpus_build
+
+    try:
+        available = corpus_build.available_collections()
+    except FileNotFoundError as error:
+        fail(f"{error}; install the music21 package")
+    names = [n.strip() for n in args.collections.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        fail(f"unknown collection {', '.join(unknown) or '(none given)'}; choose from: {', '.join(available)}")
+    _writable_dir(args.out)
+    started = time.perf_counter()
+    tunes = {name: corpus_build.read_collection(name) for name in names}
+    corpus = corpus_build.build(tunes, seed=args.seed)
+    try:
+        summary = corpus_build.write(corpus, args.out)
+    except OSError as error:
+        fail(f"cannot write to --out {args.out} ({error.strerror})")
+    print("\n".join(corpus_build.summary_lines(summary)))
+    print(f"wrote {args.out}/train.txt, valid.txt, report.json in {time.perf_counter() - started:.1f} s")
+    return 0
