@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from instrument.outputs import Output, ScheduledNote
-from instrument.outputs.synth import SampleClock, Synth, audio_available, render, write_wav
+from instrument.outputs.synth import AudioUnavailable, SampleClock, Synth, audio_available, render, write_wav
 from instrument.outputs.voices import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
 from instrument.scheduler import clock
+from tests.conftest import ROOT
 
 SR = 48000
 MS = SR // 1000
@@ -61,6 +62,8 @@ def test_render_length_and_silence_around_notes(timbre):
     assert x[-MS:].max() < 1e-4  # everything has died away at the end
     assert render([], SR, timbre).shape == (0, 2)
     assert render(notes, SR, timbre).shape[0] == round((0.9 + release) * SR)  # from the first onset
+    mono = render(notes, SR, timbre, start=10.0, channels=1)
+    assert mono.shape == (len(audio), 1) and np.abs(mono).max() > 0.02
 
 
 @pytest.mark.parametrize("timbre", list(TIMBRES))
@@ -198,7 +201,6 @@ def test_no_portaudio_is_reported_not_raised():
         "except AudioUnavailable as e: print('unavailable:', e)\n"
         "print(render([ScheduledNote(0, 0.1, 60, 100, 1, 1)]).shape)\n"
     )
-    from tests.conftest import ROOT
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -237,25 +239,37 @@ def _ports() -> set[str]:
 
 class Recorder:
     """A second JACK client (a PortAudio input stream) that records what the synth plays, with
-    the clock time of every frame (the same mapping the synth uses, from the ADC side)."""
+    the clock time of every frame."""
 
     def __init__(self, sd, device: int):
-        self.blocks: list[tuple[float, np.ndarray]] = []
-        self.mapping, self.position = SampleClock(SR), 0
+        self.blocks: list[tuple[int, float, np.ndarray]] = []  # (position, when it was captured, frames)
+        self.position = 0
         before = _ports()
         self.stream = sd.InputStream(device=device, samplerate=SR, channels=2, dtype="float32", callback=self._callback)
         self.ports = sorted(_ports() - before)
 
     def _callback(self, indata, frames, time_info, status):
-        self.mapping.update(self.position, clock(), time_info.inputBufferAdcTime - time_info.currentTime, frames)
-        self.blocks.append((self.mapping.time(self.position), indata[:, 0].copy()))
+        self.blocks.append((self.position, clock() + time_info.inputBufferAdcTime - time_info.currentTime, indata[:, 0].copy()))
         self.position += frames
 
     def audio(self) -> tuple[np.ndarray, np.ndarray]:
-        """The recording and each frame's time on clock."""
-        x = np.concatenate([b for _, b in self.blocks])
-        t = np.concatenate([t0 + np.arange(len(b)) / SR for t0, b in self.blocks])
+        """The recording and each frame's time on clock. A block's capture time is late by its
+        callback's wake-up delay, never early, and the stream loses time now and then: so each
+        block's time is the earliest that its neighbours within 10 ms of frames imply."""
+        pos = np.array([p for p, _, _ in self.blocks])
+        origin = np.array([t for _, t, _ in self.blocks]) - pos / SR
+        near = np.abs(pos[:, None] - pos[None, :]) <= 10 * MS
+        origin = np.where(near, origin[None, :], np.inf).min(axis=1)
+        x = np.concatenate([b for _, _, b in self.blocks])
+        t = np.concatenate([o + (p + np.arange(len(b))) / SR for o, (p, _, b) in zip(origin, self.blocks)])
         return x, t
+
+
+def test_a_missing_device_is_reported_in_one_line(jack_audio):
+    ok, why = audio_available("no-such-device")
+    assert not ok and "no-such-device" in why and "\n" not in why
+    with pytest.raises(AudioUnavailable, match="no-such-device"):
+        Synth(device="no-such-device")
 
 
 def test_live_synth_sounds_through_jack_at_the_notes_times_and_panics(jack_audio):

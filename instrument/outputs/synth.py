@@ -87,6 +87,7 @@ def find_output_device(device: int | str | None = None) -> AudioDevice:
 def audio_available(device: int | str | None = None, samplerate: float | None = None) -> tuple[bool, str]:
     """Whether the synth can play here: ``(True, "JACK Audio Connection Kit (system), 48000 Hz")``
     or ``(False, reason)``. Never raises."""
+    dev: AudioDevice | str = "audio device"
     try:
         dev = find_output_device(device)
         sd = _sounddevice()
@@ -160,7 +161,12 @@ class Synth:
     def __init__(self, device: int | str | None = None, samplerate: float | None = None, blocksize: int = 256,
                  timbre: str = "pluck", gain: float = 1.0, polyphony: int = 16, channels: int = 2,
                  latency: str | float = "low"):
-        """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``."""
+        """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``.
+
+        ``device``: PortAudio index or name substring (None: see ``find_output_device``);
+        ``samplerate``: None for the device's own; ``blocksize``: frames per callback (0: the
+        host's); ``latency``: PortAudio's suggested output latency ("low", "high" or seconds).
+        """
         sd = _sounddevice()
         self.device = find_output_device(device)
         self.samplerate = float(samplerate or self.device.samplerate)
