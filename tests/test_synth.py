@@ -96,7 +96,7 @@ def test_velocity_shapes_loudness_and_brightness(timbre):
 def test_no_clicks_at_note_boundaries(timbre):
     t = TIMBRES[timbre]
     # onsets off the block grid, a very short note, overlapping notes, notes starting as others end
-    notes = [note(0.0103, 0.4107, 43, 127), note(0.3001, 0.3051, 50, 127), note(0.5, 0.9, 45, 120),
+    notes = [note(0.0103, 0.4007, 43, 127), note(0.3001, 0.3051, 50, 127), note(0.5, 0.9, 45, 120),
              note(0.7, 1.1, 52, 127), note(0.9, 1.3, 40, 110), note(1.3, 1.7, 47, 127)]
     audio = render(notes, SR, timbre, start=0.0)
     for ch in range(2):
@@ -145,10 +145,10 @@ def test_limiter_keeps_a_full_chord_below_full_scale():
     chord = [note(0.0, 1.0, p, 127) for p in (36, 40, 43, 48, 52, 55, 60, 64, 67, 72, 76, 79, 84, 88, 91, 96)]
     for timbre in TIMBRES:
         audio = render(chord, SR, timbre)
-        assert np.abs(audio).max() < 1.0
+        assert np.abs(audio).max() <= 0.98
         assert np.abs(audio).max() > 0.5  # loud, not squashed to nothing
         loud = render(chord, SR, timbre, gain=4.0)
-        assert np.abs(loud).max() < 1.0
+        assert np.abs(loud).max() <= 0.98
     single = VoiceBank(SR, "pluck")  # one note never reaches the limiter
     single.add(0, SR // 2, 57, 127)
     for _ in range(SR // 256):

@@ -50,13 +50,13 @@ TIMBRES: dict[str, Timbre] = {
     "pluck": Timbre(
         name="pluck", partials=12, attack_s=0.003, release_s=0.09, decay_s=0.9,
         partial_decay=0.7, rolloff=0.9, rolloff_soft=0.9, pick=0.14, inharmonicity=1e-4,
-        detune_cents=3.0, gain=0.3,
+        detune_cents=3.0, gain=0.45,
     ),
     "bow": Timbre(
         name="bow", partials=10, attack_s=0.08, release_s=0.16, decay_s=None,
         partial_decay=0.0, rolloff=1.4, rolloff_soft=0.8, pick=0.0, inharmonicity=0.0,
         detune_cents=2.0, vibrato_hz=5.3, vibrato_cents=12.0, vibrato_delay_s=0.15, tremolo=0.06,
-        gain=0.22,
+        gain=0.35,
     ),
 }
 
@@ -81,15 +81,16 @@ def _rise(x: np.ndarray) -> np.ndarray:
 
 
 class Limiter:
-    """Master stage: a block peak limiter, then a soft clip that never reaches full scale.
+    """Master stage: a block peak limiter, then a soft clip that never passes ``ceiling``.
 
     The gain drops at once (ramped over the block, so no step) when a block would exceed the
     threshold and recovers slowly; the soft clip catches the start of a sudden burst, which the
     block-wise gain meets only by the block's end. Chords get quieter, never clipped.
     """
 
-    def __init__(self, samplerate: float, threshold: float = 0.7, knee: float = 0.8, recover_s: float = 0.3):
-        self.threshold, self.knee = threshold, knee
+    def __init__(self, samplerate: float, threshold: float = 0.7, knee: float = 0.8, ceiling: float = 0.98,
+                 recover_s: float = 0.3):
+        self.threshold, self.knee, self.ceiling = threshold, knee, ceiling
         self.recover = 1.0 / (recover_s * samplerate)  # per sample
         self.gain = 1.0
 
@@ -106,11 +107,11 @@ class Limiter:
             ramp = np.linspace(self.gain, new, frames + 1, dtype=np.float32)[1:]
             x *= ramp[:, None]
         self.gain = new
-        k = self.knee
+        k, room = self.knee, self.ceiling - self.knee
         over = np.abs(x) > k
-        if over.any():
+        if over.any():  # above the knee, tanh bends the curve smoothly towards the ceiling
             y = x[over]
-            x[over] = np.sign(y) * (k + (1.0 - k) * np.tanh((np.abs(y) - k) / (1.0 - k)))
+            x[over] = np.sign(y) * (k + room * np.tanh((np.abs(y) - k) / room))
 
 
 class VoiceBank:
