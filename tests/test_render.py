@@ -1,0 +1,56 @@
+"""Offline rendering: the same composer and phrasing as live play, to a WAV file."""
+
+import wave
+
+import numpy as np
+import pytest
+
+from instrument.engine import Limits
+from instrument.expression import seconds_per_quarter
+from instrument.params import Parameters
+from instrument.render import perform, render_audio
+from tests.conftest import make_model, run_cli
+
+
+def test_take_has_the_bars_asked_for_and_sounds(small_model):
+    params = Parameters()
+    params.set("tempo", 150.0, smoothing_ms=0)
+    params.set("meter.next", "2/4")
+    take = perform(small_model, params, Limits(bars=3), seed=2)
+    assert take.bars == 3
+    audio = render_audio(take, 24000)
+    assert len(audio) >= int(take.seconds * 24000)
+    assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # audible
+    last_off = max(n.off for n in take.notes)
+    assert len(audio) / 24000 <= max(take.seconds, last_off) + 0.5  # no more than the release tail beyond
+
+
+def test_same_seed_same_take(small_model):
+    takes = []
+    for _ in range(2):
+        params = Parameters()
+        takes.append(perform(small_model, params, Limits(bars=2), seed=7))
+    assert [(n.on, n.pitch, n.velocity) for n in takes[0].notes] == [(n.on, n.pitch, n.velocity) for n in takes[1].notes]
+
+
+def test_render_command_writes_a_wav_of_the_right_length(small_checkpoint, tmp_path):
+    out = tmp_path / "take.wav"
+    result = run_cli("render", "--model", str(small_checkpoint), "--seconds", "4", "--tempo", "120", "--out", str(out), "--seed", "1",
+                     "--samplerate", "22050")
+    assert result.returncode == 0, result.stderr
+    with wave.open(str(out)) as w:
+        seconds = w.getnframes() / w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert 3.0 <= seconds <= 4.0 + 4 * seconds_per_quarter(120, "3/2") * 4 + 0.5
+    assert np.abs(data).max() > 1000
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--bars", "0"), "needs an end"),
+    (("--bars", "2", "--tempo", "9999"), "tempo must be within"),
+    (("--bars", "2", "--set", "bias.scale=lydian"), "bias.scale takes one of"),
+    (("--bars", "2", "--set", "nonsense=1"), "unknown parameter"),
+])
+def test_render_bad_input(tmp_path, args, words):
+    result = run_cli("render", "--out", str(tmp_path / "x.wav"), *args)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
