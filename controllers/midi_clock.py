@@ -2,12 +2,12 @@
 
 A clock sends 24 Timing Clock messages (0xF8) per quarter note. Single intervals jitter (the
 sender's timer, JACK's period, the OS), so the tempo is the least-squares slope of tick time
-against tick number over the last ``window`` ticks: a tick late by 5 ms moves a 48-tick mean
-interval by 0.6 % when it is the newest, the slope by under 0.1 %. Tick
-times are rtmidi's own timestamps, taken as the message arrives, so a busy interpreter does
-not bend the estimate. Messages are polled from rtmidi's queue by a thread of ours rather than
-taken in a callback: a callback runs inside JACK's process cycle and would wait there for the
-GIL, and a client late for its cycle loses messages. Knows nothing of the engine: it calls back.
+against tick number over the last ``window`` ticks: the newest tick 5 ms late moves a 48-tick
+mean interval by 0.6 %, the slope by under 0.1 %. Tick times are rtmidi's own timestamps,
+taken as the message arrives, so a busy interpreter does not bend the estimate. Messages are
+polled from rtmidi's queue by a thread of ours rather than taken in a callback: a callback
+runs inside JACK's process cycle and would wait there for the GIL, and a client late for its
+cycle loses messages. Knows nothing of the engine: it calls back.
 """
 
 from __future__ import annotations

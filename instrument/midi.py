@@ -69,14 +69,15 @@ def try_client(cls: type[Client], api: int, name: str) -> Client | None:
             return None
 
 
-def midi_available() -> bool:
-    """Whether any MIDI API works on this machine now (the engine falls back to recording)."""
+def midi_available() -> tuple[bool, str]:
+    """Whether any MIDI API works on this machine now: ``(True, "JACK")`` or ``(False, why)``
+    (the engine falls back to recording). Never raises."""
     for api in compiled_apis():
         client = try_client(rtmidi.MidiOut, api, f"{PRODUCT} probe")
         if client is not None:
             client.delete()
-            return True
-    return False
+            return True, label(api)
+    return False, _why_none(compiled_apis())
 
 
 def _why_not(api: int) -> str:
@@ -85,6 +86,10 @@ def _why_not(api: int) -> str:
     if api == JACK:
         return "no JACK server running (start one: jackd, qjackctl or PipeWire's JACK)"
     return "it does not work on this machine"
+
+
+def _why_none(apis: list[int]) -> str:
+    return "; ".join(f"{label(a)}: {_why_not(a)}" for a in apis) or "python-rtmidi has no MIDI API compiled in"
 
 
 def open_client(cls: type[Client], api: str, name: str, flag: str = "--midi-api") -> tuple[Client, int]:
@@ -98,8 +103,7 @@ def open_client(cls: type[Client], api: str, name: str, flag: str = "--midi-api"
             client = try_client(cls, candidate, name)
             if client is not None:
                 return client, candidate
-        reasons = "; ".join(f"{label(a)}: {_why_not(a)}" for a in compiled) or "python-rtmidi has no API compiled in"
-        raise UsageError(f"{flag} auto: no MIDI API works here ({reasons}); or play without MIDI: --midi-out none")
+        raise UsageError(f"{flag} auto: no MIDI API works here ({_why_none(compiled)}); or play without MIDI: --midi-out none")
     if choice not in API_NAMES:
         raise UsageError(f"{flag} {api}: unknown MIDI API; choose auto or one of: {names}")
     if API_NAMES[choice] not in compiled:

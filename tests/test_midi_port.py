@@ -175,7 +175,7 @@ def test_connect_by_name_and_bad_names(scheduler, jack_server):
 
 
 def test_api_choice(jack_server, scheduler):
-    assert midi.midi_available()
+    assert midi.midi_available() == (True, "JACK") or os.path.exists(midi.ALSA_SEQUENCER)
     for api, expected in [("winamp", "unknown MIDI API"), ("coremidi", "built without it")]:
         with pytest.raises(UsageError, match=expected):
             open_midi_port("virtual", api, scheduler)
@@ -185,6 +185,17 @@ def test_api_choice(jack_server, scheduler):
         port = open_midi_port("virtual", "auto", scheduler)
         assert port.status().endswith("(JACK)")
         port.close(clock())
+
+
+@pytest.mark.skipif(os.path.exists(midi.ALSA_SEQUENCER), reason="this machine has ALSA MIDI")
+def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"no-such-server-{os.getpid()}")
+    available, why = midi.midi_available()
+    assert not available and "no ALSA sequencer" in why and "no JACK server running" in why
+    for api, expected in [("auto", "no MIDI API works here"), ("jack", "not usable: no JACK server running")]:
+        with pytest.raises(UsageError, match=expected) as error:
+            open_midi_port("virtual", api, scheduler)
+        assert "\n" not in str(error.value)
 
 
 def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack_server, caplog):

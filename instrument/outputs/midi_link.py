@@ -92,9 +92,9 @@ class MidiLink:
                 if server is None or not self._reopen():
                     return
                 self._server = server
-        if self._budget is not None and self._budget < 0:
-            log.warning("MIDI: the JACK server took no messages for a while; some were dropped")
         if self._budget is not None:
+            if self._budget < 0:
+                log.warning("MIDI: over %d bytes sent since the last check; the rest were dropped", JACK_SEND_BUDGET)
             self._budget = JACK_SEND_BUDGET  # the server is alive: it drains the ring buffer
         if self.target is not None and self._out is not None:
             self._follow_named_port()

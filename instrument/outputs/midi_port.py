@@ -50,7 +50,8 @@ class MidiPort:
         self._tempo = tempo if callable(tempo) else (lambda: tempo)
         self._sounding: dict[tuple[int, int], ScheduledNote] = {}  # timing thread only
         self._channels: set[int] = {channel} if program >= 0 else set()  # channels used
-        self._clock_running = False
+        self._clock_running = False  # ticking (from start until close)
+        self._clock_started = False  # Start was scheduled: Stop is owed at close
         self._clock_beat0 = 0.0
         self._next_tick = 0
         self._closed = False
@@ -63,7 +64,7 @@ class MidiPort:
         if self.send_clock:
             self._clock_beat0 = self._tempo().beat_at(at)
             self._next_tick = 0
-            self._clock_running = True
+            self._clock_running = self._clock_started = True
             self.scheduler.at(at, lambda due: self.link.send([CLOCK_START]))
             self.scheduler.at(at, self._tick)
 
@@ -100,7 +101,7 @@ class MidiPort:
                     self._silence()
             else:
                 self._silence()
-            if self.send_clock:
+            if self._clock_started:
                 self.link.send([CLOCK_STOP])
         except Exception:
             log.exception("MIDI: silencing at close failed")
