@@ -13,7 +13,7 @@ import rtmidi
 from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
 from instrument.errors import UsageError
 from instrument.scheduler import clock
-from tests.midi_helpers import realtime_jack_threads, wait_for
+from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
 
 START, CONTINUE, STOP, TICK = 0xFA, 0xFB, 0xFC, 0xF8
 
@@ -59,8 +59,15 @@ class ClockSource:
         self._out.delete()
 
 
+@pytest.fixture(scope="module")
+def jack(jack_server):
+    """The test JACK server, real-time for this module where allowed."""
+    with realtime_jack_server():
+        yield jack_server
+
+
 @pytest.fixture
-def source(jack_server):
+def source(jack):
     s = ClockSource()
     yield s
     s.close()

@@ -16,7 +16,7 @@ from instrument.expression import TempoMap
 from instrument.outputs import Output, ScheduledNote
 from instrument.outputs.midi_port import open_midi_port
 from instrument.scheduler import Scheduler, clock
-from tests.midi_helpers import Receiver, realtime_jack_threads, wait_for
+from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, wait_for
 
 NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
 # Arrival minus scheduled time. The timing thread itself is within ~0.1 ms; the rest is JACK's
@@ -25,16 +25,23 @@ NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
 TYPICAL_S, WORST_S = 0.002, 0.05  # the median, each message
 
 
+@pytest.fixture(scope="module")
+def jack(jack_server):
+    """The test JACK server, real-time for this module where allowed."""
+    with realtime_jack_server():
+        yield jack_server
+
+
 @pytest.fixture
 def scheduler():
-    s = Scheduler(realtime=False)
+    s = Scheduler()  # real-time priority where allowed, as the engine's
     s.start()
     yield s
     s.stop()
 
 
 @pytest.fixture
-def receiver(jack_server):
+def receiver(jack):
     r = Receiver("test-receiver", "in")
     yield r
     r.close()
@@ -155,7 +162,7 @@ def test_midi_clock_follows_the_tempo_map_and_survives_panic(scheduler, receiver
     check_times(receiver.of(0xF8)[: 24 * 4], expected)
 
 
-def test_connect_by_name_and_bad_names(scheduler, jack_server):
+def test_connect_by_name_and_bad_names(scheduler, jack):
     synth = Receiver("Test Synth", "midi_in")
     try:
         port = midi_port("test SYNTH", scheduler)
@@ -174,7 +181,7 @@ def test_connect_by_name_and_bad_names(scheduler, jack_server):
     assert open_midi_port("none", "jack", scheduler) is None
 
 
-def test_api_choice(jack_server, scheduler):
+def test_api_choice(jack, scheduler):
     assert midi.midi_available() == (True, "JACK") or os.path.exists(midi.ALSA_SEQUENCER)
     for api, expected in [("winamp", "unknown MIDI API"), ("coremidi", "built without it")]:
         with pytest.raises(UsageError, match=expected):
@@ -198,7 +205,7 @@ def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
         assert "\n" not in str(error.value)
 
 
-def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack_server, caplog):
+def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack, caplog):
     caplog.set_level(logging.WARNING, logger="instrument.midi")
     daw = Receiver("Test DAW", "in")
     start = clock() + 0.05
