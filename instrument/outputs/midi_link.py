@@ -29,8 +29,8 @@ from instrument.midi import JACK, PRODUCT, find_port, jack_server_id, jack_serve
 log = logging.getLogger("instrument.midi")
 
 JACK_SEND_BUDGET = 8192  # bytes per watchdog round, half of rtmidi's JACK ring buffer
-CLOSE_LINGER_S = 0.1  # JACK delivers what was sent in its next cycles; a port closed sooner can
-# garble the last messages as the receiver reads them (seen: two All Notes Off came as one twice)
+CLOSE_LINGER_S = 0.1  # before closing: JACK delivers the last messages (All Notes Off, Stop) at
+# its next cycle, read by the receiver from our port's buffer; do not pull the port from under it
 
 
 class MidiLink:
