@@ -1,0 +1,1 @@
+"""Inputs that steer the engine from outside: OSC, MIDI and gesture controllers, the mapping layer."""

@@ -1,0 +1,171 @@
+"""MIDI out to a DAW or synth (``--midi-out virtual|NAME|none``, ``--midi-api auto|alsa|jack``).
+
+Notes reach the port from the timing thread at their scheduled instants: ``schedule`` only
+hands them to the ``Scheduler``. Everything that sends runs in that one thread (notes, clock,
+panic), so messages never interleave and the note bookkeeping needs no lock; only ``close``
+sends from its caller, once the timing thread has stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Callable
+
+from instrument.expression import TempoMap
+from instrument.midi import PRODUCT, midi_available
+from instrument.outputs import ScheduledNote
+from instrument.outputs.midi_link import MidiLink, open_link
+from instrument.scheduler import Scheduler
+from instrument.tunes import Tune
+
+log = logging.getLogger("instrument.midi")
+
+NOTE_ON, NOTE_OFF, CONTROL, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
+ALL_NOTES_OFF = 123
+CLOCK_START, CLOCK_TICK, CLOCK_STOP = 0xFA, 0xF8, 0xFC
+TICKS_PER_QUARTER = 24
+CLOCK_LATE_S = 0.0005  # a tick whose time moved later than this (slower tempo, pause) waits
+
+__all__ = ["MidiPort", "open_midi_port", "midi_available"]
+
+
+class MidiPort:
+    """An ``Output`` to a MIDI port, with optional MIDI clock following the engine's tempo map."""
+
+    name = "midi"
+
+    def __init__(self, link: MidiLink, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
+                 send_clock: bool = False, tempo: TempoMap | Callable[[], TempoMap] | None = None):
+        """``tempo``: the engine's tempo map, or a function giving it (the engine makes its map
+        when the performance starts); needed only with ``send_clock``."""
+        if send_clock and tempo is None:
+            raise ValueError("send_clock needs the tempo map")
+        self.link = link
+        self.scheduler = scheduler
+        self.program = program
+        self.channel = channel
+        self.send_clock = send_clock
+        self._tempo = tempo if callable(tempo) else (lambda: tempo)
+        self._sounding: dict[tuple[int, int], ScheduledNote] = {}  # timing thread only
+        self._channels: set[int] = {channel} if program >= 0 else set()  # channels used
+        self._clock_running = False  # ticking (from start until close)
+        self._clock_started = False  # Start was scheduled: Stop is owed at close
+        self._clock_beat0 = 0.0
+        self._next_tick = 0
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- the engine's thread ----------------------------------------------------------------
+    def start(self, at: float) -> None:
+        if self.program >= 0:
+            self.scheduler.at(at, self._send_program)
+        if self.send_clock:
+            self._clock_beat0 = self._tempo().beat_at(at)
+            self._next_tick = 0
+            self._clock_running = self._clock_started = True
+            self.scheduler.at(at, lambda due: self.link.send([CLOCK_START]))
+            self.scheduler.at(at, self._tick)
+
+    def schedule(self, note: ScheduledNote) -> None:
+        self._channels.add(note.channel)
+        self.scheduler.at(note.on, functools.partial(self._note_on, note))
+        self.scheduler.at(max(note.off, note.on), functools.partial(self._note_off, note))
+
+    def tune(self, number: int, tune: Tune) -> None:
+        pass  # a port plays notes; tunes are for recordings and views
+
+    def panic(self, at: float) -> None:
+        """Drop what is pending and silence, in the timing thread (or here if it is not running)."""
+        if self._closed:
+            return
+        if self.scheduler.alive:
+            self.scheduler.clear(then=self._panic_now)
+        else:
+            self._silence()
+
+    def close(self, at: float) -> None:
+        """Silence, stop the clock and close the port. Idempotent; never raises."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._clock_running = False
+        try:
+            if self.scheduler.alive:  # normally the engine has stopped it already
+                done = threading.Event()
+                self.scheduler.clear(then=lambda now: (self._silence(), done.set()))
+                if not done.wait(1.0):
+                    log.warning("MIDI: the timing thread did not answer; silencing from here")
+                    self._silence()
+            else:
+                self._silence()
+            if self._clock_started:
+                self.link.send([CLOCK_STOP])
+        except Exception:
+            log.exception("MIDI: silencing at close failed")
+        self.link.close()
+
+    def status(self) -> str:
+        return self.link.status()
+
+    # -- the timing thread ------------------------------------------------------------------
+    def _send_program(self, due: float) -> None:
+        self.link.send([PROGRAM | (self.channel - 1), self.program & 0x7F])
+
+    def _note_on(self, note: ScheduledNote, due: float) -> None:
+        if self._closed:
+            return
+        key = (note.channel, note.pitch)
+        if key in self._sounding:  # the same pitch again: end the first, never overlap
+            self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
+        self._sounding[key] = note
+        self.link.send([NOTE_ON | (note.channel - 1), note.pitch, note.velocity])
+
+    def _note_off(self, note: ScheduledNote, due: float) -> None:
+        key = (note.channel, note.pitch)
+        if self._sounding.get(key) is note:  # not if a later note took the pitch over
+            del self._sounding[key]
+            self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
+
+    def _silence(self) -> None:
+        """Note-off for every sounding note, then All Notes Off on every channel used."""
+        for channel, pitch in list(self._sounding):
+            self.link.send([NOTE_OFF | (channel - 1), pitch, 0])
+        self._sounding.clear()
+        for channel in sorted(tuple(self._channels)):
+            self.link.send([CONTROL | (channel - 1), ALL_NOTES_OFF, 0])
+
+    def _panic_now(self, now: float) -> None:
+        self._silence()
+        if self._clock_running:  # the clear dropped the next tick: the DAW stays in time
+            self._arm_tick()
+
+    def _tick_time(self, tick: int) -> float:
+        return self._tempo().time_at(self._clock_beat0 + tick / TICKS_PER_QUARTER)
+
+    def _arm_tick(self) -> None:
+        self.scheduler.at(self._tick_time(self._next_tick), self._tick)
+
+    def _tick(self, due: float) -> None:
+        """One clock tick; the next is timed from the tempo map as it is now."""
+        if not self._clock_running:
+            return
+        if self._tick_time(self._next_tick) > due + CLOCK_LATE_S:  # slowed down since armed
+            self._arm_tick()
+            return
+        self.link.send([CLOCK_TICK])
+        self._next_tick += 1
+        self._arm_tick()
+
+
+def open_midi_port(midi_out: str, midi_api: str, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
+                   send_clock: bool = False, tempo: TempoMap | Callable[[], TempoMap] | None = None,
+                   port_name: str = PRODUCT, watch_interval: float = 1.0) -> MidiPort | None:
+    """The MIDI output for ``--midi-out`` and ``--midi-api``; None for ``--midi-out none``.
+    Raises ``UsageError`` with one line naming what is wrong and how to fix it."""
+    if midi_out.strip().lower() == "none":
+        return None
+    link = open_link(midi_out, midi_api, port_name=port_name, watch_interval=watch_interval)
+    return MidiPort(link, scheduler, program=program, channel=channel, send_clock=send_clock, tempo=tempo)

@@ -1,0 +1,138 @@
+"""A JACK MIDI client in the test process that keeps what it receives, and small waits."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import rtmidi
+
+from instrument.midi import jack_server_socket
+from instrument.scheduler import clock
+
+
+class Receiver:
+    """A JACK MIDI input port ``client:port`` keeping (arrival time on clock(), message).
+
+    rtmidi queues messages inside JACK's process callback and a thread here polls the queue: a
+    Python callback there would wait for the GIL past the 0.67 ms period, while the sender
+    rewrites the buffer being read (messages then come garbled). Its JACK threads get real-time
+    priority (``realtime_jack_threads``).
+    Arrival times are rtmidi's own timestamps (JACK's microsecond clock), placed on ``clock()``
+    by the earliest poll: each poll happens after the arrival, so the smallest (poll time -
+    timestamp) is the offset.
+    """
+
+    def __init__(self, client: str = "test-receiver", port: str = "in"):
+        self.name = f"{client}:{port}"
+        self._raw: list[tuple[float, float, list[int]]] = []  # (poll time, rtmidi time, message)
+        with realtime_jack_threads():
+            self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client, queue_size_limit=8192)
+        self._in.ignore_types(sysex=False, timing=False, active_sense=False)
+        self._in.open_virtual_port(port)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name=f"receiver {self.name}", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        stamp = 0.0
+        while not self._stop.is_set():
+            event = self._in.get_message()
+            if event is None:
+                time.sleep(0.001)
+                continue
+            message, delta = event
+            stamp += delta
+            self._raw.append((clock(), stamp, message))
+
+    @property
+    def messages(self) -> list[tuple[float, list[int]]]:
+        raw = list(self._raw)
+        if not raw:
+            return []
+        offset = min(polled - stamp for polled, stamp, _ in raw)
+        return [(offset + stamp, message) for _, stamp, message in raw]
+
+    def listen_to(self, source: str) -> None:
+        """Connect the JACK output port whose name contains ``source`` to this one."""
+        sources = [p for p in self._in.get_ports() if source in p]
+        assert len(sources) == 1, f"expected one port matching {source!r}: {self._in.get_ports()}"
+        subprocess.run(["jack_connect", sources[0], self.name], check=True, capture_output=True, timeout=10)
+
+    def of(self, *statuses: int) -> list[tuple[float, list[int]]]:
+        """The messages whose status byte (channel masked for channel messages) is one of these."""
+        return [(t, m) for t, m in self.messages if (m[0] if m[0] >= 0xF0 else m[0] & 0xF0) in statuses]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._in.close_port()
+        self._in.delete()
+
+
+@contextmanager
+def realtime_jack_threads(priority: int = 60) -> Iterator[None]:
+    """Give the threads libjack starts inside this block real-time (FIFO) priority where allowed,
+    as a real-time JACK server gives its clients. The test server runs without real-time: on a
+    busy machine a normal client thread misses cycles of the 0.67 ms period, and what a
+    client sends or receives in a cycle it missed can be lost."""
+    before = _threads()
+    yield
+    python_threads = {t.native_id for t in threading.enumerate()}
+    for tid in _threads() - before - python_threads:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        except OSError:
+            pass  # no permission: normal threads, fine on an idle machine
+
+
+@contextmanager
+def realtime_jack_server(priority: int = 70) -> Iterator[None]:
+    """Run the test JACK server's threads at real-time (FIFO) priority for a while, where allowed,
+    then put them back. Started with ``--no-realtime``, on a busy machine it runs cycles late,
+    and a client can miss a cycle and lose its messages (seen here at about 1 in 1000, even by
+    jack_midi_dump); a real-time server, as musicians run, does not."""
+    saved = {}
+    try:
+        pid = _jack_server_pid()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            saved[int(tid)] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)))
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        pass  # no permission, or no such server: as it is
+    try:
+        yield
+    finally:
+        for tid, (policy, param) in saved.items():
+            try:
+                os.sched_setscheduler(tid, policy, param)
+            except OSError:
+                pass
+
+
+def _jack_server_pid() -> int:
+    """The JACK server's process, from its socket's peer credentials."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.connect(jack_server_socket())
+        pid, _, _ = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return pid
+
+
+def _threads() -> set[int]:
+    return {int(tid) for tid in os.listdir("/proc/self/task")}
+
+
+def wait_for(condition, timeout: float = 5.0, step: float = 0.02) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())

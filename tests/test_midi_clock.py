@@ -1,0 +1,124 @@
+"""Following a MIDI clock sent over a real JACK server: tempo within 1 %, Start/Continue/Stop."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+
+import pytest
+import rtmidi
+
+from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
+from instrument.errors import UsageError
+from instrument.scheduler import clock
+from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
+
+START, CONTINUE, STOP, TICK = 0xFA, 0xFB, 0xFC, 0xF8
+
+
+class ClockSource:
+    """A JACK MIDI output port ``client:out`` that plays a clock from a thread."""
+
+    def __init__(self, client: str = "Clock Source"):
+        with realtime_jack_threads():
+            self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+        self._out.open_virtual_port("out")
+        self.name = f"{client}:out"
+
+    def connect(self, destination: str) -> None:
+        subprocess.run(["jack_connect", self.name, destination], check=True, capture_output=True, timeout=10)
+
+    def play(self, script: list[tuple[str, float]]) -> threading.Thread:
+        """Run ``script`` in a thread: ('start'|'continue'|'stop', 0) or ('ticks', qpm) * count."""
+        def run():
+            due = clock() + 0.02
+            for what, value in script:
+                if what == "ticks":
+                    count, qpm = value
+                    for _ in range(count):
+                        self._at(due, [TICK])
+                        due += 60.0 / qpm / 24
+                else:
+                    self._at(due, [{"start": START, "continue": CONTINUE, "stop": STOP}[what]])
+                    due += 0.1 if what == "stop" else 0.0
+        thread = threading.Thread(target=run, name="clock source", daemon=True)
+        thread.start()
+        return thread
+
+    def _at(self, due: float, message: list[int]) -> None:
+        while clock() < due - 0.002:
+            time.sleep(0.001)
+        while clock() < due:
+            pass
+        self._out.send_message(message)
+
+    def close(self) -> None:
+        self._out.close_port()
+        self._out.delete()
+
+
+@pytest.fixture(scope="module")
+def jack(jack_server):
+    """The test JACK server, real-time for this module where allowed."""
+    with realtime_jack_server():
+        yield jack_server
+
+
+@pytest.fixture
+def source(jack):
+    s = ClockSource()
+    yield s
+    s.close()
+
+
+def follower(**options):
+    events, tempos = [], []
+    with realtime_jack_threads():
+        f = MidiClockFollower(api="jack", on_tempo=tempos.append, on_start=lambda: events.append("start"),
+                              on_continue=lambda: events.append("continue"), on_stop=lambda: events.append("stop"),
+                              **options)
+    return f, events, tempos
+
+
+def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
+    f, events, tempos = follower()
+    try:
+        assert f.status() == f"MIDI clock: no clock yet (stopped) on '{DEFAULT_PORT}' (JACK)"
+        source.connect(f"{DEFAULT_PORT}:{DEFAULT_PORT}")
+        source.play([("start", 0), ("ticks", (48, 150.0))]).join()
+        assert wait_for(lambda: f.ticks == 48, timeout=1)
+        assert f.qpm == pytest.approx(150.0, rel=0.01) and tempos[-1] == f.qpm
+        assert events == ["start"] and f.running
+        source.play([("ticks", (60, 100.0)), ("stop", 0), ("continue", 0), ("ticks", (6, 100.0)), ("stop", 0)]).join()
+        assert wait_for(lambda: events == ["start", "stop", "continue", "stop"], timeout=1), events
+        assert f.qpm == pytest.approx(100.0, rel=0.01)
+        assert f.beats == 114 / 24 and not f.running
+        assert f.status() == f"MIDI clock: {f.qpm:.1f} qpm (stopped) on '{DEFAULT_PORT}' (JACK)"
+    finally:
+        f.close()
+        f.close()
+
+
+def test_listening_to_a_named_port(source):
+    with pytest.raises(UsageError) as error:
+        MidiClockFollower("no such clock", "jack")
+    assert "no MIDI output port matches" in str(error.value) and "'Clock Source:out'" in str(error.value)
+    f, events, _ = follower(port="clock SOURCE")
+    try:
+        assert f.port == "Clock Source:out"
+        source.play([("start", 0), ("ticks", (36, 123.0))]).join()
+        assert wait_for(lambda: f.ticks == 36, timeout=1)
+        assert f.qpm == pytest.approx(123.0, rel=0.01) and events == ["start"]
+    finally:
+        f.close()
+
+
+def test_tempo_estimate_shrugs_off_jitter_and_a_late_tick():
+    rng = random.Random(1)
+    spt = 60 / 128 / 24  # seconds per tick at 128 qpm
+    times = [i * spt + rng.uniform(0, 0.00067) for i in range(48)]  # one 32-frame JACK period of jitter
+    times[-1] += 0.005  # the newest tick 5 ms late
+    assert tempo_from_ticks(times) == pytest.approx(128, rel=0.002)
+    assert tempo_from_ticks(times[:2]) is None
