@@ -1,6 +1,7 @@
 /* The fast live step of the folk-rnn LSTM stack: AVX2 + FMA, float32 (or bf16) weights, B voices.
  *
- * Built by instrument/fast_step.py with gcc (-O3 -mavx2 -mfma) at first use and loaded with ctypes.
+ * Built by instrument/fast_step.py with gcc (-O3 -mavx2 -mfma -mf16c) at first use and loaded with ctypes.
+ * Weights: float32, bf16 (prec 1) or IEEE half (prec 2, converted by F16C), products in float32.
  * One call to fs_step() runs every layer of one step for the active voices; fs_sample() then draws
  * the next token of every voice from uniforms the caller supplies (its seeded numpy generators).
  *
@@ -94,6 +95,9 @@ static inline __m256 tanh256(__m256 x) { /* 2 sigmoid(2x) - 1 */
 
 /* ---------------------------------------------------------------- weight loads */
 static inline __m256 ld_f32(const void *p, size_t i) { return _mm256_loadu_ps((const float *)p + i); }
+static inline __m256 ld_f16(const void *p, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
 static inline __m256 ld_bf16(const void *p, size_t i) {
     __m128i v = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
@@ -163,6 +167,7 @@ static inline __m256 ld_bf16(const void *p, size_t i) {
 
 DEFINE_TILES(f32, ld_f32, 4)
 DEFINE_TILES(bf16, ld_bf16, 2)
+DEFINE_TILES(f16, ld_f16, 2)
 
 /* ---------------------------------------------------------------- one chunk of a phase */
 static inline int voice_at(const fs_job *job, int i) { return job->active ? job->active[i] : i; }
@@ -283,6 +288,7 @@ static inline void logits_out(const fs_net *n, int v, int g, const __m256 *a) {
 
 DEFINE_CHUNK(f32, 4)
 DEFINE_CHUNK(bf16, 2)
+DEFINE_CHUNK(f16, 2)
 
 static void out_chunk(const fs_job *job, int g0, int g1) {
     const fs_net *n = job->net;
@@ -328,6 +334,8 @@ static void run_chunk(const fs_job *job, int tid, int phase, int idx) {
         if (g1 > groups) g1 = groups;
         if (n->prec == 1)
             layer_chunk_bf16(job, tid, phase, g0, g1);
+        else if (n->prec == 2)
+            layer_chunk_f16(job, tid, phase, g0, g1);
         else
             layer_chunk_f32(job, tid, phase, g0, g1);
     } else {
