@@ -452,6 +452,10 @@ static void run_phase_shared(const fs_job *job, int phase) {
 }
 
 /* ---------------------------------------------------------------- entry points */
+/* groups per chunk when two threads share a layer: small chunks while the step streams weights
+ * (one or two voices: a late chunk costs little), larger ones when it computes */
+#define CHUNK_GROUPS(nact) ((nact) <= 2 ? 2 : 4)
+
 int fs_abi_version(void) { return 3; }
 
 void fs_set_spin(long spin_ns) { atomic_store(&P.spin_ns, spin_ns); }
@@ -464,8 +468,8 @@ int fs_step(const fs_net *net, const int32_t *active, int nact, const int32_t *h
     int groups = net->hp / 8;
     int shared = threads > 1 && groups > 1 && ensure_worker() && pthread_mutex_trylock(&P.busy) == 0;
     if (shared) {
-        /* chunks of ~4 groups; fewer for small layers so both threads get some */
-        job.layer_chunk = groups >= 16 ? 4 : 1;
+        /* chunks of a few groups; single groups for small layers so both threads get some */
+        job.layer_chunk = groups < 16 ? 1 : CHUNK_GROUPS(nact);
         P.job = &job;
         for (int phase = 0; phase <= net->layers; phase++) run_phase_shared(&job, phase);
         P.job = NULL;
