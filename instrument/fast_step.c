@@ -130,6 +130,31 @@ static inline __m256 ld_bf16(const void *p, size_t i) {
         a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;                                                    \
         b[0] = b0; b[1] = b1; b[2] = b2; b[3] = b3;                                                    \
     }                                                                                                 \
+    static inline void tile1x3_##SUFFIX(const void *W0, const void *W1, const void *W2, int k0, int k1,  \
+                                        const float *x0, __m256 *a, __m256 *b, __m256 *c) {             \
+        __m256 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];                                             \
+        __m256 b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];                                             \
+        __m256 c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                                             \
+        for (int k = k0; k < k1; k++) {                                                               \
+            __m256 xv = _mm256_broadcast_ss(x0 + k);                                                  \
+            size_t o = (size_t)k * 32;                                                                \
+            a0 = _mm256_fmadd_ps(LD(W0, o), xv, a0);                                                  \
+            a1 = _mm256_fmadd_ps(LD(W0, o + 8), xv, a1);                                              \
+            a2 = _mm256_fmadd_ps(LD(W0, o + 16), xv, a2);                                             \
+            a3 = _mm256_fmadd_ps(LD(W0, o + 24), xv, a3);                                             \
+            b0 = _mm256_fmadd_ps(LD(W1, o), xv, b0);                                                  \
+            b1 = _mm256_fmadd_ps(LD(W1, o + 8), xv, b1);                                              \
+            b2 = _mm256_fmadd_ps(LD(W1, o + 16), xv, b2);                                             \
+            b3 = _mm256_fmadd_ps(LD(W1, o + 24), xv, b3);                                             \
+            c0 = _mm256_fmadd_ps(LD(W2, o), xv, c0);                                                  \
+            c1 = _mm256_fmadd_ps(LD(W2, o + 8), xv, c1);                                              \
+            c2 = _mm256_fmadd_ps(LD(W2, o + 16), xv, c2);                                             \
+            c3 = _mm256_fmadd_ps(LD(W2, o + 24), xv, c3);                                             \
+        }                                                                                             \
+        a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;                                                    \
+        b[0] = b0; b[1] = b1; b[2] = b2; b[3] = b3;                                                    \
+        c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3;                                                    \
+    }                                                                                                 \
     static inline void tile2x1_##SUFFIX(const void *W, int k0, int k1, const float *x0,               \
                                         const float *x1, __m256 *a, __m256 *b) {                        \
         __m256 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];                                             \
@@ -265,10 +290,21 @@ static inline void logits_out(const fs_net *n, int v, int g, const __m256 *a) {
                 lstm_out(n, l, v1, g, b);                                                              \
             }                                                                                          \
         }                                                                                              \
-        if (i < job->nact) { /* one voice: two groups at a time */                                     \
+        if (i < job->nact) { /* one voice: three groups at a time (three weight streams) */            \
             int v0 = voice_at(job, i);                                                                 \
             const float *x0 = n->in[l] + (size_t)v0 * stride;                                          \
             int g = g0;                                                                                \
+            for (; g + 2 < g1; g += 3) {                                                               \
+                __m256 a[4], b[4], c[4];                                                               \
+                init_acc(job, l, i, g, a);                                                             \
+                init_acc(job, l, i, g + 1, b);                                                         \
+                init_acc(job, l, i, g + 2, c);                                                         \
+                tile1x3_##SUFFIX(W + g * gbytes, W + (g + 1) * gbytes, W + (g + 2) * gbytes, 0, K, x0, \
+                                 a, b, c);                                                             \
+                lstm_out(n, l, v0, g, a);                                                              \
+                lstm_out(n, l, v0, g + 1, b);                                                          \
+                lstm_out(n, l, v0, g + 2, c);                                                          \
+            }                                                                                          \
             for (; g + 1 < g1; g += 2) {                                                               \
                 __m256 a[4], b[4];                                                                     \
                 init_acc(job, l, i, g, a);                                                             \
@@ -357,7 +393,7 @@ static struct {
     const fs_job *job;
     pthread_mutex_t busy;
     pthread_t thread;
-} P = {.spin_ns = 200000, .busy = PTHREAD_MUTEX_INITIALIZER};
+} P = {.spin_ns = 100000, .busy = PTHREAD_MUTEX_INITIALIZER};
 
 static inline long now_ns(void) {
     struct timespec t;
@@ -454,7 +490,7 @@ static void run_phase_shared(const fs_job *job, int phase) {
 /* ---------------------------------------------------------------- entry points */
 /* groups per chunk when two threads share a layer: small chunks while the step streams weights
  * (one or two voices: a late chunk costs little), larger ones when it computes */
-#define CHUNK_GROUPS(nact) ((nact) <= 2 ? 2 : 4)
+#define CHUNK_GROUPS(nact) ((nact) <= 2 ? 3 : 4)
 
 int fs_abi_version(void) { return 3; }
 

@@ -143,7 +143,7 @@ def available() -> bool:
 
 
 def set_spin(microseconds: float) -> None:
-    """How long the helper thread spins for more work before it sleeps (default 200 us)."""
+    """How long the helper thread spins for more work before it sleeps (default 100 us)."""
     lib = load()
     if lib is not None:
         lib.fs_set_spin(int(microseconds * 1000))
