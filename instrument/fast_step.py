@@ -111,7 +111,7 @@ def load() -> ctypes.CDLL | None:
             if not path.exists():
                 try:
                     _build(path)
-                except PermissionError:  # read-only cache: build into a private temporary one
+                except OSError:  # an unwritable cache: build into a private temporary one
                     path = Path(tempfile.gettempdir()) / f"folk-instrument-{os.getuid()}" / path.name
                     if not path.exists():
                         _build(path)
