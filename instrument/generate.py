@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from instrument import vocab
+from instrument import fast_step, vocab
 from instrument.errors import UsageError
 from instrument.model import FolkRNN
 from instrument.stepper import Stepper
@@ -61,18 +61,25 @@ def generate_tunes(
     batch: int = 64,
     configure: Callable[[Stepper], None] | None = None,
     on_step: Callable[[Stepper, np.ndarray], None] | None = None,
+    threads: int | None = None,
+    backend: str = "fast",
 ) -> list[Tune]:
     """Generate ``count`` tunes, ``batch`` voices at a time.
 
     Meter and mode are forced when given, else the model chooses them (sampling only among
     meter, then mode tokens). Each batch is seeded from (seed, batch number), so the same
     arguments give the same tunes. ``configure`` may set further stepper controls (ablation,
-    stimulation, bias); ``on_step`` sees every body step (for recording activations).
+    stimulation, bias); ``on_step`` sees every body step (for recording activations); a voice
+    whose tune has ended is no longer computed, and its token reads ``</s>`` from then on.
+    ``threads`` is the fast step's core count (default: both cores, this is offline work).
     """
     tunes: list[Tune] = []
+    threads = fast_step.default_threads(offline=True) if threads is None else threads
     for number, start in enumerate(range(0, count, batch)):
         voices = min(batch, count - start)
-        stepper = Stepper(model, voices=voices, seed=None if seed is None else [seed, number])
+        stepper = Stepper(
+            model, voices=voices, seed=None if seed is None else [seed, number], threads=threads, backend=backend
+        )
         stepper.temperature = temperature
         tunes += _generate_batch(stepper, meter, mode, list(prompt), max_tokens, configure, on_step)
     return tunes
@@ -101,7 +108,12 @@ def _generate_batch(stepper, meter, mode, prompt, max_tokens, configure, on_step
     for _ in range(max_tokens):
         if ended.all():
             break
-        tokens = stepper.step()
+        if ended.any():  # only the voices still playing
+            live = np.flatnonzero(~ended)
+            tokens = np.full(voices, _END, dtype=np.int64)
+            tokens[live] = stepper._step(live)
+        else:
+            tokens = stepper.step()
         if on_step:
             on_step(stepper, tokens)
         for v in np.flatnonzero(~ended):

@@ -21,7 +21,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from instrument import vocab
+from instrument import fast_step, vocab
 from instrument.grammar import GrammarGuard
 from instrument.model import FolkRNN
 
@@ -104,12 +104,28 @@ class Stepper:
     (Stimulation), ``ablation`` (Ablation), ``logit_bias`` (None or an array over the
     vocabulary, or one per voice), ``guard`` (mask tokens that cannot follow).
     The sampled distribution is ``softmax(logits / T + logit_bias)``.
+
+    ``backend`` "fast" (default) runs the compiled kernel of instrument.fast_step, falling back
+    to "reference" (the torch statement of the equations) where it cannot be built;
+    ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" stores the
+    fast path's weights as bfloat16 (see fast_step.BF16_TOLERANCE).
     """
 
-    def __init__(self, model: FolkRNN, voices: int = 1, seed: int | Sequence[int] | None = None, guard: bool = False):
+    def __init__(
+        self,
+        model: FolkRNN,
+        voices: int = 1,
+        seed: int | Sequence[int] | None = None,
+        guard: bool = False,
+        *,
+        backend: str = "fast",
+        threads: int | None = None,
+        precision: str = "float32",
+    ):
         self.voices = voices
         self.config = model.config
-        self._weights = _Weights.from_model(model)
+        self._net = _make_net(model, voices, backend, threads, precision)
+        self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "reference"
         self.temperature: float | Sequence[float] = 1.0
         self.stimulation = Stimulation()
         self.ablation = Ablation()
@@ -118,7 +134,6 @@ class Stepper:
         *voice_seeds, stim_seed = np.random.SeedSequence(seed).spawn(voices + 1)
         self._rngs = [np.random.default_rng(s) for s in voice_seeds]  # one per voice: tune i of a batch is reproducible
         self._stim_rng = np.random.default_rng(stim_seed)
-        self._pc_rows = torch.tensor([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])
         self._masks_for: Ablation | None = None
         self._grammar = [GrammarGuard() for _ in range(voices)]
         self.reset()
@@ -126,20 +141,13 @@ class Stepper:
     # -- state -----------------------------------------------------------------------------
     def reset(self, voices: Sequence[int] | None = None) -> None:
         """Return voices (default all) to the learned initial state, with nothing pending."""
-        w = self._weights
+        self._net.reset(voices)
+        self._all_pending = False  # known true again at the first step that finds no voice without a token
         if voices is None:
-            self._h = [h0.expand(self.voices, -1).clone() for h0 in w.h0]
-            self._c = [c0.expand(self.voices, -1).clone() for c0 in w.c0]
             self._pending = np.full(self.voices, -1, dtype=np.int64)
             self._pending_sampled = np.zeros(self.voices, dtype=bool)
-            self._logits = torch.zeros(self.voices, self.config.vocab_size)
-            self._sampling = torch.full((self.voices, self.config.vocab_size), 1.0 / self.config.vocab_size)
             self._grammar = [GrammarGuard() for _ in range(self.voices)]
             return
-        idx = torch.as_tensor(list(voices), dtype=torch.long)
-        for layer in range(self.config.layers):
-            self._h[layer][idx] = w.h0[layer]
-            self._c[layer][idx] = w.c0[layer]
         for v in voices:
             self._pending[v] = -1
             self._pending_sampled[v] = False
@@ -160,7 +168,7 @@ class Stepper:
             raise ValueError("force() needs one token list per selected voice, all of one length")
         for position in range(len(per_voice[0]) if per_voice else 0):
             if all(self._pending[v] >= 0 for v in selected):
-                self._advance(selected)
+                self._advance(None if voices is None else selected)
             elif any(self._pending[v] >= 0 for v in selected):
                 raise ValueError("force() on voices of which only some have a pending token")
             for v, toks in zip(selected, per_voice):
@@ -171,19 +179,51 @@ class Stepper:
 
     def step(self) -> np.ndarray:
         """Feed every voice's pending token, sample the next one, and return it (one per voice)."""
-        if (self._pending < 0).any():
-            raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
-        self._advance(range(self.voices))
-        tokens = self._sample()
-        self._pending[:] = tokens
-        self._pending_sampled[:] = True
-        for v, t in enumerate(tokens):
-            self._grammar[v].push(int(t))
+        return self._step(None)
+
+    def _step(self, sel: np.ndarray | None) -> np.ndarray:
+        """step() for the ``sel`` voices only (None: all); returns their tokens, in ``sel`` order.
+        Offline generation uses it to stop computing voices whose tune has ended."""
+        if sel is None:
+            if not self._all_pending:
+                if (self._pending < 0).any():
+                    raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
+                self._all_pending = True
+            pending, sampled, grammars, rngs = self._pending, self._pending_sampled, self._grammar, self._rngs
+            temperature, bias = self.temperature, self.logit_bias
+        else:
+            if (self._pending[sel] < 0).any():
+                raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
+            pending, sampled = self._pending[sel], self._pending_sampled[sel]
+            grammars, rngs = [self._grammar[v] for v in sel], [self._rngs[v] for v in sel]
+            temperature = self.temperature
+            if not isinstance(temperature, (int, float)):
+                temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (self.voices,))[sel]
+            bias = self.logit_bias
+            if bias is not None and np.ndim(bias) == 2:
+                bias = np.broadcast_to(bias, (self.voices, self.config.vocab_size))[sel]
+        if self.guard:
+            allowed = [g.allowed() for g in grammars]
+        else:  # even unguarded, a tune's header is written once: no <s>, M: or K: inside a body
+            allowed = [_NOT_HEADER if g.stage == "body" else _ANY for g in grammars]
+        tokens = self._net.step(
+            sel, pending, sampled, self.stimulation, self._pitch_classes(sampled), self._ablation_masks(),
+            temperature, bias, allowed, rngs,
+        )
+        if sel is None:
+            self._pending[:] = tokens
+            self._pending_sampled[:] = True
+        else:
+            self._pending[sel] = tokens
+            self._pending_sampled[sel] = True
+        for grammar, t in zip(grammars, tokens.tolist()):
+            grammar.push(t)
         return tokens
 
     @property
     def readout(self) -> Readout:
-        return Readout(self._h, self._c, self._logits, self._sampling)
+        net = self._net
+        return Readout(net.h, net.c, net.logits, net.sampling)
 
     @property
     def pending(self) -> np.ndarray:
@@ -191,24 +231,6 @@ class Stepper:
         return self._pending.copy()
 
     # -- the network -----------------------------------------------------------------------
-    def _input(self, selected: list[int]) -> torch.Tensor:
-        x = torch.zeros(len(selected), self.config.vocab_size)
-        rows = torch.arange(len(selected))
-        pending = torch.as_tensor(self._pending[selected])
-        sampled = torch.as_tensor(self._pending_sampled[selected])
-        stim = self.stimulation
-        weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
-        x[rows, pending] = weight
-        if not stim.is_plain and bool(sampled.any()):
-            extra = torch.zeros_like(x)
-            for token, w in stim.forced:
-                extra[:, token] += w
-            if stim.random_pitch_class:
-                pcs = self._stim_rng.integers(0, len(self._pc_rows), size=len(selected))
-                extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
-            x += extra * sampled[:, None]
-        return x
-
     def _ablation_masks(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
         """Per layer (output mask, silence mask), rebuilt only when the ablation changes."""
         if self._masks_for is not self.ablation:
@@ -225,14 +247,101 @@ class Stepper:
             self._masks_for = self.ablation
         return self._masks
 
-    @torch.no_grad()
-    def _advance(self, selected: Iterable[int]) -> None:
-        selected = list(selected)
-        every = len(selected) == self.voices
-        idx = None if every else torch.as_tensor(selected, dtype=torch.long)
+    def _advance(self, selected: Sequence[int] | None) -> None:
+        """Feed the pending tokens of ``selected`` voices (None: all) through the network."""
+        sel = None if selected is None else np.asarray(list(selected), dtype=np.int64)
+        pending = self._pending if sel is None else self._pending[sel]
+        sampled = self._pending_sampled if sel is None else self._pending_sampled[sel]
+        self._net.advance(sel, pending, sampled, self.stimulation, self._pitch_classes(sampled), self._ablation_masks())
+
+    def _pitch_classes(self, sampled: np.ndarray) -> np.ndarray | None:
+        """The stimulation's random pitch class of each fed voice (drawn whenever any was sampled)."""
+        stim = self.stimulation
+        if not stim.is_plain and stim.random_pitch_class and sampled.any():
+            return self._stim_rng.integers(0, len(_PC_ROWS), size=len(sampled))
+        return None
+
+
+_PC_ROWS = np.array([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])
+
+
+def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, precision: str):
+    if backend not in ("fast", "reference"):
+        raise ValueError(f"backend must be 'fast' or 'reference', not {backend!r}")
+    threads = fast_step.default_threads() if threads is None else threads
+    if threads not in (1, 2):
+        raise ValueError(f"threads must be 1 or 2, not {threads!r}")
+    if backend == "fast":
+        lib = fast_step.load()
+        if lib is not None:
+            return fast_step.FastNet(lib, fast_step.packed(model, precision), voices, threads, _PC_ROWS)
+    if precision != "float32":
+        raise ValueError(f"precision {precision!r} needs the fast backend")
+    return _TorchNet(model, voices)
+
+
+class _TorchNet:
+    """The reference path: the equations as torch ops on the stepper's buffers (what the fast
+    path is tested against)."""
+
+    def __init__(self, model: FolkRNN, voices: int):
+        self.voices = voices
+        self.config = model.config
+        self._weights = _Weights.from_model(model)
+        self._pc_rows = torch.tensor(_PC_ROWS)
+
+    @property
+    def h(self) -> list[torch.Tensor]:
+        return self._h
+
+    @property
+    def c(self) -> list[torch.Tensor]:
+        return self._c
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self._logits
+
+    @property
+    def sampling(self) -> torch.Tensor:
+        return self._sampling
+
+    def reset(self, voices: Sequence[int] | None) -> None:
         w = self._weights
-        x = self._input(selected)
-        for layer, (out_keep, silence_keep) in enumerate(self._ablation_masks()):
+        if voices is None:
+            self._h = [h0.expand(self.voices, -1).clone() for h0 in w.h0]
+            self._c = [c0.expand(self.voices, -1).clone() for c0 in w.c0]
+            self._logits = torch.zeros(self.voices, self.config.vocab_size)
+            self._sampling = torch.full((self.voices, self.config.vocab_size), 1.0 / self.config.vocab_size)
+            return
+        idx = torch.as_tensor(list(voices), dtype=torch.long)
+        for layer in range(self.config.layers):
+            self._h[layer][idx] = w.h0[layer]
+            self._c[layer][idx] = w.c0[layer]
+
+    def _input(self, pending, sampled, stim: Stimulation, pcs) -> torch.Tensor:
+        x = torch.zeros(len(pending), self.config.vocab_size)
+        rows = torch.arange(len(pending))
+        pending = torch.as_tensor(pending)
+        sampled = torch.as_tensor(sampled)
+        weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
+        x[rows, pending] = weight
+        if not stim.is_plain and bool(sampled.any()):
+            extra = torch.zeros_like(x)
+            for token, w in stim.forced:
+                extra[:, token] += w
+            if stim.random_pitch_class:
+                extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
+            x += extra * sampled[:, None]
+        return x
+
+    @torch.no_grad()
+    def advance(self, sel, pending, sampled, stim: Stimulation, pcs, masks) -> None:
+        every = sel is None
+        idx = None if every else torch.as_tensor(sel, dtype=torch.long)
+        w = self._weights
+        x = self._input(pending, sampled, stim, pcs)
+        for layer, (out_keep, silence_keep) in enumerate(masks):
             h_prev = self._h[layer] if every else self._h[layer][idx]
             c_prev = self._c[layer] if every else self._c[layer][idx]
             gates = torch.addmm(w.bias[layer], x, w.w_ih_t[layer]).addmm_(h_prev, w.w_hh_t[layer])
@@ -252,19 +361,17 @@ class Stepper:
         else:
             self._logits[idx] = logits
 
-    def _sample(self) -> np.ndarray:
-        logits = self._logits.double().numpy()
-        temperature = np.broadcast_to(np.asarray(self.temperature, dtype=np.float64), (self.voices,))
-        bias = None if self.logit_bias is None else np.broadcast_to(self.logit_bias, logits.shape)
-        if self.guard:
-            allowed = np.stack([g.allowed() for g in self._grammar])
-        else:  # even unguarded, a tune's header is written once: no <s>, M: or K: inside a body
-            allowed = np.stack([_NOT_HEADER if g.stage == "body" else _ANY for g in self._grammar])
-        guard_bias = np.where(allowed, 0.0, -np.inf)
+    def step(self, sel, pending, sampled, stim, pcs, masks, temperature, logit_bias, allowed_rows, rngs) -> np.ndarray:
+        self.advance(sel, pending, sampled, stim, pcs, masks)
+        logits = (self._logits if sel is None else self._logits[torch.as_tensor(sel, dtype=torch.long)]).double().numpy()
+        n = len(logits)
+        temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (n,))
+        bias = None if logit_bias is None else np.broadcast_to(logit_bias, logits.shape)
+        guard_bias = np.where(np.stack(allowed_rows), 0.0, -np.inf)
         bias = guard_bias if bias is None else bias + guard_bias
-        tokens = np.empty(self.voices, dtype=np.int64)
+        tokens = np.empty(n, dtype=np.int64)
         probs = np.empty_like(logits)
-        for v in range(self.voices):
+        for v in range(n):
             t = temperature[v]
             z = logits[v] / t if t > 0 else logits[v].copy()
             if bias is not None:
@@ -274,13 +381,16 @@ class Stepper:
                 p = np.exp(z)
                 p /= p.sum()
                 cdf = np.cumsum(p)
-                tokens[v] = int(np.searchsorted(cdf, self._rngs[v].random() * cdf[-1], side="right"))
+                tokens[v] = int(np.searchsorted(cdf, rngs[v].random() * cdf[-1], side="right"))
             else:  # greedy: the distribution sampled from is all on the argmax
                 tokens[v] = int(np.argmax(z))
                 p = np.zeros_like(z)
                 p[tokens[v]] = 1.0
             probs[v] = p
-        self._sampling = torch.from_numpy(probs.astype(np.float32))
+        if sel is None:
+            self._sampling = torch.from_numpy(probs.astype(np.float32))
+        else:
+            self._sampling[torch.as_tensor(sel, dtype=torch.long)] = torch.from_numpy(probs.astype(np.float32))
         return tokens
 
 
