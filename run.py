@@ -12,6 +12,7 @@ COMMANDS = [
     ("info", "instrument.cli.info", "describe a model checkpoint"),
     ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
     ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
+    ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
 ]
 
 if __name__ == "__main__":
