@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from instrument import vocab
@@ -86,7 +87,8 @@ def output_distribution(rec: Recording, tune: int, path: str | Path) -> Path:
     position[order] = np.arange(len(order))
     fig = _figure(min(4 + len(tokens) / 25, 24), 9)
     ax = fig.add_subplot()
-    im = ax.imshow(probs[:, order].T, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=1, origin="lower")
+    im = ax.imshow(probs[:, order].T, aspect="auto", interpolation="nearest", cmap="Greys", origin="lower",
+                   norm=PowerNorm(0.5, vmin=0, vmax=1))  # square-root scale: small probabilities stay visible
     ax.scatter(np.arange(len(tokens)), position[tokens.astype(int)], s=4, c="tab:red", marker="o", linewidths=0, label="sampled")
     centers, labels = [], []
     for label, start, stop in groups:

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=3, help="random sets drawn per size, averaged (default 3)")
     p.add_argument("--periodic", help="ablation-set file with the periodic ranking (default: rank from a fresh recording, same model and seed)")
     p.add_argument("--record-n", type=int, help="tunes recorded to rank units when no --periodic file is given (default: -n, at least 16)")
-    p.add_argument("--mode-of-cut", dest="cut", choices=("output", "silence"), default="output",
+    p.add_argument("--cut", choices=("output", "silence"), default="output",
                    help="output: cut the units' outgoing connections (the seed's part 6); silence: hold h at 0")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     p.add_argument("--out", default=".", help="directory for the chart and the rows (default: the current directory)")
