@@ -305,6 +305,8 @@ def test_plots_are_png_files(tmp_path):
         plots.mean_spectra(result, tmp_path / "m.png"),
         plots.unit_spectra(result, 1, tmp_path / "u.png"),
         plots.output_distribution(rec, 2, tmp_path / "o.png"),
+        plots.output_distribution(rec, 1, tmp_path / "o50.png", steps=50),
+        plots.heatmap(rec, 1, 1, tmp_path / "h50.png", steps=50),
         plots.windows(tmp_path / "w.png"),
         plots.ablation_chart(
             [{"set": "periodic", "size": 0, "count_accuracy": 1.0, "end_rate": 1.0, "in_mode": 0.9},
@@ -357,10 +359,10 @@ def test_tap_summary_top_units_entropy_and_bar_band():
     assert l3.top_units == (5, 9, 2) and l3.top_values == pytest.approx((0.99, -0.98, 0.97), abs=1e-6)
     assert l1.mean_abs == pytest.approx(float(np.abs(seqs[-1]).mean()), rel=1e-5)
     assert l1.bar_band == pytest.approx(1.0, abs=0.05) and l2.bar_band < 0.05 and l3.bar_band < 0.3
-    # the same number as the offline analysis of the last ``window`` steps (mean removed, Hann, 512 points)
+    # the same number as the offline analysis of the last ``window`` steps (mean removed, Hann, 256 points)
     x = np.stack(seqs[-window:])
-    power = spectra.power_spectra(x, "hann", 512, detrend=True)
-    offline = spectra.band_share(power.sum(axis=1), spectra.frequencies(512))  # power-weighted over units
+    power = spectra.power_spectra(x, "hann", 256, detrend=True)
+    offline = spectra.band_share(power.sum(axis=1), spectra.frequencies(256))  # power-weighted over units
     assert l1.bar_band * tap.bar_reference == pytest.approx(offline, rel=1e-3)
     assert 0.05 < tap.bar_reference < 0.5
 

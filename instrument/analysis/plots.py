@@ -57,10 +57,11 @@ def _period_axis(ax, freqs: np.ndarray) -> None:
 
 
 # -- recordings ----------------------------------------------------------------------------
-def heatmap(rec: Recording, tune: int, layer: int, path: str | Path, state: str = "h") -> Path:
-    """One layer's h (or c) of one tune: units down, steps across, bar tokens marked on top."""
-    x = rec.sequence(tune, layer, state).T  # (hidden, steps)
-    tokens = rec.tokens[rec.span(tune)]
+def heatmap(rec: Recording, tune: int, layer: int, path: str | Path, state: str = "h", steps: int | None = None) -> Path:
+    """One layer's h (or c) of one tune (its first ``steps`` steps, default all): units up, steps
+    across, bar tokens marked on top."""
+    x = rec.sequence(tune, layer, state)[:steps].T  # (hidden, steps)
+    tokens = rec.tokens[rec.span(tune)][:steps]
     limit = 1.0 if state == "h" else max(float(np.abs(x).max()), 1e-6)
     fig = _figure(min(4 + x.shape[1] / 25, 24), min(3 + x.shape[0] / 60, 12))
     ax = fig.add_subplot()
@@ -71,17 +72,18 @@ def heatmap(rec: Recording, tune: int, layer: int, path: str | Path, state: str 
     top.set_xticklabels([vocab.TOKENS[int(tokens[i])] for i in bars], fontsize=6)
     ax.set_xlabel("step")
     ax.set_ylabel("unit")
-    ax.set_title(f"layer {layer} {state} over tune {tune} ({x.shape[1]} steps, {rec.meters[tune]} {rec.modes[tune]}); bar tokens above", fontsize=9)
+    shown = f"first {x.shape[1]} of {rec.lengths()[tune]}" if x.shape[1] < rec.lengths()[tune] else f"{x.shape[1]}"
+    ax.set_title(f"layer {layer} {state} over tune {tune} ({shown} steps, {rec.meters[tune]} {rec.modes[tune]}); bar tokens above", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def output_distribution(rec: Recording, tune: int, path: str | Path) -> Path:
-    """The model's output distribution over the steps of a tune, tokens grouped by class (pitch
-    tokens by sounding pitch), with the sampled token of each step marked."""
-    probs = rec.probs[rec.span(tune)]
-    tokens = rec.tokens[rec.span(tune)]
+def output_distribution(rec: Recording, tune: int, path: str | Path, steps: int | None = None) -> Path:
+    """The model's output distribution over the steps of a tune (the first ``steps``, default all),
+    tokens grouped by class (pitch tokens by sounding pitch), with the sampled token of each step marked."""
+    probs = rec.probs[rec.span(tune)][:steps]
+    tokens = rec.tokens[rec.span(tune)][:steps]
     order, groups = _token_order()
     position = np.empty(vocab.SIZE, dtype=int)
     position[order] = np.arange(len(order))
@@ -98,7 +100,8 @@ def output_distribution(rec: Recording, tune: int, path: str | Path) -> Path:
     ax.set_yticks(centers)
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xlabel("step")
-    ax.set_title(f"output distribution over tune {tune} ({len(tokens)} steps); red: the sampled token", fontsize=9)
+    shown = f"first {len(tokens)} of {rec.lengths()[tune]}" if len(tokens) < rec.lengths()[tune] else f"{len(tokens)}"
+    ax.set_title(f"output distribution over tune {tune} ({shown} steps); red: the sampled token", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="probability")
     fig.tight_layout()
     return _save(fig, path)

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from instrument import vocab
 from instrument.analysis.spectra import BAR_BAND, band_weights, frequencies, make_window
@@ -89,7 +90,7 @@ class ActivityTap:
         window: int = 36,
         band: Sequence[float] = BAR_BAND,
         voice: int = 0,
-        nfft: int = 512,
+        nfft: int = 256,
         clock: Callable[[], float] = time.perf_counter,
     ):
         if every < 1 or top_k < 1 or window < 4 or nfft < window:
@@ -133,7 +134,8 @@ class ActivityTap:
         self._bins = 2 * len(k)
         self._w2sum = float((w**2).sum())
         self._nfft = nfft
-        self._squares = np.zeros_like(self._ring)
+        self._energy = np.zeros((layers, window), dtype=np.float32)  # sum of h^2 over units, per step
+        self._rows = np.arange(layers)[:, None]
         # What a pure oscillation at the band's centre scores (the window's main lobe is wider than
         # the band): the live value is divided by it, so 1 means "all at the bar period".
         f0 = 0.5 * (1.0 / lo + 1.0 / hi)
@@ -151,11 +153,11 @@ class ActivityTap:
         pos = self._pos
         v = self.voice
         ring = self._ring
-        squares = self._squares
+        energy = self._energy
         for layer, h in enumerate(readout.h):
             row = h.numpy()[v]
             ring[layer, pos] = row
-            np.square(row, out=squares[layer, pos])
+            energy[layer, pos] = row @ row
         self._pos = (pos + 1) % self.window
         self.calls += 1
         self._since += 1
@@ -182,11 +184,9 @@ class ActivityTap:
         entropy = float(np.log(total) - float(e @ z) / total)  # -sum p log p of p = e / total
         current = self._ring[:, self._pos - 1]  # (layers, hidden): the step just recorded
         mag = np.abs(current)
-        means = mag.mean(axis=1).tolist()
-        k = self.top_k
-        top = np.argpartition(mag, -k, axis=1)[:, -k:]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(mag, top, axis=1), axis=1, kind="stable"), axis=1)
-        values = np.take_along_axis(current, top, axis=1).tolist()
+        means = (mag.sum(axis=1) / self.hidden).tolist()
+        top = torch.topk(torch.from_numpy(mag), self.top_k, dim=1).indices.numpy()  # most active first
+        values = current[self._rows, top].tolist()
         top = top.tolist()
         bars = [0.0] * self.layers
         if self.calls >= self.window:
@@ -195,8 +195,10 @@ class ActivityTap:
             m = np.matmul(self._mats[start], self._ring)  # (layers, bins + 2, hidden)
             band = 2.0 * np.einsum("lbh,lbh->l", m[:, :b], m[:, :b])  # DFT bins of the mean-removed window
             mean, s1 = m[:, b + 1], m[:, b]  # mean and sum(w^2 x)
-            s2 = np.matmul(self._w2[start], self._squares)  # sum(w^2 x^2), (layers, hidden)
-            energy = (s2 - 2.0 * mean * s1 + mean * mean * self._w2sum).sum(axis=1) * self._nfft
+            s2 = self._energy @ self._w2[start]  # sum over units of sum(w^2 x^2), (layers,)
+            cross = np.einsum("lh,lh->l", mean, s1)
+            square = np.einsum("lh,lh->l", mean, mean)
+            energy = (s2 - 2.0 * cross + self._w2sum * square) * self._nfft  # window energy of x - mean
             ref = self.bar_reference
             bars = [float(bd / en / ref) if en > 1e-12 else 0.0 for bd, en in zip(band.tolist(), energy.tolist())]
         layers = tuple(

@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--install", action="store_true", help="also write the set files beside the model: <model>.ablation/")
     p.add_argument("--model", help="with --install: the model whose .ablation/ folder gets the sets (default: the recorded one)")
     p.add_argument("--tune", type=int, default=0, help="tune shown in the heatmaps and the output plot (default 0)")
+    p.add_argument("--plot-steps", type=int, default=300, help="steps shown in the heatmaps and the output plot (default 300; 0: all)")
     p.add_argument("--no-plots", action="store_true", help="write no PNG files")
 
     p = sub.add_parser("ablate", help="the seed's part 6 experiment: cut bar-periodic or random units, measure counting")
@@ -164,10 +165,10 @@ def _spectra(args) -> int:
         if not args.no_plots:
             tune = args.tune if args.tune in result.tunes else result.tunes[0]
             for layer in range(1, rec.layers + 1):
-                written.append(plots.heatmap(rec, tune, layer, out / f"heatmap-layer{layer}.png", args.state))
+                written.append(plots.heatmap(rec, tune, layer, out / f"heatmap-layer{layer}.png", args.state, args.plot_steps or None))
                 written.append(plots.unit_spectra(result, layer, out / f"unit-spectra-layer{layer}.png"))
             written.append(plots.mean_spectra(result, out / "mean-spectra.png"))
-            written.append(plots.output_distribution(rec, tune, out / "output.png"))
+            written.append(plots.output_distribution(rec, tune, out / "output.png", args.plot_steps or None))
             written.append(plots.windows(out / "windows.png", int(rec.lengths()[tune])))
     except OSError as error:
         fail(f"cannot write into {str(out)!r}: {error.strerror}")
