@@ -14,6 +14,7 @@ COMMANDS = [
     ("render", "instrument.cli.render", "render a performance offline to a WAV file (no device needed)"),
     ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
     ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),
+    ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
 ]
 
 if __name__ == "__main__":
