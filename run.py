@@ -11,6 +11,7 @@ COMMANDS = [
     ("notes", "instrument.cli.notes", "turn tunes in the tokens format into notes and bar counts (JSON)"),
     ("info", "instrument.cli.info", "describe a model checkpoint"),
     ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
+    ("play", "instrument.cli.play", "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"),
     ("render", "instrument.cli.render", "render a performance offline to a WAV file (no device needed)"),
     ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
     ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),

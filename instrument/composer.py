@@ -72,7 +72,7 @@ class Composer:
         self.tune: TuneState | None = None
         self.finished: deque[tuple[int, Tune]] = deque()  # (number, tune) completed since last taken
         self.tune_count = 0
-        self.head = 0.0  # performance beat where the last emitted note ends
+        self.head = 0.0  # performance beat where the next note can start at the earliest
         self._stream: NoteStream | None = None
         self._seen_new = params.fired("tune.new")
         self._steer_key: tuple | None = None
@@ -174,7 +174,9 @@ class Composer:
         for n in notes:
             played = PlayedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
             out.append(played)
-            self.head = max(self.head, played.beat + played.duration)
+            # the play head is where the next note can start: the stream's as-played position, not
+            # the longest note's end (a chord's long note must not make the next note late)
+            self.head = max(self.head, self.tune.offset + self._stream.played)
             self._remember(played)
         return out
 

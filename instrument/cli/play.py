@@ -1,0 +1,102 @@
+"""``run.py play``: the instrument, live. The one place where controllers, parameters, the
+engine and the outputs are put together (data flows that way and never back)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from instrument import checkpoint
+from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
+from instrument.params import Parameters
+
+HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_performance_arguments(parser)
+    out = parser.add_argument_group("outputs (default: a virtual MIDI port and the built-in synth where they exist; "
+                                    "with neither, a recording)")
+    out.add_argument("--midi-out", metavar="virtual|NAME|none",
+                     help="a virtual port named folk-instrument (default where MIDI works), a port whose name "
+                          "contains NAME, or none")
+    out.add_argument("--midi-api", default="auto", help="auto, alsa, jack, coremidi, winmm (default auto)")
+    out.add_argument("--audio", dest="audio", action="store_true", default=None,
+                     help="play through the built-in synth (default where a sound device exists)")
+    out.add_argument("--no-audio", dest="audio", action="store_false", help="no built-in synth")
+    out.add_argument("--audio-device", help="PortAudio device index or part of its name")
+    out.add_argument("--record", metavar="FILE.mid", help="record the performance to FILE.mid and its tunes to FILE.abc")
+    out.add_argument("--send-clock", action="store_true", help="send MIDI clock with start/stop on the MIDI output")
+    out.add_argument("--sync", choices=("none", "midi-clock"), default="none",
+                     help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop")
+    out.add_argument("--clock-in", default="virtual", metavar="virtual|NAME",
+                     help="with --sync midi-clock: our virtual input port (default) or the output port to listen to")
+    view = parser.add_argument_group("view")
+    view.add_argument("--quiet", action="store_true", help="plain log lines instead of the live view")
+    view.add_argument("--verbose", action="store_true", help="debug logging")
+    from controllers.rig import add_controller_arguments
+
+    add_controller_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from controllers.rig import Controllers
+    from instrument.logs import start_logging
+    from instrument.performance import OutputChoice, Performance
+
+    limits = limits_from_args(args)
+    params = Parameters()
+    model, meta, where = checkpoint.load_or_default(args.model)
+    pipe = start_logging(args.verbose)
+    controllers = follower = performance = None
+    try:
+        controllers = Controllers.open(params, args)  # the patch's start state first ...
+        apply_start_state(params, args)  # ... then the command line's, which wins
+        choice = OutputChoice(midi_out=args.midi_out, midi_api=args.midi_api, audio=args.audio,
+                              audio_device=args.audio_device, timbre=args.timbre, record=args.record,
+                              send_clock=args.send_clock)
+        performance = Performance(model, params, choice, limits, seed=args.seed,
+                                  model_path=None if where == "random" else where)
+        for note in performance.opened.notes:
+            print(note, file=sys.stderr)
+        gate = None
+        if args.sync == "midi-clock":
+            from controllers.midi_clock import MidiClockFollower
+
+            gate = threading.Event()
+            follower = MidiClockFollower(args.clock_in, args.midi_api, on_tempo=performance.follow_clock,
+                                         on_start=gate.set, on_continue=gate.set,
+                                         on_stop=lambda: performance.request_stop("MIDI clock stop"),
+                                         flag="--clock-in")
+            print(f"waiting for MIDI clock Start on {follower.port}", file=sys.stderr)
+        view = _view(args, performance, pipe, controllers, meta.get("name") or where)
+        with view:
+            reason = performance.run(view.tick, start_gate=gate)
+        engine = performance.engine
+        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
+        if performance.opened.record_path:
+            summary += f"; recorded to {performance.opened.record_path}"
+        print(summary, file=sys.stderr)
+        return 1 if reason.startswith("error") else 0
+    finally:
+        if performance is not None:
+            performance.engine.stop("interrupted")
+        for part in (follower, controllers):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    pass
+        pipe.close()
+
+
+def _view(args, performance, pipe, controllers, model_name: str):
+    from instrument.live_view import LiveView, QuietView
+
+    status = controllers.status
+    activity = lambda: [f"{src}: {what}" for _, src, what in list(controllers.activity)]  # noqa: E731
+    if args.quiet or not sys.stderr.isatty():
+        return QuietView(performance, status)
+    return LiveView(performance, pipe, status, activity, model_name=model_name)
+

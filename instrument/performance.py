@@ -1,0 +1,191 @@
+"""A live performance put together: model, parameters, outputs, engine, and a clean end.
+
+This is where ``play`` decides what sounds (MIDI port, built-in synth, recording) with the
+fallbacks a performer expects: no MIDI here means no port, no sound device means no synth,
+and with neither, the performance is recorded rather than refused. However it ends (its
+limits, Ctrl-C, SIGTERM, an error), every sounding note is ended and the recording is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from instrument.composer import Composer
+from instrument.engine import Engine, Limits
+from instrument.errors import UsageError
+from instrument.expression import seconds_per_quarter
+from instrument.model import FolkRNN
+from instrument.outputs import Output
+from instrument.params import Parameters
+from instrument.scheduler import Scheduler
+
+log = logging.getLogger("instrument.performance")
+
+
+@dataclass
+class OutputChoice:
+    """What the command line asked for; ``None`` means "the default for this machine"."""
+
+    midi_out: str | None = None  # virtual | NAME | none
+    midi_api: str = "auto"
+    audio: bool | None = None
+    audio_device: str | None = None
+    timbre: str = "pluck"
+    record: str | None = None
+    send_clock: bool = False
+
+
+@dataclass
+class Opened:
+    outputs: list[Output] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the performer is told at the start
+    record_path: Path | None = None
+
+
+def default_take_path(now: float | None = None) -> Path:
+    """Where a performance is recorded when nothing can sound: ./takes/take-DATE-TIME.mid."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path("takes") / f"take-{stamp}.mid"
+
+
+def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
+                 tempo_map: Callable[[], object]) -> Opened:
+    """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
+
+    Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
+    a note. With neither MIDI nor audio, the take is recorded to ``default_take_path()``.
+    """
+    from instrument.midi import midi_available
+    from instrument.outputs.midi_port import open_midi_port
+
+    opened = Opened()
+    try:
+        midi_target = choice.midi_out
+        if midi_target is None:
+            ok, why = midi_available()
+            midi_target = "virtual" if ok else "none"
+            if not ok:
+                opened.notes.append(f"no MIDI here ({why}); MIDI output off")
+        if midi_target.strip().lower() != "none":
+            port = open_midi_port(midi_target, choice.midi_api, scheduler, program=params.get("program"),
+                                  channel=params.get("channel"), send_clock=choice.send_clock, tempo=tempo_map)
+            opened.outputs.append(port)
+            opened.notes.append(port.status())
+        elif choice.send_clock:
+            raise UsageError("--send-clock needs a MIDI output; drop --midi-out none or --send-clock")
+
+        if choice.audio is not False:
+            from instrument.outputs.synth import AudioUnavailable, Synth, audio_available
+
+            ok, why = audio_available(choice.audio_device)
+            if ok:
+                try:
+                    opened.outputs.append(Synth(device=choice.audio_device, timbre=choice.timbre))
+                    opened.notes.append(f"audio: {why}")
+                except AudioUnavailable as error:
+                    ok, why = False, str(error)
+            if not ok:
+                if choice.audio:
+                    raise UsageError(f"--audio: {why}; use --no-audio, or --audio-device to pick another device")
+                opened.notes.append(f"no sound device ({why}); built-in synth off")
+
+        record = choice.record
+        if record is None and not opened.outputs:
+            record = str(default_take_path())
+            opened.notes.append(f"neither MIDI nor audio can play here: recording to {record} instead")
+        if record is not None:
+            from instrument.outputs.recording import Recording
+
+            path = Path(record)
+            if path.suffix.lower() != ".mid":
+                raise UsageError(f"--record {record}: give a .mid file name (the tunes go beside it as .abc)")
+            if choice.record is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            meter = params.get("meter.next")
+            qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
+            opened.outputs.append(Recording(path, program=params.get("program"), channel=params.get("channel"), qpm=qpm))
+            opened.record_path = path
+            if choice.record is not None:
+                opened.notes.append(f"recording to {path} and {path.with_suffix('.abc')}")
+    except BaseException:
+        for out in opened.outputs:
+            try:
+                out.close(0.0)
+            except Exception:
+                pass
+        raise
+    return opened
+
+
+class Performance:
+    """One ``play`` run: an engine on its outputs, ended cleanly by a limit, a signal or an error."""
+
+    def __init__(self, model: FolkRNN, params: Parameters, choice: OutputChoice, limits: Limits,
+                 seed: int | None = None, model_path: str | None = None):
+        self.params = params
+        self.scheduler = Scheduler()
+        self.composer = Composer(model, params, seed=seed, model_path=model_path)
+        self._engine: Engine | None = None
+        self.opened = open_outputs(choice, params, self.scheduler, self._tempo_map)
+        self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits)
+        self._engine = self.engine
+        self.signal_received: str | None = None
+        self.clock_qpm: float | None = None  # from an external MIDI clock, when following one
+        self._stop_asked = threading.Event()
+
+    def _tempo_map(self):
+        engine = self._engine
+        return engine.phrasing.tempo if engine is not None and engine.phrasing is not None else None
+
+    def follow_clock(self, qpm: float | None) -> None:
+        """Tempo from an external MIDI clock (``--sync midi-clock``); None gives it back to the patch."""
+        self.clock_qpm = qpm
+        phrasing = self.engine.phrasing
+        if phrasing is not None:
+            phrasing.qpm_override = qpm
+
+    def request_stop(self, reason: str) -> None:
+        """Safe from a signal handler: the main loop does the stopping."""
+        self.signal_received = self.signal_received or reason
+        self._stop_asked.set()
+
+    def run(self, tick: Callable[[], None] | None = None, interval: float = 0.1,
+            start_gate: threading.Event | None = None) -> str:
+        """Play until the end; ``tick`` runs every ``interval`` s on this thread (the live view).
+
+        SIGINT and SIGTERM stop the music cleanly (when called from the main thread). With a
+        ``start_gate`` (an external clock's Start), the music waits for it.
+        """
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda s, f: self.request_stop(signal.Signals(s).name))
+        try:
+            if start_gate is not None:
+                while not start_gate.wait(interval):
+                    if self._stop_asked.is_set():
+                        return self.signal_received or "stopped"
+                    if tick:
+                        tick()
+            self.engine.start()
+            if self.clock_qpm:
+                self.follow_clock(self.clock_qpm)
+            while not self.engine.finished.is_set():
+                if self._stop_asked.wait(interval):
+                    self.engine.stop(self.signal_received or "stopped")
+                    break
+                if tick:
+                    tick()
+        finally:
+            self.engine.stop("interrupted")  # idempotent: keeps the first reason
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.engine.error is not None:
+            return f"error: {self.engine.error}"
+        return self.engine.stop_reason

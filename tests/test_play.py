@@ -1,0 +1,138 @@
+"""``run.py play`` as a performer runs it, against a real JACK server: the notes that arrive
+match the recording, SIGTERM leaves nothing sounding, and no device at all still records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import pytest
+
+from tests.conftest import ROOT
+from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
+
+NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
+QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
+
+
+@pytest.fixture(scope="module")
+def jack(jack_server):
+    with realtime_jack_server():
+        yield jack_server
+
+
+def play(*args: str, cwd=ROOT) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def recorded_onsets(path) -> list[tuple[float, int]]:
+    """(seconds, pitch) of every note-on in a MIDI file, read back with mido."""
+    now, out = 0.0, []
+    for message in mido.MidiFile(path):
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            out.append((now, message.note))
+    return out
+
+
+def sounding_after(messages) -> dict[tuple[int, int], int]:
+    """(channel, pitch) -> how many note-ons are not yet ended, after All Notes Off is honoured."""
+    sounding: dict[tuple[int, int], int] = {}
+    for _, m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == NOTE_ON and m[2] > 0:
+            sounding[(channel, m[1])] = sounding.get((channel, m[1]), 0) + 1
+        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
+            if sounding.get((channel, m[1])):
+                sounding[(channel, m[1])] -= 1
+    return {k: v for k, v in sounding.items() if v}
+
+
+def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, small_checkpoint):
+    receiver = Receiver("play-receiver", "in")
+    try:
+        take = tmp_path / "take.mid"
+        proc = play("--model", str(small_checkpoint), "--midi-out", "play-receiver", "--midi-api", "jack",
+                    "--no-audio", "--record", str(take), "--bars", "12", "--tempo", "160", "--seed", "3")
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "limit reached" in err
+        wait_for(lambda: False, 0.2)
+    finally:
+        receiver.close()
+    received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
+    recorded = recorded_onsets(take)
+    assert len(recorded) >= 12
+    assert [p for _, p in received] == [p for _, p in recorded]  # every note, in order
+    lags = sorted(got - want for (got, _), (want, _) in zip(received, recorded))
+    offset = lags[len(lags) // 2]
+    errors = sorted(abs(lag - offset) for lag in lags)
+    p99 = errors[min(len(errors) - 1, int(0.99 * len(errors)))]
+    shown = f"p99 {p99 * 1000:.2f} ms, max {errors[-1] * 1000:.2f} ms over {len(errors)} notes"
+    assert p99 <= 0.002, shown
+    assert errors[-1] <= 0.008, shown
+    assert not sounding_after(receiver.messages)
+    assert take.with_suffix(".abc").read_text().startswith("X:")
+
+
+def test_sigterm_in_the_middle_of_a_note_leaves_nothing_sounding(jack, tmp_path, small_checkpoint):
+    receiver = Receiver("term-receiver", "in")
+    try:
+        take = tmp_path / "cut.mid"
+        # slow and legato: notes last long, so the signal lands inside one
+        proc = play("--model", str(small_checkpoint), "--midi-out", "term-receiver", "--midi-api", "jack",
+                    "--no-audio", "--record", str(take), "--tempo", "40", "--set", "articulation=1", "--seed", "5")
+        assert wait_for(lambda: len(sounding_after(receiver.messages)) > 0, 30), proc.stderr.read() if proc.poll() is not None else "no note"
+        time.sleep(0.05)
+        assert sounding_after(receiver.messages)  # a note is sounding now
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "SIGTERM" in err
+        wait_for(lambda: False, 0.2)
+    finally:
+        receiver.close()
+    messages = receiver.messages
+    assert not sounding_after(messages)
+    assert any(m[0] & 0xF0 == CC and m[1] == 123 for _, m in messages)  # All Notes Off at the end
+    assert recorded_onsets(take)  # the recording was closed properly and reads back
+
+
+def test_with_neither_midi_nor_audio_it_says_so_and_records(tmp_path, small_checkpoint):
+    env_server = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = "no-such-server-here"
+    try:
+        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "play", "--model", str(small_checkpoint), *QUIET,
+                               "--bars", "4", "--no-audio", "--seed", "1"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        if env_server is None:
+            del os.environ["JACK_DEFAULT_SERVER"]
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = env_server
+    assert proc.returncode == 0, proc.stderr
+    assert "neither MIDI nor audio" in proc.stderr
+    takes = list((tmp_path / "takes").glob("take-*.mid"))
+    assert len(takes) == 1 and recorded_onsets(takes[0])
+    assert takes[0].with_suffix(".abc").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--bars", "-1"), "must not be negative"),
+    (("--record", "/nonexistent-dir/x.mid", "--midi-out", "none", "--no-audio"), "--record"),
+    (("--record", "take.wav", "--midi-out", "none", "--no-audio"), ".mid"),
+    (("--midi-out", "no-such-port-anywhere", "--midi-api", "jack", "--no-audio"), "no-such-port-anywhere"),
+    (("--set", "tempo=9999", "--midi-out", "none", "--no-audio"), "tempo"),
+])
+def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkpoint, args, words):
+    proc = play("--model", str(small_checkpoint), "--bars", "2", *args, cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
