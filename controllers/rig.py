@@ -10,6 +10,7 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("controllers")
     group.add_argument("--patch", help="patch file (not yet used)")
     group.add_argument("--no-osc", action="store_true", help="no OSC server")
+    group.add_argument("--osc-port", type=int, default=9000)
     group.add_argument("--no-myo", action="store_true", help="no Myo listener")
     group.add_argument("--midi-in", help="MIDI input port (not yet used)")
 

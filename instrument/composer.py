@@ -159,10 +159,11 @@ class Composer:
         return notes
 
     def _step(self) -> list[PlayedNote]:
+        version = self.params.version  # read before steering: the token is sampled with this or newer
         self._steer()
         token = int(self.stepper.step()[0])
         self.tokens_sampled += 1
-        self.applied.append((self.params.version, time.perf_counter()))
+        self.applied.append((version, time.perf_counter()))
         if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
             return self._end_tune(produced_end=token == _END)
         text = vocab.TOKENS[token]

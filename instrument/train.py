@@ -42,6 +42,7 @@ class TrainConfig:
     layers: int = 3
     size: int = 512
     dropout: float = 0.5
+    forget_bias: float = 5.0
     batch: int = 64
     lr: float = 0.003
     lr_decay: float = 0.97
@@ -186,7 +187,10 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     train_set = load_split(data / "train.txt", cfg.max_length)
     valid_set = load_split(data / "valid.txt", cfg.max_length)
     torch.manual_seed(cfg.seed)
-    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout)).to(device)
+    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout))
+    for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
+        layer.reset_parameters(forget_bias=cfg.forget_bias)
+    model = model.to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-6)
     history = History()
     spath = state_path(cfg.out)

@@ -1,0 +1,255 @@
+"""The live loop's timing, measured: onset error, control-to-token latency and CPU use.
+
+For each tempo (120 BPM and faster ones, up to the fastest this machine sustains) and with and
+without a flood of OSC messages (another process sends 2,000 a second to the instrument's OSC
+server), the real engine plays the model for a while:
+
+- onset error: when the timing thread sent each MIDI message minus when it was due (the
+  ``Scheduler``'s own record), p50/p99/max;
+- control-to-token latency: a parameter is set at random moments through the parameter
+  registry; latency is the time from the set to the first token sampled with it, p50/p99;
+- CPU: this process's CPU time over wall time (100% = one core), and the flood's;
+- late notes: how often the model fell behind (the engine moved its timeline on).
+
+The MIDI goes to a JACK port when a JACK server runs (``JACK_DEFAULT_SERVER``), else the
+timing thread runs the same actions without a port. Example:
+
+    python bench/realtime.py [--model PATH] [--seconds 20] [--tempos 120,200,320] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from instrument import checkpoint  # noqa: E402
+from instrument.composer import Composer  # noqa: E402
+from instrument.engine import Engine, Limits  # noqa: E402
+from instrument.outputs import ScheduledNote  # noqa: E402
+from instrument.params import Parameters  # noqa: E402
+from instrument.scheduler import Scheduler, clock  # noqa: E402
+
+FLOOD = r"""
+import random, socket, sys, time
+from pythonosc.osc_message_builder import OscMessageBuilder
+port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+names = ["/stimulation/weight", "/bias/rests", "/accent", "/swing", "/no/such/address"]
+packets = []
+for i in range(500):
+    b = OscMessageBuilder(address=random.choice(names)); b.add_arg(random.random() * 0.2)
+    packets.append(b.build().dgram)
+packets += [bytes(random.getrandbits(8) for _ in range(24)) for _ in range(20)]  # garbage too
+t0 = time.perf_counter(); n = 0
+while True:
+    due = t0 + n / rate
+    now = time.perf_counter()
+    if now - t0 >= seconds: break
+    if due > now: time.sleep(due - now)
+    s.sendto(packets[n % len(packets)], ("127.0.0.1", port)); n += 1
+print(n, time.process_time())
+"""
+
+
+class NullMidi:
+    """An output that sends nothing but runs its note-on/off actions on the timing thread, as
+    the MIDI port does, so the onset errors measure the same path."""
+
+    name = "null"
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.sent = 0
+
+    def start(self, at: float) -> None:
+        pass
+
+    def schedule(self, note: ScheduledNote) -> None:
+        self.scheduler.at(note.on, self._send)
+        self.scheduler.at(note.off, self._send)
+
+    def _send(self, due: float) -> None:
+        self.sent += 1
+
+    def tune(self, number, tune) -> None:
+        pass
+
+    def panic(self, at: float) -> None:
+        self.scheduler.clear()
+
+    def close(self, at: float) -> None:
+        pass
+
+    def status(self) -> str:
+        return "null"
+
+
+class Onsets:
+    """An output that keeps the notes' scheduled onsets (to know which note was sounding when)."""
+
+    name = "onsets"
+
+    def __init__(self):
+        self.on: list[float] = []
+
+    def start(self, at: float) -> None:
+        pass
+
+    def schedule(self, note: ScheduledNote) -> None:
+        self.on.append(note.on)
+
+    def tune(self, number, tune) -> None:
+        pass
+
+    def panic(self, at: float) -> None:
+        pass
+
+    def close(self, at: float) -> None:
+        pass
+
+    def status(self) -> str:
+        return "onsets"
+
+
+def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
+    a = np.asarray(values) * scale
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max()), "n": len(a)}
+
+
+def open_osc(params: Parameters, port: int):
+    """The instrument's own OSC server (the controllers' one), or None if it is not there."""
+    try:
+        from controllers.rig import Controllers, add_controller_arguments
+    except ImportError:
+        return None
+    parser = argparse.ArgumentParser()
+    add_controller_arguments(parser)
+    args = parser.parse_args(["--osc-port", str(port), "--no-myo", "--midi-in", "none"])
+    return Controllers.open(params, args)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, seed: int) -> dict:
+    params = Parameters()
+    params.set("tempo", tempo, smoothing_ms=0)
+    params.set("meter.next", "4/4")
+    port = free_port()
+    controllers = open_osc(params, port)
+    scheduler = Scheduler()
+    if use_jack:
+        from instrument.outputs.midi_port import open_midi_port
+
+        out = open_midi_port("virtual", "jack", scheduler, program=0)
+    else:
+        out = NullMidi(scheduler)
+    composer = Composer(model, params, seed=seed)
+    onsets = Onsets()
+    engine = Engine(composer, params, [out, onsets], scheduler, Limits(seconds=seconds))
+    flood = None
+    if flood_rate:
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(port), str(flood_rate), str(seconds + 1)],
+                                 stdout=subprocess.PIPE, text=True)
+    sets: list[tuple[int, float]] = []
+    rng = random.Random(seed)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    engine.start()
+    while not engine.finished.wait(rng.uniform(0.05, 0.25)):
+        before = clock()
+        params.set("temperature", rng.uniform(0.8, 1.2), source="bench", smoothing_ms=0)
+        sets.append((params.version, before))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    flood_line = None
+    if flood is not None:
+        out_text, _ = flood.communicate(timeout=30)
+        sent, flood_cpu = out_text.split()
+        flood_line = {"sent": int(sent), "rate_per_s": int(sent) / (seconds + 1), "cpu_percent": 100 * float(flood_cpu) / (seconds + 1)}
+    if controllers is not None:
+        controllers.close()
+    applied = list(composer.applied)
+    latencies, excess = [], []
+    on = sorted(onsets.on)
+    for version, at in sets:
+        first = next((t for v, t in applied if v >= version), None)
+        if first is None:
+            continue
+        latencies.append(first - at)
+        # the note sounding when the control moved: its length is the bound the issue sets
+        i = int(np.searchsorted(on, at, side="right"))
+        if 0 < i < len(on):
+            excess.append((first - at) - (on[i] - on[i - 1]))
+    notes = max(engine.notes_played, 1)
+    note_s = wall / notes
+    return {
+        "tempo": tempo, "flood": bool(flood_rate), "osc_server": controllers is not None, "midi": out.status() if use_jack else "null",
+        "onset_ms": percentiles(list(scheduler.errors)),
+        "control_to_token_ms": percentiles(latencies),
+        "control_minus_note_ms": percentiles(excess),  # latency minus the sounding note's length: <= 2 ms is the target
+        "mean_note_ms": 1000 * note_s,
+        "cpu_percent": 100 * cpu / wall,
+        "notes": engine.notes_played, "resyncs": engine.resyncs, "flood_sender": flood_line,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="checkpoint (default: the shipped model)")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--tempos", default="120,200,320", help="BPM list; the first is the reference (default 120,200,320)")
+    ap.add_argument("--flood", type=float, default=2000.0, help="OSC messages per second in the flood runs")
+    ap.add_argument("--no-jack", action="store_true", help="do not use a JACK MIDI port even when a server runs")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    model, _, where = checkpoint.load_or_default(args.model)
+    use_jack = False
+    if not args.no_jack:
+        from instrument.midi import midi_available
+
+        ok, api = midi_available()
+        use_jack = ok and api == "JACK"
+    results = []
+    for tempo in [float(t) for t in args.tempos.split(",")]:
+        for flood in (0.0, args.flood) if args.flood else (0.0,):
+            r = run(model, tempo, args.seconds, flood, use_jack, args.seed)
+            results.append(r)
+            if not args.json:
+                o, c = r["onset_ms"], r["control_to_token_ms"]
+                print(f"{tempo:5.0f} BPM {'flood ' + str(int(flood)) + '/s' if flood else 'no flood':>15}: onset p50 {o['p50']:.3f} "
+                      f"p99 {o['p99']:.3f} max {o['max']:.3f} ms ({o['n']} msgs) | control->token p50 {c['p50']:.2f} "
+                      f"p99 {c['p99']:.2f} ms, minus the sounding note's length p99 {r['control_minus_note_ms']['p99']:.2f} ms | cpu {r['cpu_percent']:.0f}% "
+                      f"| resyncs {r['resyncs']}" + (f" | flood sent {r['flood_sender']['sent']}, its cpu {r['flood_sender']['cpu_percent']:.0f}%" if flood else ""),
+                      flush=True)
+    ok = {}
+    for r in results:  # a tempo is sustained when every run at it (with and without flood) kept time
+        ok[r["tempo"]] = ok.get(r["tempo"], True) and r["resyncs"] == 0 and r["onset_ms"]["p99"] <= 1.0
+    sustained = [tempo for tempo, good in ok.items() if good]
+    summary = {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)",
+               "fastest_sustained_bpm": max(sustained) if sustained else None, "runs": results}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
+              f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
