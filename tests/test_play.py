@@ -10,6 +10,7 @@ import sys
 import time
 
 import mido
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -136,3 +137,36 @@ def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkp
     assert proc.returncode == 2, err
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
+
+
+def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, small_checkpoint):
+    """--sync midi-clock waits for Start, plays at the clock's tempo (its own --send-clock ticks
+    follow it) and ends at Stop with nothing left sounding."""
+    from tests.test_midi_clock import ClockSource
+
+    source = ClockSource("rig-clock")
+    receiver = Receiver("sync-receiver", "in")
+    try:
+        proc = play("--model", str(small_checkpoint), "--midi-out", "sync-receiver", "--midi-api", "jack",
+                    "--no-audio", "--sync", "midi-clock", "--send-clock", "--tempo", "90", "--seed", "2")
+        ports = lambda: subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.splitlines()  # noqa: E731
+        assert wait_for(lambda: any(p.endswith("clock in") for p in ports()), 30), proc.stderr.read() if proc.poll() is not None else "no clock port"
+        clock_in = next(p for p in ports() if p.endswith("clock in"))
+        source.connect(clock_in)
+        time.sleep(0.5)
+        assert not receiver.of(NOTE_ON)  # nothing before Start
+        qpm = 150.0
+        source.play([("start", 0), ("ticks", (24 * 20, qpm)), ("stop", 0)]).join(30)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "MIDI clock stop" in err
+        wait_for(lambda: False, 0.2)
+    finally:
+        receiver.close()
+        source.close()
+    assert receiver.of(NOTE_ON)
+    ticks = [t for t, m in receiver.of(0xF8)]
+    later = np.diff(ticks[len(ticks) // 2:])  # after the follower has settled
+    assert len(later) > 48
+    assert abs(float(np.median(later)) - 60.0 / qpm / 24) < 0.02 * 60.0 / qpm / 24, float(np.median(later))
+    assert not sounding_after(receiver.messages)
