@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -70,6 +71,7 @@ class Composer:
         self.orders = steering.UnitOrders(model.config.hidden, model_path, seed=0 if seed is None else seed)
         self.layers = model.config.layers
         self.tune: TuneState | None = None
+        self.tap: Callable[..., object] | None = None  # e.g. analysis.taps.ActivityTap, called after each step
         self.finished: deque[tuple[int, Tune]] = deque()  # (number, tune) completed since last taken
         self.tune_count = 0
         self.head = 0.0  # performance beat where the next note can start at the earliest
@@ -164,6 +166,8 @@ class Composer:
         token = int(self.stepper.step()[0])
         self.tokens_sampled += 1
         self.applied.append((version, time.perf_counter()))
+        if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
+            self.tap(self.stepper.readout, token)
         if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
             return self._end_tune(produced_end=token == _END)
         text = vocab.TOKENS[token]

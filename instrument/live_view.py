@@ -165,6 +165,11 @@ class LiveView:
         status += list(self.controller_status())
         side = Group(Text("\n".join(status) or "no outputs"),
                      Text("\n".join(list(self.controller_activity())[-6:]), style="dim"))
+        tap = p.composer.tap
+        activity = getattr(tap, "latest", None)
+        if activity is not None:
+            parts = [f"L{layer.layer} |h| {layer.mean_abs:.2f} bar {layer.bar_band:.2f}" for i, layer in enumerate(activity.layers)]
+            head.append("\n" + "   ".join(parts) + f"   entropy {activity.entropy:.2f} nats", style="green")
         warnings = list(self.log_pipe.recent)[-5:]
         return Group(head, tune_panel,
                      Columns([Panel(table, title="live parameters (value, last moved by)"),

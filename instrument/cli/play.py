@@ -8,6 +8,7 @@ import sys
 import threading
 
 from instrument import checkpoint
+from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
 from instrument.params import Parameters
 
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop")
     out.add_argument("--clock-in", default="virtual", metavar="virtual|NAME",
                      help="with --sync midi-clock: our virtual input port (default) or the output port to listen to")
+    out.add_argument("--activity-osc", metavar="HOST:PORT",
+                     help="publish the network's activity as OSC (/activity/...) to HOST:PORT, decimated")
     view = parser.add_argument_group("view")
     view.add_argument("--quiet", action="store_true", help="plain log lines instead of the live view")
     view.add_argument("--verbose", action="store_true", help="debug logging")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     params = Parameters()
     model, meta, where = checkpoint.load_or_default(args.model)
     pipe = start_logging(args.verbose)
-    controllers = follower = performance = None
+    controllers = follower = performance = publisher = None
     try:
         controllers = Controllers.open(params, args)  # the patch's start state first ...
         apply_start_state(params, args)  # ... then the command line's, which wins
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=None if where == "random" else where)
+        publisher = _activity(args, performance, model)
         for note in performance.opened.notes:
             print(note, file=sys.stderr)
         gate = None
@@ -82,13 +86,31 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if performance is not None:
             performance.engine.stop("interrupted")
-        for part in (follower, controllers):
+        for part in (follower, controllers, publisher):
             if part is not None:
                 try:
                     part.close()
                 except Exception:
                     pass
         pipe.close()
+
+
+def _activity(args, performance, model):
+    """A live tap on the network for the view and, with --activity-osc, an OSC publisher."""
+    from instrument.analysis.taps import ActivityTap, OscPublisher
+
+    if args.quiet and not args.activity_osc:
+        return None
+    tap = ActivityTap(layers=model.config.layers, hidden=model.config.hidden)
+    performance.composer.tap = tap
+    if not args.activity_osc:
+        return None
+    host, sep, port = args.activity_osc.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {args.activity_osc!r}")
+    publisher = OscPublisher(tap, host or "127.0.0.1", int(port)).start()
+    publisher.close = publisher.stop  # closed with the other parts
+    return publisher
 
 
 def _view(args, performance, pipe, controllers, model_name: str):
