@@ -71,6 +71,7 @@ class Engine:
         self.phrasing: Phrasing | None = None
         self.start_time = 0.0
         self.notes_played = 0
+        self.late_notes = 0  # notes handed to the outputs after their onset time
         self.resyncs = 0  # times the model fell so far behind that the timeline moved on
         self.last_off = 0.0  # when the last scheduled note ends
         self.error: BaseException | None = None
@@ -87,6 +88,9 @@ class Engine:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
+        # The first notes are composed before the clock starts: the first steps pay one-off costs
+        # (caches, the kernel's threads waking) that must not make the opening notes late.
+        self._pending.extend(self.composer.next_notes())
         self.start_time = clock() + self.preroll
         self.phrasing = Phrasing(self.params, self.start_time)
         self.scheduler.start()
@@ -162,6 +166,9 @@ class Engine:
             self.resyncs += 1
             log.warning("fell %.0f ms behind; timeline moved on", (now - placed.on) * 1000)
             placed = phrasing.place(note)
+        elif placed.on < now:  # handed over after its time: it sounds late (the model thread was held up)
+            self.late_notes += 1
+            log.warning("a note was composed %.1f ms after its time", (now - placed.on) * 1000)
         for out in self.outputs:
             out.schedule(placed)
         self.notes_played += 1

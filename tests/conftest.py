@@ -42,6 +42,26 @@ def small_checkpoint(tmp_path, small_model) -> Path:
     return path
 
 
+@pytest.fixture
+def plain_checkpoint(tmp_path) -> Path:
+    """A small random model biased to write plain notes and bars only (no chords, tuplets,
+    repeats or endings, which an untrained model strings together for hundreds of tokens
+    without a note): for timing tests, where the music must keep coming like a trained model's."""
+    from instrument import vocab
+
+    model = make_model(layers=2, hidden=32, seed=1)
+    bias = {vocab.TokenClass.PITCH: 3.0, vocab.TokenClass.DURATION: 1.0, vocab.TokenClass.REST: -2.0}
+    with torch.no_grad():
+        for i, token in enumerate(vocab.TOKENS):
+            cls = vocab.TOKEN_CLASS[i]
+            model.out.bias[i] = bias.get(cls, -30.0)
+            if token == "|":
+                model.out.bias[i] = 5.0  # a bar line every ten notes or so
+    path = tmp_path / "plain.pt"
+    checkpoint.save(path, model, {"name": "test-plain"})
+    return path
+
+
 def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``python run.py ARGS`` as a user would, capturing text output."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
