@@ -29,6 +29,8 @@ CURVE_K = 3.0  # steepness of the exponential/logarithmic curves (e^3 = 20: the 
 # travel covers about 18 % of the range with 'exponential', the fine end where ears are sensitive)
 MAPPABLE_KINDS = ("float", "int", "bool", "choice")
 ACTION_KINDS = ("fire", "toggle", "set", "step")
+TAKEOVERS = ("jump", "pickup")
+PICKUP_TOLERANCE = 0.02  # of the mapping's range: close enough to take over without crossing
 
 
 def curve(x: float, shape: str) -> float:
@@ -62,6 +64,8 @@ class Mapping:
     smoothing_ms: float | None = None
     input_lo: float = 0.0  # the source's raw values that mean 0 and 1 (e.g. 0 and 127, or an
     input_hi: float = 1.0  # EMG intensity's useful 0.05..0.6)
+    takeover: str = "jump"  # 'pickup': after another control moved the parameter, wait until
+    # this control's value crosses the parameter's (no jump back when an arm sweeps after a step)
     where: str = ""  # FILE:LINE, for messages
 
     def value(self, raw: float, spec: ParamSpec) -> Any:
@@ -191,6 +195,8 @@ class Router:
         self.patch = patch
         self.learned: dict[tuple, Mapping] = {}  # from MIDI learn; survives reloads
         self._above: dict[tuple, bool] = {}  # level sources of actions: above threshold now?
+        self._sent: dict[tuple, Any] = {}  # pickup mappings: the value each last set
+        self._wanted: dict[tuple, float] = {}  # pickup mappings: the value each last asked for
         self._lock = threading.Lock()  # serialises edge state between controller threads
 
     def swap(self, patch: "Patch") -> None:
@@ -228,9 +234,26 @@ class Router:
         except (TypeError, ValueError, OverflowError):
             reporter.ignore(f"{source_label(mapping.source)}: not a number: {raw!r}")
             return
+        if mapping.takeover == "pickup" and not self._picked_up(mapping, value):
+            return
         taken = set_value(self.params, mapping.target, value, origin, reporter, mapping.smoothing_ms)
         if taken is not None:
+            if mapping.takeover == "pickup":
+                self._sent[(mapping.source, mapping.target)] = taken
             reporter.did(f"{source_label(mapping.source)} -> {mapping.target} {_show(taken)}", key=mapping.source)
+
+    def _picked_up(self, mapping: Mapping, value: Any) -> bool:
+        """Whether a pickup mapping controls its parameter: it set it last (or never set it),
+        or its value has now crossed (or come within a hair of) the value another control left."""
+        key = (mapping.source, mapping.target)
+        current = self.params.target(mapping.target)
+        sent = self._sent.get(key)
+        previous, self._wanted[key] = self._wanted.get(key), float(value)
+        if sent is None or current == sent:
+            return True
+        if abs(value - current) <= PICKUP_TOLERANCE * abs(mapping.hi - mapping.lo):
+            return True
+        return previous is not None and (previous - current) * (value - current) <= 0
 
     def _pressed(self, action: Action, key: tuple, raw: float | None) -> bool:
         if raw is None:

@@ -17,6 +17,8 @@ Layout (see patches/default.yaml for a commented example)::
         invert: false
         smoothing_ms: 50                         # default: the parameter's own
         input: [0, 1]                            # raw source values meaning 0 and 1 (default 0..1)
+        takeover: pickup                         # after another control moved it, wait until this one
+                                                 #   crosses its value (default jump)
     actions:
       - source: {myo: fist}                      # a pose, {midi: {note: 60}}, {midi: {cc: 64}}, {osc: /2/push1}
         toggle: hold                             # or fire: tune.new, set: NAME + value: V, step: NAME + by: X
@@ -27,20 +29,21 @@ Layout (see patches/default.yaml for a commented example)::
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, Action, Mapping, default_range
+from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS, Action, Mapping, default_range
 from instrument.errors import UsageError
 from instrument.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
 MYO_CONTROLS = ("yaw", "pitch", "roll", "emg", *(f"emg.{n}" for n in range(1, 9)))
 TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs")
-MAPPING_FIELDS = ("source", "target", "range", "curve", "invert", "smoothing_ms", "input")
+MAPPING_FIELDS = ("source", "target", "range", "curve", "invert", "smoothing_ms", "input", "takeover")
 ACTION_FIELDS = ("source", *ACTION_KINDS, "value", "by", "threshold")
 SOURCE_FIELDS = ("osc", "arg", "midi", "myo")
 MIDI_FIELDS = ("cc", "note", "pitchbend", "channel")
@@ -190,7 +193,7 @@ class _Reader:
             return None
         spec = self.specs.get(name)
         if spec is None:
-            close = [n for n in self.specs if name.split(".")[-1] in n or n.split(".")[-1] in name]
+            close = difflib.get_close_matches(name, list(self.specs), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close[:3])}?" if close else "; see instrument/params.py for the list"
             self.error(node, where, f"unknown parameter {name!r}{hint}")
             return None
@@ -404,9 +407,16 @@ class _Reader:
             smoothing = self.number(fields["smoothing_ms"][1], f"{where}.smoothing_ms", 0, 60000)
             if smoothing is None:
                 return None
+        takeover = "jump"
+        if "takeover" in fields:
+            takeover = self.scalar(fields["takeover"][1], f"{where}.takeover", (str,), f"one of {', '.join(TAKEOVERS)}")
+            if takeover not in TAKEOVERS:
+                if takeover is not None:
+                    self.error(fields["takeover"][1], f"{where}.takeover", f"{takeover!r} is not one of: {', '.join(TAKEOVERS)}")
+                return None
         line = f"{self.filename}:{node.start_mark.line + 1}"
         return Mapping(source, spec.name, float(lo), float(hi), shape, invert,
-                       None if smoothing is None else float(smoothing), input_lo, input_hi, line)
+                       None if smoothing is None else float(smoothing), input_lo, input_hi, takeover, line)
 
     def action(self, node: yaml.Node, where: str) -> Action | None:
         fields = self.fields(node, where, ACTION_FIELDS)
