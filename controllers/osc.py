@@ -82,6 +82,8 @@ class OscListener:
 
     def _datagram(self, data: bytes, sock: socket.socket, sender: tuple) -> None:
         try:
+            if data.startswith(BUNDLE) and not _bundle_well_formed(data):
+                raise ValueError("malformed bundle")  # python-osc would log every bad element
             messages = [timed.message for timed in OscPacket(data).messages]
         except Exception as error:
             self.reporter.got()
@@ -112,6 +114,30 @@ class OscListener:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(2.0)
+
+
+BUNDLE = b"#bundle\x00"
+
+
+def _bundle_well_formed(data: bytes, depth: int = 0) -> bool:
+    """Whether every element of an OSC bundle is a sized message or bundle (checked before
+    python-osc parses it: it logs a warning on the root logger for each bad element)."""
+    if depth > 8 or len(data) < 16:
+        return False
+    i = 16  # '#bundle\0' and the time tag
+    while i < len(data):
+        size = int.from_bytes(data[i:i + 4], "big") if i + 4 <= len(data) else -1
+        i += 4
+        if size <= 0 or size % 4 or i + size > len(data):
+            return False
+        content = data[i:i + size]
+        if content.startswith(BUNDLE):
+            if not _bundle_well_formed(content, depth + 1):
+                return False
+        elif not content.startswith(b"/"):
+            return False
+        i += size
+    return True
 
 
 def _short(error: BaseException) -> str:
