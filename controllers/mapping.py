@@ -98,8 +98,13 @@ class Action:
     where: str = ""
 
     def describe(self) -> str:
-        what = {"fire": "fire", "toggle": "toggle", "set": f"set {self.value!r} on", "step": f"step {self.value:+g} on"}[self.kind]
-        return f"{source_label(self.source)} -> {what} {self.target}"
+        if self.kind == "set":
+            what = f"set {self.target} = {self.value!r}"
+        elif self.kind == "step":
+            what = f"step {self.target} by {self.value:+g}"
+        else:
+            what = f"{self.kind} {self.target}"
+        return f"{source_label(self.source)} -> {what}"
 
 
 def source_label(key: tuple) -> str:
