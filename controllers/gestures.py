@@ -26,9 +26,10 @@ RATE_HZ = 50.0  # Myo Mapper's orientation and EMG rate
 
 
 def record(path: str | Path, host: str = "127.0.0.1", port: int = 5432, seconds: float | None = None,
-           stop: threading.Event | None = None) -> int:
+           stop: threading.Event | None = None, ready: threading.Event | None = None) -> int:
     """Write every OSC message arriving on ``host:port`` to ``path`` until ``seconds`` pass or
-    ``stop`` is set (Ctrl-C also ends it cleanly). Returns the number of messages written."""
+    ``stop`` is set (Ctrl-C also ends it cleanly; each line is flushed as it comes, so a killed
+    recording keeps what it had). ``ready`` is set once listening. Returns the messages written."""
     stop = stop or threading.Event()
     lock = threading.Lock()
     count = 0
@@ -41,9 +42,12 @@ def record(path: str | Path, host: str = "127.0.0.1", port: int = 5432, seconds:
                 if not t0:
                     t0.append(now)
                 out.write(json.dumps({"t": round(now - t0[0], 6), "address": address, "args": _jsonable(args)}) + "\n")
+                out.flush()
                 count += 1
 
         listener = OscListener(keep, host, port, Reporter("record"), flag="--port", name="gestures-record")
+        if ready is not None:
+            ready.set()
         try:
             stop.wait(seconds)
         except KeyboardInterrupt:
