@@ -89,6 +89,8 @@ class OscListener:
             self.reporter.got()
             self.reporter.ignore(f"malformed packet of {len(data)} bytes from {sender[0]}:{sender[1]} ({_short(error)})")
             return
+        if not messages:
+            self.reporter.got()  # an empty bundle: legal, and nothing to do
         for message in messages:
             self.reporter.got()
             try:

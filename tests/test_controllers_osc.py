@@ -136,7 +136,6 @@ def test_a_flood_of_garbage_does_not_stop_the_server(rig, caplog):
     good = OscMessageBuilder("/temperature")
     good.add_arg(0.7)
     good = good.build().dgram
-    kinds = 0
     for i in range(3000):
         kind = i % 6
         if kind == 0:
@@ -153,13 +152,14 @@ def test_a_flood_of_garbage_does_not_stop_the_server(rig, caplog):
             data = b.build().dgram
         else:  # a bundle header with garbage in it
             data = b"#bundle\x00" + rng.randbytes(rng.randint(0, 40))
-        kinds += 1
         client.raw(data)
-    assert wait_for(lambda: osc.reporter.received >= 2500, timeout=4)
+        if i % 100 == 99:  # in bursts a UDP receive buffer holds: none lost, all counted
+            assert wait_for(lambda: osc.reporter.received >= i + 1, timeout=3, step=0.002), osc.reporter.received
+    assert osc.reporter.received == 3000
     client.send("/temperature", 0.3)
     assert wait_for(lambda: params.target("temperature") == pytest.approx(0.3), timeout=3)
     assert client.state()["temperature"] == pytest.approx(0.3)
-    assert osc.reporter.ignored >= 2000
+    assert osc.reporter.ignored >= 2400
     warnings = [r for r in caplog.records if r.name.startswith("controllers")]
     assert len(warnings) < 30, "the log must be rate-limited"
     assert "Traceback" not in caplog.text
