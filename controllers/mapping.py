@@ -220,8 +220,13 @@ class Router:
         Returns whether anything in the patch listens to ``key``."""
         patch, learned = self.patch, self.learned
         matched = False
-        for k in _candidates(key):
-            mappings = [learned[k]] if k in learned else patch.mappings.get(k, ())
+        keys = _candidates(key)
+        relearned = [learned[k] for k in keys if k in learned]  # a learned knob leaves the patch's mapping
+        for k in keys:
+            if relearned:
+                mappings = relearned if k == key else ()
+            else:
+                mappings = patch.mappings.get(k, ())
             for mapping in mappings:
                 matched = True
                 if raw is not None:

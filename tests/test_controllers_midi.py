@@ -4,10 +4,12 @@ knobs, plays the keyboard stimulation, bends, toggles hold, learns a knob, chang
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 
 import pytest
 import rtmidi
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from controllers.midi_in import DEFAULT_PORT
 from controllers.rig import Controllers, add_controller_arguments
@@ -30,7 +32,7 @@ def rig(jack):
     params = Parameters()
     parser = argparse.ArgumentParser()
     add_controller_arguments(parser)
-    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--no-osc", "--no-myo",
+    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--osc-port", "0", "--no-myo",
                               "--midi-in", "virtual", "--midi-in-api", "jack"])
     with realtime_jack_threads():
         controllers = Controllers.open(params, args)
@@ -96,6 +98,14 @@ def test_midi_learn_maps_the_next_knob(rig):
     send([CC, 2, 127])  # and the patch's own knobs still work
     assert wait_for(lambda: params.target("stimulation.weight") == 1.0, timeout=3)
     assert params.target("swing") == 0.0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # learn armed over OSC
+        message = OscMessageBuilder("/midi/learn")
+        message.add_arg("accent")
+        osc.sendto(message.build().dgram, ("127.0.0.1", controllers.osc.port))
+        assert wait_for(lambda: controllers.midi.learning == "accent", timeout=3)
+    send([CC, 2, 0])  # a knob of the patch, now learned for accent instead
+    assert wait_for(lambda: params.target("accent") == 0.0, timeout=3)
+    assert params.target("stimulation.weight") == 1.0
 
 
 def test_program_change_switches_patch(rig):

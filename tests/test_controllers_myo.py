@@ -154,3 +154,14 @@ def test_synthetic_stream_moves_the_instrument(tmp_path):
         assert any("Gestures: feeding synthetic" in line for line in rig.status())
     finally:
         rig.close()
+
+
+def test_synthetic_command_sends_for_the_seconds_asked():
+    port = free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", port))
+        result = run_cli("gestures", "synthetic", "--seconds", "0.3", "--port", str(port), "--seed", "1")
+        assert result.returncode == 0, result.stderr
+        assert f"sent {len(list(gestures.synthetic(0.3, seed=1)))} messages to 127.0.0.1:{port}" in result.stderr
+        sink.settimeout(1)
+        assert sink.recv(65536).startswith(b"/myo1/")
