@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pythonosc.udp_client import SimpleUDPClient
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from controllers.osc import OscListener
 from controllers.report import Reporter
@@ -89,7 +90,7 @@ def send(events: Iterable[Event], host: str = "127.0.0.1", port: int = 5432, spe
          stop: threading.Event | None = None) -> int:
     """Send ``events`` to ``host:port`` at their times (divided by ``speed``). Returns how many."""
     stop = stop or threading.Event()
-    client = SimpleUDPClient(host, port)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     start = time.monotonic()
     count = 0
     try:
@@ -99,13 +100,16 @@ def send(events: Iterable[Event], host: str = "127.0.0.1", port: int = 5432, spe
                 break
             if stop.is_set():
                 break
+            builder = OscMessageBuilder(address)
+            for arg in args:
+                builder.add_arg(arg)
             try:
-                client.send_message(address, args)
+                sock.sendto(builder.build().dgram, (host, port))
             except OSError:
                 pass  # nobody listening (UDP): keep time and go on, as the armband would
             count += 1
     finally:
-        client.close()
+        sock.close()
     return count
 
 

@@ -15,6 +15,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from controllers.mapping import Router
 from controllers.osc import OscControl
 from controllers.patch import parse_patch
+from instrument.errors import UsageError
 from instrument.params import Parameters
 from tests.midi_helpers import wait_for
 
@@ -163,3 +164,9 @@ def test_a_flood_of_garbage_does_not_stop_the_server(rig, caplog):
     warnings = [r for r in caplog.records if r.name.startswith("controllers")]
     assert len(warnings) < 30, "the log must be rate-limited"
     assert "Traceback" not in caplog.text
+
+
+def test_a_port_in_use_is_one_line(rig):
+    params, osc, client = rig
+    with pytest.raises(UsageError, match=rf"^--osc-port {osc.port}: cannot listen on 127.0.0.1:{osc.port}: in use"):
+        OscControl(params, osc.router, port=osc.port)
