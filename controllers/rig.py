@@ -54,6 +54,7 @@ class Controllers:
         self.patch_path = patch_path
         self.activity = new_activity()  # (time, source, description), newest last, for the live view
         self.osc = self.midi = self.myo = self.watcher = self.feed = None
+        self._midi_off = ""
         self._closed = False
 
     @property
@@ -86,10 +87,14 @@ class Controllers:
                                   Reporter("OSC", self.activity), learn=self.learn)
         midi_in = getattr(args, "midi_in", None)
         api = getattr(args, "midi_in_api", None) or getattr(args, "midi_api", None) or "auto"
+        self._midi_off = "MIDI in: off (--midi-in none)"
         if midi_in is None:
             from instrument.midi import midi_available
 
-            midi_in = "virtual" if midi_available()[0] else "none"
+            available, why = midi_available()
+            midi_in = "virtual" if available else "none"
+            if not available:
+                self._midi_off = f"MIDI in: off ({why})"
         if midi_in.strip().lower() != "none":
             from controllers.midi_in import MidiInput
 
@@ -135,9 +140,14 @@ class Controllers:
         if self.watcher is not None and self.watcher.last_error:
             line += f"; last save NOT loaded: {self.watcher.last_error}"
         lines = [line]
-        for part in (self.osc, self.midi, self.myo):
-            if part is not None:
-                lines.append(part.status())
+        if self.osc is not None:
+            lines.append(self.osc.status())
+        if self.midi is not None:
+            lines.append(self.midi.status())
+        elif self._midi_off:
+            lines.append(self._midi_off)
+        if self.myo is not None:
+            lines.append(self.myo.status())
         if self.feed is not None:
             lines.append(f"Gestures: feeding {self.feed.source} into the Myo port")
         return lines

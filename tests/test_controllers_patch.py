@@ -189,7 +189,10 @@ def test_hot_reload_applies_a_valid_save_and_keeps_the_old_mapping_on_a_bad_one(
         assert wait_for(lambda: rig.watcher.rejected == 1, timeout=3)
         move()
         assert wait_for(lambda: params.target("tempo") == pytest.approx(150.0), timeout=2)
-        assert any("NOT loaded" in line and "live.yaml:7" in line for line in rig.status())
+        status = rig.status()
+        assert any("NOT loaded" in line and "live.yaml:7" in line for line in status)
+        assert status[1].startswith("OSC 127.0.0.1:") and status[2] == "MIDI in: off (--midi-in none)"
+        assert len(status) == 3, status
         assert rig.watcher.reloads == 1
     finally:
         sock.close()
