@@ -16,6 +16,8 @@ COMMANDS = [
     ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
     ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),
     ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
+    ("patch", "instrument.cli.patch", "check YAML patches (controller mappings, actions, start state)"),
+    ("gestures", "instrument.cli.gestures", "record, replay or synthesise a Myo Mapper gesture stream"),
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""``run.py patch check FILE...``: check patches before a performance (every mistake, with its line)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "check YAML patches (controller mappings, actions, start state): FILE:LINE for every mistake"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="check")
+    check = sub.add_parser("check", help="check patch files; exit 2 if any has a mistake")
+    check.add_argument("files", nargs="+", metavar="FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from controllers.patch import PatchError, load_patch
+
+    bad = False
+    for name in args.files:
+        try:
+            patch = load_patch(name)
+        except PatchError as error:
+            bad = True
+            print("\n".join(error.errors), file=sys.stderr)
+            continue
+        print(f"{name}: ok ({patch.mapping_count} mappings, {patch.action_count} actions)")
+    return 2 if bad else 0
