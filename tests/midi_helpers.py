@@ -13,7 +13,7 @@ from typing import Iterator
 
 import rtmidi
 
-from instrument.midi import jack_server_socket
+from instrument.midi import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
 from instrument.scheduler import clock
 
 
@@ -74,22 +74,6 @@ class Receiver:
         self._thread.join(2)
         self._in.close_port()
         self._in.delete()
-
-
-@contextmanager
-def realtime_jack_threads(priority: int = 60) -> Iterator[None]:
-    """Give the threads libjack starts inside this block real-time (FIFO) priority where allowed,
-    as a real-time JACK server gives its clients. The test server runs without real-time: on a
-    busy machine a normal client thread misses cycles of the 0.67 ms period, and what a
-    client sends or receives in a cycle it missed can be lost."""
-    before = _threads()
-    yield
-    python_threads = {t.native_id for t in threading.enumerate()}
-    for tid in _threads() - before - python_threads:
-        try:
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
-        except OSError:
-            pass  # no permission: normal threads, fine on an idle machine
 
 
 @contextmanager

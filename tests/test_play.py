@@ -170,3 +170,19 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
     assert len(later) > 48
     assert abs(float(np.median(later)) - 60.0 / qpm / 24) < 0.02 * 60.0 / qpm / 24, float(np.median(later))
     assert not sounding_after(receiver.messages)
+
+
+def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
+    takes = []
+    for n in range(2):
+        take = tmp_path / f"seed{n}.mid"
+        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model", str(plain_checkpoint),
+                               "--midi-out", "none", "--no-audio", "--record", str(take), "--bars", "6", "--tempo", "300",
+                               "--seed", "11"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        takes.append(take)
+    first, second = (recorded_onsets(t) for t in takes)
+    assert len(first) > 10
+    assert [p for _, p in first] == [p for _, p in second]
+    assert max(abs(a - b) for (a, _), (b, _) in zip(first, second)) < 0.002  # same rhythm
+    assert takes[0].with_suffix(".abc").read_text() == takes[1].with_suffix(".abc").read_text()
