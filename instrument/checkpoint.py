@@ -8,7 +8,6 @@ damaged file is a one-line user error instead of a traceback mid-performance.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +73,17 @@ def file_size(path: str | Path) -> int:
     return Path(path).stat().st_size
 
 
-def load_or_default(path: str | Path | None, announce: bool = True) -> tuple[FolkRNN, dict[str, Any], str]:
+def load_or_default(path: str | Path | None) -> tuple[FolkRNN, dict[str, Any], str]:
     """The model a command plays: ``path`` if given, else the shipped default model.
 
-    Until a default model ships, a small randomly initialised model stands in, and the user is
-    told so on stderr. Returns (model, metadata, where it came from).
+    Returns (model, metadata, the path it came from).
     """
     if path is not None:
         model, meta = load(path)
         return model, meta, str(path)
-    if DEFAULT_MODEL.is_file():
-        model, meta = load(DEFAULT_MODEL)
-        return model, meta, str(DEFAULT_MODEL)
-    if announce:
-        print("note: no trained default model is installed; using a small random model (it plays noise)", file=sys.stderr)
-    torch.manual_seed(0)
-    model = FolkRNN(ModelConfig(layers=2, hidden=64)).eval()
-    return model, {"name": "random-small", "trained": False}, "random"
+    if not DEFAULT_MODEL.is_file():
+        raise UsageError(
+            f"the shipped model {DEFAULT_MODEL} is missing; reinstall the package or give --model PATH"
+        )
+    model, meta = load(DEFAULT_MODEL)
+    return model, meta, str(DEFAULT_MODEL)

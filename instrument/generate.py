@@ -60,65 +60,134 @@ def generate_tunes(
     max_tokens: int = 1000,
     batch: int = 64,
     configure: Callable[[Stepper], None] | None = None,
-    on_step: Callable[[Stepper, np.ndarray], None] | None = None,
+    on_step: Callable[[Stepper, np.ndarray, np.ndarray], None] | None = None,
     threads: int | None = None,
     backend: str = "fast",
 ) -> list[Tune]:
-    """Generate ``count`` tunes, ``batch`` voices at a time.
+    """Generate ``count`` tunes, up to ``batch`` of them at a time as voices of one stepper.
 
-    Meter and mode are forced when given, else the model chooses them (sampling only among
-    meter, then mode tokens). Each batch is seeded from (seed, batch number), so the same
-    arguments give the same tunes. ``configure`` may set further stepper controls (ablation,
-    stimulation, bias); ``on_step`` sees every body step (for recording activations); a voice
-    whose tune has ended is no longer computed, and its token reads ``</s>`` from then on.
-    ``threads`` is the fast step's core count (default: both cores, this is offline work).
+    Continuous batching: when a tune ends, its voice starts the next tune at once, so the batch
+    stays full until the last tunes (a batch that waits for its longest tune computes a third as
+    much). Meter and mode are forced when given, else the model chooses them (sampling only
+    among meter, then mode tokens). Tune k draws from its own generator seeded by (seed, k), and
+    the step sums in the same order whatever the voices, so tune k is the same whatever
+    ``batch`` is. ``configure`` sets further stepper controls once, before the first step
+    (ablation, stimulation, bias); ``on_step(stepper, tokens, tunes)`` sees every step that
+    sampled body tokens: ``tunes[v]`` is the number of the tune voice v wrote (-1 where it wrote
+    none). ``threads`` is the fast step's core count (default: both cores, this is offline work).
     """
-    tunes: list[Tune] = []
+    if count < 1:
+        return []
     threads = fast_step.default_threads(offline=True) if threads is None else threads
-    for number, start in enumerate(range(0, count, batch)):
-        voices = min(batch, count - start)
-        stepper = Stepper(
-            model, voices=voices, seed=None if seed is None else [seed, number], threads=threads, backend=backend
-        )
-        stepper.temperature = temperature
-        tunes += _generate_batch(stepper, meter, mode, list(prompt), max_tokens, configure, on_step)
-    return tunes
-
-
-def _generate_batch(stepper, meter, mode, prompt, max_tokens, configure, on_step) -> list[Tune]:
-    voices = stepper.voices
-    stepper.force(vocab.START)
-    header: list[list[str]] = [[] for _ in range(voices)]
-    for given, only in ((meter and vocab.meter_token(meter), _METER_ONLY), (mode and vocab.mode_token(mode), _MODE_ONLY)):
-        if given:
-            stepper.force(given)
-            for h in header:
-                h.append(given)
-        else:
-            stepper.logit_bias = only
-            for h, t in zip(header, stepper.step()):
-                h.append(vocab.TOKENS[t])
-            stepper.logit_bias = None
-    if prompt:
-        stepper.force(prompt)
+    voices = min(batch, count)
+    stepper = Stepper(model, voices=voices, seed=seed, threads=threads, backend=backend)
+    stepper.temperature = temperature
     if configure:
         configure(stepper)
-    bodies = [list(prompt) for _ in range(voices)]
-    ended = np.zeros(voices, dtype=bool)
-    for _ in range(max_tokens):
-        if ended.all():
-            break
-        if ended.any():  # only the voices still playing
-            live = np.flatnonzero(~ended)
-            tokens = np.full(voices, _END, dtype=np.int64)
-            tokens[live] = stepper._step(live)
+    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step).run()
+
+
+_HEADER_BIAS = {"meter": _METER_ONLY, "mode": _MODE_ONLY}
+
+
+class _Batch:
+    """The voices of one stepper writing ``count`` tunes; each voice moves through the stages
+    meter -> mode -> body of one tune, then takes the next tune's number."""
+
+    def __init__(self, stepper: Stepper, count: int, seed, meter, mode, prompt, max_tokens, on_step):
+        self.stepper, self.count, self.seed = stepper, count, seed
+        self.meter = meter and vocab.meter_token(meter)
+        self.mode = mode and vocab.mode_token(mode)
+        self.prompt, self.max_tokens, self.on_step = prompt, max_tokens, on_step
+        voices = stepper.voices
+        self.stage = ["idle"] * voices
+        self.tune = np.full(voices, -1, dtype=np.int64)
+        self.header: list[list[str]] = [[] for _ in range(voices)]
+        self.body: list[list[str]] = [[] for _ in range(voices)]
+        self.steps = np.zeros(voices, dtype=np.int64)
+        self.next_tune = 0
+        self.done: dict[int, Tune] = {}
+        self.bias = np.zeros((voices, vocab.SIZE))
+
+    def start(self, v: int) -> None:
+        """Voice ``v`` begins the next tune (or rests when none is left)."""
+        if self.next_tune >= self.count:
+            self.stage[v] = "idle"
+            return
+        k, self.next_tune = self.next_tune, self.next_tune + 1
+        self.stepper.reset([v])
+        self.stepper.reseed(v, None if self.seed is None else [self.seed, k])
+        self.tune[v], self.header[v], self.body[v], self.steps[v] = k, [], [], 0
+        forced = [vocab.START]
+        if self.meter:
+            forced.append(self.meter)
+            self.header[v].append(self.meter)
+        self.stepper.force(forced, voices=[v])
+        self.stage[v] = "meter" if not self.meter else "mode"
+        if self.meter:
+            self.after_meter(v)
+
+    def after_meter(self, v: int) -> None:
+        if self.mode:
+            self.header[v].append(self.mode)
+            self.stepper.force([self.mode, *self.prompt], voices=[v])
+            self.begin_body(v, prompt_forced=True)
         else:
-            tokens = stepper.step()
-        if on_step:
-            on_step(stepper, tokens)
-        for v in np.flatnonzero(~ended):
-            if tokens[v] == _END:
-                ended[v] = True
+            self.stage[v] = "mode"
+
+    def begin_body(self, v: int, prompt_forced: bool = False) -> None:
+        if self.prompt and not prompt_forced:
+            self.stepper.force(self.prompt, voices=[v])
+        self.body[v] = list(self.prompt)
+        self.stage[v] = "body"
+
+    def finish(self, v: int, ended: bool) -> None:
+        self.done[int(self.tune[v])] = Tune(
+            vocab.meter_of(self.header[v][0]), vocab.mode_of(self.header[v][1]), self.body[v], ended=ended
+        )
+        self.tune[v] = -1
+        self.start(v)
+
+    def run(self) -> list[Tune]:
+        stepper = self.stepper
+        for v in range(stepper.voices):
+            self.start(v)
+        while True:
+            live = np.array([v for v, s in enumerate(self.stage) if s != "idle"], dtype=np.int64)
+            if not len(live):
+                break
+            header = [v for v in live if self.stage[v] != "body"]
+            if header:
+                self.bias[:] = 0.0
+                for v in header:
+                    self.bias[v] = _HEADER_BIAS[self.stage[v]]
+                stepper.logit_bias = self.bias
             else:
-                bodies[v].append(vocab.TOKENS[tokens[v]])
-    return [Tune(vocab.meter_of(h[0]), vocab.mode_of(h[1]), body, ended=bool(e)) for h, body, e in zip(header, bodies, ended)]
+                stepper.logit_bias = None
+            sel = None if len(live) == stepper.voices else live
+            tokens = np.full(stepper.voices, _END, dtype=np.int64)
+            tokens[live] = stepper._step(sel)
+            if self.on_step:
+                writing = np.full(stepper.voices, -1, dtype=np.int64)
+                body = [v for v in live if self.stage[v] == "body"]
+                writing[body] = self.tune[body]
+                if body:
+                    self.on_step(stepper, tokens, writing)
+            for v in live.tolist():
+                token = vocab.TOKENS[tokens[v]]
+                stage = self.stage[v]
+                if stage == "meter":
+                    self.header[v].append(token)
+                    self.after_meter(v)
+                elif stage == "mode":
+                    self.header[v].append(token)
+                    self.begin_body(v)
+                elif tokens[v] == _END:
+                    self.finish(v, ended=True)
+                else:
+                    self.body[v].append(token)
+                    self.steps[v] += 1
+                    if self.steps[v] >= self.max_tokens:
+                        self.finish(v, ended=False)
+        stepper.logit_bias = None
+        return [self.done[k] for k in range(self.count)]

@@ -153,6 +153,11 @@ class Stepper:
             self._pending_sampled[v] = False
             self._grammar[v] = GrammarGuard()
 
+    def reseed(self, voice: int, seed: int | Sequence[int] | None) -> None:
+        """Give one voice a fresh generator: offline generation seeds each tune by its number,
+        so a tune does not depend on which voice or batch wrote it."""
+        self._rngs[voice] = np.random.default_rng(seed)
+
     def force(self, tokens: str | Sequence[str] | Sequence[Sequence[str]], voices: Sequence[int] | None = None) -> None:
         """Make ``tokens`` the next tokens of the sequence instead of sampling them.
 

@@ -18,7 +18,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,15 @@ class History:
 
 
 def load_split(path: Path, max_length: int) -> list[list[int]]:
-    """Encoded tunes (``<s>`` .. ``</s>``) of one split file, longest ones dropped."""
+    """Encoded tunes (``<s>`` .. ``</s>``) of one split file, longest ones dropped.
+
+    A corpus file holds whole tunes without ``</s>`` (folk-rnn's data format), so every tune is
+    marked ended here: the model must learn where tunes stop, or its tunes never end.
+    """
     if not path.is_file():
         raise UsageError(f"{path} not found; build a corpus with 'run.py corpus --out DIR' and give --data DIR")
     tunes: list[Tune] = parse_tunes(path.read_text(), source=str(path))
-    encoded = [vocab.encode(t.tokens()) for t in tunes]
+    encoded = [vocab.encode(replace(t, ended=True).tokens()) for t in tunes]
     return [e for e in encoded if len(e) <= max_length]
 
 

@@ -64,14 +64,6 @@ def test_the_model_chooses_meter_and_mode_when_not_given(small_checkpoint, tmp_p
     assert len({(t.meter, t.mode) for t in tunes}) > 1
 
 
-def test_generate_without_a_model_uses_a_small_random_one_and_says_so():
-    result = run_cli("generate", "--seed", "1", "--max-tokens", "5")
-    if (ROOT / "instrument" / "models" / "default.pt").exists():
-        pytest.skip("a trained default model is installed")
-    assert result.returncode == 0
-    assert "random model" in result.stderr
-
-
 @pytest.mark.parametrize(
     "args, words",
     [

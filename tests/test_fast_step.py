@@ -285,6 +285,18 @@ def test_generation_skips_ended_voices_and_matches_the_reference_path():
     assert any(t.ended for t in fast) and len({len(t.body) for t in fast}) > 1
 
 
+def test_a_tune_is_the_same_whatever_the_batch_it_was_written_in():
+    """Continuous batching hands tunes to voices as others end; tune k keeps its own generator."""
+    from instrument.generate import generate_tunes
+
+    model = make_model(hidden=48, seed=8)
+    alone = generate_tunes(model, 6, seed=5, max_tokens=150, batch=1)
+    shared = generate_tunes(model, 6, seed=5, max_tokens=150, batch=4)
+    assert [(t.meter, t.mode, t.body, t.ended) for t in alone] == [(t.meter, t.mode, t.body, t.ended) for t in shared]
+    forced = generate_tunes(model, 5, meter="6/8", mode="dor", prompt=["c", "d"], seed=5, max_tokens=60, batch=2)
+    assert all(t.meter == "6/8" and t.mode == "dor" and t.body[:2] == ["c", "d"] for t in forced)
+
+
 def fresh_loader(monkeypatch, cache, **env):
     """fast_step as in a new process: nothing loaded yet, no notice given."""
     monkeypatch.setattr(fast_step, "_lib", None)

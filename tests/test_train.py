@@ -83,3 +83,14 @@ def test_torchrun_single_process_uses_distributed_data_parallel(corpus, tmp_path
 def test_missing_corpus_is_a_usage_error(tmp_path):
     result = run_cli("train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt"))
     assert result.returncode == 2 and "run.py corpus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_training_tune_is_taught_to_end(corpus):
+    """Corpus files carry no </s>; without it the model never learns to stop a tune."""
+    from instrument import vocab
+    from instrument.train import load_split
+
+    tunes = load_split(corpus / "train.txt", max_length=1000)
+    assert len(tunes) == 56
+    assert all(t[0] == vocab.INDEX[vocab.START] and t[-1] == vocab.INDEX[vocab.END] for t in tunes)
+    assert all(vocab.INDEX[vocab.END] not in t[:-1] for t in tunes)

@@ -38,7 +38,6 @@ from instrument.tunes import Tune
 FORMAT = "folk-instrument-recording"
 VERSION = 1
 STATES = ("h", "c")
-_END = vocab.INDEX[vocab.END]
 
 
 @dataclass
@@ -135,47 +134,41 @@ class Recording:
 
 
 class _Recorder:
-    """Collects the steps of one batch of voices at a time from ``generate_tunes``' hooks."""
+    """Collects every body step from ``generate_tunes``' hooks, then orders the steps by tune."""
 
     def __init__(self, dtype: np.dtype, ablation: Ablation | None):
         self.dtype = dtype
         self.ablation = ablation
-        self.parts: list[dict[str, np.ndarray]] = []  # one per finished batch, voices in order
         self._steps: list[tuple] = []
-        self._active: np.ndarray | None = None
 
-    def configure(self, stepper: Stepper) -> None:  # called once per batch, before its first body step
-        self.flush()
+    def configure(self, stepper: Stepper) -> None:  # called once, before the first step
         if self.ablation is not None:
             stepper.ablation = self.ablation
-        self._active = np.ones(stepper.voices, dtype=bool)
 
-    def on_step(self, stepper: Stepper, tokens: np.ndarray) -> None:
-        idx = np.flatnonzero(self._active)
-        if not len(idx):
-            return
+    def on_step(self, stepper: Stepper, tokens: np.ndarray, tunes: np.ndarray) -> None:
+        idx = np.flatnonzero(tunes >= 0)
         r = stepper.readout
         rows = torch.as_tensor(idx)
         h = torch.stack([x[rows] for x in r.h]).numpy().astype(self.dtype)
         c = torch.stack([x[rows] for x in r.c]).numpy().astype(self.dtype)
         probs = torch.softmax(r.logits[rows], dim=-1).numpy().astype(np.float32)
-        self._steps.append((idx, tokens[idx].astype(np.int16), h, c, probs))
-        self._active[idx[tokens[idx] == _END]] = False
+        self._steps.append((tunes[idx], tokens[idx].astype(np.int16), h, c, probs))
 
-    def flush(self) -> None:
+    def arrays(self, count: int, layers: int, hidden: int) -> dict[str, np.ndarray]:
+        """Every step, tune after tune (a stable sort keeps each tune's steps in time order)."""
         if not self._steps:
-            return
-        voice = np.concatenate([s[0] for s in self._steps])
-        order = np.argsort(voice, kind="stable")  # steps are in time order: a stable sort keeps them so per voice
-        self.parts.append({
-            "voice": voice[order],
+            empty = np.zeros((layers, 0, hidden), dtype=self.dtype)
+            return {"tokens": np.zeros(0, np.int16), "h": empty, "c": empty.copy(),
+                    "probs": np.zeros((0, vocab.SIZE), np.float32), "lengths": np.zeros(count, np.int64)}
+        tune = np.concatenate([s[0] for s in self._steps])
+        order = np.argsort(tune, kind="stable")
+        return {
             "tokens": np.concatenate([s[1] for s in self._steps])[order],
             "h": np.concatenate([s[2] for s in self._steps], axis=1)[:, order],
             "c": np.concatenate([s[3] for s in self._steps], axis=1)[:, order],
             "probs": np.concatenate([s[4] for s in self._steps])[order],
-            "voices": len(self._active),
-        })
-        self._steps = []
+            "lengths": np.bincount(tune, minlength=count),
+        }
 
 
 def record(
@@ -207,23 +200,20 @@ def record(
         model, n, meter, mode, (), temperature, seed, max_tokens, batch,
         configure=recorder.configure, on_step=recorder.on_step,
     )
-    recorder.flush()
     cfg = model.config
-    parts = recorder.parts
-    lengths = np.concatenate([np.bincount(p["voice"], minlength=p["voices"]) for p in parts])
-    assert len(lengths) == len(tunes), "one recorded part per generated tune"
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    steps = recorder.arrays(len(tunes), cfg.layers, cfg.hidden)
+    offsets = np.concatenate([[0], np.cumsum(steps["lengths"])]).astype(np.int64)
     meta = {
         "model": model_name, "seed": seed, "n": n, "temperature": temperature, "meter": meter, "mode": mode,
         "max_tokens": max_tokens, "batch": batch, "layers": cfg.layers, "hidden": cfg.hidden, "dtype": dtype,
         "ablation": {str(k + 1): v for k, v in cuts.items()}, "ablation_mode": ablation_mode,
     }
     return Recording(
-        tokens=np.concatenate([p["tokens"] for p in parts]),
+        tokens=steps["tokens"],
         offsets=offsets,
-        h=np.concatenate([p["h"] for p in parts], axis=1),
-        c=np.concatenate([p["c"] for p in parts], axis=1),
-        probs=np.concatenate([p["probs"] for p in parts]),
+        h=steps["h"],
+        c=steps["c"],
+        probs=steps["probs"],
         meters=[t.meter for t in tunes],
         modes=[t.mode for t in tunes],
         ended=np.array([t.ended for t in tunes], dtype=bool),

@@ -155,7 +155,7 @@ def _spectra(args) -> int:
         written += spectra.write_sets(result, out, args.name, str(args.recording))
         if args.install:
             model_path = args.model or rec.meta.get("model")
-            if not model_path or model_path == "random" or not Path(model_path).is_file():
+            if not model_path or not Path(model_path).is_file():
                 fail("--install needs the model file: the recording names none (or it is gone); give --model PATH")
             recorded = rec.meta.get("model") or ""
             if args.model and recorded and Path(args.model).resolve() != Path(recorded).resolve():
@@ -213,7 +213,7 @@ def _ablate(args) -> int:
         fail(f"--sizes must lie in 0..{hidden} (layer {args.layer} has {hidden} units), not {args.sizes}")
     log = (lambda text: None) if args.json else (lambda text: print(f"  {text}", file=sys.stderr))
     orders: dict[str, list[int] | None] = {}
-    unit_orders = steering.UnitOrders(hidden, None if source == "random" else source)
+    unit_orders = steering.UnitOrders(hidden, source)
     for name in sets:
         if name == "random":
             orders[name] = None

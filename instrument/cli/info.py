@@ -16,11 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def describe(path: str | None) -> dict:
-    model, metadata, where = checkpoint.load_or_default(path, announce=False)
+    model, metadata, where = checkpoint.load_or_default(path)
     cfg = model.config
     return {
         "path": where,
-        "file_size_bytes": checkpoint.file_size(where) if where != "random" else 0,
+        "file_size_bytes": checkpoint.file_size(where),
         "layers": cfg.layers,
         "hidden_size": cfg.hidden,
         "vocab_size": cfg.vocab_size,

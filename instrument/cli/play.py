@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                               audio_device=args.audio_device, timbre=args.timbre, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
-                                  model_path=None if where == "random" else where)
+                                  model_path=where)
         publisher = _activity(args, performance, model)
         for note in performance.opened.notes:
             print(note, file=sys.stderr)

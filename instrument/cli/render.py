@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     params = Parameters()
     apply_start_state(params, args)
     model, _, where = checkpoint.load_or_default(args.model)
-    take = perform(model, params, limits, seed=args.seed, model_path=None if where == "random" else where)
+    take = perform(model, params, limits, seed=args.seed, model_path=where)
     audio = render_audio(take, args.samplerate, args.timbre)
     try:
         write_wav(args.out, audio, args.samplerate)
