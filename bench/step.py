@@ -18,7 +18,9 @@ simulated live loop (a timing thread, a model thread and a synth thread) with th
 core and on two. Every section also reports the CPU the *other* processes used meanwhile (in
 cores, from /proc/stat minus this process): on a shared machine a figure means little without it.
 With ``--json`` the result is one JSON object (see ``result`` below) and nothing else on stdout.
-The model is a random full-size (3 x 512) one unless ``--model`` names a checkpoint.
+The model is the shipped one (what the instrument plays; its fp16-stored weights let "ours" stream
+fp16 at small batches, exactly: see ``Stepper``'s ``precision``) unless ``--model`` names another
+checkpoint or ``random`` (random float32 weights, 3 x 512: float32 throughout).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class NumpyBatched:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def ours(model: FolkRNN, voices: int, threads: int, precision: str = "float32") -> Stepper:
+def ours(model: FolkRNN, voices: int, threads: int, precision: str = "auto") -> Stepper:
     s = Stepper(model, voices=voices, seed=1, threads=threads, precision=precision)
     s.force(PROMPT)
     return s
@@ -195,6 +197,7 @@ def step_table(model: FolkRNN, threads: int, steps: int) -> dict:
         runners = {"naive_lstmcell": feed("naive", naive), "numpy_reference": feed("numpy", npy), "ours": fast.step}
         with OtherLoad() as load:
             table[f"batch{voices}"] = time_interleaved(runners, steps if voices < 16 else max(200, steps // 2))
+        table[f"batch{voices}"]["ours_weights"] = fast.precision  # "auto": fp16 where exact and faster
         table[f"batch{voices}"]["other_load_cores"] = load.cores
     return table
 
@@ -293,6 +296,7 @@ def print_table(result: dict) -> None:
         for name in ("naive_lstmcell", "numpy_reference", "ours"):
             cells = "".join(f"{table[f'batch{b}'][name]['p50_ms']:>12.3f} p50 {table[f'batch{b}'][name]['p99_ms']:>7.3f} p99" for b in BATCHES)
             print(f"  {name:<16}{cells}")
+        print(f"  {'ours: weights':<16}" + "".join(f"{table[f'batch{b}']['ours_weights']:>26}" for b in BATCHES))
         speedup = "".join(f"{table[f'batch{b}']['naive_lstmcell']['p50_ms'] / table[f'batch{b}']['ours']['p50_ms']:>25.1f}x" for b in BATCHES)
         print(f"  {'naive / ours':<16}{speedup}")
         print(f"  {'other load':<16}" + "".join(f"{table[f'batch{b}']['other_load_cores']:>20.2f} cores" for b in BATCHES))
@@ -321,7 +325,7 @@ def reduced_precision(model: FolkRNN, steps: int) -> dict:
     out = {}
     for precision in ("fp16", "bf16"):
         worst = 0.0
-        a, b = ours(model, 4, 1), ours(model, 4, 1, precision)
+        a, b = ours(model, 4, 1, "float32"), ours(model, 4, 1, precision)
         for _ in range(50):
             for dst, src in zip(b._net.inp + b._net.c_buf, a._net.inp + a._net.c_buf):
                 dst[:] = src
@@ -330,7 +334,7 @@ def reduced_precision(model: FolkRNN, steps: int) -> dict:
             b._pending[:] = tokens
             p, q = a.readout.probs.double().numpy(), b.readout.probs.double().numpy()
             worst = max(worst, float((0.5 * np.abs(p - q).sum(1)).max()))
-        a, b = ours(model, 4, 1), ours(model, 4, 1, precision)
+        a, b = ours(model, 4, 1, "float32"), ours(model, 4, 1, precision)
         for _ in range(100):
             tokens = a.step()
             b.step()
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tunes (a smoke test, not a measurement)")
-    parser.add_argument("--model", help="a checkpoint to time (default: random weights, 3 x 512)")
+    parser.add_argument("--model", help="a checkpoint to time (default: the shipped model; 'random': random weights, 3 x 512)")
     parser.add_argument("--tunes", type=int, default=1000, help="tunes for the offline figure (default 1000)")
     parser.add_argument("--steps", type=int, default=2000, help="timed steps per implementation and batch")
     parser.add_argument("--onset-seconds", type=float, default=8.0, help="length of each live-loop run")
@@ -358,11 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     if not fast_step.available():
         print("the fast kernel is unavailable here: nothing to benchmark", file=sys.stderr)
         return 1
-    if args.model:
+    if args.model != "random":
         from instrument import checkpoint
 
-        model, _ = checkpoint.load(args.model)
-        name = args.model
+        model, _, name = checkpoint.load_or_default(args.model)
     else:
         torch.manual_seed(0)
         model, name = FolkRNN().eval(), "random 3 x 512 (seed 0)"
@@ -380,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     headline = fast_step.default_threads(offline=True)  # both cores: what the step can do at best
     for b in BATCHES:
         key = f"batch{b}"
-        result[key] = {k: v for k, v in result[f"threads_{headline}"][key].items() if k != "other_load_cores"}
+        result[key] = {k: result[f"threads_{headline}"][key][k] for k in ("naive_lstmcell", "numpy_reference", "ours")}
     result["offline_tokens_per_s"] = result["offline"][f"threads_{headline}"]["tokens_per_s"]
     result["headline_threads"] = headline
     result["live_default_threads"] = fast_step.default_threads()

@@ -107,8 +107,10 @@ class Stepper:
 
     ``backend`` "fast" (default) runs the compiled kernel of instrument.fast_step, falling back
     to "reference" (the torch statement of the equations) where it cannot be built;
-    ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" stores the
-    fast path's weights as bfloat16 (see fast_step.BF16_TOLERANCE).
+    ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" or "fp16"
+    stores the fast path's weights at half size (see fast_step.TOLERANCE); "auto" (default) uses
+    fp16 only where it is exact (weights that are float16 values, as in the shipped model) and
+    faster (few voices), so results never depend on it.
     """
 
     def __init__(
@@ -120,12 +122,13 @@ class Stepper:
         *,
         backend: str = "fast",
         threads: int | None = None,
-        precision: str = "float32",
+        precision: str = "auto",
     ):
         self.voices = voices
         self.config = model.config
         self._net = _make_net(model, voices, backend, threads, precision)
         self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "reference"
+        self.precision = self._net.wt.precision if self.backend == "fast" else "float32"
         self.temperature: float | Sequence[float] = 1.0
         self.stimulation = Stimulation()
         self.ablation = Ablation()
@@ -279,8 +282,9 @@ def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, pr
     if backend == "fast":
         lib = fast_step.load()
         if lib is not None:
+            precision = fast_step.choose_precision(model, voices, precision)
             return fast_step.FastNet(lib, fast_step.packed(model, precision), voices, threads, _PC_ROWS)
-    if precision != "float32":
+    if precision not in ("float32", "auto"):
         raise ValueError(f"precision {precision!r} needs the fast backend")
     return _TorchNet(model, voices)
 

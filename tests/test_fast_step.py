@@ -223,11 +223,29 @@ def test_reduced_precision_is_exact_for_representable_weights():
         for layer in model.layers:
             for p in (layer.w_ih, layer.w_hh):
                 p.copy_(torch.from_numpy(fast_step.from_bf16(fast_step.to_bf16(p.numpy()))))
-    a = Stepper(model, voices=2, seed=4)
+    a = Stepper(model, voices=2, seed=4, precision="float32")
     b = Stepper(model, voices=2, seed=4, precision="bf16")
     for s in (a, b):
         s.force(PROMPT)
     for _ in range(30):
+        np.testing.assert_array_equal(a.step(), b.step())
+        assert torch.equal(a.readout.logits, b.readout.logits)
+
+
+def test_auto_precision_streams_fp16_only_where_it_is_exact_and_few_voices_share_a_step():
+    model = make_model(hidden=40, seed=7)
+    assert Stepper(model, voices=1).precision == "float32"  # float32 weights: fp16 would round them
+    with torch.no_grad():  # as a checkpoint stored in fp16 (the shipped model) loads
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    assert fast_step.fp16_exact(model)
+    assert Stepper(model, voices=16).precision == "float32"  # many voices: arithmetic-bound
+    a = Stepper(model, voices=2, seed=5, precision="float32")
+    b = Stepper(model, voices=2, seed=5)
+    assert b.precision == "fp16"
+    for s in (a, b):
+        s.force(PROMPT)
+    for _ in range(100):
         np.testing.assert_array_equal(a.step(), b.step())
         assert torch.equal(a.readout.logits, b.readout.logits)
 
