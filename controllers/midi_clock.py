@@ -3,7 +3,7 @@
 A clock sends 24 Timing Clock messages (0xF8) per quarter note. Single intervals jitter (the
 sender's timer, JACK's period, the OS), so the tempo is the least-squares slope of tick time
 against tick number over the last ``window`` ticks: the newest tick 5 ms late moves a 48-tick
-mean interval by 0.6 %, the slope by under 0.1 %. Tick times are rtmidi's own timestamps,
+mean interval by 0.6 %, the slope by under 0.1 %; ticks far off the line (a stall) are left out. Tick times are rtmidi's own timestamps,
 taken as the message arrives, so a busy interpreter does not bend the estimate. Messages are
 polled from rtmidi's queue by a thread of ours rather than taken in a callback: a callback
 runs inside JACK's process cycle and would wait there for the GIL, and a client late for its
@@ -26,6 +26,7 @@ log = logging.getLogger("controllers.midi_clock")
 
 TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 TICKS_PER_QUARTER = 24
+OUTLIER_S = 0.002  # a tick this far (or 4 median residuals) off the fitted line is left out
 GAP_S = 0.5  # a pause this long between ticks (a clock stopped without Stop) starts afresh
 POLL_S = 0.002  # how often the queue is read: Start and Stop are reported this late at most
 DEFAULT_PORT = f"{PRODUCT} clock in"
@@ -143,12 +144,31 @@ class MidiClockFollower:
                 log.exception("MIDI clock callback failed")
 
 
+def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares line t = a + b * i through (i, t) points: (a, b)."""
+    n = len(points)
+    mi = sum(i for i, _ in points) / n
+    mt = sum(t for _, t in points) / n
+    b = sum((i - mi) * (t - mt) for i, t in points) / sum((i - mi) ** 2 for i, _ in points)
+    return mt - b * mi, b
+
+
 def tempo_from_ticks(times: list[float]) -> float | None:
-    """Quarter notes per minute from consecutive clock tick times: the least-squares slope."""
+    """Quarter notes per minute from consecutive clock tick times: the least-squares slope, fitted
+    again without the ticks that sit far off the line (a sender or a machine that stalled for a
+    moment sends a tick late; one such tick would otherwise bend a short window's tempo)."""
     n = len(times)
     if n < 3:
         return None
-    mid = (n - 1) / 2
-    mean = sum(times) / n
-    slope = sum((i - mid) * (t - mean) for i, t in enumerate(times)) / sum((i - mid) ** 2 for i in range(n))
-    return 60.0 / (TICKS_PER_QUARTER * slope) if slope > 0 else None
+    points = list(enumerate(times))
+    kept = points
+    a, b = _fit(points)
+    for _ in range(3):  # each pass fits the line closer to the steady ticks, and finds more strays
+        residuals = [abs(t - (a + b * i)) for i, t in points]
+        limit = max(OUTLIER_S, 4.0 * sorted(residuals)[n // 2])
+        now_kept = [p for p, r in zip(points, residuals) if r <= limit]
+        if len(now_kept) < max(3, n // 2) or now_kept == kept:
+            break
+        kept = now_kept
+        a, b = _fit(kept)
+    return 60.0 / (TICKS_PER_QUARTER * b) if b > 0 else None
