@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from instrument.composer import Composer, PlayedNote
 from instrument.expression import Phrasing
@@ -166,9 +166,11 @@ class Engine:
             self.resyncs += 1
             log.warning("fell %.0f ms behind; timeline moved on", (now - placed.on) * 1000)
             placed = phrasing.place(note)
-        elif placed.on < now:  # handed over after its time: it sounds late (the model thread was held up)
+        elif placed.on < now:  # handed over after its time (the model thread was held up): it sounds
+            # now, for every output alike, so the recording holds the time the listener heard it
             self.late_notes += 1
             log.warning("a note was composed %.1f ms after its time", (now - placed.on) * 1000)
+            placed = replace(placed, on=now, off=now + (placed.off - placed.on))
         for out in self.outputs:
             out.schedule(placed)
         self.notes_played += 1

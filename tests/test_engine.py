@@ -132,3 +132,25 @@ def test_stop_is_idempotent_from_many_threads():
     for th in threads:
         th.join()
     assert engine.finished.is_set() and out.closed_at is not None
+
+
+def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
+    """A stall of the model thread (shorter than a resync): the note is late, and the outputs
+    (MIDI, synth, recording) all get the time it will really sound, so a take matches the port."""
+    engine, params, out = engine_for(Limits(seconds=2.0))
+    composer, calls = engine.composer, []
+    original = composer.next_notes
+
+    def stalling():
+        calls.append(1)
+        if len(calls) == 6:
+            time.sleep(0.08)  # longer than the lookahead, shorter than a resync
+        return original()
+
+    composer.next_notes = stalling
+    engine.start()
+    assert engine.wait(20)
+    assert engine.late_notes >= 1 and engine.resyncs == 0
+    for note, handed in out.notes:
+        assert note.on >= handed - 0.001  # never handed over with a time already past
+
