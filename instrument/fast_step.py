@@ -243,6 +243,11 @@ class PackedWeights:
 _packed_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _exact_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
+
+def _stamp(model) -> tuple:
+    """Changes whenever a parameter of ``model`` is replaced or written to (torch versions)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
 # "auto" streams fp16 weights up to this many voices: a step that few voices share is bound by
 # the bytes it reads (half as many, about 1.8x faster here), a larger batch by its arithmetic.
 AUTO_FP16_MAX_VOICES = 4
@@ -251,7 +256,7 @@ AUTO_FP16_MAX_VOICES = 4
 def fp16_exact(model) -> bool:
     """Whether every LSTM weight is a float16 value (true of a checkpoint stored in fp16, as the
     shipped model is): then fp16 weights give float32's results to the last bit."""
-    stamp = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    stamp = _stamp(model)
     hit = _exact_cache.get(model)
     if hit is None or hit[0] != stamp:
         exact = True
@@ -273,7 +278,7 @@ def choose_precision(model, voices: int, precision: str) -> str:
 
 def packed(model, precision: str = "float32") -> PackedWeights:
     """Packed weights of ``model``, re-packed only when a parameter changed since (torch versions)."""
-    stamp = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    stamp = _stamp(model)
     per_model = _packed_cache.setdefault(model, {})
     hit = per_model.get(precision)
     if hit is None or hit[0] != stamp:

@@ -104,7 +104,6 @@ class _Batch:
         self.tune = np.full(voices, -1, dtype=np.int64)
         self.header: list[list[str]] = [[] for _ in range(voices)]
         self.body: list[list[str]] = [[] for _ in range(voices)]
-        self.steps = np.zeros(voices, dtype=np.int64)
         self.next_tune = 0
         self.done: dict[int, Tune] = {}
         self.bias = np.zeros((voices, vocab.SIZE))
@@ -117,15 +116,14 @@ class _Batch:
         k, self.next_tune = self.next_tune, self.next_tune + 1
         self.stepper.reset([v])
         self.stepper.reseed(v, None if self.seed is None else [self.seed, k])
-        self.tune[v], self.header[v], self.body[v], self.steps[v] = k, [], [], 0
-        forced = [vocab.START]
+        self.tune[v], self.header[v], self.body[v] = k, [], []
         if self.meter:
-            forced.append(self.meter)
+            self.stepper.force([vocab.START, self.meter], voices=[v])
             self.header[v].append(self.meter)
-        self.stepper.force(forced, voices=[v])
-        self.stage[v] = "meter" if not self.meter else "mode"
-        if self.meter:
             self.after_meter(v)
+        else:
+            self.stepper.force([vocab.START], voices=[v])
+            self.stage[v] = "meter"
 
     def after_meter(self, v: int) -> None:
         if self.mode:
@@ -186,8 +184,7 @@ class _Batch:
                     self.finish(v, ended=True)
                 else:
                     self.body[v].append(token)
-                    self.steps[v] += 1
-                    if self.steps[v] >= self.max_tokens:
+                    if len(self.body[v]) - len(self.prompt) >= self.max_tokens:
                         self.finish(v, ended=False)
         stepper.logit_bias = None
         return [self.done[k] for k in range(self.count)]
