@@ -4,7 +4,7 @@
 For each kept tune, abc2midi's reading of the original ABC (moved by the transposition) must
 give the same (onset, pitch) sequence as our token-to-note rules reading the converted tokens.
 ``--ours abc2midi`` reads our tokens with abc2midi instead, to tell a converter fault from a
-fault of instrument.notes.
+fault of instrument.music.notes.
 
     python bench/corpus_roundtrip.py [--collections a,b] [--sample N] [--ours notes|abc2midi]
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from instrument import corpus_build, roundtrip  # noqa: E402
+from instrument.training import corpus as corpus_build, roundtrip  # noqa: E402
 
 
 def main() -> int:

@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instrument import checkpoint  # noqa: E402
-from instrument.generate import generate_tunes  # noqa: E402
-from instrument.notes import tune_notes  # noqa: E402
-from instrument.tunes import BAR_TOKENS, Tune, parse_tunes  # noqa: E402
+from instrument.model import checkpoint  # noqa: E402
+from instrument.model.generate import generate_tunes  # noqa: E402
+from instrument.music.notes import tune_notes  # noqa: E402
+from instrument.music.tunes import BAR_TOKENS, Tune, parse_tunes  # noqa: E402
 
 TARGETS = {"end_rate": 0.97, "count_accuracy": 0.95, "copy4_share": 0.10}
 

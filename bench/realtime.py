@@ -33,12 +33,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from instrument import checkpoint  # noqa: E402
-from instrument.composer import Composer  # noqa: E402
-from instrument.engine import Engine, Limits  # noqa: E402
+from instrument.model import checkpoint  # noqa: E402
+from instrument.live.composer import Composer  # noqa: E402
+from instrument.live.engine import Engine, Limits  # noqa: E402
 from instrument.outputs import ScheduledNote  # noqa: E402
-from instrument.params import Parameters  # noqa: E402
-from instrument.scheduler import Scheduler, clock  # noqa: E402
+from instrument.live.params import Parameters  # noqa: E402
+from instrument.live.scheduler import Scheduler, clock  # noqa: E402
 
 FLOOD = r"""
 import random, socket, sys, time
@@ -224,7 +224,7 @@ def main() -> int:
     model, _, where = checkpoint.load_or_default(args.model)
     use_jack = False
     if not args.no_jack:
-        from instrument.midi import midi_available
+        from instrument.midi.ports import midi_available
 
         ok, api = midi_available()
         use_jack = ok and api == "JACK"

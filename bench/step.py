@@ -41,12 +41,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from instrument import fast_step, vocab  # noqa: E402
-from instrument.folkrnn_import import params_from_model  # noqa: E402
-from instrument.generate import generate_tunes  # noqa: E402
-from instrument.model import FolkRNN  # noqa: E402
-from instrument.reference import NumpyFolkRNN, _sigmoid  # noqa: E402
-from instrument.stepper import Stepper  # noqa: E402
+from instrument.model import fast_step, vocab  # noqa: E402
+from instrument.model.folkrnn_import import params_from_model  # noqa: E402
+from instrument.model.generate import generate_tunes  # noqa: E402
+from instrument.model.network import FolkRNN  # noqa: E402
+from instrument.model.reference import NumpyFolkRNN, _sigmoid  # noqa: E402
+from instrument.model.stepper import Stepper  # noqa: E402
 
 BATCHES = (1, 4, 16)
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
@@ -120,7 +120,7 @@ class NaiveLSTMCell:
 
 
 class NumpyBatched:
-    """instrument/reference.py's equations (one product per gate and input), batched over voices."""
+    """instrument/model/reference.py's equations (one product per gate and input), batched over voices."""
 
     def __init__(self, model: FolkRNN, voices: int):
         self.ref = NumpyFolkRNN(params_from_model(model), vocab.INDEX, dtype=np.float32)
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the fast kernel is unavailable here: nothing to benchmark", file=sys.stderr)
         return 1
     if args.model != "random":
-        from instrument import checkpoint
+        from instrument.model import checkpoint
 
         model, _, name = checkpoint.load_or_default(args.model)
     else:

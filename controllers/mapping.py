@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from instrument.params import ParamError, Parameters, ParamSpec
+from instrument.live.params import ParamError, Parameters, ParamSpec
 
 if TYPE_CHECKING:
     from controllers.patch import Patch

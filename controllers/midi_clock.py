@@ -20,7 +20,7 @@ from typing import Callable
 import rtmidi
 
 from instrument.errors import UsageError
-from instrument.midi import PRODUCT, find_port, label, open_client
+from instrument.midi.ports import PRODUCT, find_port, label, open_client
 
 log = logging.getLogger("controllers.midi_clock")
 

@@ -19,8 +19,8 @@ import rtmidi
 from controllers.mapping import MAPPABLE_KINDS, Mapping, Router, default_range, set_value, source_label
 from controllers.report import Reporter
 from instrument.errors import UsageError
-from instrument.midi import PRODUCT, find_port, label, open_client
-from instrument.params import ParamError, Parameters
+from instrument.midi.ports import PRODUCT, find_port, label, open_client
+from instrument.live.params import ParamError, Parameters
 
 log = logging.getLogger("controllers.midi_in")
 

@@ -19,7 +19,7 @@ from typing import Callable
 from controllers.mapping import Router
 from controllers.osc import OscListener
 from controllers.report import Reporter
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 
 DEFAULT_PORT = 5432
 ADDRESS = re.compile(r"^/myo(\d+)/(.+)$")

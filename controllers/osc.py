@@ -27,7 +27,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from controllers.mapping import Router, fire, set_value
 from controllers.report import Reporter
 from instrument.errors import UsageError
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 
 log = logging.getLogger("controllers.osc")
 

@@ -38,7 +38,7 @@ import yaml
 
 from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS, Action, Mapping, default_range
 from instrument.errors import UsageError
-from instrument.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
+from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
 MYO_CONTROLS = ("yaw", "pitch", "roll", "emg", *(f"emg.{n}" for n in range(1, 9)))
@@ -194,7 +194,7 @@ class _Reader:
         spec = self.specs.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, list(self.specs), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close[:3])}?" if close else "; see instrument/params.py for the list"
+            hint = f"; did you mean {', '.join(close[:3])}?" if close else "; see instrument/live/params.py for the list"
             self.error(node, where, f"unknown parameter {name!r}{hint}")
             return None
         if kinds is not None and spec.kind not in kinds:

@@ -13,7 +13,7 @@ from controllers.mapping import Router
 from controllers.patch import Patch, load_patch
 from controllers.report import Reporter, new_activity
 from instrument.errors import UsageError
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 
 log = logging.getLogger("controllers")
 
@@ -89,7 +89,7 @@ class Controllers:
         api = getattr(args, "midi_in_api", None) or getattr(args, "midi_api", None) or "auto"
         self._midi_off = "MIDI in: off (--midi-in none)"
         if midi_in is None:
-            from instrument.midi import midi_available
+            from instrument.midi.ports import midi_available
 
             available, why = midi_available()
             midi_in = "virtual" if available else "none"

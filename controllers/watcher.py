@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from controllers.patch import Patch, PatchError, load_patch
-from instrument.params import ParamSpec
+from instrument.live.params import ParamSpec
 
 log = logging.getLogger("controllers.patch")
 

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(ROOT))
 
-from instrument import checkpoint  # noqa: E402
-from instrument.model import FolkRNN, ModelConfig  # noqa: E402
+from instrument.model import checkpoint  # noqa: E402
+from instrument.model.network import FolkRNN, ModelConfig  # noqa: E402
 
 
 def make_model(layers: int = 3, hidden: int = 32, seed: int = 0) -> FolkRNN:
@@ -47,7 +47,7 @@ def plain_checkpoint(tmp_path) -> Path:
     """A small random model biased to write plain notes and bars only (no chords, tuplets,
     repeats or endings, which an untrained model strings together for hundreds of tokens
     without a note): for timing tests, where the music must keep coming like a trained model's."""
-    from instrument import vocab
+    from instrument.model import vocab
 
     model = make_model(layers=2, hidden=32, seed=1)
     bias = {vocab.TokenClass.PITCH: 3.0, vocab.TokenClass.DURATION: 1.0, vocab.TokenClass.REST: -2.0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from instrument.scheduler import clock
+from instrument.live.scheduler import clock
 
 
 class Collector:

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import rtmidi
 
-from instrument.midi import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
-from instrument.scheduler import clock
+from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
+from instrument.live.scheduler import clock
 
 
 class Receiver:

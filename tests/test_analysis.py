@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from instrument import checkpoint, steering, vocab
+from instrument.model import checkpoint, vocab
+
+from instrument.live import steering
 from instrument.analysis import ablate, plots, spectra
 from instrument.analysis.record import Recording, record
 from instrument.analysis.taps import ActivityTap, OscPublisher, measure_cost, osc_messages
-from instrument.folkrnn_import import params_from_model
-from instrument.generate import generate_tunes
-from instrument.reference import NumpyFolkRNN
-from instrument.stepper import Readout
-from instrument.tunes import Tune
+from instrument.model.folkrnn_import import params_from_model
+from instrument.model.generate import generate_tunes
+from instrument.model.reference import NumpyFolkRNN
+from instrument.model.stepper import Readout
+from instrument.music.tunes import Tune
 from tests.conftest import make_model, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

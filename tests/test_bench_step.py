@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from instrument import fast_step
+from instrument.model import fast_step
 from tests.conftest import ROOT
 
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from instrument import checkpoint
-from instrument.model import FolkRNN, ModelConfig
-from instrument.tunes import parse_tunes
+from instrument.model import checkpoint
+from instrument.model.network import FolkRNN, ModelConfig
+from instrument.music.tunes import parse_tunes
 from tests.conftest import ROOT, run_cli
 
 

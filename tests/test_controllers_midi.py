@@ -14,7 +14,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from controllers.midi_in import DEFAULT_PORT
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
-from instrument.params import ParamError, Parameters
+from instrument.live.params import ParamError, Parameters
 from tests.conftest import ROOT
 from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
 

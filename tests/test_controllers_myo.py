@@ -14,7 +14,7 @@ import pytest
 from controllers import gestures
 from controllers.myo import EmgEnvelope
 from controllers.rig import Controllers, add_controller_arguments
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 from tests.conftest import ROOT, run_cli
 from tests.midi_helpers import wait_for
 

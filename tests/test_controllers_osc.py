@@ -16,7 +16,7 @@ from controllers.mapping import Router
 from controllers.osc import OscControl
 from controllers.patch import parse_patch
 from instrument.errors import UsageError
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 from tests.midi_helpers import wait_for
 
 PATCH = """

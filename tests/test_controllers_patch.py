@@ -15,7 +15,7 @@ from controllers.patch import PatchError, load_patch, parse_patch
 from controllers.report import Reporter
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 from tests.conftest import ROOT, run_cli
 from tests.midi_helpers import wait_for
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from instrument import corpus_build
-from instrument.abc_reader import Key, TuneSkipped, parse_key, split_tunes
-from instrument.corpus import Converted, convert
-from instrument.notes import tune_notes
-from instrument.tunes import parse_tunes
+from instrument.training import corpus as corpus_build
+from instrument.music.abc_reader import Key, TuneSkipped, parse_key, split_tunes
+from instrument.training.convert import Converted, convert
+from instrument.music.notes import tune_notes
+from instrument.music.tunes import parse_tunes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from instrument import corpus_build, roundtrip
-from instrument.abc_reader import TuneSkipped
-from instrument.corpus import convert
+from instrument.training import corpus as corpus_build, roundtrip
+from instrument.music.abc_reader import TuneSkipped
+from instrument.training.convert import convert
 
 SHARE, AT_LEAST = 0.03, 30
 SEED = 11

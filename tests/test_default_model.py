@@ -1,6 +1,6 @@
 """The shipped default model: what `info` says of it, and tunes it writes judged by abc2midi.
 
-The model in ``instrument/models/default.pt`` is the one every command plays when no --model is
+The model in ``instrument/model/shipped/default.pt`` is the one every command plays when no --model is
 given. Its tunes at T = 1 must end with ``</s>`` and keep their bars: abc2midi, an independent ABC
 reader, reads each tune and warns about every bar whose length differs from the meter.
 """
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from instrument.checkpoint import DEFAULT_MODEL
-from instrument.tunes import BAR_TOKENS
+from instrument.model.checkpoint import DEFAULT_MODEL
+from instrument.music.tunes import BAR_TOKENS
 from tests.conftest import run_cli
 from tests.test_notes_abc2midi import ABC2MIDI, abc2midi
 

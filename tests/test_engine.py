@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from instrument import vocab
-from instrument.composer import Composer
-from instrument.engine import Engine, Limits
-from instrument.expression import seconds_per_quarter
-from instrument.params import Parameters
-from instrument.scheduler import Scheduler, clock
-from instrument.notes import tune_notes
-from instrument.tunes import Tune
+from instrument.model import vocab
+from instrument.live.composer import Composer
+from instrument.live.engine import Engine, Limits
+from instrument.music.phrasing import seconds_per_quarter
+from instrument.live.params import Parameters
+from instrument.live.scheduler import Scheduler, clock
+from instrument.music.notes import tune_notes
+from instrument.music.tunes import Tune
 from tests.conftest import make_model
 from tests.engine_helpers import Collector
 

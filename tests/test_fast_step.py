@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from instrument import fast_step, vocab
-from instrument.model import FolkRNN, ModelConfig
-from instrument.stepper import Ablation, Stepper, Stimulation
+from instrument.model import fast_step, vocab
+from instrument.model.network import FolkRNN, ModelConfig
+from instrument.model.stepper import Ablation, Stepper, Stimulation
 from tests.conftest import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
@@ -293,7 +293,7 @@ def test_two_threads_work_after_fork():
 
 
 def test_generation_skips_ended_voices_and_matches_the_reference_path():
-    from instrument.generate import generate_tunes
+    from instrument.model.generate import generate_tunes
 
     model = make_model(hidden=48, seed=8)
     fast = generate_tunes(model, 7, seed=3, max_tokens=150, batch=4)
@@ -305,7 +305,7 @@ def test_generation_skips_ended_voices_and_matches_the_reference_path():
 
 def test_a_tune_is_the_same_whatever_the_batch_it_was_written_in():
     """Continuous batching hands tunes to voices as others end; tune k keeps its own generator."""
-    from instrument.generate import generate_tunes
+    from instrument.model.generate import generate_tunes
 
     model = make_model(hidden=48, seed=8)
     alone = generate_tunes(model, 6, seed=5, max_tokens=150, batch=1)

@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from instrument import checkpoint, vocab
-from instrument.folkrnn_import import params_from_model
-from instrument.reference import NumpyFolkRNN
-from instrument.stepper import Stepper
+from instrument.model import checkpoint, vocab
+from instrument.model.folkrnn_import import params_from_model
+from instrument.model.reference import NumpyFolkRNN
+from instrument.model.stepper import Stepper
 from tests.conftest import make_model, run_cli
 
 

@@ -12,7 +12,7 @@ import rtmidi
 
 from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
 from instrument.errors import UsageError
-from instrument.scheduler import clock
+from instrument.live.scheduler import clock
 from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
 
 START, CONTINUE, STOP, TICK = 0xFA, 0xFB, 0xFC, 0xF8

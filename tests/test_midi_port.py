@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from instrument import midi
+from instrument.midi import ports as midi
 from instrument.errors import UsageError
-from instrument.expression import TempoMap
+from instrument.music.phrasing import TempoMap
 from instrument.outputs import Output, ScheduledNote
 from instrument.outputs.midi_port import open_midi_port
-from instrument.scheduler import Scheduler, clock
+from instrument.live.scheduler import Scheduler, clock
 from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, wait_for
 
 NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
@@ -206,7 +206,7 @@ def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
 
 
 def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.midi")
+    caplog.set_level(logging.WARNING, logger="instrument.midi.ports")
     daw = Receiver("Test DAW", "in")
     start = clock() + 0.05
     tempo = TempoMap(start, 60 / 150)
@@ -235,7 +235,7 @@ def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(
 
 @pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed (Debian package jackd2)")
 def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.midi")
+    caplog.set_level(logging.WARNING, logger="instrument.midi.ports")
     name = f"folk-instrument-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     server = _start_jack(name)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from instrument import vocab
-from instrument.notes import Bar, Note, NoteStream, tune_notes, tuplet_ratio
-from instrument.tunes import Tune, parse_tunes
+from instrument.model import vocab
+from instrument.music.notes import Bar, Note, NoteStream, tune_notes, tuplet_ratio
+from instrument.music.tunes import Tune, parse_tunes
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_BODY = {vocab.TokenClass.METER, vocab.TokenClass.MODE, vocab.TokenClass.START, vocab.TokenClass.END}

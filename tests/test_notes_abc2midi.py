@@ -24,8 +24,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from instrument.notes import tune_notes
-from instrument.tunes import BAR_TOKENS, Tune, abc_body, parse_tune, parse_tunes
+from instrument.music.notes import tune_notes
+from instrument.music.tunes import BAR_TOKENS, Tune, abc_body, parse_tune, parse_tunes
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "folkrnn_v2_samples.txt"

@@ -11,7 +11,7 @@ import pytest
 from instrument.errors import UsageError
 from instrument.outputs import Output, ScheduledNote
 from instrument.outputs.recording import Recording, tune_title
-from instrument.tunes import Tune, parse_tunes
+from instrument.music.tunes import Tune, parse_tunes
 from tests.conftest import DATA
 from tests.midi_helpers import wait_for
 

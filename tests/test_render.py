@@ -5,10 +5,10 @@ import wave
 import numpy as np
 import pytest
 
-from instrument.engine import Limits
-from instrument.expression import seconds_per_quarter
-from instrument.params import Parameters
-from instrument.render import perform, render_audio
+from instrument.live.engine import Limits
+from instrument.music.phrasing import seconds_per_quarter
+from instrument.live.params import Parameters
+from instrument.live.render import perform, render_audio
 from tests.conftest import make_model, run_cli
 
 

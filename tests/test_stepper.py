@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from instrument import vocab
-from instrument.folkrnn_import import params_from_model
-from instrument.reference import NumpyFolkRNN
-from instrument.stepper import Ablation, Stepper, Stimulation
-from instrument.vocab import TokenClass
+from instrument.model import vocab
+from instrument.model.folkrnn_import import params_from_model
+from instrument.model.reference import NumpyFolkRNN
+from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.vocab import TokenClass
 from tests.conftest import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]

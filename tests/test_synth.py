@@ -16,7 +16,7 @@ import pytest
 from instrument.outputs import Output, ScheduledNote
 from instrument.outputs.synth import AudioUnavailable, SampleClock, Synth, audio_available, render, write_wav
 from instrument.outputs.voices import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
-from instrument.scheduler import clock
+from instrument.live.scheduler import clock
 from tests.conftest import ROOT
 
 SR = 48000

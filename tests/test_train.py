@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from instrument import checkpoint
-from instrument.tunes import format_tunes, parse_tunes
+from instrument.model import checkpoint
+from instrument.music.tunes import format_tunes, parse_tunes
 from tests.conftest import DATA, ROOT, run_cli
 
 
@@ -87,8 +87,8 @@ def test_missing_corpus_is_a_usage_error(tmp_path):
 
 def test_every_training_tune_is_taught_to_end(corpus):
     """Corpus files carry no </s>; without it the model never learns to stop a tune."""
-    from instrument import vocab
-    from instrument.train import load_split
+    from instrument.model import vocab
+    from instrument.training.train import load_split
 
     tunes = load_split(corpus / "train.txt", max_length=1000)
     assert len(tunes) == 56

@@ -1,12 +1,12 @@
 import json
 
-from instrument import vocab
-from instrument.vocab import TokenClass
+from instrument.model import vocab
+from instrument.model.vocab import TokenClass
 from tests.conftest import ROOT
 
 
 def test_vocabulary_is_the_original_order():
-    shipped = json.loads((ROOT / "instrument" / "vocab.json").read_text())
+    shipped = json.loads((ROOT / "instrument" / "model" / "vocab.json").read_text())
     assert list(vocab.TOKENS) == shipped
     assert vocab.SIZE == 137
     # spot checks straight from the seed's dimension listing

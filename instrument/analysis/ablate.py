@@ -25,12 +25,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from instrument.errors import UsageError
-from instrument.generate import generate_tunes
-from instrument.model import FolkRNN
-from instrument.notes import tune_notes
-from instrument.params import SCALES
-from instrument.stepper import Ablation
-from instrument.tunes import Tune
+from instrument.model.generate import generate_tunes
+from instrument.model.network import FolkRNN
+from instrument.music.notes import tune_notes
+from instrument.live.params import SCALES
+from instrument.model.stepper import Ablation
+from instrument.music.tunes import Tune
 
 SEED_SIZES = (0, 48, 96, 138, 169)  # none, half the 5% set, and the seed's 5%, 4% and 3.5% cuts
 MODE_SCALES = {"maj": SCALES["major"], "min": SCALES["minor"], "dor": SCALES["dorian"], "mix": SCALES["mixolydian"]}

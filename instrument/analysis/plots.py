@@ -19,10 +19,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.analysis.record import Recording
 from instrument.analysis.spectra import Spectra, window_facts, window_magnitude_db
-from instrument.vocab import TokenClass
+from instrument.model.vocab import TokenClass
 
 SEED_PERIODS = (36, 18, 9, 4.5, 3, 2.25)  # where the seed saw peaks (part 7)
 _BAR_TOKENS = {vocab.INDEX[t] for t in vocab.tokens_of(TokenClass.BAR)}

@@ -28,12 +28,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.errors import UsageError
-from instrument.generate import generate_tunes
-from instrument.model import FolkRNN
-from instrument.stepper import Ablation, Stepper
-from instrument.tunes import Tune
+from instrument.model.generate import generate_tunes
+from instrument.model.network import FolkRNN
+from instrument.model.stepper import Ablation, Stepper
+from instrument.music.tunes import Tune
 
 FORMAT = "folk-instrument-recording"
 VERSION = 1

@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.analysis.spectra import BAR_BAND, band_weights, frequencies, make_window
 
 OSC_PREFIX = "/activity"
@@ -295,7 +295,7 @@ class OscPublisher:
 def measure_cost(model, steps: int = 2000, seed: int = 0, **tap_options) -> dict[str, float]:
     """Time the tap in a model-thread loop (one voice): per-call microseconds (median, p99, max),
     the same for the calls that published, and the stepper's own step time for comparison."""
-    from instrument.stepper import Stepper
+    from instrument.model.stepper import Stepper
 
     stepper = Stepper(model, voices=1, seed=seed)
     tap = ActivityTap(model.config.layers, model.config.hidden, **tap_options)

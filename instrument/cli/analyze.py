@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from instrument import checkpoint
+from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.errors import UsageError
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args) -> tuple:
-    from instrument.generate import parse_meter, parse_mode
+    from instrument.model.generate import parse_meter, parse_mode
 
     if args.temperature < 0:
         fail(f"--temperature must be 0 or more, not {args.temperature}")
@@ -195,7 +195,7 @@ def _parse_ints(text: str, what: str) -> list[int]:
 
 
 def _ablate(args) -> int:
-    from instrument import steering
+    from instrument.live import steering
     from instrument.analysis import ablate, plots, spectra
     from instrument.analysis.record import record
 

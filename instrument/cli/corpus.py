@@ -13,7 +13,7 @@ HELP = "turn music21's ABC folk collections into train/valid token files and a r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from instrument.corpus_build import DEFAULT_COLLECTIONS, DEFAULT_SEED
+    from instrument.training.corpus import DEFAULT_COLLECTIONS, DEFAULT_SEED
 
     parser.add_argument("--collections", default=",".join(DEFAULT_COLLECTIONS),
                         help="comma-separated music21 corpus collections (default: %(default)s)")
@@ -35,7 +35,7 @@ def _writable_dir(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from instrument import corpus_build
+    from instrument.training import corpus as corpus_build
 
     try:
         available = corpus_build.available_collections()

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from instrument import checkpoint
+from instrument.model import checkpoint
 from instrument.cli import fail
-from instrument.generate import generate_tunes, parse_meter, parse_mode, parse_prompt
-from instrument.tunes import format_tunes
+from instrument.model.generate import generate_tunes, parse_meter, parse_mode, parse_prompt
+from instrument.music.tunes import format_tunes
 
 HELP = "generate tunes offline (tokens, ABC or JSON)"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from instrument import checkpoint
-from instrument.folkrnn_import import metadata_from_pickle, model_from_params, read_pickle
+from instrument.model import checkpoint
+from instrument.model.folkrnn_import import metadata_from_pickle, model_from_params, read_pickle
 
 HELP = "import the original folk-rnn v2 pickle"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from instrument import checkpoint
+from instrument.model import checkpoint
 
 HELP = "describe a model checkpoint"
 

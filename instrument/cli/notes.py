@@ -11,8 +11,8 @@ import json
 import sys
 
 from instrument.errors import UsageError
-from instrument.notes import Score, tune_notes
-from instrument.tunes import parse_tunes
+from instrument.music.notes import Score, tune_notes
+from instrument.music.tunes import parse_tunes
 
 HELP = "turn tunes in the tokens format into notes and bar counts (JSON)"
 

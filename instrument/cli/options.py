@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from instrument.cli import fail
-from instrument.engine import Limits
-from instrument.generate import parse_meter, parse_mode
-from instrument.params import ParamError, Parameters
+from instrument.live.engine import Limits
+from instrument.model.generate import parse_meter, parse_mode
+from instrument.live.params import ParamError, Parameters
 
 
 def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:

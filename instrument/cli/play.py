@@ -7,10 +7,10 @@ import argparse
 import sys
 import threading
 
-from instrument import checkpoint
+from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.params import Parameters
+from instrument.live.params import Parameters
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
 
@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controllers.rig import Controllers
-    from instrument.logs import start_logging
-    from instrument.performance import OutputChoice, Performance
+    from instrument.live.logs import start_logging
+    from instrument.live.performance import OutputChoice, Performance
 
     limits = limits_from_args(args)
     params = Parameters()
@@ -114,7 +114,7 @@ def _activity(args, performance, model):
 
 
 def _view(args, performance, pipe, controllers, model_name: str):
-    from instrument.live_view import LiveView, QuietView
+    from instrument.live.view import LiveView, QuietView
 
     status = controllers.status
     activity = lambda: [f"{src}: {what}" for _, src, what in list(controllers.activity)]  # noqa: E731

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from instrument import checkpoint
+from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.params import Parameters
-from instrument.render import perform, render_audio
+from instrument.live.params import Parameters
+from instrument.live.render import perform, render_audio
 
 HELP = "render a performance offline to a WAV file (no sound device needed)"
 

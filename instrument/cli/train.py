@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from instrument.cli import fail
-from instrument.train import TrainConfig, train
+from instrument.training.train import TrainConfig, train
 
 HELP = "train a model on a corpus (folk-rnn v2 recipe; resumable; torchrun for several GPUs/machines)"
 

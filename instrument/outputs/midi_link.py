@@ -24,9 +24,9 @@ import time
 import rtmidi
 
 from instrument.errors import UsageError
-from instrument.midi import JACK, PRODUCT, find_port, jack_server_id, jack_server_socket, label, open_client, try_client
+from instrument.midi.ports import JACK, PRODUCT, find_port, jack_server_id, jack_server_socket, label, open_client, try_client
 
-log = logging.getLogger("instrument.midi")
+log = logging.getLogger("instrument.midi.ports")
 
 JACK_SEND_BUDGET = 8192  # bytes per watchdog round, half of rtmidi's JACK ring buffer
 CLOSE_LINGER_S = 0.1  # before closing: JACK delivers the last messages (All Notes Off, Stop) at

@@ -13,14 +13,14 @@ import logging
 import threading
 from typing import Callable
 
-from instrument.expression import TempoMap
-from instrument.midi import PRODUCT, midi_available
+from instrument.music.phrasing import TempoMap
+from instrument.midi.ports import PRODUCT, midi_available
 from instrument.outputs import ScheduledNote
 from instrument.outputs.midi_link import MidiLink, open_link
-from instrument.scheduler import Scheduler
-from instrument.tunes import Tune
+from instrument.live.scheduler import Scheduler
+from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.midi")
+log = logging.getLogger("instrument.midi.ports")
 
 NOTE_ON, NOTE_OFF, CONTROL, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
 ALL_NOTES_OFF = 123

@@ -19,9 +19,9 @@ from pathlib import Path
 import mido
 
 from instrument.errors import UsageError
-from instrument.midi import PRODUCT
+from instrument.midi.ports import PRODUCT
 from instrument.outputs import ScheduledNote
-from instrument.tunes import Tune
+from instrument.music.tunes import Tune
 
 log = logging.getLogger("instrument.recording")
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from instrument.outputs import ScheduledNote
 from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
-from instrument.scheduler import clock
-from instrument.tunes import Tune
+from instrument.live.scheduler import clock
+from instrument.music.tunes import Tune
 
 log = logging.getLogger("instrument.synth")
 

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from instrument import checkpoint, vocab
+from instrument.model import checkpoint, vocab
 from instrument.errors import UsageError
-from instrument.model import FolkRNN, ModelConfig, loss_per_tune
-from instrument.tunes import Tune, parse_tunes
+from instrument.model.network import FolkRNN, ModelConfig, loss_per_tune
+from instrument.music.tunes import Tune, parse_tunes
 
 STATE_SUFFIX = ".train-state.pt"
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from instrument import vocab
-from instrument.abc_reader import (LETTERS, AbcTune, Bar, Broken, Chord, Ending, Event, Key, Note, ReadTune,
+from instrument.model import vocab
+from instrument.music.abc_reader import (LETTERS, AbcTune, Bar, Broken, Chord, Ending, Event, Key, Note, ReadTune,
                                    Rest, Tuplet, TuneSkipped, read_body, read_header)
-from instrument.notes import tuplet_ratio
-from instrument.tunes import Tune
+from instrument.music.notes import tuplet_ratio
+from instrument.music.tunes import Tune
 
 LOWEST, HIGHEST = 48, 95  # C, .. b' : the pitch range the vocabulary spells
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instrument import vocab
+from instrument.model import vocab
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
-from instrument.composer import Composer, PlayedNote
-from instrument.expression import Phrasing
+from instrument.live.composer import Composer, PlayedNote
+from instrument.music.phrasing import Phrasing
 from instrument.outputs import Output
-from instrument.params import Parameters
-from instrument.scheduler import Scheduler, clock
+from instrument.live.params import Parameters
+from instrument.live.scheduler import Scheduler, clock
 
-log = logging.getLogger("instrument.engine")
+log = logging.getLogger("instrument.live.engine")
 
 LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
 

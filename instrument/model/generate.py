@@ -10,12 +10,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from instrument import fast_step, vocab
+from instrument.model import fast_step, vocab
 from instrument.errors import UsageError
-from instrument.model import FolkRNN
-from instrument.stepper import Stepper
-from instrument.tunes import Tune
-from instrument.vocab import TokenClass
+from instrument.model.network import FolkRNN
+from instrument.model.stepper import Stepper
+from instrument.music.tunes import Tune
+from instrument.model.vocab import TokenClass
 
 _METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
 _MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)

@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.errors import UsageError
-from instrument.params import SCALES
-from instrument.stepper import Ablation, Stimulation
-from instrument.vocab import TokenClass
+from instrument.live.params import SCALES
+from instrument.model.stepper import Ablation, Stimulation
+from instrument.model.vocab import TokenClass
 
 _PITCH_INDICES = np.flatnonzero(vocab.class_mask(TokenClass.PITCH))
 _TUPLETS = vocab.class_mask(TokenClass.TUPLET)

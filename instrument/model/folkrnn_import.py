@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.errors import UsageError
-from instrument.model import FolkRNN, ModelConfig
+from instrument.model.network import FolkRNN, ModelConfig
 
 GATES = ("ingate", "forgetgate", "cell", "outgate")  # Lasagne's names, in torch's i, f, g, o order
 PER_LAYER = 14

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from instrument.performance import Performance
+from instrument.live.performance import Performance
 
 log = logging.getLogger("instrument.play")
 

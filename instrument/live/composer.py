@@ -17,16 +17,18 @@ from typing import Callable
 
 import numpy as np
 
-from instrument import steering, vocab
-from instrument.errors import UsageError
-from instrument.model import FolkRNN
-from instrument.notes import Note, NoteStream
-from instrument.params import Parameters
-from instrument.stepper import Stepper
-from instrument.tunes import Tune
-from instrument.vocab import TokenClass
+from instrument.live import steering
 
-log = logging.getLogger("instrument.composer")
+from instrument.model import vocab
+from instrument.errors import UsageError
+from instrument.model.network import FolkRNN
+from instrument.music.notes import Note, NoteStream
+from instrument.live.params import Parameters
+from instrument.model.stepper import Stepper
+from instrument.music.tunes import Tune
+from instrument.model.vocab import TokenClass
+
+log = logging.getLogger("instrument.live.composer")
 _METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
 _MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)
 _END = vocab.INDEX[vocab.END]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from instrument import vocab
+from instrument.model import vocab
 
 LETTERS = "CDEFGAB"
 

@@ -2,7 +2,7 @@
 
 The independent side is abc2midi reading the ORIGINAL tune text (its own key, unit length,
 ties and repeats) with every pitch moved by the conversion's transposition; our side is the
-converted tokens read by our token-to-note rules (``instrument.notes``). Both give (onset,
+converted tokens read by our token-to-note rules (``instrument.music.notes``). Both give (onset,
 pitch) lists in quarter notes with repeats played out; chords compare as sets at an onset.
 
 The original text is touched only where abc2midi would add or drop notes that the
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from instrument.abc_reader import AbcTune
-from instrument.tunes import Tune
+from instrument.music.abc_reader import AbcTune
+from instrument.music.tunes import Tune
 
 ABC2MIDI_FLAGS = ("-NGRA", "-NGUI", "-NFER", "-silent")
 # Accidentals hold in their octave (as ABC 2.1 and our rules read them); chord notes start together.
@@ -105,7 +105,7 @@ def abc2midi_notes(texts: Sequence[str], timeout: float = 20) -> list[Notes | No
 
 def our_notes(tune: Tune) -> Notes:
     """The converted tune read by our token-to-note rules, repeats played out."""
-    from instrument.notes import tune_notes
+    from instrument.music.notes import tune_notes
 
     return [(float(note.start), int(note.pitch)) for note in tune_notes(tune, repeats=True).notes]
 
@@ -150,7 +150,7 @@ class Outcome:
 def check(pairs: Sequence[tuple[AbcTune, Tune, int]], reader: Callable[[Sequence[Tune]], list[Notes | None]] | None = None
           ) -> list[Outcome]:
     """Compare every (original ABC, converted tune, shift); ``reader`` reads our tunes
-    (default: ``instrument.notes``)."""
+    (default: ``instrument.music.notes``)."""
     theirs = abc2midi_notes([original_for_abc2midi(abc, i) for i, (abc, _, _) in enumerate(pairs, 1)])
     if reader is None:
         ours: list[Notes | None] = []
@@ -159,7 +159,7 @@ def check(pairs: Sequence[tuple[AbcTune, Tune, int]], reader: Callable[[Sequence
                 ours.append(our_notes(tune))
             except Exception as error:  # a tune our rules reject is a disagreement, not a crash
                 ours.append(None)
-                print(f"instrument.notes failed: {type(error).__name__}: {error}")
+                print(f"instrument.music.notes failed: {type(error).__name__}: {error}")
     else:
         ours = reader([tune for _, tune, _ in pairs])
     outcomes = []

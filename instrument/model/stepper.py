@@ -21,9 +21,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from instrument import fast_step, vocab
-from instrument.grammar import GrammarGuard
-from instrument.model import FolkRNN
+from instrument.model import fast_step, vocab
+from instrument.model.grammar import GrammarGuard
+from instrument.model.network import FolkRNN
 
 ABLATION_MODES = ("output", "silence")
 _ANY = np.ones(vocab.SIZE, dtype=bool)
@@ -105,7 +105,7 @@ class Stepper:
     vocabulary, or one per voice), ``guard`` (mask tokens that cannot follow).
     The sampled distribution is ``softmax(logits / T + logit_bias)``.
 
-    ``backend`` "fast" (default) runs the compiled kernel of instrument.fast_step, falling back
+    ``backend`` "fast" (default) runs the compiled kernel of instrument.model.fast_step, falling back
     to "reference" (the torch statement of the equations) where it cannot be built;
     ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" or "fp16"
     stores the fast path's weights at half size (see fast_step.TOLERANCE); "auto" (default) uses

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from instrument.composer import Composer
-from instrument.engine import Engine, Limits
+from instrument.live.composer import Composer
+from instrument.live.engine import Engine, Limits
 from instrument.errors import UsageError
-from instrument.expression import seconds_per_quarter
-from instrument.model import FolkRNN
+from instrument.music.phrasing import seconds_per_quarter
+from instrument.model.network import FolkRNN
 from instrument.outputs import Output
-from instrument.params import Parameters
-from instrument.scheduler import Scheduler
+from instrument.live.params import Parameters
+from instrument.live.scheduler import Scheduler
 
-log = logging.getLogger("instrument.performance")
+log = logging.getLogger("instrument.live.performance")
 
 
 @dataclass
@@ -61,7 +61,7 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
     Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
     a note. With neither MIDI nor audio, the take is recorded to ``default_take_path()``.
     """
-    from instrument.midi import midi_available
+    from instrument.midi.ports import midi_available
     from instrument.outputs.midi_port import open_midi_port
 
     opened = Opened()

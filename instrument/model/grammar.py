@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from instrument import vocab
-from instrument.vocab import TokenClass as C
+from instrument.model import vocab
+from instrument.model.vocab import TokenClass as C
 
 _CLASS = [vocab.TOKEN_CLASS[i] for i in range(vocab.SIZE)]
 _NOTE_START = vocab.class_mask(C.PITCH, C.REST, C.CHORD_OPEN)

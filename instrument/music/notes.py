@@ -22,7 +22,7 @@ Choices where the spec is silent (tests/test_notes.py pins each one):
 - Only ``:|`` repeats: a second ``|:`` before any ``:|`` just starts the section afresh, and a ``:|``
   with nothing since the last one repeats nothing.
 
-Bars are the written bars, counted the way abc2midi counts them (see ``instrument.bars``).
+Bars are the written bars, counted the way abc2midi counts them (see ``instrument.music.bars``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from instrument import vocab
-from instrument.bars import Bar, BarTally, beats
-from instrument.tunes import Tune
-from instrument.vocab import TokenClass
+from instrument.model import vocab
+from instrument.music.bars import Bar, BarTally, beats
+from instrument.music.tunes import Tune
+from instrument.model.vocab import TokenClass
 
 __all__ = ["Bar", "Note", "NoteStream", "Score", "note_pitch", "tune_notes", "tuplet_ratio"]
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from instrument import vocab
-from instrument.composer import Composer
-from instrument.engine import Limits
-from instrument.expression import Phrasing
-from instrument.model import FolkRNN
+from instrument.model import vocab
+from instrument.live.composer import Composer
+from instrument.live.engine import Limits
+from instrument.music.phrasing import Phrasing
+from instrument.model.network import FolkRNN
 from instrument.outputs import ScheduledNote
-from instrument.params import Parameters
-from instrument.tunes import Tune
+from instrument.live.params import Parameters
+from instrument.music.tunes import Tune
 
 MAX_TOKENS = 200_000  # a model that never writes a note still ends
 

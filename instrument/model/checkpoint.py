@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.errors import UsageError
-from instrument.model import FolkRNN, ModelConfig
+from instrument.model.network import FolkRNN, ModelConfig
 
 FORMAT = "folk-instrument-checkpoint"
 VERSION = 1
-MODELS_DIR = Path(__file__).with_name("models")
+MODELS_DIR = Path(__file__).with_name("shipped")
 DEFAULT_MODEL = MODELS_DIR / "default.pt"
 
 

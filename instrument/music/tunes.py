@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from instrument import vocab
+from instrument.model import vocab
 from instrument.errors import UsageError
-from instrument.vocab import TokenClass
+from instrument.model.vocab import TokenClass
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
 ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave

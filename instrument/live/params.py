@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from instrument import vocab
+from instrument.model import vocab
 
-log = logging.getLogger("instrument.params")
+log = logging.getLogger("instrument.live.params")
 
 KINDS = ("float", "int", "bool", "choice", "text", "list", "trigger")
 

@@ -14,9 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instrument.abc_reader import AbcTune, TuneSkipped, split_tunes
-from instrument.corpus import Converted, convert
-from instrument.tunes import Tune, format_tunes
+from instrument.music.abc_reader import AbcTune, TuneSkipped, split_tunes
+from instrument.training.convert import Converted, convert
+from instrument.music.tunes import Tune, format_tunes
 
 DEFAULT_COLLECTIONS: tuple[str, ...] = ("oneills1850", "ryansMammoth", "airdsAirs", "miscFolk", "essenFolksong")
 VALID_FRACTION = 0.05

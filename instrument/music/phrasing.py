@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from instrument import vocab
+from instrument.model import vocab
 
 # Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
 QUARTERS_PER_BEAT = {"2/4": 1.0, "3/4": 1.0, "4/4": 1.0, "6/8": 1.5, "9/8": 1.5, "12/8": 1.5, "3/2": 2.0}
