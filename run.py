@@ -18,6 +18,7 @@ COMMANDS = [
     ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
     ("patch", "instrument.cli.patch", "check YAML patches (controller mappings, actions, start state)"),
     ("gestures", "instrument.cli.gestures", "record, replay or synthesise a Myo Mapper gesture stream"),
+    ("view", "instrument.cli.view", "the web page on a recorded take: sheet music, piano roll, time slider and playback"),
 ]
 
 if __name__ == "__main__":

@@ -33,13 +33,15 @@ def message(address: str, *args) -> bytes:
 class Player:
     """``run.py play`` in a subprocess with its OSC and Myo ports, and a UDP socket to talk to it."""
 
-    def __init__(self, checkpoint, patch: str, tmp_path):
+    def __init__(self, checkpoint, patch: str, tmp_path, *extra: str):
+        """``checkpoint`` None: the shipped model; ``extra``: more options for play."""
         self.osc, self.myo = free_port(), free_port()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        model = ["--model", str(checkpoint)] if checkpoint else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "play", "--model", str(checkpoint), "--patch", str(ROOT / "patches" / patch),
+            [sys.executable, str(ROOT / "run.py"), "play", *model, "--patch", str(ROOT / "patches" / patch),
              "--no-audio", "--midi-out", "none", "--midi-in", "none", "--quiet", "--osc-port", str(self.osc),
-             "--myo-port", str(self.myo), "--record", str(tmp_path / "take.mid"), "--tempo", "200"],
+             "--myo-port", str(self.myo), "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
