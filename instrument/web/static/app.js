@@ -532,7 +532,11 @@ function takeTick() {
 }
 
 // ---------------------------------------------------------------------------------- the frame
+let lastFrame = 0;
 function frame() {
+  // at most 30 drawings a second, as the state comes: a laptop beside the instrument keeps its cores for the music
+  if (performance.now() - lastFrame < 32) { requestAnimationFrame(frame); return; }
+  lastFrame = performance.now();
   takeTick();
   const t = now();
   try {
