@@ -374,13 +374,17 @@ def main() -> int:
     for r in results:  # a tempo is sustained when every run at it (with and without flood) kept time
         ok[r["tempo"]] = ok.get(r["tempo"], True) and r["resyncs"] == 0 and r["late_notes"] == 0 and r["onset_ms"]["p99"] <= 1.0
     sustained = [tempo for tempo, good in ok.items() if good]
-    summary = {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)",
-               "fastest_sustained_bpm": max(sustained) if sustained else None, "runs": results}
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
-              f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+    summary = dict(_about(where, use_jack), fastest_sustained_bpm=max(sustained) if sustained else None, runs=results)
+    return _report(args, summary, f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
+                                  f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+
+
+def _about(where: str, use_jack: bool) -> dict:
+    return {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)"}
+
+
+def _report(args, summary: dict, line: str) -> int:
+    print(json.dumps(summary, indent=1) if args.json else line)
     return 0
 
 
@@ -414,15 +418,10 @@ def web_main(args, model, where: str, use_jack: bool) -> int:
                          f"p50 {u['p50']:.0f} p99 {u['p99']:.0f} us, {w['updates_per_s']:.1f}/s to {w['pages']} pages")
             print(line, flush=True)
     base = results[0]["onset_ms"]["p99"]
-    summary = {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)",
-               "tempo": tempo, "clients": kind, "runs": results,
-               "onset_p99_ratio_with_pages": results[-1]["onset_ms"]["p99"] / base if base else None}
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(f"onset p99 with {args.web_clients} pages / without the page: {summary['onset_p99_ratio_with_pages']:.2f}; "
-              f"model {where}; MIDI {summary['midi']}; {tempo:.0f} BPM")
-    return 0
+    ratio = results[-1]["onset_ms"]["p99"] / base if base else float("nan")
+    summary = dict(_about(where, use_jack), tempo=tempo, clients=kind, runs=results, onset_p99_ratio_with_pages=ratio)
+    return _report(args, summary, f"onset p99 with {args.web_clients} pages / without the page: {ratio:.2f}; "
+                                  f"model {where}; MIDI {summary['midi']}; {tempo:.0f} BPM")
 
 
 if __name__ == "__main__":
