@@ -297,3 +297,31 @@ def test_a_page_that_stops_reading_holds_up_nothing(live):
         assert live.engine.notes_played > notes + 5 and live.engine.resyncs == 0
     finally:
         stalled.close()
+
+
+def test_the_notes_a_control_changed_and_the_units_an_ablation_cuts_reach_the_pages(live):
+    async def run():
+        watcher = asyncio.ensure_future(_messages(live.base + "/ws", 2.5, origin=live.base))
+        await asyncio.sleep(0.5)
+        await _messages(live.base + "/ws", 0.3, origin=live.base,
+                        send=[{"op": "set", "name": "ablation.depth", "value": 0.5}])
+        return await watcher
+
+    messages = asyncio.run(run())
+    cut = [m["ablation"] for m in messages if "ablation" in m]
+    assert cut and cut[-1]["layer"] == 3 and len(cut[-1]["units"]) == 16 and cut[-1]["mode"] == "output"  # half of 32
+    notes = [n for m in messages for n in m.get("notes", ())]
+    changed = [n for n in notes if "ch" in n]
+    assert changed and changed[0]["ch"] == ["ablation.depth (web)"]
+    assert sum("ch" in n for n in notes) == 1  # only the first note sampled after the change
+
+
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path):
+    from tests.conftest import run_cli
+
+    for args, words in ((("view", str(tmp_path / "missing.mid")), "no such take"),
+                        (("view", str(tmp_path / "take.wav")), ".mid file or the .abc"),
+                        (("play", "--web", "localhost:http", "--bars", "1", "--no-audio", "--midi-out", "none"), "[HOST:]PORT")):
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
