@@ -30,8 +30,10 @@ def abc(body: str, key: str = "C", meter: str | None = "4/4", unit: str | None =
 
 
 def converted(text: str) -> Converted:
+    """The conversion with every K: taken at its word: these tests are about the conversion's
+    mechanics; finding modes from the music has tests of its own (test_modes.py)."""
     (tune,) = split_tunes(text, "test.abc")
-    return convert(tune)
+    return convert(tune, modes="written")
 
 
 def body(text: str) -> str:
@@ -339,8 +341,8 @@ def test_the_validation_split_is_five_percent_and_fixed_by_the_seed():
 
 def test_written_files_read_back_and_report_adds_up(tmp_path):
     notes = "GABcdef"
-    text = "".join(_tune(i, f"{notes[i % 7]}{notes[i // 7 % 7]}Bc d4|") for i in range(1, 41))
-    text += _tune(41, "ABBc d4|")  # the same as tune 1
+    text = "".join(_tune(i, f"{notes[i % 7]}{notes[i // 7 % 7]}Bc G4|") for i in range(1, 41))
+    text += _tune(41, "ABBc G4|")  # the same as tune 1
     corpus = corpus_build.build({"mine": split_tunes(text, "mine/a.abc")}, seed=3)
     summary = corpus_build.write(corpus, tmp_path)
     train = parse_tunes((tmp_path / "train.txt").read_text())
@@ -356,6 +358,29 @@ def test_written_files_read_back_and_report_adds_up(tmp_path):
     assert report["tokens"]["train"] == sum(len(t.body) + 4 for t in train)
     assert report["meters"] == {"4/4": 40} and report["modes"] == {"maj": 40}
     assert report["meter_modes"] == {"4/4 maj": 40} and report["keys"] == {"Gmaj": 40}
+
+
+def test_every_tune_travels_with_its_collection_and_the_report_shows_the_modes_found(tmp_path):
+    ending = {"G": "G4", "A": "A4", "D": "d4", "E": "e4"}  # on a G signature: major, dorian, mixolydian, minor
+    text = ""
+    for i, (tonic, last) in enumerate(ending.items()):
+        text += "".join(_tune(10 * i + j, f"{'GABcdef'[j % 7]}{'GABcdef'[j // 7]}Bc {last}|") for j in range(5))
+    stated = "X:99\nT:s\nM:4/4\nL:1/8\nK:Ador\n|: ABcd edBA | GABd edBA :|\n\n"
+    corpus = corpus_build.build({"one": split_tunes(text, "one/a.abc"), "two": split_tunes(stated, "two/b.abc")}, seed=1)
+    report = corpus_build.write(corpus, tmp_path)
+    assert report["modes_as_written"] == {"maj": 20, "dor": 1}
+    assert report["modes"] == {"dor": 6, "maj": 5, "min": 5, "mix": 5}
+    assert report["mode_agreement"] == {"agree": 1, "share": 1.0}
+    assert report["collection_modes"]["two"] == {"dor": 1}
+    assert report["collection_forms"]["two"] == {"tunes": 1, "repeat": 1, "two_repeated_parts": 0, "endings": 0}
+    for split in ("train", "valid"):
+        tunes = parse_tunes((tmp_path / f"{split}.txt").read_text())
+        rows = corpus_build.read_meta(corpus_build.meta_path(tmp_path / f"{split}.txt"))
+        assert len(rows) == len(tunes)
+        for tune, row in zip(tunes, rows):
+            assert row["collection"] == ("two" if row["source"].startswith("two/") else "one")
+            assert tune.mode == row["key"][-3:]  # the key it plays in, tonic moved to C
+            assert row["written_key"] in ("Gmaj", "Ador") and row["repeated_parts"] in ("0", "1")
 
 
 # ----------------------------------------------------------------------------- the command
@@ -384,6 +409,18 @@ def test_command_builds_one_collection(tmp_path):
     again = tmp_path / "again"
     assert _run("--collections", "miscFolk", "--out", str(again)).returncode == 0
     assert (again / "valid.txt").read_text() == (out / "valid.txt").read_text()
+
+
+def test_command_can_take_every_key_as_written(tmp_path):
+    inferred, written = tmp_path / "inferred", tmp_path / "written"
+    assert _run("--collections", "miscFolk", "--out", str(inferred)).returncode == 0
+    done = _run("--collections", "miscFolk", "--modes", "written", "--out", str(written))
+    assert done.returncode == 0, done.stderr
+    a, b = (json.loads((d / "report.json").read_text()) for d in (inferred, written))
+    assert b["modes"] == b["modes_as_written"] == a["modes_as_written"]
+    assert a["modes"]["dor"] + a["modes"]["mix"] > b["modes"]["dor"] + b["modes"]["mix"]
+    assert set(b["mode_rules"]) <= {"written"}
+    assert "modes from the music" in done.stdout
 
 
 def test_command_rejects_an_unknown_collection(tmp_path):

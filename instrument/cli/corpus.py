@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated music21 corpus collections (default: %(default)s)")
     parser.add_argument("--out", required=True, type=Path,
                         help="directory for train.txt, valid.txt and report.json")
+    parser.add_argument("--modes", choices=("inferred", "written"), default="inferred",
+                        help="a tune whose K: names only a key: its mode found from its tonic (inferred, default) "
+                             "or taken as major (written)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed of the 5%% validation hold-out (default: %(default)s)")
 
@@ -48,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     _writable_dir(args.out)
     started = time.perf_counter()
     tunes = {name: corpus_build.read_collection(name) for name in names}
-    corpus = corpus_build.build(tunes, seed=args.seed)
+    corpus = corpus_build.build(tunes, seed=args.seed, modes=args.modes)
     try:
         summary = corpus_build.write(corpus, args.out)
     except OSError as error:
         fail(f"cannot write to --out {args.out} ({error.strerror})")
     print("\n".join(corpus_build.summary_lines(summary)))
-    print(f"wrote {args.out}/train.txt, valid.txt, report.json in {time.perf_counter() - started:.1f} s")
+    print(f"wrote {args.out}/train.txt, valid.txt (+ .meta.tsv), report.json in {time.perf_counter() - started:.1f} s")
     return 0

@@ -68,11 +68,17 @@ def split_tunes(text: str, source: str = "") -> list[AbcTune]:
 
 @dataclass(frozen=True)
 class Key:
-    """A key as ``K:`` names it: tonic letter, tonic alteration (-1 flat .. +1 sharp) and mode."""
+    """A key as ``K:`` names it: tonic letter, tonic alteration (-1 flat .. +1 sharp) and mode.
+
+    ``stated`` says whether ``K:`` named the mode (``Ador``, ``Em``, ``G major``) or only a key
+    (``G``): the old books mostly write a signature, and then the mode is the music's to tell
+    (``training.modes``). It is not part of a key's identity.
+    """
 
     letter: str
     alter: int
     mode: str  # maj min dor mix lyd phr loc
+    stated: bool = field(default=True, compare=False)
 
     @property
     def name(self) -> str:
@@ -131,7 +137,7 @@ def parse_key(value: str) -> Key | None:
             raise TuneSkipped("key with explicit accidentals", value.strip())
         if not _HARMLESS_CLAUSE.match(word):
             raise TuneSkipped("key not usable", value.strip())
-    return Key(letter.upper(), {"": 0, "#": 1, "b": -1}[accidental], mode)
+    return Key(letter.upper(), {"": 0, "#": 1, "b": -1}[accidental], mode, stated=bool(mode_text))
 
 
 def meter_value(text: str) -> Fraction | None:
@@ -485,6 +491,7 @@ class Header:
     unit: Fraction
     voice: str | None
     body: list[str]
+    rhythm: str = ""  # the R: field (reel, jig, hornpipe, air ...), lower case, as written
 
 
 def read_header(tune: AbcTune) -> Header:
@@ -513,7 +520,7 @@ def read_header(tune: AbcTune) -> Header:
     else:  # ABC 2.1 section 3.1.7: 1/16 when the meter is below 3/4, else 1/8
         value = meter_value(meter)
         unit = Fraction(1, 16) if value is not None and value < Fraction(3, 4) else Fraction(1, 8)
-    return Header(key, meter, unit, fields.get("V"), tune.lines[index + 1:])
+    return Header(key, meter, unit, fields.get("V"), tune.lines[index + 1:], fields.get("R", "").strip().lower())
 
 
 def read_body(header: Header) -> list[Event]:

@@ -15,6 +15,7 @@ from instrument.model import vocab
 from instrument.music.abc_reader import (LETTERS, AbcTune, Bar, Broken, Chord, Ending, Event, Key, Note, ReadTune,
                                    Rest, Tuplet, TuneSkipped, read_body, read_header)
 from instrument.music.notes import tuplet_ratio
+from instrument.training.modes import Inference, check_hidden, infer
 from instrument.music.tunes import Tune
 
 LOWEST, HIGHEST = 48, 95  # C, .. b' : the pitch range the vocabulary spells
@@ -29,8 +30,12 @@ class Converted:
     """A converted tune with what the report and the round-trip check need to know about it."""
 
     tune: Tune
-    key: Key
+    key: Key  # the key it plays in (its tonic moved to C)
     shift: int  # semitones added to every original pitch
+    written: Key | None = None  # the key its K: line names, where the mode was inferred
+    rule: str = "written"  # how the mode was found (``modes.Inference.rule``)
+    rhythm: str = ""  # the R: field: reel, jig, hornpipe, air ...
+    hidden_check: str = ""  # the mode rule's verdict with a stated mode hidden (``modes.check_hidden``)
 
 
 def vocab_meter(text: str) -> str:
@@ -350,9 +355,21 @@ def _write_chord(writer: _Writer, chord: Chord) -> None:
         writer.length(lengths.pop() * chord.multiplier)
 
 
-def convert(tune: AbcTune) -> Converted:
-    """Read and convert one ABC tune; raises ``TuneSkipped`` with the reason."""
+MODE_SOURCES = ("inferred", "written")
+
+
+def convert(tune: AbcTune, modes: str = "inferred") -> Converted:
+    """Read and convert one ABC tune; raises ``TuneSkipped`` with the reason.
+
+    ``modes``: "inferred" finds the mode of a tune whose K: names only a key from its tonic
+    (``training.modes``); "written" takes every K: at its word (a plain key is major).
+    """
     header = read_header(tune)
     vocab_meter(header.meter)  # an unusable meter or mode is the reason, before any body problem
     vocab_mode(header.key)
-    return convert_events(ReadTune(header.key, header.meter, read_body(header)))
+    events = read_body(header)
+    inference = infer(header.key, events) if modes == "inferred" else Inference(header.key, "written")
+    converted = convert_events(ReadTune(inference.key, header.meter, events))
+    converted.written, converted.rule, converted.rhythm = header.key, inference.rule, header.rhythm
+    converted.hidden_check = check_hidden(header.key, events)
+    return converted
