@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from instrument.training import corpus as corpus_build
+from instrument.training import corpus
 from instrument.music.abc_reader import Key, TuneSkipped, parse_key, split_tunes
 from instrument.training.convert import Converted, convert
 from instrument.music.notes import tune_notes
@@ -323,30 +323,30 @@ def _tune(number: int, body: str, title: str = "t") -> str:
 def test_duplicates_are_dropped_and_counted():
     text = _tune(1, "GABc d4|", "one") + _tune(2, "GABc d4|", "two") + _tune(3, "GABc d2 B2|") + _tune(4, "C8", "x")
     text = text.replace("X:4\nT:x\nM:4/4", "X:4\nT:x\nM:5/4")
-    corpus = corpus_build.build({"mine": split_tunes(text, "mine/a.abc")})
-    counts = corpus.counts["mine"]
+    built = corpus.build({"mine": split_tunes(text, "mine/a.abc")})
+    counts = built.counts["mine"]
     assert (counts.read, counts.kept, counts.duplicates) == (4, 2, 1)
     assert counts.skipped == {"meter not in the vocabulary": 1}
-    assert [k.source for k in corpus.kept] == ["mine/a.abc#1", "mine/a.abc#3"]
+    assert [k.source for k in built.kept] == ["mine/a.abc#1", "mine/a.abc#3"]
 
 
 def test_the_validation_split_is_five_percent_and_fixed_by_the_seed():
-    first = corpus_build.split_indices(1000, seed=7)
-    assert first == corpus_build.split_indices(1000, seed=7)
+    first = corpus.split_indices(1000, seed=7)
+    assert first == corpus.split_indices(1000, seed=7)
     assert len(first) == 50 and len(set(first)) == 50
-    assert first != corpus_build.split_indices(1000, seed=8)
+    assert first != corpus.split_indices(1000, seed=8)
 
 
 def test_written_files_read_back_and_report_adds_up(tmp_path):
     notes = "GABcdef"
     text = "".join(_tune(i, f"{notes[i % 7]}{notes[i // 7 % 7]}Bc d4|") for i in range(1, 41))
     text += _tune(41, "ABBc d4|")  # the same as tune 1
-    corpus = corpus_build.build({"mine": split_tunes(text, "mine/a.abc")}, seed=3)
-    summary = corpus_build.write(corpus, tmp_path)
+    built = corpus.build({"mine": split_tunes(text, "mine/a.abc")}, seed=3)
+    summary = corpus.write(built, tmp_path)
     train = parse_tunes((tmp_path / "train.txt").read_text())
     valid = parse_tunes((tmp_path / "valid.txt").read_text())
-    assert [t.to_text() for t in train + valid] == [t.to_text() for t in corpus.train + corpus.valid]
-    assert len(valid) == round(0.05 * len(corpus.kept)) == 2
+    assert [t.to_text() for t in train + valid] == [t.to_text() for t in built.train + built.valid]
+    assert len(valid) == round(0.05 * len(built.kept)) == 2
     report = json.loads((tmp_path / "report.json").read_text())
     assert report == json.loads(json.dumps(summary))
     mine = report["collections"]["mine"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from instrument.midi import ports as midi
+from instrument.midi import ports
 from instrument.errors import UsageError
 from instrument.music.phrasing import TempoMap
 from instrument.outputs import Output, ScheduledNote
@@ -55,7 +55,7 @@ def midi_port(target, scheduler, **options):
 
 def virtual_port(scheduler, receiver, **options):
     port = midi_port("virtual", scheduler, **options)
-    receiver.listen_to(f"{midi.PRODUCT}:")
+    receiver.listen_to(f"{ports.PRODUCT}:")
     return port
 
 
@@ -182,11 +182,11 @@ def test_connect_by_name_and_bad_names(scheduler, jack):
 
 
 def test_api_choice(jack, scheduler):
-    assert midi.midi_available() == (True, "JACK") or os.path.exists(midi.ALSA_SEQUENCER)
+    assert ports.midi_available() == (True, "JACK") or os.path.exists(ports.ALSA_SEQUENCER)
     for api, expected in [("winamp", "unknown MIDI API"), ("coremidi", "built without it")]:
         with pytest.raises(UsageError, match=expected):
             open_midi_port("virtual", api, scheduler)
-    if not os.path.exists(midi.ALSA_SEQUENCER):  # as on these machines: auto falls through to JACK
+    if not os.path.exists(ports.ALSA_SEQUENCER):  # as on these machines: auto falls through to JACK
         with pytest.raises(UsageError, match="no ALSA sequencer"):
             open_midi_port("virtual", "alsa", scheduler)
         port = open_midi_port("virtual", "auto", scheduler)
@@ -194,10 +194,10 @@ def test_api_choice(jack, scheduler):
         port.close(clock())
 
 
-@pytest.mark.skipif(os.path.exists(midi.ALSA_SEQUENCER), reason="this machine has ALSA MIDI")
+@pytest.mark.skipif(os.path.exists(ports.ALSA_SEQUENCER), reason="this machine has ALSA MIDI")
 def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"no-such-server-{os.getpid()}")
-    available, why = midi.midi_available()
+    available, why = ports.midi_available()
     assert not available and "no ALSA sequencer" in why and "no JACK server running" in why
     for api, expected in [("auto", "no MIDI API works here"), ("jack", "not usable: no JACK server running")]:
         with pytest.raises(UsageError, match=expected) as error:
@@ -256,7 +256,7 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
         assert wait_for(lambda: port.status() == "MIDI: virtual port 'folk-instrument' (JACK)", timeout=5)
         daw = Receiver("Test DAW", "in")
         try:
-            daw.listen_to(f"{midi.PRODUCT}:")
+            daw.listen_to(f"{ports.PRODUCT}:")
             assert wait_for(lambda: len(daw.of(0xF8)) >= 12, timeout=2)  # the same clock goes on
         finally:
             daw.close()
