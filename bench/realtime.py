@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from instrument.model import checkpoint  # noqa: E402
 from instrument.live.composer import Composer  # noqa: E402
 from instrument.live.engine import Engine, Limits  # noqa: E402
-from instrument.outputs import ScheduledNote  # noqa: E402
+from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
 from instrument.live.scheduler import Scheduler, clock  # noqa: E402
 

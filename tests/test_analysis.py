@@ -22,7 +22,7 @@ from instrument.model.generate import generate_tunes
 from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Readout
 from instrument.music.tunes import Tune
-from tests.conftest import make_model, run_cli
+from tests.helpers import make_model, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

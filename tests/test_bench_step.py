@@ -6,7 +6,7 @@ import json
 import pytest
 
 from instrument.model import fast_step
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.mark.skipif(not fast_step.available(), reason="fast kernel unavailable on this machine")

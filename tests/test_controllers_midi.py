@@ -15,7 +15,7 @@ from controllers.midi_in import DEFAULT_PORT
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import ParamError, Parameters
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
 
 CC, NOTE_ON, NOTE_OFF, BEND, PROGRAM = 0xB0, 0x90, 0x80, 0xE0, 0xC0

@@ -16,7 +16,7 @@ from controllers.report import Reporter
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 from tests.midi_helpers import wait_for
 
 GOOD = """\

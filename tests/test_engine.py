@@ -13,7 +13,7 @@ from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune
-from tests.conftest import make_model
+from tests.helpers import make_model
 from tests.engine_helpers import Collector
 
 

@@ -12,7 +12,7 @@ import torch
 from instrument.model import fast_step, vocab
 from instrument.model.network import FolkRNN, ModelConfig
 from instrument.model.stepper import Ablation, Stepper, Stimulation
-from tests.conftest import make_model
+from tests.helpers import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 needs_kernel = pytest.mark.skipif(not fast_step.available(), reason="fast kernel unavailable on this machine")

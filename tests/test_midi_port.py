@@ -13,7 +13,8 @@ import pytest
 from instrument.midi import ports
 from instrument.errors import UsageError
 from instrument.music.phrasing import TempoMap
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.live.scheduler import Scheduler, clock
 from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, wait_for

@@ -14,7 +14,7 @@ import mido
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0

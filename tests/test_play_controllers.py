@@ -14,7 +14,7 @@ import time
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def free_port() -> int:

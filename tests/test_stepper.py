@@ -9,7 +9,7 @@ from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Ablation, Stepper, Stimulation
 from instrument.model.vocab import TokenClass
-from tests.conftest import make_model
+from tests.helpers import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from instrument.model import checkpoint
 from instrument.music.tunes import format_tunes, parse_tunes
-from tests.conftest import DATA, ROOT, run_cli
+from tests.helpers import DATA, ROOT, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,20 @@ from dataclasses import dataclass
 
 from instrument.model import vocab
 
+
+@dataclass(frozen=True, slots=True)
+class ScheduledNote:
+    """One note as it will sound: what every output receives. Times in seconds on the
+    performance's clock (the live scheduler's monotonic clock, or 0 at the start of a render)."""
+
+    on: float
+    off: float
+    pitch: int  # MIDI number, transposition applied
+    velocity: int  # 1..127
+    channel: int  # 1..16
+    tune: int  # number of the tune it belongs to (1 = first of the performance)
+
+
 # Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
 QUARTERS_PER_BEAT = {"2/4": 1.0, "3/4": 1.0, "4/4": 1.0, "6/8": 1.5, "9/8": 1.5, "12/8": 1.5, "3/2": 2.0}
 
@@ -130,8 +144,6 @@ class Phrasing:
 
     def place(self, note):
         """The ScheduledNote for a PlayedNote (times on the tempo map's clock)."""
-        from instrument.outputs import ScheduledNote
-
         p = self.params
         self.tempo.change(self.spq(note.meter), note.beat)
         key = self.bar_of(note)

@@ -15,7 +15,7 @@ from typing import Callable
 
 from instrument.music.phrasing import TempoMap
 from instrument.midi.ports import PRODUCT, midi_available
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.midi_link import MidiLink, open_link
 from instrument.live.scheduler import Scheduler
 from instrument.music.tunes import Tune

@@ -20,7 +20,7 @@ import mido
 
 from instrument.errors import UsageError
 from instrument.midi.ports import PRODUCT
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
 
 log = logging.getLogger("instrument.recording")
