@@ -17,7 +17,7 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.live.scheduler import Scheduler, clock
-from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, wait_for
+from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
 
 NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
 # Arrival minus scheduled time. The timing thread itself is within ~0.1 ms; the rest is JACK's
@@ -239,7 +239,7 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
     caplog.set_level(logging.WARNING, logger="instrument.midi.ports")
     name = f"folk-instrument-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    server = _start_jack(name)
+    server = start_jack(name)
     port = None
     try:
         start = clock() + 0.05
@@ -247,13 +247,12 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
         port = midi_port("virtual", scheduler, send_clock=True, tempo=tempo, watch_interval=0.1)
         port.start(start)
         time.sleep(0.2)
-        server.terminate()
-        server.wait(10)
+        stop_jack(server)
         assert wait_for(lambda: "waiting for the JACK server" in port.status(), timeout=3)
         ran = []  # the timing thread is not stuck on the dead server
         scheduler.at(clock(), ran.append)
         assert wait_for(lambda: ran, timeout=1)
-        server = _start_jack(name)
+        server = start_jack(name)
         assert wait_for(lambda: port.status() == "MIDI: virtual port 'folk-instrument' (JACK)", timeout=5)
         daw = Receiver("Test DAW", "in")
         try:
@@ -265,12 +264,4 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
     finally:
         if port is not None:
             port.close(clock())
-        server.terminate()
-        server.wait(10)
-
-
-def _start_jack(name: str) -> subprocess.Popen:
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0
-    return proc
+        stop_jack(server)

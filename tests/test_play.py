@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT
-from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
+from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, wait_for
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
@@ -27,10 +27,27 @@ def jack(jack_server):
         yield jack_server
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_play_outlives_its_test():
+    """A test that fails while ``play`` runs must not leave it running: its ports would stay on the
+    JACK server, where a later test (or run) could connect to them instead of its own."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def play(*args: str, cwd=ROOT) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    return proc
 
 
 def recorded_onsets(path) -> list[tuple[float, int]]:
@@ -145,18 +162,19 @@ def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkp
 
 def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, small_checkpoint):
     """--sync midi-clock waits for Start, plays at the clock's tempo (its own --send-clock ticks
-    follow it) and ends at Stop with nothing left sounding."""
-    from tests.test_midi_clock import ClockSource
+    follow it) and ends at Stop with nothing left sounding.
 
+    It listens to the source by name (``--clock-in rig-clock``): a test that looked for 'the' port
+    ending in "clock in" connected the source to a stale one of an earlier, stuck run and waited
+    for a Start that never came."""
     source = ClockSource("rig-clock")
     receiver = Receiver("sync-receiver", "in")
     try:
         proc = play("--model", str(small_checkpoint), "--midi-out", "sync-receiver", "--midi-api", "jack",
-                    "--no-audio", "--sync", "midi-clock", "--send-clock", "--tempo", "90", "--seed", "2")
-        ports = lambda: subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.splitlines()  # noqa: E731
-        assert wait_for(lambda: any(p.endswith("clock in") for p in ports()), 30), proc.stderr.read() if proc.poll() is not None else "no clock port"
-        clock_in = next(p for p in ports() if p.endswith("clock in"))
-        source.connect(clock_in)
+                    "--no-audio", "--sync", "midi-clock", "--clock-in", "rig-clock", "--send-clock", "--tempo", "90",
+                    "--seed", "2")
+        assert wait_for(lambda: connections(source.name) or proc.poll() is not None, 30)
+        assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.5)
         assert not receiver.of(NOTE_ON)  # nothing before Start
         qpm = 150.0

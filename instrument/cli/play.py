@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
         if performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
+        if follower is not None:
+            summary += f"; {follower.status()}, {follower.input.received} messages"
         print(summary, file=sys.stderr)
         return 1 if reason.startswith("error") else 0
     finally:

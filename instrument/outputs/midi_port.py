@@ -13,19 +13,15 @@ import logging
 import threading
 from typing import Callable
 
-from instrument.music.phrasing import TempoMap
-from instrument.midi.ports import PRODUCT, midi_available
-from instrument.music.phrasing import ScheduledNote
-from instrument.outputs.midi_link import MidiLink, open_link
 from instrument.live.scheduler import Scheduler
+from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUARTER, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, START, STOP
+from instrument.midi.ports import PRODUCT, midi_available
+from instrument.music.phrasing import ScheduledNote, TempoMap
 from instrument.music.tunes import Tune
+from instrument.outputs.midi_link import MidiLink, open_link
 
-log = logging.getLogger("instrument.midi.ports")
+log = logging.getLogger(__name__)
 
-NOTE_ON, NOTE_OFF, CONTROL, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
-ALL_NOTES_OFF = 123
-CLOCK_START, CLOCK_TICK, CLOCK_STOP = 0xFA, 0xF8, 0xFC
-TICKS_PER_QUARTER = 24
 CLOCK_LATE_S = 0.0005  # a tick whose time moved later than this (slower tempo, pause) waits
 
 __all__ = ["MidiPort", "open_midi_port", "midi_available"]
@@ -65,7 +61,7 @@ class MidiPort:
             self._clock_beat0 = self._tempo().beat_at(at)
             self._next_tick = 0
             self._clock_running = self._clock_started = True
-            self.scheduler.at(at, lambda due: self.link.send([CLOCK_START]))
+            self.scheduler.at(at, lambda due: self.link.send([START]))
             self.scheduler.at(at, self._tick)
 
     def schedule(self, note: ScheduledNote) -> None:
@@ -102,7 +98,7 @@ class MidiPort:
             else:
                 self._silence()
             if self._clock_started:
-                self.link.send([CLOCK_STOP])
+                self.link.send([STOP])
         except Exception:
             log.exception("MIDI: silencing at close failed")
         self.link.close()
@@ -143,7 +139,7 @@ class MidiPort:
             self._arm_tick()
 
     def _tick_time(self, tick: int) -> float:
-        return self._tempo().time_at(self._clock_beat0 + tick / TICKS_PER_QUARTER)
+        return self._tempo().time_at(self._clock_beat0 + tick / CLOCKS_PER_QUARTER)
 
     def _arm_tick(self) -> None:
         self.scheduler.at(self._tick_time(self._next_tick), self._tick)
