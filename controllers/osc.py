@@ -29,7 +29,7 @@ from controllers.report import Reporter
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
 
-log = logging.getLogger("controllers.osc")
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
@@ -201,9 +201,6 @@ class OscControl:
             return
         else:
             value = args[0]
-            if spec.kind in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self.reporter.ignore(f"{address} takes a number, not {value!r}")
-                return
         taken = set_value(self.params, name, value, origin, self.reporter)
         if taken is not None:
             self.reporter.did(f"{address} {taken}", key=address)
