@@ -8,7 +8,7 @@ import pytest
 from instrument.model import vocab
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
-from instrument.music.phrasing import seconds_per_quarter
+from instrument.music.phrasing import Phrasing, seconds_per_quarter
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
 from instrument.music.notes import tune_notes
@@ -154,3 +154,16 @@ def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
     for note, handed in out.notes:
         assert note.on >= handed - 0.001  # never handed over with a time already past
 
+
+
+def test_an_external_clock_tempo_goes_through_the_registry_and_rules_the_tempo_map():
+    """--sync midi-clock sets ``tempo.clock`` (so /state and the view show it, with its source);
+    while it is above 0 the notes follow it, whatever the tempo parameter and the meter say."""
+    params = Parameters()
+    phrasing = Phrasing(params)
+    assert phrasing.spq("6/8") == pytest.approx(seconds_per_quarter(110.0, "6/8"))
+    params.set("tempo.clock", 150.0, source="MIDI clock")
+    assert phrasing.spq("6/8") == pytest.approx(0.4) and phrasing.spq("4/4") == pytest.approx(0.4)
+    assert params.snapshot()["tempo.clock"] == 150.0 and params.source("tempo.clock") == "MIDI clock"
+    params.set("tempo.clock", 0.0, source="MIDI clock")  # the clock is gone: the tempo parameter again
+    assert phrasing.spq("4/4") == pytest.approx(seconds_per_quarter(110.0, "4/4"))

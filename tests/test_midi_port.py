@@ -143,11 +143,11 @@ def test_close_after_the_scheduler_stopped_ends_sounding_notes_and_is_idempotent
 
 
 def test_midi_clock_follows_the_tempo_map_and_survives_panic(scheduler, receiver):
-    tempo = None
-    port = virtual_port(scheduler, receiver, send_clock=True, tempo=lambda: tempo)
-    start = clock() + 0.1
     fast, slow = 60 / 240, 60 / 180  # seconds per quarter: ticks every 10.4 ms, then 13.9 ms
-    tempo = TempoMap(start, fast)
+    tempo = TempoMap(0.0, fast)  # made before the port, as a performance does
+    port = virtual_port(scheduler, receiver, send_clock=True, tempo=tempo)
+    start = clock() + 0.1
+    tempo.start(start)
     port.start(start)
     # as the engine does, a little ahead of the play head (here: tick 48, the one armed next)
     assert wait_for(lambda: clock() > tempo.time_at(47 / 24) + 0.002, timeout=3, step=0.001)

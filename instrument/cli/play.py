@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
-        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
+        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
         if performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
         if follower is not None:

@@ -19,13 +19,13 @@ from typing import Callable
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.errors import UsageError
-from instrument.music.phrasing import seconds_per_quarter
+from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
 from instrument.model.network import FolkRNN
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler
 
-log = logging.getLogger("instrument.live.performance")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,8 +54,7 @@ def default_take_path(now: float | None = None) -> Path:
     return Path("takes") / f"take-{stamp}.mid"
 
 
-def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
-                 tempo_map: Callable[[], object]) -> Opened:
+def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler, tempo_map: TempoMap) -> Opened:
     """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
 
     Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
@@ -131,24 +130,16 @@ class Performance:
         self.params = params
         self.scheduler = Scheduler()
         self.composer = Composer(model, params, seed=seed, model_path=model_path)
-        self._engine: Engine | None = None
-        self.opened = open_outputs(choice, params, self.scheduler, self._tempo_map)
-        self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits)
-        self._engine = self.engine
+        self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
+        self.opened = open_outputs(choice, params, self.scheduler, self.phrasing.tempo)
+        self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.signal_received: str | None = None
-        self.clock_qpm: float | None = None  # from an external MIDI clock, when following one
         self._stop_asked = threading.Event()
 
-    def _tempo_map(self):
-        engine = self._engine
-        return engine.phrasing.tempo if engine is not None and engine.phrasing is not None else None
-
     def follow_clock(self, qpm: float | None) -> None:
-        """Tempo from an external MIDI clock (``--sync midi-clock``); None gives it back to the patch."""
-        self.clock_qpm = qpm
-        phrasing = self.engine.phrasing
-        if phrasing is not None:
-            phrasing.qpm_override = qpm
+        """Tempo from an external MIDI clock (``--sync midi-clock``), through the parameter
+        registry (``tempo.clock``: /state and the view show it); None gives it back to ``tempo``."""
+        self.params.set("tempo.clock", qpm or 0.0, source="MIDI clock", smoothing_ms=0)
 
     def request_stop(self, reason: str) -> None:
         """Safe from a signal handler: the main loop does the stopping."""
@@ -174,8 +165,6 @@ class Performance:
                     if tick:
                         tick()
             self.engine.start()
-            if self.clock_qpm:
-                self.follow_clock(self.clock_qpm)
             while not self.engine.finished.is_set():
                 if self._stop_asked.wait(interval):
                     self.engine.stop(self.signal_received or "stopped")

@@ -67,6 +67,11 @@ class TempoMap:
         if spq != self._anchor.spq:
             self._anchor = _Anchor(at_beat, self.time_at(at_beat), spq)
 
+    def start(self, at: float) -> None:
+        """Beat 0 sounds at ``at`` (the performance starts; nothing was placed before)."""
+        a = self._anchor
+        self._anchor = _Anchor(0.0, at, a.spq)
+
     def shift(self, seconds: float) -> None:
         """Move everything later (a pause, or a restart after stop)."""
         a = self._anchor
@@ -123,16 +128,18 @@ class Phrasing:
     tempo change applies from the next note on, without moving earlier ones) and counts bars.
     """
 
-    def __init__(self, params, start_time: float):
+    def __init__(self, params, start_time: float = 0.0):
         self.params = params
         self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
         self.bars = 0  # bars begun so far
         self._bar_key: tuple[int, float] | None = None
-        self.qpm_override: float | None = None  # quarter notes per minute from an external clock
 
     def spq(self, meter: str) -> float:
-        if self.qpm_override:
-            return 60.0 / self.qpm_override
+        """Seconds per quarter now: an external clock's tempo (``tempo.clock``) while one is
+        followed, else the ``tempo`` parameter, its beat following the meter."""
+        clock_qpm = self.params.get("tempo.clock")
+        if clock_qpm:
+            return 60.0 / clock_qpm
         return seconds_per_quarter(self.params.get("tempo"), meter)
 
     def bar_of(self, note) -> tuple[int, float]:
