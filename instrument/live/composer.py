@@ -15,22 +15,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 
 from instrument.live import steering
 
-from instrument.model import vocab
+from instrument.model import header, vocab
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.params import Parameters
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
-from instrument.model.vocab import TokenClass
 
-log = logging.getLogger("instrument.live.composer")
-_METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
-_MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)
+log = logging.getLogger(__name__)
 _END = vocab.INDEX[vocab.END]
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
@@ -132,18 +128,16 @@ class Composer:
         s.guard = bool(self.params.get("guard"))
         s.force(vocab.START)
         meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
-        header = []
-        for choice, only, make in ((meter, _METER_ONLY, vocab.meter_token), (mode, _MODE_ONLY, vocab.mode_token)):
+        tokens = []
+        for stage, choice, make in (("meter", meter, vocab.meter_token), ("mode", mode, vocab.mode_token)):
             if choice != "auto":
                 s.force(make(choice))
-                header.append(make(choice))
-            else:  # drawn by the model: its learned proportions of the corpus
-                s.logit_bias, temperature = only, s.temperature
-                s.temperature = 1.0
-                header.append(vocab.TOKENS[int(s.step()[0])])
-                s.temperature = temperature
+                tokens.append(make(choice))
+            else:  # drawn by the model, by the one rule of model.header
+                s.temperature, s.logit_bias = header.controls([stage], self.params.get("temperature"))
+                tokens.append(vocab.TOKENS[int(s.step()[0])])
                 s.logit_bias = None
-        self.tune.meter, self.tune.mode = vocab.meter_of(header[0]), vocab.mode_of(header[1])
+        self.tune.meter, self.tune.mode = vocab.meter_of(tokens[0]), vocab.mode_of(tokens[1])
         self._stream = NoteStream(self.tune.meter, self.tune.mode)
         self._steer_key = None
         self._bar_notes, self._last_bar = [], []

@@ -186,13 +186,11 @@ class Stepper:
                 self._pending_sampled[v] = False
                 self._grammar[v].push(index)
 
-    def step(self) -> np.ndarray:
-        """Feed every voice's pending token, sample the next one, and return it (one per voice)."""
-        return self._step(None)
-
-    def _step(self, sel: np.ndarray | None) -> np.ndarray:
-        """step() for the ``sel`` voices only (None: all); returns their tokens, in ``sel`` order.
-        Offline generation uses it to stop computing voices whose tune has ended."""
+    def step(self, voices: Sequence[int] | None = None) -> np.ndarray:
+        """Feed the pending token of every voice (or of ``voices`` only), sample the next one and
+        return the tokens, in ``voices`` order. Offline generation steps only the voices whose tune
+        has not ended."""
+        sel = None if voices is None else np.asarray(voices, dtype=np.int64)
         if sel is None:
             if not self._all_pending:
                 if (self._pending < 0).any():
