@@ -29,9 +29,9 @@ def make_model(layers: int = 3, hidden: int = 32, seed: int = 0) -> FolkRNN:
     return model.eval()
 
 
-def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python run.py ARGS`` as a user would, capturing text output."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run_cli(*args: str, input: str | None = None, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python run.py ARGS`` as a user would, capturing text output (``env``: more variables)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=ROOT, input=input, capture_output=True, text=True, timeout=timeout, env=env,

@@ -83,7 +83,10 @@ class Player:
 def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_checkpoint):
     player = Player(plain_checkpoint, "default.yaml", tmp_path)
     try:
-        assert player.state()["temperature"] == 1.0
+        state = player.state()
+        assert state["temperature"] == 1.0
+        assert state["status"]["step"]["backend"] in ("fast", "torch") and state["status"]["step"]["precision"]
+        assert any(line.startswith("OSC ") for line in state["status"]["controllers"])
         player.send(message("/temperature", 0.5))
         player.wait_for(lambda s: s["temperature"] == 0.5)
         rng = random.Random(7)

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=where)
+        controllers.publish_status(performance.status)
         publisher = _activity(args, performance, model)
         for note in performance.opened.notes:
             print(note, file=sys.stderr)

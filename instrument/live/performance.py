@@ -141,6 +141,12 @@ class Performance:
         registry (``tempo.clock``: /state and the view show it); None gives it back to ``tempo``."""
         self.params.set("tempo.clock", qpm or 0.0, source="MIDI clock", smoothing_ms=0)
 
+    def status(self) -> dict:
+        """What runs, for /state: the step path and precision, and each output's line."""
+        stepper = self.composer.stepper
+        return {"step": {"backend": stepper.backend, "precision": stepper.precision},
+                "outputs": [out.status() for out in self.engine.outputs]}
+
     def request_stop(self, reason: str) -> None:
         """Safe from a signal handler: the main loop does the stopping."""
         self.signal_received = self.signal_received or reason

@@ -135,7 +135,9 @@ class LiveView:
         clock_qpm = params.get("tempo.clock")
         tempo = f"{clock_qpm:.1f} qpm (MIDI clock)" if clock_qpm else f"{params.get('tempo'):.0f} BPM"
         head.append(f"bar {bars}  notes {engine.notes_played}  tempo {tempo}  ")
-        head.append(f"onset p99 {'n/a' if p99 is None else f'{p99:.2f} ms'}")
+        head.append(f"onset p99 {'n/a' if p99 is None else f'{p99:.2f} ms'}  ")
+        step = p.composer.stepper
+        head.append(f"step {step.backend} {step.precision}", style="yellow" if step.backend != "fast" else "")
         if engine.resyncs:
             head.append(f"  resyncs {engine.resyncs}", style="yellow")
         if params.get("hold"):

@@ -15,6 +15,7 @@ Protocol::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -25,6 +26,8 @@ from instrument.model import fast_step, vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.model.network import FolkRNN
 from instrument.model.torch_step import TorchNet
+
+log = logging.getLogger(__name__)
 
 ABLATION_MODES = ("output", "silence")
 _ANY = np.ones(vocab.SIZE, dtype=bool)
@@ -107,7 +110,8 @@ class Stepper:
     The sampled distribution is ``softmax(logits / T + logit_bias)``.
 
     ``backend`` "fast" (default) runs the compiled kernel of instrument.model.fast_step, falling back
-    to "reference" (the torch statement of the equations) where it cannot be built;
+    (with a logged warning saying why) to "torch" (``torch_step``, the equations as torch ops) where
+    it cannot be built; ``backend`` and ``precision`` say which runs;
     ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" or "fp16"
     stores the fast path's weights at half size (see fast_step.TOLERANCE); "auto" (default) uses
     fp16 only where it is exact (weights that are float16 values, as in the shipped model) and
@@ -128,7 +132,7 @@ class Stepper:
         self.voices = voices
         self.config = model.config
         self._net = _make_net(model, voices, backend, threads, precision)
-        self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "reference"
+        self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "torch"
         self.precision = self._net.wt.precision if self.backend == "fast" else "float32"
         self.temperature: float | Sequence[float] = 1.0
         self.stimulation = Stimulation()
@@ -272,9 +276,14 @@ class Stepper:
 _PC_ROWS = np.array([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])
 
 
+BACKENDS = ("fast", "torch")
+
+
 def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, precision: str):
-    if backend not in ("fast", "reference"):
-        raise ValueError(f"backend must be 'fast' or 'reference', not {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if precision != "auto" and precision not in fast_step.PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {tuple(fast_step.PRECISIONS)}, not {precision!r}")
     threads = fast_step.default_threads() if threads is None else threads
     if threads not in (1, 2):
         raise ValueError(f"threads must be 1 or 2, not {threads!r}")
@@ -283,6 +292,6 @@ def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, pr
         if lib is not None:
             precision = fast_step.choose_precision(model, voices, precision)
             return fast_step.FastNet(lib, fast_step.packed(model, precision), voices, threads, _PC_ROWS)
-    if precision not in ("float32", "auto"):
-        raise ValueError(f"precision {precision!r} needs the fast backend")
-    return TorchNet(model, voices, _PC_ROWS)
+        if precision not in ("float32", "auto"):  # half-size weights are the kernel's: float32 is exact
+            log.warning("precision %s needs the fast step, which is unavailable; the torch path runs in float32", precision)
+    return TorchNet(model, voices, _PC_ROWS, threads)

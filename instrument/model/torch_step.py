@@ -26,7 +26,12 @@ class TorchNet:
     be built, and what the fast path is tested against. ``pc_rows``: the vocabulary row of each
     pitch class (the stimulation's random pitch-class tokens)."""
 
-    def __init__(self, model: FolkRNN, voices: int, pc_rows: np.ndarray):
+    def __init__(self, model: FolkRNN, voices: int, pc_rows: np.ndarray, threads: int = 1):
+        """``threads``: the most cores torch's pool may use, as the fast path's ``threads``: live,
+        one, so a core stays free for the timing thread (torch's pool is the process's: it is only
+        ever lowered here)."""
+        if torch.get_num_threads() > threads:
+            torch.set_num_threads(threads)
         self.voices = voices
         self.config = model.config
         self._weights = Weights.from_model(model)
@@ -104,35 +109,36 @@ class TorchNet:
             self._logits[idx] = logits
 
     def step(self, sel, pending, sampled, stim, pcs, masks, temperature, logit_bias, allowed_rows, rngs) -> np.ndarray:
+        """Advance, then draw every selected voice's next token in one vectorised pass (float64):
+        z = logits / T + bias (-inf where not allowed); T > 0: p = softmax(z) and the token is the
+        first whose cumulative p exceeds u * total, u one uniform of the voice's own generator;
+        T == 0: the argmax, drawing nothing. The kernel's fs_sample does the same per voice."""
         self.advance(sel, pending, sampled, stim, pcs, masks)
         logits = (self._logits if sel is None else self._logits[torch.as_tensor(sel, dtype=torch.long)]).double().numpy()
         n = len(logits)
-        temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (n,))
-        bias = None if logit_bias is None else np.broadcast_to(logit_bias, logits.shape)
-        guard_bias = np.where(np.stack(allowed_rows), 0.0, -np.inf)
-        bias = guard_bias if bias is None else bias + guard_bias
-        tokens = np.empty(n, dtype=np.int64)
-        probs = np.empty_like(logits)
-        for v in range(n):
-            t = temperature[v]
-            z = logits[v] / t if t > 0 else logits[v].copy()
-            if bias is not None:
-                z = z + bias[v]
-            if t > 0:
-                z = z - z.max()
-                p = np.exp(z)
-                p /= p.sum()
-                cdf = np.cumsum(p)
-                tokens[v] = int(np.searchsorted(cdf, rngs[v].random() * cdf[-1], side="right"))
-            else:  # greedy: the distribution sampled from is all on the argmax
-                tokens[v] = int(np.argmax(z))
-                p = np.zeros_like(z)
-                p[tokens[v]] = 1.0
-            probs[v] = p
+        t = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (n,))
+        hot = t > 0
+        z = np.where(hot[:, None], logits / np.where(hot, t, 1.0)[:, None], logits)
+        if logit_bias is not None:
+            z = z + np.broadcast_to(logit_bias, logits.shape)
+        z = z + np.where(np.stack(allowed_rows), 0.0, -np.inf)
+        z = z - z.max(axis=1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(axis=1, keepdims=True)
+        cdf = np.cumsum(probs, axis=1)
+        u = np.array([rngs[v].random() if hot[v] else 0.0 for v in range(n)])  # the one per-voice part: its generator
+        drawn = (cdf <= (u * cdf[:, -1])[:, None]).sum(axis=1)
+        greedy = np.argmax(z, axis=1)
+        tokens = np.where(hot, drawn, greedy).astype(np.int64)
+        if not hot.all():  # greedy: the distribution sampled from is all on the argmax
+            cold = np.flatnonzero(~hot)
+            probs[cold] = 0.0
+            probs[cold, greedy[cold]] = 1.0
+        sampling = torch.from_numpy(probs.astype(np.float32))
         if sel is None:
-            self._sampling = torch.from_numpy(probs.astype(np.float32))
+            self._sampling = sampling
         else:
-            self._sampling[torch.as_tensor(sel, dtype=torch.long)] = torch.from_numpy(probs.astype(np.float32))
+            self._sampling[torch.as_tensor(sel, dtype=torch.long)] = sampling
         return tokens
 
 
