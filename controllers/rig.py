@@ -15,10 +15,10 @@ from controllers.patch import Patch, load_patch
 from controllers.report import Reporter, new_activity
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
+from patches import DEFAULT as DEFAULT_PATCH
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATCH = Path(__file__).resolve().parents[1] / "patches" / "default.yaml"
 
 
 def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
