@@ -26,7 +26,6 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np

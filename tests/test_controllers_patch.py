@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder

@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from instrument.model import vocab
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.music.phrasing import Phrasing, seconds_per_quarter

@@ -9,7 +9,7 @@ from instrument.model import checkpoint, vocab
 from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Stepper
-from tests.helpers import make_model, run_cli
+from tests.helpers import run_cli
 
 
 def write_original_pickle(path, layers=3, hidden=512, vocab_order=None, seed=7):

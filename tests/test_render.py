@@ -9,7 +9,7 @@ from instrument.live.engine import Limits
 from instrument.music.phrasing import seconds_per_quarter
 from instrument.live.params import Parameters
 from instrument.live.render import perform, render_audio
-from tests.helpers import make_model, run_cli
+from tests.helpers import run_cli
 
 
 def test_take_has_the_bars_asked_for_and_sounds(small_model):
