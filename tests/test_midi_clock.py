@@ -34,6 +34,7 @@ def follower(**options):
     return f, events, tempos
 
 
+@pytest.mark.realtime
 def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
     f, events, tempos = follower()
     try:
@@ -53,6 +54,7 @@ def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
         f.close()
 
 
+@pytest.mark.realtime
 def test_listening_to_a_named_port(source):
     with pytest.raises(UsageError) as error:
         MidiClockFollower("no such clock", "jack")

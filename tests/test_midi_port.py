@@ -16,13 +16,26 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.live.scheduler import Scheduler, clock
+from tests.timing import Jitter, machine_jitter, timing_problem
 from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
 
 NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
-# Arrival minus scheduled time. The timing thread itself is within ~0.1 ms; the rest is JACK's
-# delivery, whose non-real-time dummy server wakes late by milliseconds on a busy machine, so
-# single messages get a wide margin and the typical one a tight one.
-TYPICAL_S, WORST_S = 0.002, 0.05  # the median, each message
+# Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
+# takes up to a period or two), to which the machine's jitter measured during the test is added.
+TYPICAL_S, WORST_S = 0.002, 0.01  # the median, each message
+
+pytestmark = pytest.mark.realtime
+
+
+@pytest.fixture(autouse=True)
+def jitter():
+    """The machine's wake-up jitter over each test, which its timing bounds allow for."""
+    global JITTER
+    with machine_jitter() as JITTER:
+        yield JITTER
+
+
+JITTER = Jitter()
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +73,12 @@ def virtual_port(scheduler, receiver, **options):
 
 
 def check_times(received, expected):
-    """Never early, never later than WORST_S, typically (the median of 5 or more) within TYPICAL_S."""
+    """Never early; typically within TYPICAL_S and at worst within WORST_S, each plus what a bare
+    sleep-until loop suffered during the test (tests/timing.py)."""
     assert len(received) == len(expected)
     lags = [got - want for (got, _), want in zip(received, expected)]
-    shown = " ".join(f"{lag * 1000:.2f}" for lag in lags)
-    ordered = sorted(lags)
-    assert ordered[0] >= -0.0005, shown
-    assert len(lags) < 5 or ordered[len(lags) // 2] <= TYPICAL_S, shown
-    assert ordered[-1] <= WORST_S, shown
+    problem = timing_problem(lags, JITTER, TYPICAL_S if len(lags) >= 5 else WORST_S, WORST_S)
+    assert problem is None, problem
 
 
 def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, receiver):
@@ -82,6 +93,7 @@ def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, re
     assert wait_for(lambda: len(receiver.messages) >= 17, timeout=2), str(receiver.messages)
     time.sleep(0.05)  # nothing more may come
     port.close(clock())
+    assert wait_for(lambda: len(receiver.messages) >= 18, timeout=2), str(receiver.messages)
     got = receiver.messages
     assert got[0][1] == [PC | 2, 41]
     expected = []
@@ -89,7 +101,7 @@ def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, re
         expected += [([NOTE_ON | 2, n.pitch, n.velocity], n.on), ([NOTE_OFF | 2, n.pitch, 0], n.off)]
     assert [m for _, m in got[1:17]] == [m for m, _ in expected]
     check_times(got[:17], [start] + [t for _, t in expected])
-    assert got[17:] == [] or [m for _, m in got[17:]] == [[CC | 2, 123, 0]]  # close: all notes off
+    assert [m for _, m in receiver.messages[17:]] == [[CC | 2, 123, 0]]  # close: All Notes Off on the channel used
 
 
 def test_same_pitch_again_ends_the_first_note_once(scheduler, receiver):
@@ -121,7 +133,7 @@ def test_panic_in_a_held_note_leaves_nothing_sounding(scheduler, receiver):
     got = [m for _, m in receiver.messages]
     assert got == [[NOTE_ON, 60, 100], [NOTE_ON | 1, 67, 100], [NOTE_OFF, 60, 0], [NOTE_OFF | 1, 67, 0],
                    [CC, 123, 0], [CC | 1, 123, 0]]
-    assert all(at - panic_at < WORST_S for at, _ in receiver.messages[2:])
+    assert all(at - panic_at < WORST_S + JITTER.max for at, _ in receiver.messages[2:]), JITTER
     port.close(clock())
     assert [m for _, m in receiver.messages[6:]] == [[CC, 123, 0], [CC | 1, 123, 0]], str(receiver.messages)  # close
 
@@ -148,9 +160,9 @@ def test_midi_clock_follows_the_tempo_map_and_survives_panic(scheduler, receiver
     start = clock() + 0.1
     tempo.start(start)
     port.start(start)
-    # as the engine does, a little ahead of the play head (here: tick 48, the one armed next)
-    assert wait_for(lambda: clock() > tempo.time_at(47 / 24) + 0.002, timeout=3, step=0.001)
-    tempo.change(slow, at_beat=2.0)
+    # as the engine does, a little ahead of the play head (here: tick 48, the one armed next); from
+    # the timing thread, so that a stalled test thread cannot change it after tick 48 went out
+    scheduler.at(tempo.time_at(47 / 24) + 0.002, lambda due: tempo.change(slow, at_beat=2.0))
     assert wait_for(lambda: len(receiver.of(0xF8)) >= 24 * 3, timeout=3)
     port.panic(clock())
     assert wait_for(lambda: len(receiver.of(0xF8)) >= 24 * 4, timeout=3)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT
+from tests.timing import machine_jitter
 from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, wait_for
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
@@ -73,16 +74,18 @@ def sounding_after(messages) -> dict[tuple[int, int], int]:
     return {k: v for k, v in sounding.items() if v}
 
 
+@pytest.mark.realtime
 def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkpoint):
     receiver = Receiver("play-receiver", "in")
     try:
         take = tmp_path / "take.mid"
-        proc = play("--model", str(plain_checkpoint), "--midi-out", "play-receiver", "--midi-api", "jack",
-                    "--no-audio", "--record", str(take), "--bars", "4", "--tempo", "160", "--seed", "3")
-        out, err = proc.communicate(timeout=120)
+        with machine_jitter() as jitter:
+            proc = play("--model", str(plain_checkpoint), "--midi-out", "play-receiver", "--midi-api", "jack",
+                        "--no-audio", "--record", str(take), "--bars", "4", "--tempo", "160", "--seed", "3")
+            out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "limit reached" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: any(m[0] & 0xF0 == CC and m[1] == 123 for _, m in receiver.messages), 2)  # the last message
     finally:
         receiver.close()
     received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -96,9 +99,9 @@ def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkp
     by_note = [abs(got - want - offset) for (got, _), (want, _) in zip(received, recorded)]
     worst = max(range(len(by_note)), key=by_note.__getitem__)
     shown = (f"p99 {p99 * 1000:.2f} ms, max {errors[-1] * 1000:.2f} ms (note {worst + 1}) over {len(errors)} notes; "
-             f"first notes' errors {[round(e * 1000, 2) for e in by_note[:4]]} ms")
-    assert p99 <= 0.002, shown + err
-    assert errors[-1] <= 0.008, shown + err
+             f"first notes' errors {[round(e * 1000, 2) for e in by_note[:4]]} ms; {jitter}")
+    assert p99 <= 0.002 + jitter.p99, shown + err  # our budget, plus the machine's own jitter over the take
+    assert errors[-1] <= 0.008 + jitter.max, shown + err
     assert not sounding_after(receiver.messages)
     assert take.with_suffix(".abc").read_text().startswith("X:")
 
@@ -117,7 +120,7 @@ def test_sigterm_in_the_middle_of_a_note_leaves_nothing_sounding(jack, tmp_path,
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "SIGTERM" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: not sounding_after(receiver.messages), 2)
     finally:
         receiver.close()
     messages = receiver.messages
@@ -160,6 +163,7 @@ def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkp
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
 
 
+@pytest.mark.realtime
 def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, small_checkpoint):
     """--sync midi-clock waits for Start, plays at the clock's tempo (its own --send-clock ticks
     follow it) and ends at Stop with nothing left sounding.
@@ -182,7 +186,7 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "MIDI clock stop" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: receiver.of(0xFC), 2)  # its own clock's Stop, the last message
     finally:
         receiver.close()
         source.close()
@@ -194,6 +198,7 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
     assert not sounding_after(receiver.messages)
 
 
+@pytest.mark.realtime
 def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     takes, late_ms = [], 0.0
     for n in range(2):

@@ -273,6 +273,7 @@ def test_a_missing_device_is_reported_in_one_line(jack_audio):
         Synth(device="no-such-device")
 
 
+@pytest.mark.realtime
 def test_live_synth_sounds_through_jack_at_the_notes_times_and_panics(jack_audio):
     sd, device = jack_audio
     ok, why = audio_available()

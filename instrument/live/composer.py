@@ -79,7 +79,7 @@ class Composer:
         self._bar_notes: list[PlayedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[PlayedNote] = []
         self._loop: deque[PlayedNote] = deque()
-        self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version, time) per token: control latency
+        self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
         self.tokens_sampled = 0
         params.listeners.append(self._preload)
         self._preload(None)
@@ -157,11 +157,12 @@ class Composer:
         return notes
 
     def _step(self) -> list[PlayedNote]:
-        version = self.params.version  # read before steering: the token is sampled with this or newer
+        began = time.perf_counter()  # the time first, then the version the step is steered with:
+        version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
         self._steer()
         token = int(self.stepper.step()[0])
         self.tokens_sampled += 1
-        self.applied.append((version, time.perf_counter()))
+        self.applied.append((version, began))
         if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
             self.tap(self.stepper.readout, token)
         if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
