@@ -190,7 +190,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
         if first is None:
             continue
         latencies.append(first - at)
-        # the note sounding when the control moved: its length is the bound the issue sets
+        # the note sounding when the control moved: its length bounds the control latency (docs/design.md §5)
         i = int(np.searchsorted(on, at, side="right"))
         if 0 < i < len(on):
             excess.append((first - at) - (on[i] - on[i - 1]))

@@ -56,7 +56,7 @@ def test_window_facts_for_length_147_match_the_seed():
 
 @pytest.mark.parametrize(
     "window, period, support, sidelobes",
-    [  # the seed's tables (part 7), rounded as printed there
+    [  # the seed's window facts (docs/design.md §3), rounded
         ("hann", 8.8, (9.4, 8.3), (10.2, 7.7)),
         ("hann", 18, (21, 16), (25, 14)),
         ("hann", 36, (48, 28), (85, 23)),

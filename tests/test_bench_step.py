@@ -1,4 +1,4 @@
-"""bench/step.py runs end to end and prints the JSON the issue asks for (a smoke test, not a timing)."""
+"""bench/step.py runs end to end and prints its figures as JSON (a smoke test, not a timing)."""
 
 import importlib.util
 import json

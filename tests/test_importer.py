@@ -1,4 +1,4 @@
-"""The importer against an independent numpy statement of REFERENCE section 1."""
+"""The importer against an independent numpy statement of docs/design.md §1."""
 
 import pickle
 

@@ -1,4 +1,4 @@
-"""A running ``play`` steered from outside, as the issue checks it: OSC /state and /temperature
+"""A running ``play`` steered from outside, as a performer's rig does: OSC /state and /temperature
 and a flood of malformed packets on loopback, a Myo Mapper stream moving the lobotomy patch's
 parameters both ways, and a broken patch refused with its line."""
 

@@ -1,4 +1,4 @@
-"""Spectral analysis of hidden-state sequences (the seed's parts 6 and 7) and the window facts.
+"""Spectral analysis of hidden-state sequences (the seed experiments, docs/design.md §3) and the window facts.
 
 Each unit's sequence over a tune (h, or c, at every body step) is windowed (Hann or rectangular),
 zero-padded to ``nfft`` points and transformed (``np.fft.rfft``). Power spectra are normalised by

@@ -49,7 +49,7 @@ class Stimulation:
 
     @classmethod
     def seed_two_hot(cls, weight: float = 0.3) -> "Stimulation":
-        """The seed's preset (part 7): 0.7 on the generated token, 0.3 on a random pitch class."""
+        """The seed experiment's preset (docs/design.md §3): 0.7 on the generated token, 0.3 on a random pitch class."""
         return cls(sampled_weight=1.0 - weight, random_pitch_class=weight)
 
     @classmethod
@@ -66,8 +66,8 @@ class Stimulation:
 class Ablation:
     """Units cut per layer (0-based layer index -> unit indices) and how they are cut.
 
-    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed's
-    part 6); the unit's own recurrence still sees it. ``silence`` holds its h at zero
+    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed
+    experiment of docs/design.md §3); the unit's own recurrence still sees it. ``silence`` holds its h at zero
     everywhere, recurrence included.
     """
 

@@ -1,4 +1,4 @@
-"""How a token stream sounds: the token-to-note rules (REFERENCE section 2), streaming and whole-tune.
+"""How a token stream sounds: the token-to-note rules (docs/design.md §2), streaming and whole-tune.
 
 One implementation serves both the live loop and offline tools: ``NoteStream`` takes body tokens one
 by one and hands out each note as soon as its pitch and length are certain; ``tune_notes`` just feeds

@@ -1,4 +1,4 @@
-"""Training with the folk-rnn v2 recipe (REFERENCE section 1), resumable and interruptible.
+"""Training with the folk-rnn v2 recipe (docs/design.md §1), resumable and interruptible.
 
 Recipe: batches of 64 tunes of similar length, loss = NLL summed over each tune's tokens and
 averaged over the batch, RMSprop (lr 0.003, Lasagne's rho 0.9 and epsilon 1e-6), dropout 0.5
