@@ -21,7 +21,7 @@ def corpus(tmp_path_factory):
     return d
 
 
-TINY = ("--size", "24", "--layers", "2", "--batch", "8", "--quiet")
+TINY = ("--hidden", "24", "--layers", "2", "--batch", "8", "--quiet")
 
 
 def test_training_learns_and_writes_a_checkpoint(corpus, tmp_path):
@@ -52,7 +52,7 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
     out = tmp_path / "m.pt"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "train", "--data", str(corpus), "--out", str(out), "--epochs", "500",
-         "--size", "24", "--layers", "2", "--batch", "8"],
+         "--hidden", "24", "--layers", "2", "--batch", "8"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -71,7 +71,7 @@ def test_torchrun_single_process_uses_distributed_data_parallel(corpus, tmp_path
     out = tmp_path / "ddp.pt"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "--master_port=29533", str(ROOT / "run.py"), "train",
-         "--data", str(corpus), "--out", str(out), "--epochs", "1", "--size", "16", "--layers", "1", "--batch", "16"],
+         "--data", str(corpus), "--out", str(out), "--epochs", "1", "--hidden", "16", "--layers", "1", "--batch", "16"],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr

@@ -87,14 +87,6 @@ def power_spectra(x: np.ndarray, window: str = "hann", nfft: int | None = None, 
     return (spectrum.real**2 + spectrum.imag**2) / float(np.sum(w**2))
 
 
-def band_mask(freqs: np.ndarray, band: Sequence[float] = BAR_BAND) -> np.ndarray:
-    """Bins whose period lies in ``band`` = (shortest, longest) period in steps."""
-    lo, hi = sorted(band)
-    if lo <= 0:
-        raise UsageError(f"band periods must be positive, not {band}")
-    return (freqs >= 1.0 / hi) & (freqs <= 1.0 / lo)
-
-
 def band_weights(freqs: np.ndarray, band: Sequence[float] = BAR_BAND) -> np.ndarray:
     """How much of each bin lies in ``band``: bin k stands for [f_k - df/2, f_k + df/2], and the
     weight is the share of that interval inside the band (edge bins count in part), so the band

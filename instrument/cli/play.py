@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
                                   model_path=where)
         controllers.publish_status(performance.status)
         publisher = _activity(args, performance, model)
-        for note in performance.opened.notes:
-            print(note, file=sys.stderr)
+        for line in performance.opened.messages:
+            print(line, file=sys.stderr)
         gate = None
         if args.sync == "midi-clock":
             from controllers.midi_clock import MidiClockFollower

@@ -33,7 +33,7 @@ GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
 
 
 @dataclass(frozen=True)
-class PlayedNote:
+class ComposedNote:
     """A note on the performance timeline (quarter-note beats from the performance start)."""
 
     pitch: int
@@ -56,9 +56,6 @@ class TuneState:
     offset: float = 0.0  # performance beat at which the tune's beat 0 sits
     ended: bool = False
 
-    def to_tune(self) -> Tune:
-        return Tune(self.meter, self.mode, list(self.body), ended=self.ended)
-
 
 class Composer:
     """Generates a performance note by note from a model, steered by live parameters."""
@@ -76,9 +73,9 @@ class Composer:
         self._stream: NoteStream | None = None
         self._seen_new = params.fired("tune.new")
         self._steer_key: tuple | None = None
-        self._bar_notes: list[PlayedNote] = []  # the bar being played, to find the last whole bar
-        self._last_bar: list[PlayedNote] = []
-        self._loop: deque[PlayedNote] = deque()
+        self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
+        self._last_bar: list[ComposedNote] = []
+        self._loop: deque[ComposedNote] = deque()
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
         self.tokens_sampled = 0
         params.listeners.append(self._preload)
@@ -95,7 +92,7 @@ class Composer:
             log.warning("%s; using the random order", error)
 
     # -- the one entry point ---------------------------------------------------------------
-    def next_notes(self) -> list[PlayedNote]:
+    def next_notes(self) -> list[ComposedNote]:
         """Step until at least one note is certain and return the notes that became certain
         (several when a repeat is played out). May return [] after a bounded amount of work
         (e.g. a tune ended with nothing pending): just call again."""
@@ -149,14 +146,14 @@ class Composer:
                 self._end_tune(produced_end=False)
             self.tune.ended = True
 
-    def _end_tune(self, produced_end: bool) -> list[PlayedNote]:
+    def _end_tune(self, produced_end: bool) -> list[ComposedNote]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
         notes = self._place(self._stream.close())
         self.tune.ended = True
         self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
 
-    def _step(self) -> list[PlayedNote]:
+    def _step(self) -> list[ComposedNote]:
         began = time.perf_counter()  # the time first, then the version the step is steered with:
         version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
         self._steer()
@@ -171,10 +168,10 @@ class Composer:
         self.tune.body.append(text)
         return self._place(self._stream.push(text))
 
-    def _place(self, notes: list[Note]) -> list[PlayedNote]:
+    def _place(self, notes: list[Note]) -> list[ComposedNote]:
         out = []
         for n in notes:
-            played = PlayedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
+            played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
             out.append(played)
             # the play head is where the next note can start: the stream's as-played position, not
             # the longest note's end (a chord's long note must not make the next note late)
@@ -183,14 +180,14 @@ class Composer:
         return out
 
     # -- hold: loop the last whole bar -----------------------------------------------------
-    def _remember(self, note: PlayedNote) -> None:
+    def _remember(self, note: ComposedNote) -> None:
         bar_start = note.beat - note.bar_offset
         if self._bar_notes and bar_start > self._bar_notes[-1].beat - self._bar_notes[-1].bar_offset + 1e-6:
             self._last_bar = self._bar_notes  # a new bar began: the previous one is whole
             self._bar_notes = []
         self._bar_notes.append(note)
 
-    def _next_loop_note(self) -> PlayedNote:
+    def _next_loop_note(self) -> ComposedNote:
         if not self._loop:
             first = self._last_bar[0]
             bar_start = first.beat - first.bar_offset
@@ -198,7 +195,7 @@ class Composer:
             length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
             self._loop.extend(
-                PlayedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
+                ComposedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
             )
             self.tune.offset += length  # the tune resumes one loop later
             self.head += length

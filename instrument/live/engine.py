@@ -19,13 +19,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
-from instrument.live.composer import Composer, PlayedNote
+from instrument.live.composer import Composer, ComposedNote
 from instrument.music.phrasing import Phrasing
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
 
-log = logging.getLogger("instrument.live.engine")
+log = logging.getLogger(__name__)
 
 LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
 
@@ -38,7 +38,7 @@ class Limits:
     tunes: int = 0
     seconds: float = 0.0
 
-    def beyond(self, note: PlayedNote, phrasing: Phrasing, start_time: float) -> bool:
+    def beyond(self, note: ComposedNote, phrasing: Phrasing, start_time: float) -> bool:
         """Whether ``note`` lies past the end: it starts after ``seconds``, belongs to a tune
         past ``tunes``, or would begin bar ``bars + 1``."""
         if self.seconds and phrasing.tempo.time_at(note.beat) - start_time >= self.seconds:
@@ -82,7 +82,7 @@ class Engine:
         self._stopping = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._pending: deque[PlayedNote] = deque()
+        self._pending: deque[ComposedNote] = deque()
         self._panicked = threading.Event()  # set by panic(): the model thread drops its pending notes
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
         params.listeners.append(self._on_change)
@@ -158,7 +158,7 @@ class Engine:
             self._pending.popleft()
             self._schedule(note)
 
-    def _schedule(self, note: PlayedNote) -> None:
+    def _schedule(self, note: ComposedNote) -> None:
         phrasing = self.phrasing
         placed = phrasing.place(note)
         now = clock()

@@ -44,7 +44,7 @@ class OutputChoice:
 @dataclass
 class Opened:
     outputs: list[Output] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what the performer is told at the start
+    messages: list[str] = field(default_factory=list)  # what the performer is told at the start
     record_path: Path | None = None
 
 
@@ -70,12 +70,12 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             ok, why = midi_available()
             midi_target = "virtual" if ok else "none"
             if not ok:
-                opened.notes.append(f"no MIDI here ({why}); MIDI output off")
+                opened.messages.append(f"no MIDI here ({why}); MIDI output off")
         if midi_target.strip().lower() != "none":
             port = open_midi_port(midi_target, choice.midi_api, scheduler, program=params.get("program"),
                                   channel=params.get("channel"), send_clock=choice.send_clock, tempo=tempo_map)
             opened.outputs.append(port)
-            opened.notes.append(port.status())
+            opened.messages.append(port.status())
         elif choice.send_clock:
             raise UsageError("--send-clock needs a MIDI output; drop --midi-out none or --send-clock")
 
@@ -86,18 +86,18 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             if ok:
                 try:
                     opened.outputs.append(Synth(device=choice.audio_device, timbre=choice.timbre))
-                    opened.notes.append(f"audio: {why}")
+                    opened.messages.append(f"audio: {why}")
                 except AudioUnavailable as error:
                     ok, why = False, str(error)
             if not ok:
                 if choice.audio:
                     raise UsageError(f"--audio: {why}; use --no-audio, or --audio-device to pick another device")
-                opened.notes.append(f"no sound device ({why}); built-in synth off")
+                opened.messages.append(f"no sound device ({why}); built-in synth off")
 
         record = choice.record
         if record is None and not opened.outputs:
             record = str(default_take_path())
-            opened.notes.append(f"neither MIDI nor audio can play here: recording to {record} instead")
+            opened.messages.append(f"neither MIDI nor audio can play here: recording to {record} instead")
         if record is not None:
             from instrument.outputs.recording import Recording
 
@@ -111,7 +111,7 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             opened.outputs.append(Recording(path, program=params.get("program"), channel=params.get("channel"), qpm=qpm))
             opened.record_path = path
             if choice.record is not None:
-                opened.notes.append(f"recording to {path} and {path.with_suffix('.abc')}")
+                opened.messages.append(f"recording to {path} and {path.with_suffix('.abc')}")
     except BaseException:
         for out in opened.outputs:
             try:

@@ -19,7 +19,6 @@ from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN, ModelConfig
 
-GATES = ("ingate", "forgetgate", "cell", "outgate")  # Lasagne's names, in torch's i, f, g, o order
 PER_LAYER = 14
 
 

@@ -150,7 +150,7 @@ class Phrasing:
         return self.bar_of(note) != self._bar_key
 
     def place(self, note):
-        """The ScheduledNote for a PlayedNote (times on the tempo map's clock)."""
+        """The ScheduledNote for a ComposedNote (times on the tempo map's clock)."""
         p = self.params
         self.tempo.change(self.spq(note.meter), note.beat)
         key = self.bar_of(note)

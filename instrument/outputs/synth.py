@@ -29,7 +29,7 @@ from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
 from instrument.live.scheduler import clock
 from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.synth")
+log = logging.getLogger(__name__)
 
 
 class AudioUnavailable(RuntimeError):

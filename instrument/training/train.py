@@ -40,7 +40,7 @@ class TrainConfig:
     out: str
     epochs: int = 100
     layers: int = 3
-    size: int = 512
+    hidden: int = 512  # units per layer (ModelConfig.hidden)
     dropout: float = 0.5
     forget_bias: float = 5.0
     batch: int = 64
@@ -191,7 +191,7 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     train_set = load_split(data / "train.txt", cfg.max_length)
     valid_set = load_split(data / "valid.txt", cfg.max_length)
     torch.manual_seed(cfg.seed)
-    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout))
+    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.hidden, dropout=cfg.dropout))
     for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
         layer.reset_parameters(forget_bias=cfg.forget_bias)
     model = model.to(device)
@@ -199,18 +199,11 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     history = History()
     spath = state_path(cfg.out)
     if resume:
-        if not spath.is_file():
-            raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
-        state = torch.load(spath, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = History(**state["history"])
-        if state["config"]["layers"] != cfg.layers or state["config"]["size"] != cfg.size:
-            raise UsageError(f"{spath} holds a {state['config']['layers']} x {state['config']['size']} model; give the same --layers/--size")
+        history = _resume(spath, model, optimizer, cfg, device)
     trainee = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
     progress = Progress(verbose and rank == 0)
     progress.line(
-        f"training {cfg.layers} x {cfg.size} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
+        f"training {cfg.layers} x {cfg.hidden} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
         f"({sum(map(len, train_set)):,} tokens), validating on {len(valid_set)}; {world} process(es) on {device}"
         + (" (DistributedDataParallel)" if dist.is_initialized() else "")
     )
@@ -228,27 +221,9 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
                 batches = batches[: cfg.limit_batches]
             batches = batches[: max(world, len(batches) // world * world)]  # every process steps equally often
             mine = batches[rank::world]
-            total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
-            started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
-            for number, indices in enumerate(mine, 1):
-                x, lengths = collate(train_set, indices, device)
-                loss = loss_per_tune(trainee, x, lengths).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                optimizer.step()
-                tokens = int((lengths - 1).sum())
-                done_tokens += tokens
-                loss_sum += float(loss.detach()) * len(indices)
-                elapsed = time.monotonic() - started
-                rate = done_tokens / max(elapsed, 1e-9)
-                left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
-                progress.update(
-                    f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
-                    f"{rate * world:,.0f} tok/s, {_clock(left)} left"
-                )
-                if flag.stop:
-                    break
+            started = time.monotonic()
+            number, done_tokens, loss_sum = _epoch(trainee, model, optimizer, train_set, mine, cfg, epoch, world,
+                                                   device, progress, flag)
             if flag.stop and number < len(mine):
                 break  # an unfinished epoch is not counted; resuming repeats it
             valid = evaluate(model, valid_set, cfg.batch, device)
@@ -277,6 +252,44 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     if dist.is_initialized():
         dist.destroy_process_group()
     return history
+
+
+def _resume(spath: Path, model, optimizer, cfg: TrainConfig, device) -> History:
+    """Load the saved training state into ``model`` and ``optimizer``; its history."""
+    if not spath.is_file():
+        raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
+    state = torch.load(spath, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    saved = state["config"].get("hidden", state["config"].get("size"))  # "size": states saved before the rename
+    if state["config"]["layers"] != cfg.layers or saved != cfg.hidden:
+        raise UsageError(f"{spath} holds a {state['config']['layers']} x {saved} model; give the same --layers/--hidden")
+    return History(**state["history"])
+
+
+def _epoch(trainee, model, optimizer, train_set, mine, cfg: TrainConfig, epoch: int, world: int, device,
+           progress: "Progress", flag: "_StopFlag") -> tuple[int, int, float]:
+    """One epoch's batches ``mine``: (batches done, tokens done, summed loss); stops early at Ctrl-C."""
+    total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
+    started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
+    for number, indices in enumerate(mine, 1):
+        x, lengths = collate(train_set, indices, device)
+        loss = loss_per_tune(trainee, x, lengths).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        done_tokens += int((lengths - 1).sum())
+        loss_sum += float(loss.detach()) * len(indices)
+        rate = done_tokens / max(time.monotonic() - started, 1e-9)
+        left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
+        progress.update(
+            f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
+            f"{rate * world:,.0f} tok/s, {_clock(left)} left"
+        )
+        if flag.stop:
+            break
+    return number, done_tokens, loss_sum
 
 
 def _save_state(path: Path, model, optimizer, history: History, cfg: TrainConfig) -> None:
