@@ -145,8 +145,13 @@ def realtime_jack_server(priority: int = 70) -> Iterator[None]:
 def start_jack(name: str) -> subprocess.Popen:
     """A JACK dummy server of our own under ``name`` (for tests that stop and restart it)."""
     proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode != 0:
+        proc.kill()
+        why = proc.communicate()[1].strip().splitlines()[-3:]
+        running = subprocess.run(["pgrep", "-c", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
+        raise AssertionError(f"could not start a JACK server {name!r} ({running} jackd already run here; "
+                             f"JACK allows a few servers per machine): {why}")
     return proc
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from instrument.midi import ports
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from instrument.errors import UsageError
 from instrument.music.phrasing import TempoMap
 from instrument.music.phrasing import ScheduledNote
@@ -19,7 +20,6 @@ from instrument.live.scheduler import Scheduler, clock
 from tests.timing import Jitter, machine_jitter, timing_problem
 from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
 
-NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
 # Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
 # takes up to a period or two), to which the machine's jitter measured during the test is added.
 TYPICAL_S, WORST_S = 0.002, 0.01  # the median, each message
@@ -95,13 +95,13 @@ def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, re
     port.close(clock())
     assert wait_for(lambda: len(receiver.messages) >= 18, timeout=2), str(receiver.messages)
     got = receiver.messages
-    assert got[0][1] == [PC | 2, 41]
+    assert got[0][1] == [PROGRAM | 2, 41]
     expected = []
     for n in notes:
         expected += [([NOTE_ON | 2, n.pitch, n.velocity], n.on), ([NOTE_OFF | 2, n.pitch, 0], n.off)]
     assert [m for _, m in got[1:17]] == [m for m, _ in expected]
     check_times(got[:17], [start] + [t for _, t in expected])
-    assert [m for _, m in receiver.messages[17:]] == [[CC | 2, 123, 0]]  # close: All Notes Off on the channel used
+    assert [m for _, m in receiver.messages[17:]] == [[CONTROL | 2, 123, 0]]  # close: All Notes Off on the channel used
 
 
 def test_same_pitch_again_ends_the_first_note_once(scheduler, receiver):
@@ -128,14 +128,14 @@ def test_panic_in_a_held_note_leaves_nothing_sounding(scheduler, receiver):
     assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=2)
     panic_at = clock()
     port.panic(panic_at)
-    assert wait_for(lambda: len(receiver.of(CC)) == 2, timeout=2)
+    assert wait_for(lambda: len(receiver.of(CONTROL)) == 2, timeout=2)
     time.sleep(0.5)  # past the dropped note's time
     got = [m for _, m in receiver.messages]
     assert got == [[NOTE_ON, 60, 100], [NOTE_ON | 1, 67, 100], [NOTE_OFF, 60, 0], [NOTE_OFF | 1, 67, 0],
-                   [CC, 123, 0], [CC | 1, 123, 0]]
+                   [CONTROL, 123, 0], [CONTROL | 1, 123, 0]]
     assert all(at - panic_at < WORST_S + JITTER.max for at, _ in receiver.messages[2:]), JITTER
     port.close(clock())
-    assert [m for _, m in receiver.messages[6:]] == [[CC, 123, 0], [CC | 1, 123, 0]], str(receiver.messages)  # close
+    assert [m for _, m in receiver.messages[6:]] == [[CONTROL, 123, 0], [CONTROL | 1, 123, 0]], str(receiver.messages)  # close
 
 
 def test_close_after_the_scheduler_stopped_ends_sounding_notes_and_is_idempotent(scheduler, receiver):
@@ -149,7 +149,7 @@ def test_close_after_the_scheduler_stopped_ends_sounding_notes_and_is_idempotent
     port.close(clock())
     port.panic(clock())
     assert wait_for(lambda: len(receiver.messages) == 3, timeout=2), str(receiver.messages)
-    assert [m for _, m in receiver.messages] == [[NOTE_ON | 4, 50, 80], [NOTE_OFF | 4, 50, 0], [CC | 4, 123, 0]]
+    assert [m for _, m in receiver.messages] == [[NOTE_ON | 4, 50, 80], [NOTE_OFF | 4, 50, 0], [CONTROL | 4, 123, 0]]
     assert port.status() == "MIDI: closed (JACK)"
 
 

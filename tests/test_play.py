@@ -14,11 +14,11 @@ import mido
 import numpy as np
 import pytest
 
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
 from tests.helpers import ROOT
 from tests.timing import machine_jitter
 from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, wait_for
 
-NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 
 
@@ -85,7 +85,7 @@ def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkp
             out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "limit reached" in err
-        assert wait_for(lambda: any(m[0] & 0xF0 == CC and m[1] == 123 for _, m in receiver.messages), 2)  # the last message
+        assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in receiver.messages), 2)  # the last message
     finally:
         receiver.close()
     received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -125,7 +125,7 @@ def test_sigterm_in_the_middle_of_a_note_leaves_nothing_sounding(jack, tmp_path,
         receiver.close()
     messages = receiver.messages
     assert not sounding_after(messages)
-    assert any(m[0] & 0xF0 == CC and m[1] == 123 for _, m in messages)  # All Notes Off at the end
+    assert any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in messages)  # All Notes Off at the end
     assert recorded_onsets(take)  # the recording was closed properly and reads back
 
 
@@ -216,3 +216,21 @@ def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     worst = max(abs(a - b) for (a, _), (b, _) in zip(first, second))
     assert worst < 0.002 + late_ms / 1000, (worst, late_ms)  # same rhythm
     assert takes[0].with_suffix(".abc").read_text() == takes[1].with_suffix(".abc").read_text()
+
+
+def test_sigterm_while_it_opens_ends_it_cleanly(tmp_path, small_checkpoint):
+    """A signal before the music starts (here while the step kernel builds, which a slow compiler
+    stretches to seconds) used to kill play with the default action (exit -15, nothing closed)."""
+    slow_cc = tmp_path / "slow-cc"
+    slow_cc.write_text("#!/bin/sh\nsleep 4\nexit 1\n")
+    slow_cc.chmod(0o755)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CC=str(slow_cc), FOLK_INSTRUMENT_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model", str(small_checkpoint),
+                             "--midi-out", "none", "--no-audio", "--record", str(tmp_path / "take.mid")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    assert wait_for(lambda: (tmp_path / "cache").exists() or proc.poll() is not None, 60)  # building now
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1].startswith("SIGTERM: 0 notes"), err

@@ -164,6 +164,8 @@ class Performance:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, lambda s, f: self.request_stop(signal.Signals(s).name))
         try:
+            if self._stop_asked.is_set():  # asked before it began (a signal while it opened)
+                return self.signal_received or "stopped"
             if start_gate is not None:
                 while not start_gate.wait(interval):
                     if self._stop_asked.is_set():
