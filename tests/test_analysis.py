@@ -436,6 +436,7 @@ def test_osc_messages_reach_a_real_udp_server():
     assert osc_messages(tap.latest)[0] == ("/activity/step", [tap.latest.step])
 
 
+@pytest.mark.realtime
 def test_tap_cost_in_a_model_loop_is_measured():
     result = measure_cost(make_model(), steps=200, every=4, max_rate=None)
     assert result["published"] == 50
