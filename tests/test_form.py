@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from instrument.music.form import tune_form
 from instrument.music.tunes import Tune, parse_tunes
-from pathlib import Path
-
-DATA = Path(__file__).resolve().parent / "data"
+from tests.helpers import DATA
 
 
 def form(body: str, meter: str = "4/4"):

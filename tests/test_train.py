@@ -11,7 +11,7 @@ from instrument.model import checkpoint
 from instrument.music.form import tune_form
 from instrument.music.tunes import format_tunes, parse_tunes
 from instrument.training.corpus import META_FIELDS, meta_path
-from tests.conftest import DATA, ROOT, run_cli
+from tests.helpers import DATA, ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def corpus(tmp_path_factory):
     return d
 
 
-TINY = ("--size", "24", "--layers", "2", "--batch", "8", "--quiet")
+TINY = ("--hidden", "24", "--layers", "2", "--batch", "8", "--quiet")
 
 
 def test_training_learns_and_writes_a_checkpoint(corpus, tmp_path):
@@ -61,7 +61,7 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
     out = tmp_path / "m.pt"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "train", "--data", str(corpus), "--out", str(out), "--epochs", "500",
-         "--size", "24", "--layers", "2", "--batch", "8"],
+         "--hidden", "24", "--layers", "2", "--batch", "8"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -80,7 +80,7 @@ def test_torchrun_single_process_uses_distributed_data_parallel(corpus, tmp_path
     out = tmp_path / "ddp.pt"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "--master_port=29533", str(ROOT / "run.py"), "train",
-         "--data", str(corpus), "--out", str(out), "--epochs", "1", "--size", "16", "--layers", "1", "--batch", "16"],
+         "--data", str(corpus), "--out", str(out), "--epochs", "1", "--hidden", "16", "--layers", "1", "--batch", "16"],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr
@@ -148,8 +148,8 @@ def test_fine_tuning_starts_from_the_given_model(corpus, tmp_path):
     assert all((x == y).all() for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # lr 0: unchanged
     assert meta["init"]["path"] == str(start) and meta["init"]["valid_loss"]
     wrong = run_cli("train", "--data", str(corpus), "--out", str(tmp_path / "w.pt"), "--init", str(start),
-                    "--size", "32", "--layers", "2", "--quiet")
-    assert wrong.returncode == 2 and "--size 24" in wrong.stderr and wrong.stderr.count("\n") == 1
+                    "--hidden", "32", "--layers", "2", "--quiet")
+    assert wrong.returncode == 2 and "--hidden 24" in wrong.stderr and wrong.stderr.count("\n") == 1
 
 
 def test_bfloat16_autocast_trains(corpus, tmp_path):

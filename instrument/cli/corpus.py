@@ -38,10 +38,10 @@ def _writable_dir(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from instrument.training import corpus as corpus_build
+    from instrument.training import corpus
 
     try:
-        available = corpus_build.available_collections()
+        available = corpus.available_collections()
     except FileNotFoundError as error:
         fail(f"{error}; install the music21 package")
     names = [n.strip() for n in args.collections.split(",") if n.strip()]
@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
         fail(f"unknown collection {', '.join(unknown) or '(none given)'}; choose from: {', '.join(available)}")
     _writable_dir(args.out)
     started = time.perf_counter()
-    tunes = {name: corpus_build.read_collection(name) for name in names}
-    corpus = corpus_build.build(tunes, seed=args.seed, modes=args.modes)
+    tunes = {name: corpus.read_collection(name) for name in names}
+    built = corpus.build(tunes, seed=args.seed, modes=args.modes)
     try:
-        summary = corpus_build.write(corpus, args.out)
+        summary = corpus.write(built, args.out)
     except OSError as error:
         fail(f"cannot write to --out {args.out} ({error.strerror})")
-    print("\n".join(corpus_build.summary_lines(summary)))
+    print("\n".join(corpus.summary_lines(summary)))
     print(f"wrote {args.out}/train.txt, valid.txt (+ .meta.tsv), report.json in {time.perf_counter() - started:.1f} s")
     return 0

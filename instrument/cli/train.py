@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="checkpoint to write (the best validation epoch)")
     parser.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     parser.add_argument("--layers", type=int, default=d.layers, help=f"LSTM layers (default {d.layers})")
-    parser.add_argument("--size", type=int, default=d.size, help=f"units per layer (default {d.size})")
+    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"units per layer (default {d.hidden})")
     parser.add_argument("--forget-bias", type=float, default=d.forget_bias,
                         help=f"initial forget-gate bias (default {d.forget_bias}, the recipe's; 1 learns faster on short runs)")
     parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout after each layer (default {d.dropout})")
@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.epochs < 1 or args.layers < 1 or args.size < 1 or args.batch < 1:
-        fail("--epochs, --layers, --size and --batch must be at least 1")
+    if args.epochs < 1 or args.layers < 1 or args.hidden < 1 or args.batch < 1:
+        fail("--epochs, --layers, --hidden and --batch must be at least 1")
     if not 0 <= args.dropout < 1:
         fail("--dropout must be in [0, 1)")
     collections = tuple(n.strip() for n in args.collections.split(",") if n.strip())
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_repeated_parts < 0:
         fail("--min-repeated-parts must not be negative")
     cfg = TrainConfig(
-        data=args.data, out=args.out, epochs=args.epochs, layers=args.layers, size=args.size, dropout=args.dropout, forget_bias=args.forget_bias,
+        data=args.data, out=args.out, epochs=args.epochs, layers=args.layers, hidden=args.hidden, dropout=args.dropout, forget_bias=args.forget_bias,
         batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, lr_decay_after=args.lr_decay_after, clip=args.clip,
         seed=args.seed, device=args.device, half=args.half, max_length=args.max_length, limit_batches=args.limit_batches,
         collections=collections, weights=weights, min_repeated_parts=args.min_repeated_parts, init=args.init, bf16=args.bf16,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from instrument.model import vocab
-from instrument.music.abc_reader import LETTERS, Bar, Chord, Ending, Event, Key, Note
+from instrument.music.abc_reader import LETTERS, AbcNote, BarLine, Chord, Ending, Event, Key
 
 # Degree of the signature's major scale the tune ends on -> the mode that tonic makes.
 DEGREE_MODES = {0: "maj", 1: "dor", 4: "mix", 5: "min"}
@@ -39,39 +39,39 @@ class Inference:
         return self.rule in ("final", "final+part") and self.key.mode != "maj"
 
 
-def _lowest(event: Note | Chord) -> Note:
-    return event if isinstance(event, Note) else min(event.notes, key=lambda n: n.midi)
+def _lowest(event: AbcNote | Chord) -> AbcNote:
+    return event if isinstance(event, AbcNote) else min(event.notes, key=lambda n: n.midi)
 
 
-def final_note(events: list[Event]) -> Note | None:
+def final_note(events: list[Event]) -> AbcNote | None:
     """The tune's last note (a chord's lowest)."""
     for event in reversed(events):
-        if isinstance(event, (Note, Chord)):
+        if isinstance(event, (AbcNote, Chord)):
             return _lowest(event)
     return None
 
 
-def first_part_note(events: list[Event]) -> Note | None:
+def first_part_note(events: list[Event]) -> AbcNote | None:
     """The last note of the first part as played the last time through, or None when the tune
     is one part. The first part ends at the first repeat end (``:|``) or section line; with
     first and second endings, at the bar line that closes the second ending."""
-    last: Note | None = None
+    last: AbcNote | None = None
     in_second = False
     for index, event in enumerate(events):
         if isinstance(event, Ending):
             in_second = not event.number.startswith("1")
-        elif isinstance(event, (Note, Chord)):
+        elif isinstance(event, (AbcNote, Chord)):
             last = _lowest(event)
-        elif isinstance(event, Bar) and last is not None:
+        elif isinstance(event, BarLine) and last is not None:
             follows = events[index + 1] if index + 1 < len(events) else None
             if isinstance(follows, Ending):
                 continue  # ":|2": the part goes on in its second ending
             if in_second or event.end or event.double:
-                return last if any(isinstance(e, (Note, Chord)) for e in events[index + 1 :]) else None
+                return last if any(isinstance(e, (AbcNote, Chord)) for e in events[index + 1 :]) else None
     return None
 
 
-def _degree(key: Key, note: Note) -> int | None:
+def _degree(key: Key, note: AbcNote) -> int | None:
     """The note's degree (0..6) in the signature's major scale, or None if it is not the
     signature's own pitch of its letter (an accidental)."""
     letter = LETTERS[note.step % 7]

@@ -1,4 +1,4 @@
-"""Training with the folk-rnn v2 recipe (REFERENCE section 1), resumable and interruptible.
+"""Training with the folk-rnn v2 recipe (docs/design.md §1), resumable and interruptible.
 
 Recipe: batches of 64 tunes of similar length, loss = NLL summed over each tune's tokens and
 averaged over the batch, RMSprop (lr 0.003, Lasagne's rho 0.9 and epsilon 1e-6), dropout 0.5
@@ -40,7 +40,7 @@ class TrainConfig:
     out: str
     epochs: int = 100
     layers: int = 3
-    size: int = 512
+    hidden: int = 512  # units per layer (ModelConfig.hidden)
     dropout: float = 0.5
     forget_bias: float = 5.0
     batch: int = 64
@@ -240,46 +240,21 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cfg.device == "cuda" and dist.is_initialized() else cfg.device)
     data = Path(cfg.data)
-    train_split = load_split(data / "train.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
-    valid_split = load_split(data / "valid.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
-    if not train_split.tunes or not valid_split.tunes:
-        raise UsageError(f"no tunes left in {data} after --collections/--min-repeated-parts; "
-                         f"the corpus holds {', '.join(sorted(load_split(data / 'train.txt', cfg.max_length).counts())) or 'no collection names'}")
-    unknown = sorted(set(cfg.weights) - set(train_split.counts()))
-    if unknown:
-        raise UsageError(f"--weights names {', '.join(unknown)}, not a collection of this training set "
-                         f"({', '.join(sorted(train_split.counts()))})")
+    train_split, valid_split = _splits(cfg, data)
     train_set, valid_set = train_split.tunes, valid_split.tunes
-    torch.manual_seed(cfg.seed)
-    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout))
-    for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
-        layer.reset_parameters(forget_bias=cfg.forget_bias)
-    if cfg.init and not resume:
-        start, _ = checkpoint.load(cfg.init)
-        if (start.config.layers, start.config.hidden) != (cfg.layers, cfg.size):
-            raise UsageError(f"--init {cfg.init} is a {start.config.layers} x {start.config.hidden} model; "
-                             f"give --layers {start.config.layers} --size {start.config.hidden}")
-        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
-    model = model.to(device)
+    model = _initial_model(cfg, resume).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-6)
     history = History()
     spath = state_path(cfg.out)
     if resume:
-        if not spath.is_file():
-            raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
-        state = torch.load(spath, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = History(**state["history"])
-        if state["config"]["layers"] != cfg.layers or state["config"]["size"] != cfg.size:
-            raise UsageError(f"{spath} holds a {state['config']['layers']} x {state['config']['size']} model; give the same --layers/--size")
+        history = _resume(spath, model, optimizer, cfg, device)
     trainee = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
     progress = Progress(verbose and rank == 0)
     if cfg.collections or cfg.min_repeated_parts or cfg.weights:
         progress.line("training tunes by collection: " + ", ".join(f"{k} {v}" for k, v in sorted(train_split.counts().items()))
                       + (f" (weights {cfg.weights})" if cfg.weights else ""))
     progress.line(
-        f"training {cfg.layers} x {cfg.size} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
+        f"training {cfg.layers} x {cfg.hidden} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
         f"({sum(map(len, train_set)):,} tokens), validating on {len(valid_set)}; {world} process(es) on {device}"
         + (" (DistributedDataParallel)" if dist.is_initialized() else "")
     )
@@ -297,28 +272,9 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
                 batches = batches[: cfg.limit_batches]
             batches = batches[: max(world, len(batches) // world * world)]  # every process steps equally often
             mine = batches[rank::world]
-            total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
-            started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
-            for number, indices in enumerate(mine, 1):
-                x, lengths = collate(train_set, indices, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    loss = loss_per_tune(trainee, x, lengths).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                optimizer.step()
-                tokens = int((lengths - 1).sum())
-                done_tokens += tokens
-                loss_sum += float(loss.detach()) * len(indices)
-                elapsed = time.monotonic() - started
-                rate = done_tokens / max(elapsed, 1e-9)
-                left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
-                progress.update(
-                    f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
-                    f"{rate * world:,.0f} tok/s, {_clock(left)} left"
-                )
-                if flag.stop:
-                    break
+            started = time.monotonic()
+            number, done_tokens, loss_sum = _epoch(trainee, model, optimizer, train_set, mine, cfg, epoch, world,
+                                                   device, progress, flag)
             if flag.stop and number < len(mine):
                 break  # an unfinished epoch is not counted; resuming repeats it
             valid = evaluate(model, valid_set, cfg.batch, device)
@@ -347,6 +303,75 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     if dist.is_initialized():
         dist.destroy_process_group()
     return history
+
+
+def _resume(spath: Path, model, optimizer, cfg: TrainConfig, device) -> History:
+    """Load the saved training state into ``model`` and ``optimizer``; its history."""
+    if not spath.is_file():
+        raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
+    state = torch.load(spath, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    saved = state["config"].get("hidden", state["config"].get("size"))  # "size": states saved before the rename
+    if state["config"]["layers"] != cfg.layers or saved != cfg.hidden:
+        raise UsageError(f"{spath} holds a {state['config']['layers']} x {saved} model; give the same --layers/--hidden")
+    return History(**state["history"])
+
+
+def _epoch(trainee, model, optimizer, train_set, mine, cfg: TrainConfig, epoch: int, world: int, device,
+           progress: "Progress", flag: "_StopFlag") -> tuple[int, int, float]:
+    """One epoch's batches ``mine``: (batches done, tokens done, summed loss); stops early at Ctrl-C."""
+    total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
+    started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
+    for number, indices in enumerate(mine, 1):
+        x, lengths = collate(train_set, indices, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = loss_per_tune(trainee, x, lengths).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        done_tokens += int((lengths - 1).sum())
+        loss_sum += float(loss.detach()) * len(indices)
+        rate = done_tokens / max(time.monotonic() - started, 1e-9)
+        left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
+        progress.update(
+            f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
+            f"{rate * world:,.0f} tok/s, {_clock(left)} left"
+        )
+        if flag.stop:
+            break
+    return number, done_tokens, loss_sum
+
+
+def _splits(cfg: TrainConfig, data: Path) -> tuple[Split, Split]:
+    """The training and validation tunes this run learns from (its selection of the corpus)."""
+    train_split = load_split(data / "train.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
+    valid_split = load_split(data / "valid.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
+    if not train_split.tunes or not valid_split.tunes:
+        held = sorted(load_split(data / "train.txt", cfg.max_length).counts())
+        raise UsageError(f"no tunes left in {data} after --collections/--min-repeated-parts; "
+                         f"the corpus holds {', '.join(held) or 'no collection names'}")
+    unknown = sorted(set(cfg.weights) - set(train_split.counts()))
+    if unknown:
+        raise UsageError(f"--weights names {', '.join(unknown)}, not a collection of this training set "
+                         f"({', '.join(sorted(train_split.counts()))})")
+    return train_split, valid_split
+
+
+def _initial_model(cfg: TrainConfig, resume: bool) -> FolkRNN:
+    """A fresh network with the recipe's initialisation, or ``--init``'s weights to fine-tune."""
+    torch.manual_seed(cfg.seed)
+    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.hidden, dropout=cfg.dropout))
+    for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
+        layer.reset_parameters(forget_bias=cfg.forget_bias)
+    if cfg.init and not resume:
+        start, _ = checkpoint.load(cfg.init)
+        if (start.config.layers, start.config.hidden) != (cfg.layers, cfg.hidden):
+            raise UsageError(f"--init {cfg.init} is a {start.config.layers} x {start.config.hidden} model; "
+                             f"give --layers {start.config.layers} --hidden {start.config.hidden}")
+        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+    return model
 
 
 def _save_state(path: Path, model, optimizer, history: History, cfg: TrainConfig) -> None:
