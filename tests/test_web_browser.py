@@ -16,8 +16,8 @@ import pytest
 
 from instrument.music.tunes import abc_body_tokens
 from tests.browser import artifact, console_errors, free_tcp_port, open_browser, wait_until
-from tests.conftest import ROOT
-from tests.test_play_controllers import Player, message
+from tests.helpers import ROOT
+from tests.player import Player, message
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

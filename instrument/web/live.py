@@ -23,7 +23,6 @@ from instrument.live.performance import Performance
 from instrument.live.scheduler import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
-from instrument.music.phrasing import seconds_per_quarter
 from instrument.music.tunes import Tune, abc_piece
 from instrument.outputs.recording import tune_title
 
@@ -248,12 +247,13 @@ class LiveSource:
         engine = p.engine
         tune = p.composer.tune
         meter = tune.meter if tune is not None and tune.meter else "4/4"
-        tempo = float(params.get("tempo"))
+        clock_qpm = float(params.get("tempo.clock"))  # an external MIDI clock's tempo rules while it is followed
+        tempo = clock_qpm or float(params.get("tempo"))
         p99 = onset_p99_ms(p)
         head = {"tune": tune.number if tune is not None else 0, "meter": meter,
-                "mode": tune.mode if tune is not None else "", "bars": engine.phrasing.bars if engine.phrasing else 0,
-                "notes": engine.notes_played, "tempo": round(tempo, 1),
-                "bar_s": round(seconds_per_quarter(tempo, meter) * vocab.METER_EIGHTHS[meter] / 2, 4),
+                "mode": tune.mode if tune is not None else "", "bars": engine.phrasing.bars,
+                "notes": engine.notes_played, "tempo": round(tempo, 1), "clock": bool(clock_qpm),
+                "bar_s": round(engine.phrasing.spq(meter) * vocab.METER_EIGHTHS[meter] / 2, 4),
                 "onset_p99_ms": None if p99 is None else round(p99, 3), "late": engine.late_notes,
                 "resyncs": engine.resyncs, "hold": bool(params.get("hold")), "running": not engine.finished.is_set(),
                 "stop": engine.stop_reason, "pads": self.pads()}

@@ -241,7 +241,7 @@ setInterval(() => {
 function showHead() {
   const h = S.head;
   if (S.hello && S.hello.mode === "take") return;
-  const parts = [`tune ${h.tune} M:${h.meter} K:C${h.mode}`, `bar ${h.bars}`, `${h.notes} notes`, `${Math.round(h.tempo)} BPM`,
+  const parts = [`tune ${h.tune} M:${h.meter} K:C${h.mode}`, `bar ${h.bars}`, `${h.notes} notes`, (h.clock ? `${h.tempo} qpm (MIDI clock)` : `${Math.round(h.tempo)} BPM`),
     `onset p99 ${h.onset_p99_ms === null || h.onset_p99_ms === undefined ? "n/a" : h.onset_p99_ms.toFixed(2) + " ms"}`];
   if (h.late) parts.push(`late notes ${h.late}`);
   if (h.resyncs) parts.push(`resyncs ${h.resyncs}`);
