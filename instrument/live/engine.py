@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from instrument.live.composer import Composer, ComposedNote
-from instrument.music.phrasing import Phrasing
+from instrument.music.phrasing import Phrasing, ScheduledNote
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
@@ -75,6 +75,8 @@ class Engine:
         self.late_notes = 0  # notes handed to the outputs after their onset time
         self.resyncs = 0  # times the model fell so far behind that the timeline moved on
         self.last_off = 0.0  # when the last scheduled note ends
+        # (count before it, the note, when it sounds) of the latest notes, for views that read without waiting
+        self.placed: deque[tuple[int, ComposedNote, ScheduledNote]] = deque(maxlen=1024)
         self.error: BaseException | None = None
         self.finished = threading.Event()  # set when the performance is over, for any reason
         self.stop_reason = ""
@@ -174,6 +176,7 @@ class Engine:
             placed = replace(placed, on=now, off=now + (placed.off - placed.on))
         for out in self.outputs:
             out.schedule(placed)
+        self.placed.append((self.notes_played, note, placed))
         self.notes_played += 1
         self.last_off = max(self.last_off, placed.off)
 
