@@ -167,9 +167,13 @@ def stop_jack(server: subprocess.Popen) -> None:
 
 
 def jack_ports(server: str) -> str:
-    """``jack_lsp`` of the server named ``server`` ('' when it does not answer)."""
+    """``jack_lsp`` of the server named ``server`` ('' when it does not answer: a jack_lsp that hangs
+    on a server busy with a client coming or going is killed, and the caller asks again)."""
     env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
-    return subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10).stdout
+    try:
+        return subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        return ""
 
 
 def connections(port: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from instrument.model.catalog import MODEL_HELP
 from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.errors import UsageError
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="write no chart")
 
     p = sub.add_parser("tap-cost", help="time the live activity tap in a model-thread loop (microseconds per call)")
-    p.add_argument("--model", help="checkpoint (default: the shipped model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--steps", type=int, default=2000, help="steps to time (default 2000)")
     p.add_argument("--every", type=int, default=4, help="summarise every k-th step (default 4)")
     p.add_argument("--max-rate", type=float, default=0.0, help="and at most this many times a second (default 0: no limit)")
@@ -77,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint (default: the shipped model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same arguments, same tunes")
     p.add_argument("--meter", help="meter of every tune, e.g. 4/4 (default: the model chooses)")
     p.add_argument("--mode", help="mode of every tune: maj, min, dor or mix (default: the model chooses)")

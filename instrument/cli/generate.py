@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from instrument.model.catalog import MODEL_HELP
 from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.model.generate import generate_tunes, parse_meter, parse_mode, parse_prompt
@@ -16,7 +17,7 @@ HELP = "generate tunes offline (tokens, ABC or JSON)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="checkpoint to play (default: the shipped model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--meter", help="meter of every tune, e.g. 6/8 (default: the model chooses)")
     parser.add_argument("--mode", help="mode of every tune: maj, min, dor or mix (default: the model chooses)")
     parser.add_argument("--prompt", default="", help='body tokens every tune starts with, e.g. "|: G c"')

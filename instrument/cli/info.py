@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from instrument.model.catalog import MODEL_HELP
 from instrument.model import checkpoint
 
 HELP = "describe a model checkpoint"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="checkpoint (default: the shipped model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from instrument.model.catalog import MODEL_HELP
 from instrument.cli import fail
 from instrument.live.engine import Limits
 from instrument.model.generate import parse_meter, parse_mode
@@ -11,7 +12,7 @@ from instrument.live.params import ParamError, Parameters
 
 
 def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:
-    parser.add_argument("--model", help="checkpoint to play (default: the shipped model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--seed", type=int, help="random seed: the same seed and settings give the same performance")
     length = parser.add_argument_group("length (default: play until stopped)" if not default_bars else f"length (default: {default_bars} bars)")
     length.add_argument("--bars", type=int, default=default_bars, help="stop after this many bars")

@@ -8,10 +8,10 @@ import signal
 import sys
 import threading
 
-from instrument.model import checkpoint
+from instrument.model import catalog, checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.live.params import Parameters
+from instrument.live.params import Parameters, params_for_models
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
 
@@ -54,19 +54,25 @@ def run(args: argparse.Namespace) -> int:
     from instrument.live.performance import OutputChoice, Performance
 
     limits = limits_from_args(args)
-    params = Parameters()
-    model, meta, where = checkpoint.load_or_default(args.model)
+    models = catalog.choices(args.model)  # what model.next may switch between
+    first = catalog.name_of(args.model)
+    if first not in models:
+        checkpoint.resolve(args.model)  # says which shipped model is missing
+    params = Parameters(params_for_models(models, first))
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = web = None
     early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
     try:
-        controllers = Controllers.open(params, args)  # the patch's start state first ...
+        controllers = Controllers.open(params, args)  # the patch's start state first (it may choose the model) ...
         apply_start_state(params, args)  # ... then the command line's, which wins
+        if args.model is not None:
+            params.set("model.next", first, source="command line")
+        model, meta, where = checkpoint.load_or_default(models[params.target("model.next")])
         choice = OutputChoice(midi_out=args.midi_out, midi_api=args.midi_api, audio=args.audio,
                               audio_device=args.audio_device, timbre=args.timbre, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
-                                  model_path=where)
+                                  model_path=where, models=models)
         early.hand_to(performance)
         controllers.publish_status(performance.status)
         publisher, tap = _activity(args, performance, model)

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-batches", type=int, default=0, help="at most this many batches an epoch (quick trials)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT's saved training state")
     parser.add_argument("--init", metavar="CHECKPOINT", default="",
-                        help="start from this model's weights (fine-tuning), e.g. the songs model for the session one")
+                        help="start from this model's weights (fine-tuning): a shipped model's name (songs, session) or a checkpoint's path")
     pick = parser.add_argument_group("which tunes (the corpus's .meta.tsv says each tune's collection and form)")
     pick.add_argument("--collections", default="", metavar="A,B",
                       help="train and validate only on these collections (default: all)")

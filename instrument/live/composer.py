@@ -22,6 +22,7 @@ from instrument.model import header, vocab
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
+from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
@@ -63,11 +64,14 @@ class TuneState:
 class Composer:
     """Generates a performance note by note from a model, steered by live parameters."""
 
-    def __init__(self, model: FolkRNN, params: Parameters, seed: int | None = None, model_path: str | None = None):
+    def __init__(self, model: FolkRNN, params: Parameters, seed: int | None = None, model_path: str | None = None,
+                 models: ModelSwitch | None = None):
         self.params = params
+        self.seed = seed
         self.stepper = Stepper(model, voices=1, seed=seed)
         self.orders = steering.UnitOrders(model.config.hidden, model_path, seed=0 if seed is None else seed)
         self.layers = model.config.layers
+        self.models = models  # switches the model at a tune boundary (``model.next``); None: one model
         self.tune: TuneState | None = None
         self.tap: Callable[..., object] | None = None  # e.g. analysis.taps.ActivityTap, called after each step
         self.finished: deque[tuple[int, Tune]] = deque()  # (number, tune) completed since last taken
@@ -119,7 +123,24 @@ class Composer:
         return []
 
     # -- tunes -----------------------------------------------------------------------------
+    def prepare(self, model: FolkRNN, path: str) -> tuple[Stepper, steering.UnitOrders]:
+        """A stepper and unit orders for another model, made ready off the model thread (by
+        ``ModelSwitch``'s loader): the first step's one-off costs paid, the ablation set read."""
+        stepper = Stepper(model, voices=1, seed=self.seed)
+        stepper.force(vocab.START)
+        stepper.step()
+        orders = steering.UnitOrders(model.config.hidden, path, seed=0 if self.seed is None else self.seed)
+        try:
+            orders.get(self.params.target("ablation.set"), min(self.params.target("ablation.layer"), self.layers))
+        except UsageError as error:
+            log.warning("%s; using the random order", error)
+        return stepper, orders
+
     def _start_tune(self) -> None:
+        if self.models is not None:  # a model prepared in the background takes over here, between tunes
+            ready = self.models.take(self.params.get("model.next"), self.tune_count + 1)
+            if ready is not None:
+                self.stepper, self.orders = ready.parts
         self.tune_count += 1
         start = 0.0 if self.tune is None else self.head + GAP_BEATS
         self.tune = TuneState(self.tune_count, offset=start)

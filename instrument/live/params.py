@@ -12,10 +12,10 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
-from instrument.model import vocab
+from instrument.model import catalog, vocab
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +297,20 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("articulation", "float", 0.9, 0.1, 1.0, "", 50, doc="sounding fraction of each note's length (legato = 1)"),
     ParamSpec("meter.next", "choice", "auto", choices=NEXT_METERS, doc="meter of the next tune ('auto': the model draws it)"),
     ParamSpec("mode.next", "choice", "auto", choices=NEXT_MODES, doc="mode of the next tune ('auto': the model draws it)"),
+    ParamSpec("model.next", "choice", catalog.DEFAULT_NAME, choices=catalog.SHIPPED,
+              doc="the model that writes the next tune: session (dance tunes) or songs (the whole corpus); "
+                  "loaded in the background, it takes over at the next tune boundary"),
     ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
     ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
     ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
     ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
     ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),
 )
+
+
+def params_for_models(names: Iterable[str], playing: str) -> tuple[ParamSpec, ...]:
+    """The instrument's parameters with ``model.next`` choosing among ``names`` (the shipped
+    models, and the one given by path when a performance starts with ``--model PATH``), its
+    default the model that plays first."""
+    names = tuple(names)
+    return tuple(replace(s, choices=names, default=playing) if s.name == "model.next" else s for s in INSTRUMENT_PARAMS)

@@ -22,6 +22,7 @@ from instrument.errors import UsageError
 from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
 from instrument.model.network import FolkRNN
 from instrument.outputs import Output
+from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler
 
@@ -126,15 +127,26 @@ class Performance:
     """One ``play`` run: an engine on its outputs, ended cleanly by a limit, a signal or an error."""
 
     def __init__(self, model: FolkRNN, params: Parameters, choice: OutputChoice, limits: Limits,
-                 seed: int | None = None, model_path: str | None = None):
+                 seed: int | None = None, model_path: str | None = None, models: dict[str, str] | None = None):
+        """``models``: the models ``model.next`` may switch to, by name (none: one model plays)."""
         self.params = params
         self.scheduler = Scheduler()
         self.composer = Composer(model, params, seed=seed, model_path=model_path)
+        if models:
+            shape = (model.config.vocab_size, model.config.layers, model.config.hidden)
+            self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
+            params.listeners.append(self._on_model_next)
         self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
         self.opened = open_outputs(choice, params, self.scheduler, self.phrasing.tempo)
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
+
+    def _on_model_next(self, change) -> None:
+        """``model.next`` moved (a controller's thread): start loading it now, so that it is
+        ready by the next tune boundary."""
+        if change.name == "model.next":
+            self.composer.models.request(change.value)
 
     def follow_clock(self, qpm: float | None) -> None:
         """Tempo from an external MIDI clock (``--sync midi-clock``), through the parameter
@@ -144,7 +156,12 @@ class Performance:
     def status(self) -> dict:
         """What runs, for /state: the step path and precision, and each output's line."""
         stepper = self.composer.stepper
-        return {"step": {"backend": stepper.backend, "precision": stepper.precision},
+        models = self.composer.models
+        tune = self.composer.tune
+        return {"tune": tune.number if tune is not None else 0,
+                "step": {"backend": stepper.backend, "precision": stepper.precision},
+                "model": {"playing": models.current, "since_tune": models.since_tune, "failed": dict(models.failed)}
+                if models else {},
                 "outputs": [out.status() for out in self.engine.outputs]}
 
     def request_stop(self, reason: str) -> None:

@@ -130,7 +130,8 @@ class LiveView:
         p99 = onset_p99_ms(p)
         head = Text()
         head.append("folk-instrument ", style="bold")
-        head.append(f"{self.model_name}  {time.strftime('%M:%S', time.gmtime(now - self._started))}  ")
+        models = p.composer.models  # the model writing now, once model.next may switch it
+        head.append(f"{models.current if models else self.model_name}  {time.strftime('%M:%S', time.gmtime(now - self._started))}  ")
         if tune is not None:
             head.append(f"tune {tune.number}  M:{tune.meter or '?'}  K:C{tune.mode or '?'}  ", style="cyan")
         clock_qpm = params.get("tempo.clock")

@@ -14,13 +14,24 @@ from typing import Any
 import torch
 
 from instrument.model import vocab
+from instrument.model.catalog import DEFAULT_NAME, SHIPPED, shipped
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN, ModelConfig
 
 FORMAT = "folk-instrument-checkpoint"
 VERSION = 1
-MODELS_DIR = Path(__file__).with_name("shipped")
-DEFAULT_MODEL = MODELS_DIR / "default.pt"
+
+def resolve(spec: str | Path | None) -> Path:
+    """``--model`` as given: a shipped model's name (default ``session``) or a checkpoint's path.
+
+    A name wins over a file of the same name in the working directory; write ``./songs`` for that.
+    """
+    if spec is None or str(spec) in SHIPPED:
+        path = shipped(DEFAULT_NAME if spec is None else str(spec))
+        if not path.is_file():
+            raise UsageError(f"the shipped model {path} is missing; reinstall the package or give --model PATH")
+        return path
+    return Path(spec)
 
 
 def save(path: str | Path, model: FolkRNN, metadata: dict[str, Any] | None = None, half: bool = False) -> None:
@@ -73,17 +84,11 @@ def file_size(path: str | Path) -> int:
     return Path(path).stat().st_size
 
 
-def load_or_default(path: str | Path | None) -> tuple[FolkRNN, dict[str, Any], str]:
-    """The model a command plays: ``path`` if given, else the shipped default model.
+def load_or_default(spec: str | Path | None) -> tuple[FolkRNN, dict[str, Any], str]:
+    """The model a command plays: ``spec`` (a shipped model's name or a path), else the default.
 
     Returns (model, metadata, the path it came from).
     """
-    if path is not None:
-        model, meta = load(path)
-        return model, meta, str(path)
-    if not DEFAULT_MODEL.is_file():
-        raise UsageError(
-            f"the shipped model {DEFAULT_MODEL} is missing; reinstall the package or give --model PATH"
-        )
-    model, meta = load(DEFAULT_MODEL)
-    return model, meta, str(DEFAULT_MODEL)
+    path = resolve(spec)
+    model, meta = load(path)
+    return model, meta, str(path)

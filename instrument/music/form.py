@@ -3,7 +3,7 @@
 Session dance tunes are mostly two parts (A and B) of eight bars, each played twice, often with
 first and second endings; the songs of the Essen collection are one unrepeated strain. This is
 how the corpus selects tunes for the session model and how the quality benchmark judges what a
-model writes (docs/design.md, "Form").
+model writes (docs/design.md §9).
 
 Bars are counted as a player counts them: a part is measured as played once through, taking the
 first ending and leaving out the second (which replaces it), and only whole bars count, so a

@@ -5,7 +5,7 @@ a D mixolydian one as ``K:G`` or ``K:D``. A player finds the mode from the tonic
 the tune comes home to: the last note of the tune, confirmed by the last note of its first
 part. On a G-signature tune, a tonic A is A dorian, D is D mixolydian, E is E minor and G
 is G major; the tune is then transposed by that tonic, as folk-rnn's data has it
-(docs/design.md, "Modes from the music").
+(docs/design.md §8).
 
 The rule keeps the key as written ("unclear") when
 - the tune ends on a degree whose mode the vocabulary lacks (the 3rd, 4th or 7th of the

@@ -80,6 +80,14 @@ class Split:
     tunes: list[list[int]]
     meta: list[dict[str, str]]
 
+    def modes(self) -> dict[str, int]:
+        """Tunes per mode (as the corpus found it: its ``key`` column ends with the mode)."""
+        out: dict[str, int] = {}
+        for m in self.meta:
+            mode = m.get("key", "")[-3:] or "?"
+            out[mode] = out.get(mode, 0) + 1
+        return out
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for m in self.meta:
@@ -366,7 +374,7 @@ def _initial_model(cfg: TrainConfig, resume: bool) -> FolkRNN:
     for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
         layer.reset_parameters(forget_bias=cfg.forget_bias)
     if cfg.init and not resume:
-        start, _ = checkpoint.load(cfg.init)
+        start, _ = checkpoint.load(checkpoint.resolve(cfg.init))  # a shipped model's name or a path
         if (start.config.layers, start.config.hidden) != (cfg.layers, cfg.hidden):
             raise UsageError(f"--init {cfg.init} is a {start.config.layers} x {start.config.hidden} model; "
                              f"give --layers {start.config.layers} --hidden {start.config.hidden}")
@@ -392,7 +400,7 @@ def _metadata(cfg: TrainConfig, history: History, data: Path, device, world: int
         init = {"path": cfg.init, "name": start.get("name"), "train_config": start.get("train_config"),
                 "valid_loss": start.get("valid_loss"), "training_seconds": start.get("training_seconds")}
     return {
-        "trained_on": {"train": train_split.counts(), "valid": valid_split.counts(),
+        "trained_on": {"train": train_split.counts(), "valid": valid_split.counts(), "modes": train_split.modes(),
                        "train_tokens": sum(map(len, train_split.tunes)), "valid_tokens": sum(map(len, valid_split.tunes))},
         "init": init,
         "name": Path(cfg.out).stem,
