@@ -112,8 +112,8 @@ def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_
     assert len(err.splitlines()) < 80  # the flood is summarised, not logged line by line
 
 
-def test_myo_orientation_and_emg_move_the_lobotomy_patch_both_ways(tmp_path, plain_checkpoint):
-    player = Player(plain_checkpoint, "myo-lobotomy.yaml", tmp_path)
+def test_myo_orientation_and_emg_move_the_lobotomy_patch_both_ways(tmp_path, lobotomy_checkpoint):
+    player = Player(lobotomy_checkpoint, "myo-lobotomy.yaml", tmp_path)
     try:
         state = player.state()
         assert state["ablation.set"] == "periodic" and state["ablation.depth"] == 0.0

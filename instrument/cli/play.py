@@ -10,6 +10,7 @@ import threading
 from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
+from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     limits = limits_from_args(args)
     params = Parameters()
     model, meta, where = checkpoint.load_or_default(args.model)
+    fit_to_model(params, model.config.hidden, model.config.layers, where)
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = None
     try:

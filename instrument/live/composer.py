@@ -20,11 +20,10 @@ import numpy as np
 from instrument.live import steering
 
 from instrument.model import vocab
-from instrument.errors import UsageError
 from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.params import Parameters
-from instrument.model.stepper import Stepper
+from instrument.model.stepper import Ablation, Stepper, Stimulation
 from instrument.music.tunes import Tune
 from instrument.model.vocab import TokenClass
 
@@ -85,18 +84,13 @@ class Composer:
         self._loop: deque[PlayedNote] = deque()
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version, time) per token: control latency
         self.tokens_sampled = 0
-        params.listeners.append(self._preload)
-        self._preload(None)
-
-    def _preload(self, change) -> None:
-        """Read an ablation set from disk when a controller names it (in that controller's thread)."""
-        if change is not None and change.name not in ("ablation.set", "ablation.layer"):
-            return
-        name, layer = self.params.target("ablation.set"), min(self.params.target("ablation.layer"), self.layers)
-        try:
-            self.orders.get(name, layer)
-        except UsageError as error:  # a patch named a set this model lacks: say so, play on
-            log.warning("%s; using the random order", error)
+        self._failed_at: int | None = None  # params.version whose controls made a step fail
+        self._failures = 0  # in a row
+        self._missing: set[tuple[str, int]] = set()  # sets said to be missing on a layer
+        # every installed ablation set is read now: neither the model thread nor a controller
+        # (an OSC packet from anyone) ever reads a file during the performance
+        for problem in self.orders.preload(self.layers):
+            log.warning("%s; that set plays as the random order", problem)
 
     # -- the one entry point ---------------------------------------------------------------
     def next_notes(self) -> list[PlayedNote]:
@@ -162,10 +156,34 @@ class Composer:
         self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
 
+    def _random_order(self, name: str, layer: int) -> tuple[int, ...]:
+        """The random order, for a set that was not installed for ``layer`` (said once)."""
+        if name != "random" and (name, layer) not in self._missing:
+            self._missing.add((name, layer))
+            log.warning("ablation set %r has no file for layer %d; using the random order", name, layer)
+        return self.orders.get("random", layer)  # computed, never read from disk
+
+    def recover(self) -> None:
+        """After a failed step (a control the model cannot take, or a bug): the network plays
+        on with plain controls until a parameter changes; after repeated failures the tune is
+        ended and a new one begun. The engine calls this and skips the note."""
+        self._failures += 1
+        self._failed_at = self.params.version
+        self._steer_key = None
+        s = self.stepper
+        s.stimulation, s.ablation, s.logit_bias = Stimulation(), Ablation(), None
+        tune = self.tune
+        if self._failures >= 3 and tune is not None and not tune.ended:
+            tune.ended = True  # the next call starts afresh from <s>; what was written is kept
+            self.finished.append((tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)))
+
     def _step(self) -> list[PlayedNote]:
         version = self.params.version  # read before steering: the token is sampled with this or newer
-        self._steer()
+        if self._failed_at != version:
+            self._failed_at = None
+            self._steer()  # else: plain controls, until a parameter changes
         token = int(self.stepper.step()[0])
+        self._failures = 0
         self.tokens_sampled += 1
         self.applied.append((version, time.perf_counter()))
         if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
@@ -228,8 +246,7 @@ class Composer:
             p.get("stimulation.source"), p.get("stimulation.weight"), p.get("stimulation.token"), p.get("stimulation.keys")
         )
         layer = min(p.get("ablation.layer"), self.layers)
-        # sets are read from disk by _preload in the controller's thread, never here
-        order = self.orders.cached(p.get("ablation.set"), layer) or self.orders.get("random", layer)
+        order = self.orders.cached(p.get("ablation.set"), layer) or self._random_order(p.get("ablation.set"), layer)
         s.ablation = steering.ablation(order, p.get("ablation.depth"), layer, p.get("ablation.mode"), p.get("ablation.units"))
         s.logit_bias = steering.logit_bias(
             self.tune.mode,

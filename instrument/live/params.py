@@ -230,7 +230,7 @@ def _pitch_classes(values: tuple) -> tuple[int, ...]:
 def _units(values: tuple) -> tuple[int, ...]:
     try:
         units = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
         raise ParamError(f"expected unit numbers, not {values!r}") from None
     if any(u < 0 for u in units):
         raise ParamError("unit numbers start at 0")
