@@ -81,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
         summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
-        if performance.opened.record_path:
+        failed = performance.record_error
+        if failed:
+            summary += f"; the recording FAILED ({failed})"
+        elif performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
         print(summary, file=sys.stderr)
-        return 1 if reason.startswith("error") else 0
+        return 1 if reason.startswith("error") or failed else 0
     finally:
         if performance is not None:
             performance.engine.stop("interrupted")

@@ -142,6 +142,13 @@ class Composer:
         self._steer_key = None
         self._bar_notes, self._last_bar = [], []
 
+    def tune_in_progress(self) -> tuple[int, Tune] | None:
+        """The tune being written as it stands, a copy (any thread: recordings save it as it goes)."""
+        tune = self.tune
+        if tune is None or tune.ended:
+            return None
+        return tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)
+
     def cut(self) -> None:
         """End the tune being written where it stands (the performance is over)."""
         if self.tune is not None and not self.tune.ended:

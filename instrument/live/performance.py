@@ -133,11 +133,19 @@ class Performance:
         self.composer = Composer(model, params, seed=seed, model_path=model_path)
         self._engine: Engine | None = None
         self.opened = open_outputs(choice, params, self.scheduler, self._tempo_map)
+        for out in self.opened.outputs:
+            if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
+                out.progress = self.composer.tune_in_progress
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits)
         self._engine = self.engine
         self.signal_received: str | None = None
         self.clock_qpm: float | None = None  # from an external MIDI clock, when following one
         self._stop_asked = threading.Event()
+
+    @property
+    def record_error(self) -> str | None:
+        """Why the recording is not (wholly) on disk, or None."""
+        return next((out.error for out in self.opened.outputs if getattr(out, "error", None)), None)
 
     def _tempo_map(self):
         engine = self._engine
