@@ -82,6 +82,7 @@ class Composer:
         self._bar_notes: list[PlayedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[PlayedNote] = []
         self._loop: deque[PlayedNote] = deque()
+        self._loop_end = 0.0  # performance beat where the loop being played ends
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version, time) per token: control latency
         self.tokens_sampled = 0
         self._failed_at: int | None = None  # params.version whose controls made a step fail
@@ -159,6 +160,8 @@ class Composer:
     def _end_tune(self, produced_end: bool) -> list[PlayedNote]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
         notes = self._place(self._stream.close())
+        if not (notes or self._bar_notes or self._last_bar):  # a tune without a note still takes
+            self.head = max(self.head, self.tune.offset)  # its gap: time goes on, the engine waits
         self.tune.ended = True
         self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
@@ -231,8 +234,12 @@ class Composer:
                 PlayedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
             )
             self.tune.offset += length  # the tune resumes one loop later
-            self.head += length
-        return self._loop.popleft()
+            self._loop_end = self.head + length
+        note = self._loop.popleft()
+        # the play head is the next looped note (the engine asks for a note when the head is due:
+        # the loop's end would make every looped note a whole loop late)
+        self.head = self._loop[0].beat if self._loop else self._loop_end
+        return note
 
     # -- parameters -> network controls ----------------------------------------------------
     def _steer(self) -> None:
