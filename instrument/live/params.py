@@ -262,7 +262,7 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("stimulation.token", "text", "C", doc="the token forced when the source is 'token'", validate=_vocab_token),
     ParamSpec("stimulation.keys", "list", (), doc="MIDI notes held on the keyboard (set by the MIDI input)", validate=_midi_notes),
     ParamSpec("ablation.layer", "int", 3, 1, 3, "", doc="LSTM layer whose units are cut (1 = nearest the input)"),
-    ParamSpec("ablation.set", "text", "random", doc="unit order that depth sweeps: 'random', 'periodic' (bar-periodic units of the model's analysis) or an ablation-set file"),
+    ParamSpec("ablation.set", "text", "random", doc="unit order that depth sweeps: 'random' or a set installed beside the model, e.g. 'periodic' (its bar-periodic units)"),
     ParamSpec("ablation.depth", "float", 0.0, 0.0, 1.0, "", 0, doc="fraction of the ordered unit set that is cut"),
     ParamSpec("ablation.mode", "choice", "output", choices=("output", "silence"), doc="cut outgoing connections, or hold h at zero"),
     ParamSpec("ablation.units", "list", (), doc="extra units always cut on the ablation layer", validate=_units),
