@@ -20,6 +20,16 @@ def rtt(player: Player) -> float:
     return time.monotonic() - started
 
 
+def probe(player: Player, seconds: float) -> list[float]:
+    """/state round trips, one every 20 ms for ``seconds``."""
+    times = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        times.append(rtt(player))
+        time.sleep(0.02)
+    return times
+
+
 def recorded(player: Player, tmp_path) -> int:
     """Notes in the take as saved so far (the recording is rewritten every 2 s)."""
     return len(notes_in(tmp_path / "take.mid")[0])
@@ -48,27 +58,20 @@ def test_an_alias_bomb_and_a_50_mb_file_saved_as_the_patch_are_refused_without_a
     patch.write_text(GOOD)
     player = Player(plain_checkpoint, str(patch), tmp_path)
     try:
-        baseline = sorted(rtt(player) for _ in range(30))
+        baseline = probe(player, 6.0)  # as long as the two saves below: the machine's own jitter
         patch.write_text(ALIAS_BOMB)
-        during = []
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            during.append(rtt(player))
-            time.sleep(0.02)
+        during = probe(player, 3.0)
         big = tmp_path / "big.tmp"
         with big.open("wb") as f:
             f.truncate(50_000_000)
         os.replace(big, patch)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            during.append(rtt(player))
-            time.sleep(0.02)
+        during += probe(player, 3.0)
         player.send(message("/1/fader1", 0.5))  # the old patch's mapping: tempo 60..180
         player.wait_for(lambda s: s["tempo"] == 120.0)
     finally:
         err = player.stop()
     # no stall: /state answered as fast as before the saves, within the machine's own jitter
-    assert max(during) < max(0.1, 4 * baseline[-1]), (baseline[-3:], sorted(during)[-3:])
+    assert max(during) < max(0.25, 3 * max(baseline)), (sorted(baseline)[-3:], sorted(during)[-3:])
     refused = [line for line in err.splitlines() if "patch not loaded" in line]
     assert len(refused) == 2, err
     assert "live.yaml:6: patch: with its aliases" in refused[0] and "50,000,000 bytes" in refused[1]
