@@ -43,24 +43,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pythonosc.osc_message import OscMessage  # noqa: E402
-from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 from instrument.live.params import INSTRUMENT_PARAMS, ParamSpec  # noqa: E402
 from instrument.live.steering import installed_sets  # noqa: E402
 from instrument.model import checkpoint, vocab  # noqa: E402
-from tests.midi_helpers import Receiver, realtime_jack_server  # noqa: E402
-from tests.test_recording import notes_in  # noqa: E402
+from tests.helpers import notes_in  # noqa: E402
+from tests.midi_helpers import Receiver, heard_notes, match_notes, realtime_jack_server  # noqa: E402
+from tests.osc_helpers import free_port, osc_message as osc  # noqa: E402
 
 PHASES = (0.0, 1.0, 0.5, 0.25, 0.75)
 HELD_S = 5.0
-NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
-
-
-def osc(address: str, *args) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 class Sweep:
@@ -120,56 +112,6 @@ def pct(values, scale: float = 1000.0) -> dict[str, float]:
     a = np.asarray(values) * scale
     return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
             "max": round(float(a.max()), 3), "n": int(len(a))}
-
-
-def heard_notes(messages) -> tuple[list[tuple[float, float, int, int]], int, list]:
-    """(on, off, pitch, channel) of every note the listener heard, the most sounding at once, and
-    the notes still sounding at the end (All Notes Off honoured)."""
-    sounding: dict[tuple[int, int], float] = {}
-    notes, most = [], 0
-    for t, m in messages:
-        kind, channel = m[0] & 0xF0, m[0] & 0x0F
-        if kind == NOTE_ON and m[2] > 0:
-            if (channel, m[1]) in sounding:
-                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
-            sounding[(channel, m[1])] = t
-            most = max(most, len(sounding))
-        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
-            if (channel, m[1]) in sounding:
-                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
-        elif kind == CONTROL and m[1] == 123:
-            for key in [k for k in sounding if k[0] == channel]:
-                notes.append((sounding.pop(key), t, key[1], channel))
-    return sorted(notes), most, list(sounding.items())
-
-
-def match(heard, recorded, window: float = 0.1) -> list[tuple[tuple, tuple]]:
-    """Pairs (heard, recorded) of the same pitch and channel whose onsets agree after the median
-    offset (estimated from the first notes in order)."""
-    first = min(len(heard), len(recorded), 50)
-    offset = float(np.median([h[0] - r[0] for h, r in zip(heard[:first], recorded[:first])])) if first else 0.0
-    by_key: dict[tuple[int, int], list] = {}
-    for h in heard:
-        by_key.setdefault((h[2], h[3]), []).append(h)
-    used: dict[tuple[int, int], int] = {}
-    pairs = []
-    for r in recorded:
-        key = (r[2], r[3])
-        candidates = by_key.get(key, [])
-        i = used.get(key, 0)
-        while i < len(candidates) and candidates[i][0] - offset < r[0] - window:
-            i += 1
-        if i < len(candidates) and abs(candidates[i][0] - offset - r[0]) <= window:
-            pairs.append((candidates[i], r))
-            i += 1
-        used[key] = i
-    return pairs
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
@@ -232,7 +174,7 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
     err = (folder / "play.log").read_text()
     heard, most, hanging = heard_notes(receiver.messages)
     recorded = sorted((on, off, pitch, channel - 1) for on, off, pitch, _, channel in notes_in(take)[0])
-    pairs = match(heard, recorded)
+    pairs = match_notes(heard, recorded)
     offsets = np.asarray([h[0] - r[0] for h, r in pairs])
     when = np.asarray([r[0] for _, r in pairs])
     center = float(np.median(offsets)) if len(offsets) else 0.0

@@ -3,8 +3,10 @@
 Addresses are parameter names with dots as slashes: ``/temperature 0.7``,
 ``/stimulation/weight 0.3``, ``/bias/scale dorian``, ``/ablation/units 3 17 40`` (a list as
 several arguments), ``/hold 1``; triggers ``/tune/new`` and ``/panic``. ``/state`` answers the
-sender with one message ``/state`` holding a JSON string of every parameter's value (senders on
-other machines: a few a second, see ``StateGate``). A datagram up to 64 KiB arrives whole.
+sender with one message ``/state`` holding a JSON string of every parameter's value, and under
+``status`` what the instrument runs (step path and precision, outputs, controllers: a MIDI input
+lost with its JACK server says so there); senders on other machines are answered a few times a
+second (see ``StateGate``). A datagram up to 64 KiB arrives whole.
 ``/midi/learn NAME`` arms MIDI learn for a parameter.
 
 Anything can arrive on a UDP port: every datagram is parsed and handled inside a catch-all,
@@ -32,7 +34,7 @@ from controllers.report import Reporter
 from instrument.errors import UsageError, excerpt
 from instrument.live.params import Parameters
 
-log = logging.getLogger("controllers.osc")
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
@@ -201,6 +203,7 @@ class OscControl:
         self.params = params
         self.router = router
         self.learn = learn  # MIDI learn, when a MIDI input is open
+        self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
         self._names = {address_of(name): name for name in params.specs}
         self._state_gate = StateGate()
@@ -216,10 +219,13 @@ class OscControl:
     def _message(self, address: str, args: list, sender: tuple) -> None:
         origin = f"OSC {address}"
         if address == "/state":
-            if self._state_gate.allow(sender[0]):
-                self.listener.reply(sender, "/state", json.dumps(self.params.snapshot()))
-            else:
+            if not self._state_gate.allow(sender[0]):
                 self.reporter.ignore(f"/state from {sender[0]}: over {STATE_RATE:g} a second from other machines; not answered")
+                return
+            state = self.params.snapshot()
+            if self.status_of is not None:
+                state["status"] = self.status_of()
+            self.listener.reply(sender, "/state", json.dumps(state))
             return
         if address == "/midi/learn":
             self._learn(args)
@@ -246,9 +252,6 @@ class OscControl:
             return
         else:
             value = args[0]
-            if spec.kind in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self.reporter.ignore(f"{address} takes a number, not {value!r}")
-                return
         taken = set_value(self.params, name, value, origin, self.reporter)
         if taken is not None:
             self.reporter.did(f"{address} {taken}", key=address)

@@ -27,7 +27,7 @@ from controllers.patch import Patch, PatchError, load_patch
 from instrument.errors import excerpt
 from instrument.live.params import ParamSpec
 
-log = logging.getLogger("controllers.patch")
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 20.0  # a patch within the size bounds is checked in well under a second

@@ -20,11 +20,13 @@ class UsageError(Exception):
     """
 
 
-def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
-    """A short, one-line quotation of ``value`` for a message: a string's text (an exception's
-    message), anything else as its repr, cut to ``limit`` characters. Never expands a huge value
-    (a 10,000-element list, an alias-expanded tree) in full: reprlib stops early."""
-    text = str(value) if isinstance(value, (str, BaseException)) else _REPR.repr(value)
+def excerpt(value: Any, limit: int = EXCERPT_CHARS, quote: bool = False) -> str:
+    """A short, one-line quotation of ``value`` for a message: a string's text (its repr with
+    ``quote``), an exception's message, anything else as its repr, cut to ``limit`` characters.
+    Never expands a huge value (a 10,000-element list, an alias-expanded tree) in full: reprlib
+    stops early."""
+    plain = isinstance(value, BaseException) or (isinstance(value, str) and not quote)
+    text = str(value) if plain else _REPR.repr(value)
     if isinstance(value, BaseException) and not text:
         text = type(value).__name__
     long = len(text) > 2 * limit

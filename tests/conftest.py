@@ -5,29 +5,28 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-sys.path.insert(0, str(ROOT))
-
-from instrument.model import checkpoint  # noqa: E402
-from instrument.model.network import FolkRNN, ModelConfig  # noqa: E402
+from instrument.model import checkpoint
+from instrument.model.network import FolkRNN
+from tests.helpers import make_model
+from tests.play_helpers import STARTED
 
 
-def make_model(layers: int = 3, hidden: int = 32, seed: int = 0) -> FolkRNN:
-    """A small random model with lively weights (scaled up so its outputs are not flat)."""
-    torch.manual_seed(seed)
-    model = FolkRNN(ModelConfig(layers=layers, hidden=hidden))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+@pytest.fixture(autouse=True)
+def no_play_outlives_its_test():
+    """A test that fails while ``play`` runs must not leave it running: its ports would stay on the
+    JACK server, where a later test (or run) could connect to them instead of its own."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.fixture
@@ -81,15 +80,6 @@ def lobotomy_checkpoint(tmp_path) -> Path:
         units = list(range(model.config.hidden))[::-1]
         (sets / f"periodic-layer{layer}.json").write_text(json.dumps({"layer": layer, "units": units}))
     return path
-
-
-def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python run.py ARGS`` as a user would, capturing text output."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=ROOT, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
-"""A JACK MIDI client in the test process that keeps what it receives, and small waits."""
+"""A JACK MIDI client in the test process that keeps what it receives, the port under test, what a
+listener heard, and small waits."""
 
 from __future__ import annotations
 
 import os
 import socket
+import statistics
 import struct
 import subprocess
 import threading
@@ -13,8 +15,10 @@ from typing import Iterator
 
 import rtmidi
 
-from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
 from instrument.live.scheduler import clock
+from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CONTINUE, CONTROL, NOTE_OFF, NOTE_ON, START, STOP
+from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
+from instrument.outputs.midi_port import MidiPort, open_midi_port
 
 
 class Receiver:
@@ -76,6 +80,47 @@ class Receiver:
         self._in.delete()
 
 
+class ClockSource:
+    """A JACK MIDI output port ``client:out`` that plays a clock from a thread."""
+
+    def __init__(self, client: str = "Clock Source"):
+        with realtime_jack_threads():
+            self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+        self._out.open_virtual_port("out")
+        self.name = f"{client}:out"
+
+    def connect(self, destination: str) -> None:
+        subprocess.run(["jack_connect", self.name, destination], check=True, capture_output=True, timeout=10)
+
+    def play(self, script: list[tuple[str, float]]) -> threading.Thread:
+        """Run ``script`` in a thread: ('start'|'continue'|'stop', 0) or ('ticks', qpm) * count."""
+        def run():
+            due = clock() + 0.02
+            for what, value in script:
+                if what == "ticks":
+                    count, qpm = value
+                    for _ in range(count):
+                        self._at(due, [CLOCK_TICK])
+                        due += 60.0 / qpm / 24
+                else:
+                    self._at(due, [{"start": START, "continue": CONTINUE, "stop": STOP}[what]])
+                    due += 0.1 if what == "stop" else 0.0
+        thread = threading.Thread(target=run, name="clock source", daemon=True)
+        thread.start()
+        return thread
+
+    def _at(self, due: float, message: list[int]) -> None:
+        while clock() < due - 0.002:
+            time.sleep(0.001)
+        while clock() < due:
+            pass
+        self._out.send_message(message)
+
+    def close(self) -> None:
+        self._out.close_port()
+        self._out.delete()
+
+
 @contextmanager
 def realtime_jack_server(priority: int = 70) -> Iterator[None]:
     """Run the test JACK server's threads at real-time (FIFO) priority for a while, where allowed,
@@ -100,6 +145,49 @@ def realtime_jack_server(priority: int = 70) -> Iterator[None]:
                 pass
 
 
+def start_jack(name: str) -> subprocess.Popen:
+    """A JACK dummy server of our own under ``name`` (for tests that stop and restart it)."""
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode != 0:
+        proc.kill()
+        why = proc.communicate()[1].strip().splitlines()[-3:]
+        running = subprocess.run(["pgrep", "-c", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
+        raise AssertionError(f"could not start a JACK server {name!r} ({running} jackd already run here; "
+                             f"JACK allows a few servers per machine): {why}")
+    return proc
+
+
+def stop_jack(server: subprocess.Popen) -> None:
+    """Stop a server from ``start_jack`` (idempotent)."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def jack_ports(server: str) -> str:
+    """``jack_lsp`` of the server named ``server`` ('' when it does not answer)."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
+    return subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10).stdout
+
+
+def connections(port: str) -> list[str]:
+    """The ports connected to ``port`` on the test's JACK server (``jack_lsp -c``)."""
+    lines = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    out, current = [], None
+    for line in lines:
+        if line.startswith((" ", "\t")):
+            if current == port:
+                out.append(line.strip())
+        else:
+            current = line.strip()
+    return out
+
+
 def _jack_server_pid() -> int:
     """The JACK server's process, from its socket's peer credentials."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -120,3 +208,69 @@ def wait_for(condition, timeout: float = 5.0, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+def midi_port(target, scheduler, **options) -> MidiPort:
+    """The port under test, its JACK thread real-time as under a real-time server."""
+    with realtime_jack_threads():
+        return open_midi_port(target, "jack", scheduler, **options)
+
+
+def sounding_after(messages) -> dict[tuple[int, int], int]:
+    """(channel, pitch) -> how many note-ons are not yet ended, after All Notes Off is honoured."""
+    sounding: dict[tuple[int, int], int] = {}
+    for _, m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == NOTE_ON and m[2] > 0:
+            sounding[(channel, m[1])] = sounding.get((channel, m[1]), 0) + 1
+        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
+            if sounding.get((channel, m[1])):
+                sounding[(channel, m[1])] -= 1
+    return {k: v for k, v in sounding.items() if v}
+
+
+def heard_notes(messages) -> tuple[list[tuple[float, float, int, int]], int, list]:
+    """What a listener heard in ``messages`` ((time, message) as a Receiver keeps them): (on, off,
+    pitch, channel) of every note, the most sounding at once, and the notes still sounding at the
+    end. A note ends at its note-off, at the same key struck again, or at All Notes Off."""
+    sounding: dict[tuple[int, int], float] = {}
+    notes, most = [], 0
+    for t, m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == NOTE_ON and m[2] > 0:
+            if (channel, m[1]) in sounding:
+                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
+            sounding[(channel, m[1])] = t
+            most = max(most, len(sounding))
+        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
+            if (channel, m[1]) in sounding:
+                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
+        elif kind == CONTROL and m[1] == ALL_NOTES_OFF:
+            for key in [k for k in sounding if k[0] == channel]:
+                notes.append((sounding.pop(key), t, key[1], channel))
+    return sorted(notes), most, list(sounding.items())
+
+
+def match_notes(heard: list, recorded: list, window: float = 0.1) -> list[tuple[tuple, tuple]]:
+    """Pairs (heard, recorded) of the same pitch and channel whose onsets agree within ``window``
+    after the median offset (estimated from the first notes in order); notes are (on, off, pitch,
+    channel) in onset order. Matched by key, so the notes of a chord pair up whatever order
+    they came in."""
+    first = min(len(heard), len(recorded), 50)
+    offset = statistics.median(h[0] - r[0] for h, r in zip(heard[:first], recorded[:first])) if first else 0.0
+    by_key: dict[tuple[int, int], list] = {}
+    for h in heard:
+        by_key.setdefault((h[2], h[3]), []).append(h)
+    used: dict[tuple[int, int], int] = {}
+    pairs = []
+    for r in recorded:
+        key = (r[2], r[3])
+        candidates = by_key.get(key, [])
+        i = used.get(key, 0)
+        while i < len(candidates) and candidates[i][0] - offset < r[0] - window:
+            i += 1
+        if i < len(candidates) and abs(candidates[i][0] - offset - r[0]) <= window:
+            pairs.append((candidates[i], r))
+            i += 1
+        used[key] = i
+    return pairs

@@ -10,13 +10,12 @@ import logging
 import pytest
 
 from controllers.patch import PatchError, parse_patch
-from instrument.live.composer import Composer
-from instrument.live.engine import Engine, Limits
+from instrument.live.engine import Limits
 from instrument.live.model_checks import fit_to_model, fitted_specs
 from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters
-from instrument.live.scheduler import Scheduler, clock
-from tests.conftest import make_model, run_cli
-from tests.engine_helpers import Collector
+from instrument.live.scheduler import clock
+from tests.engine_helpers import engine_for
+from tests.helpers import run_cli
 
 
 def fitted(tmp_path, hidden=32, layers=3, sets=("periodic",)) -> Parameters:
@@ -78,17 +77,9 @@ def test_patch_check_refuses_a_unit_the_shipped_model_lacks(tmp_path):
     assert result.stderr.strip() == f"{patch}:2: start.ablation.units: ablation.units: this model's layers have units 0..511, not 600"
 
 
-def engine_on(params, seconds=3.0):
-    for name, value in {"tempo": 240.0, "meter.next": "4/4", "mode.next": "maj"}.items():
-        params.set(name, value, smoothing_ms=0)
-    composer = Composer(make_model(hidden=48, seed=3), params, seed=3)
-    out = Collector()
-    return Engine(composer, params, [out], Scheduler(realtime=False), Limits(seconds=seconds)), out
-
-
 def test_a_value_that_got_past_every_check_skips_a_note_and_the_music_goes_on(caplog):
     params = Parameters()  # not fitted to the model: 600 gets through to the model thread
-    engine, out = engine_on(params)
+    engine, _, out = engine_for(Limits(seconds=3.0), params=params)
     engine.start()
     while len(out.notes) < 3 and not engine.finished.is_set():
         engine.wait(0.01)
@@ -105,7 +96,7 @@ def test_a_value_that_got_past_every_check_skips_a_note_and_the_music_goes_on(ca
 
 def test_a_fault_inside_the_network_skips_a_note_and_the_music_goes_on():
     params = Parameters()
-    engine, out = engine_on(params, seconds=4.0)
+    engine, _, out = engine_for(Limits(seconds=4.0), params=params)
     net = engine.composer.stepper._net
     real, calls = net.step, []
 
@@ -124,7 +115,7 @@ def test_a_fault_inside_the_network_skips_a_note_and_the_music_goes_on():
 
 def test_a_fault_that_never_clears_ends_the_performance_cleanly():
     params = Parameters()
-    engine, out = engine_on(params, seconds=30.0)
+    engine, _, out = engine_for(Limits(seconds=30.0), params=params)
     engine.start()
 
     def broken(*args, **kwargs):

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import struct
 import sys
 import threading
 
 import pytest
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from controllers.mapping import Router
 from controllers.osc import STATE_BURST, OscControl
@@ -22,6 +20,7 @@ from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 from instrument.model import checkpoint
 from tests.midi_helpers import wait_for
+from tests.osc_helpers import bundle, osc_message
 
 _opened: list[str] = []  # files opened on an OSC server thread, while a test watches
 
@@ -32,17 +31,6 @@ def _audit(event: str, args: tuple) -> None:
 
 
 sys.addaudithook(_audit)  # audit hooks cannot be removed: this one only looks at OSC threads
-
-
-def message(address: str, *args) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
-
-def bundle(*messages: bytes) -> bytes:
-    return b"#bundle\x00" + bytes(7) + b"\x01" + b"".join(struct.pack(">i", len(m)) + m for m in messages)
 
 
 @pytest.fixture
@@ -62,7 +50,7 @@ def rig():
 
 
 def state(sock, port: int) -> dict:
-    sock.sendto(message("/state"), ("127.0.0.1", port))
+    sock.sendto(osc_message("/state"), ("127.0.0.1", port))
     reply = OscMessage(sock.recv(65536))
     return json.loads(reply.params[0])
 
@@ -72,7 +60,7 @@ def test_an_ablation_set_named_over_osc_opens_no_file(rig, tmp_path):
     big = tmp_path / "big.json"
     big.write_text("[" + "1, " * 5_000_000 + "1]")
     for name in (str(big), "/etc/passwd", "../../etc/hostname.json", "periodic-5pct"):
-        sock.sendto(message("/ablation/set", name), ("127.0.0.1", osc.port))
+        sock.sendto(osc_message("/ablation/set", name), ("127.0.0.1", osc.port))
     assert state(sock, osc.port)["ablation.set"] == "periodic-5pct"  # an installed set: by name, from memory
     assert _opened == []
     assert osc.reporter.ignored == 3
@@ -81,9 +69,9 @@ def test_an_ablation_set_named_over_osc_opens_no_file(rig, tmp_path):
 def test_long_inputs_give_one_short_line_and_no_traceback(rig, caplog):
     params, osc, sock = rig
     with caplog.at_level(logging.WARNING):
-        sock.sendto(message("/ablation/set", "x" * 5000), ("127.0.0.1", osc.port))
-        sock.sendto(message("/stimulation/token", "y" * 5000), ("127.0.0.1", osc.port))
-        sock.sendto(message("/" + "z" * 5000, 1.0), ("127.0.0.1", osc.port))
+        sock.sendto(osc_message("/ablation/set", "x" * 5000), ("127.0.0.1", osc.port))
+        sock.sendto(osc_message("/stimulation/token", "y" * 5000), ("127.0.0.1", osc.port))
+        sock.sendto(osc_message("/" + "z" * 5000, 1.0), ("127.0.0.1", osc.port))
         assert wait_for(lambda: osc.reporter.ignored == 3, timeout=3)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and all(len(line) < 400 and "\n" not in line for line in lines), lines
@@ -93,7 +81,7 @@ def test_long_inputs_give_one_short_line_and_no_traceback(rig, caplog):
 def test_a_unit_the_layer_lacks_is_refused_in_one_line(rig, caplog):
     params, osc, sock = rig
     with caplog.at_level(logging.WARNING):
-        sock.sendto(message("/ablation/units", 3, 600), ("127.0.0.1", osc.port))
+        sock.sendto(osc_message("/ablation/units", 3, 600), ("127.0.0.1", osc.port))
         assert wait_for(lambda: osc.reporter.ignored == 1, timeout=3)
     assert state(sock, osc.port)["ablation.units"] == []
     assert "0..511, not 600" in caplog.records[-1].getMessage()
@@ -102,7 +90,7 @@ def test_a_unit_the_layer_lacks_is_refused_in_one_line(rig, caplog):
 def test_a_list_of_12000_numbers_arrives_whole(rig):
     params, osc, sock = rig
     units = [u % 512 for u in range(12_000)]
-    data = message("/ablation/units", *units)
+    data = osc_message("/ablation/units", *units)
     assert 48_000 < len(data) < 65_000
     sock.sendto(data, ("127.0.0.1", osc.port))
     assert state(sock, osc.port)["ablation.units"] == list(range(512))
@@ -111,7 +99,7 @@ def test_a_list_of_12000_numbers_arrives_whole(rig):
 
 def test_a_60_kib_bundle_arrives_whole(rig):
     params, osc, sock = rig
-    parts = [message("/temperature", 0.5 + i / 10_000) for i in range(2_000)]
+    parts = [osc_message("/temperature", 0.5 + i / 10_000) for i in range(2_000)]
     data = bundle(*parts)
     assert 55_000 < len(data) < 65_000
     before = osc.reporter.received
@@ -143,7 +131,7 @@ def test_state_answers_this_machine_always_and_others_a_few_times_a_second(rig):
     stranger.bind((address, 0))
     stranger.settimeout(0.3)
     try:
-        request = message("/state")
+        request = osc_message("/state")
         for _ in range(20):
             stranger.sendto(request, (address, osc.port))
         answered = 0

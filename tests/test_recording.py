@@ -9,30 +9,16 @@ import mido
 import pytest
 
 from instrument.errors import UsageError
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 from instrument.outputs.recording import Recording, tune_title
 from instrument.music.tunes import Tune, parse_tunes
-from tests.conftest import DATA
+from tests.helpers import DATA, notes_in
 from tests.midi_helpers import wait_for
 
 START = 1000.0  # the performance's start on the clock; the file counts from it
 
 
-def notes_in(path):
-    """(on, off, pitch, velocity, channel) in seconds from the file's start, and the other events."""
-    song = mido.MidiFile(path)
-    now, sounding, notes, others = 0.0, {}, [], []
-    for message in song:  # iterating a MidiFile gives times in seconds, the tempo applied
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            sounding[(message.channel, message.note)] = (now, message.velocity)
-        elif message.type in ("note_off", "note_on"):
-            on, velocity = sounding.pop((message.channel, message.note))
-            notes.append((on, now, message.note, velocity, message.channel + 1))
-        else:
-            others.append((now, message))
-    assert not sounding, "a note-on without its note-off"
-    return sorted(notes), others
 
 
 def record(tmp_path, notes, close_at, **options):

@@ -4,26 +4,24 @@ disk that refuses the file is said in one line while the music goes on and the e
 
 from __future__ import annotations
 
-import os
 import random
 import resource
 import signal
-import subprocess
-import sys
 import time
 
-import mido
 import pytest
 
-from instrument.outputs import ScheduledNote
-from instrument.outputs.recording import CHECKPOINT_S, Recording
+from instrument.midi.messages import NOTE_ON
+from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
-from tests.conftest import ROOT
+from instrument.outputs.recording import CHECKPOINT_S, Recording
+from tests.helpers import notes_in
 from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
-from tests.test_recording import notes_in
+from tests.play_helpers import play
+from tests.timing import machine_jitter
 
 START = 1000.0
-QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none", "--no-audio")
+KILLED_AFTER_S = 40.0  # the check: kill -9 after 40 s
 
 
 class Clock:
@@ -96,6 +94,7 @@ def test_a_checkpoint_holds_what_has_started_with_the_note_offs_it_owes(tmp_path
     assert not list(tmp_path.glob("*.part"))
 
 
+@pytest.mark.realtime
 def test_a_checkpoint_costs_the_same_late_in_a_long_take(tmp_path):
     clock = Clock()
     rec = Recording(tmp_path / "take.mid", now=clock, checkpoint_s=3600)
@@ -110,40 +109,37 @@ def test_a_checkpoint_costs_the_same_late_in_a_long_take(tmp_path):
         rec._midi_bytes(None)  # what the writer thread encodes (the disk write is the GIL-free part)
         return time.perf_counter() - started
 
-    checkpoint_after(200)
-    early = min(checkpoint_after(20) for _ in range(5))
-    checkpoint_after(20_000)  # a 30-minute take
-    late = min(checkpoint_after(20) for _ in range(5))
-    assert late < early * 5 + 0.002, (early, late)  # only the bytes copy grows, in C
+    with machine_jitter() as jitter:
+        checkpoint_after(200)
+        early = min(checkpoint_after(20) for _ in range(5))
+        checkpoint_after(20_000)  # a 30-minute take
+        late = min(checkpoint_after(20) for _ in range(5))
+    # only the bytes copy grows, in C (encoding the whole take again would be ~100 times slower)
+    assert late < early * 5 + 0.002 + jitter.median, (early, late, str(jitter))
 
 
-def play(*args: str, **kwargs) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def test_kill_9_leaves_a_readable_take_missing_only_the_last_seconds(jack_server, tmp_path, plain_checkpoint):
+@pytest.mark.realtime
+def test_kill_9_after_40_s_leaves_a_readable_take_missing_only_the_last_seconds(jack_server, tmp_path, plain_checkpoint):
     take = tmp_path / "take.mid"
-    with realtime_jack_server():
+    with realtime_jack_server(), machine_jitter() as jitter:
         receiver = Receiver("kill-receiver", "in")
         try:
-            proc = play("--model", str(plain_checkpoint), "--midi-out", "kill-receiver", "--midi-api", "jack",
+            proc = play("--model", str(plain_checkpoint), "--no-audio", "--midi-out", "kill-receiver", "--midi-api", "jack",
                         "--record", str(take), "--tempo", "200", "--seed", "2")
-            assert wait_for(lambda: len(receiver.of(0x90)) >= 1, timeout=60), proc.stderr.read() if proc.poll() else ""
-            time.sleep(12)
+            assert wait_for(lambda: len(receiver.of(NOTE_ON)) >= 1, timeout=60), proc.stderr.read() if proc.poll() else ""
+            time.sleep(KILLED_AFTER_S)
             proc.kill()
             killed = receiver.messages[-1][0] if receiver.messages else 0.0
             proc.communicate(timeout=10)
         finally:
             receiver.close()
-    received = [(t, m[1]) for t, m in receiver.of(0x90) if m[2] > 0]
+    received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
     recorded, _ = notes_in(take)  # readable, every note-on with its note-off
-    first = received[0][0]
     assert [p for _, _, p, _, _ in recorded] == [p for _, p in received[: len(recorded)]]  # what was heard, in order
     lost = [t for t, _ in received[len(recorded):]]
-    assert len(received) > 60 and len(recorded) >= 0.8 * len(received)
-    assert not lost or min(lost) > killed - CHECKPOINT_S - 1.0, (first, min(lost), killed)
+    assert len(received) > 200 and len(recorded) >= 0.9 * len(received), (len(recorded), len(received))
+    # lost: only what came after the last checkpoint (and a note's lookahead), but for the machine's stalls
+    assert not lost or min(lost) > killed - CHECKPOINT_S - 1.0 - jitter.max, (min(lost), killed, str(jitter))
 
 
 def test_a_full_disk_is_said_in_one_line_the_music_goes_on_and_the_exit_code_fails(tmp_path, plain_checkpoint):
@@ -153,7 +149,7 @@ def test_a_full_disk_is_said_in_one_line_the_music_goes_on_and_the_exit_code_fai
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    proc = play("--model", str(plain_checkpoint), "--midi-out", "none", "--record", str(take), "--tempo", "200",
+    proc = play("--model", str(plain_checkpoint), "--no-audio", "--midi-out", "none", "--record", str(take), "--tempo", "200",
                 "--seed", "2", "--seconds", "14", preexec_fn=small_files)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
@@ -189,7 +185,7 @@ def test_the_recording_is_the_same_on_both_sides_of_a_full_disk(tmp_path):
 
 def test_sigterm_during_a_checkpoint_never_leaves_a_part_file(tmp_path, plain_checkpoint):
     take = tmp_path / "take.mid"
-    proc = play("--model", str(plain_checkpoint), "--midi-out", "none", "--record", str(take), "--tempo", "200")
+    proc = play("--model", str(plain_checkpoint), "--no-audio", "--midi-out", "none", "--record", str(take), "--tempo", "200")
     assert wait_for(lambda: take.exists() and take.stat().st_size > 40, timeout=60)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

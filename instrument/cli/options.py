@@ -51,12 +51,7 @@ def apply_start_state(params: Parameters, args: argparse.Namespace) -> None:
         wanted.append((name.strip(), _parse_value(value.strip())))
     for name, value in wanted:
         try:
-            spec = params.specs.get(name)
-            if spec is not None and spec.kind in ("float", "int") and isinstance(value, (int, float)):
-                lo, hi = spec.minimum, spec.maximum
-                if (lo is not None and value < lo) or (hi is not None and value > hi):
-                    fail(f"{name} must be within {lo}..{hi}{' ' + spec.unit if spec.unit else ''}, not {value}")
-            params.set(name, value, source="command line", smoothing_ms=0)
+            params.set(name, value, source="command line", smoothing_ms=0, clamp=False)
         except ParamError as error:
             fail(f"{error}; 'run.py play --help' and the README list the parameters")
 

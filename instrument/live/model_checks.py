@@ -45,7 +45,7 @@ class SetOfModel:
 
     def __call__(self, value: Any) -> str:
         if value not in self.names:
-            raise ParamError(f"ablation.set {excerpt(value, 60)!r} is not installed for this model; choose from "
+            raise ParamError(f"ablation.set {excerpt(value, 60, quote=True)} is not installed for this model; choose from "
                              f"{', '.join(self.names)} ('run.py analyze spectra --install' adds sets to {self.folder})")
         return value
 

@@ -146,10 +146,6 @@ class UnitOrders:
         self.seed = seed
         self._cache: dict[tuple[str, int], tuple[int, ...]] = {}
 
-    def names(self) -> tuple[str, ...]:
-        """'random' and the sets installed beside the model: the names a performance may use."""
-        return ("random", *installed_sets(self.model_path))
-
     def preload(self, layers: int) -> list[str]:
         """Read every installed set of every layer now (before the performance: the model
         thread and controllers never touch the disk); returns a warning per unreadable file."""

@@ -27,12 +27,12 @@ from typing import Callable
 from instrument.errors import UsageError, excerpt
 from instrument.live.scheduler import clock
 from instrument.midi.ports import PRODUCT
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.recording")
+log = logging.getLogger(__name__)
 
-TICKS_PER_QUARTER = 960  # at most 1 ms per tick (more ticks at slow tempos): times within 0.5 ms
+FILE_TICKS_PER_QUARTER = 960  # the MIDI file's resolution (not MIDI clock's 24): at most 1 ms a tick, times within 0.5 ms
 CHECKPOINT_S = 2.0  # a kill -9 loses at most this much of the take (plus a note's lookahead)
 _MARKER, _OFF, _ON = 1, 2, 3  # order of events at the same tick: a tune's marker, note-offs, note-ons
 
@@ -64,7 +64,7 @@ class Recording:
         self.error: str | None = None  # why the files on disk are not the whole take (None: they are)
         self._now = now
         self._tempo = round(60e6 / qpm)  # microseconds per quarter note
-        self._resolution = TICKS_PER_QUARTER * max(1, math.ceil(self._tempo / 1000 / TICKS_PER_QUARTER))
+        self._resolution = FILE_TICKS_PER_QUARTER * max(1, math.ceil(self._tempo / 1000 / FILE_TICKS_PER_QUARTER))
         self._origin: float | None = None
         self._lock = threading.Lock()  # short: the pending notes, no I/O, nothing that grows with the take
         self._pending: list[list] = []  # [note, on written?, off time, index, restruck?] of notes not yet wholly in the track

@@ -24,12 +24,12 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
 from instrument.live.scheduler import clock
 from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.synth")
+log = logging.getLogger(__name__)
 
 
 class AudioUnavailable(RuntimeError):

@@ -1,0 +1,75 @@
+"""``run.py play`` in a subprocess as a performer starts it: quiet with no controllers (``play``),
+or with its OSC and Myo ports and a socket to steer it (``Player``). Every process started here
+is killed after its test by conftest's ``no_play_outlives_its_test``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from tests.helpers import ROOT
+from tests.osc_helpers import free_port, osc_message
+
+QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
+STARTED: list[subprocess.Popen] = []  # emptied after each test
+
+
+def play(*args: str, cwd=ROOT, controllers: tuple[str, ...] = QUIET, **popen) -> subprocess.Popen:
+    """``run.py play CONTROLLERS ARGS`` with text pipes; ``popen``: more Popen arguments."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *controllers, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    STARTED.append(proc)
+    return proc
+
+
+class Player:
+    """``run.py play`` with its OSC and Myo ports, a patch and a recording (take.mid in
+    ``tmp_path``), and a UDP socket to talk to it."""
+
+    def __init__(self, checkpoint, patch: str, tmp_path):
+        self.osc, self.myo = free_port(), free_port()
+        self.proc = play("--model", str(checkpoint), "--patch", str(ROOT / "patches" / patch), "--no-audio",
+                         "--midi-out", "none", "--record", str(tmp_path / "take.mid"), "--tempo", "200", cwd=tmp_path,
+                         controllers=("--quiet", "--midi-in", "none", "--osc-port", str(self.osc), "--myo-port", str(self.myo)))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        deadline = time.monotonic() + 60
+        while self.state() is None:
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, "play never answered /state"
+
+    def send(self, data: bytes, port: int | None = None) -> None:
+        self.sock.sendto(data, ("127.0.0.1", port or self.osc))
+
+    def state(self) -> dict | None:
+        """Ask /state and decode the one reply: an OSC message /state with a JSON string."""
+        self.send(osc_message("/state"))
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except socket.timeout:
+            return None
+        assert data.startswith(b"/state\x00")
+        text = data[data.index(b",s\x00\x00") + 4:].split(b"\x00")[0]
+        return json.loads(text)
+
+    def wait_for(self, condition, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state is not None and condition(state):
+                return state
+            assert time.monotonic() < deadline, f"state never matched: {state}"
+            time.sleep(0.05)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        self.sock.close()
+        assert self.proc.returncode == 0, err
+        return err
