@@ -15,6 +15,16 @@ The MIDI goes to a JACK port when a JACK server runs (``JACK_DEFAULT_SERVER``), 
 timing thread runs the same actions without a port. Example:
 
     python bench/realtime.py [--model PATH] [--seconds 20] [--tempos 120,200,320] [--json]
+
+With ``--web-clients N`` it measures the web page instead of the OSC flood, at the first tempo:
+without the page's server (the baseline), with the server and no browser, and with N browsers
+(headless chromium pages, or with ``--web-client socket`` WebSocket clients that read every
+update) showing the live page. Beside onset error and control-to-token latency it reports the
+page-change latency: a probe page (another process) sets a parameter over its WebSocket and
+asks ``/state`` over OSC until the value is there (p50/p99; the target is 20 ms p99), and the
+server's own cost per update (poll and encode) and its update rate (at most 30 a second):
+
+    python bench/realtime.py --web-clients 3 [--web-client browser|socket] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -146,7 +157,114 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, seed: int) -> dict:
+PROBE = r"""
+import asyncio, json, random, socket, sys, time
+import aiohttp
+from pythonosc.osc_message_builder import OscMessageBuilder
+url, osc_port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sock.bind(("127.0.0.1", 0)); sock.setblocking(False)
+ask = OscMessageBuilder("/state").build().dgram
+def state():
+    sock.sendto(ask, ("127.0.0.1", osc_port))
+    end = time.perf_counter() + 0.05
+    while time.perf_counter() < end:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            time.sleep(0.0002); continue
+        return json.loads(data[data.index(b",s\x00\x00") + 4:].split(b"\x00")[0])
+    return None
+async def main():
+    out, rng = [], random.Random(5)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, origin=url.replace("ws://", "http://").rsplit("/ws", 1)[0]) as ws:
+            async def read():
+                async for _ in ws: pass
+            reader = asyncio.ensure_future(read())
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                await asyncio.sleep(rng.uniform(0.05, 0.25))
+                value = round(rng.uniform(0.05, 0.95), 4)
+                t0 = time.perf_counter()
+                await ws.send_str(json.dumps({"op": "set", "name": "accent", "value": value}))
+                while True:
+                    s = await asyncio.get_running_loop().run_in_executor(None, state)
+                    if s is not None and s["accent"] == value:
+                        out.append(time.perf_counter() - t0); break
+                    if time.perf_counter() - t0 > 2: break
+            reader.cancel()
+    print(json.dumps(out))
+asyncio.run(main())
+"""
+
+READER = r"""
+import asyncio, sys, aiohttp
+async def page(url):
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, origin=url.replace("ws://", "http://").rsplit("/ws", 1)[0]) as ws:
+            async for message in ws: message.json()
+async def main():
+    await asyncio.gather(*(page(sys.argv[1]) for _ in range(int(sys.argv[2]))))
+asyncio.run(main())
+"""
+
+
+class WebPages:
+    """The page's server on a running engine, with ``clients`` pages showing it."""
+
+    def __init__(self, params: Parameters, composer: Composer, engine: Engine, scheduler: Scheduler, controllers,
+                 model, clients: int, kind: str, seconds: float):
+        from controllers.web import WebControl, pad_labels
+        from instrument.analysis.taps import ActivityTap
+        from instrument.web.live import LiveSource
+        from instrument.web.server import WebServer
+
+        tap = ActivityTap(model.config.layers, model.config.hidden, every=2, units=True)  # as play has it with the page
+        composer.tap = tap
+        performance = SimpleNamespace(params=params, composer=composer, engine=engine, scheduler=scheduler)
+        self.source = LiveSource(performance, tap.subscribe(64), status=controllers.status,
+                                 pads=lambda: pad_labels(controllers.router), layers=model.config.layers,
+                                 hidden=model.config.hidden)
+        self.server = WebServer(self.source, WebControl(params, controllers.router), "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.server.port}/"
+        self.kind, self.browsers, self.readers = kind, [], None
+        if clients and kind == "browser":
+            from tests.browser import open_browser
+
+            for _ in range(clients):
+                driver = open_browser()
+                driver.get(self.url)
+                self.browsers.append(driver)
+        elif clients:
+            self.readers = subprocess.Popen([sys.executable, "-c", READER, self.url + "ws", str(clients)])
+        self.probe = None
+
+    def start_probe(self, osc_port: int, seconds: float, expected: int) -> None:
+        self.probe = subprocess.Popen([sys.executable, "-c", PROBE, self.url + "ws", str(osc_port), str(seconds)],
+                                      stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while len(self.server.clients) < expected + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pages = len(self.server.clients) - 1  # connected besides the probe
+        self.started = time.perf_counter()
+
+    def close(self) -> dict:
+        latencies = json.loads(self.probe.communicate(timeout=60)[0] or "[]") if self.probe else []
+        frames, elapsed = self.server.frames, time.perf_counter() - self.started
+        for driver in self.browsers:
+            driver.quit()
+        if self.readers is not None:
+            self.readers.terminate()
+            self.readers.wait(10)
+        poll = list(self.server.poll_us)
+        self.server.close()
+        self.source.close()
+        return {"pages": self.pages, "page_change_to_state_ms": percentiles(latencies),
+                "server_update_us": percentiles(poll, scale=1.0), "updates_per_s": frames / elapsed}
+
+
+def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, seed: int,
+        web: tuple[int, str] | None = None) -> dict:
     params = Parameters()
     params.set("tempo", tempo, smoothing_ms=0)
     params.set("meter.next", "4/4")
@@ -162,6 +280,10 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
     composer = Composer(model, params, seed=seed)
     onsets = Onsets()
     engine = Engine(composer, params, [out, onsets], scheduler, Limits(seconds=seconds))
+    pages = WebPages(params, composer, engine, scheduler, controllers, model, web[0], web[1], seconds) if web else None
+    if pages is not None:
+        time.sleep(3.0)  # the pages load and draw their first state before the clock starts
+        pages.start_probe(port, seconds, web[0])
     flood = None
     if flood_rate:
         flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(port), str(flood_rate), str(seconds + 1)],
@@ -180,6 +302,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
         out_text, _ = flood.communicate(timeout=30)
         sent, flood_cpu = out_text.split()
         flood_line = {"sent": int(sent), "rate_per_s": int(sent) / (seconds + 1), "cpu_percent": 100 * float(flood_cpu) / (seconds + 1)}
+    web_line = pages.close() if pages is not None else None
     if controllers is not None:
         controllers.close()
     applied = list(composer.applied)
@@ -207,6 +330,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
         # composed after their time (the model thread held up): they sound late, at the time they
         # were handed over, which the onset error (sent minus that time) no longer shows
         "late_notes": engine.late_notes,
+        "web": web_line,
     }
 
 
@@ -218,6 +342,10 @@ def main() -> int:
     ap.add_argument("--flood", type=float, default=2000.0, help="OSC messages per second in the flood runs")
     ap.add_argument("--no-jack", action="store_true", help="do not use a JACK MIDI port even when a server runs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--web-clients", type=int, metavar="N",
+                    help="measure the web page (no flood): without its server, with it and no page, with N pages")
+    ap.add_argument("--web-client", choices=("browser", "socket"), default="browser",
+                    help="the pages: headless chromium (default, where installed) or WebSocket clients")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     model, _, where = checkpoint.load_or_default(args.model)
@@ -227,6 +355,8 @@ def main() -> int:
 
         ok, api = midi_available()
         use_jack = ok and api == "JACK"
+    if args.web_clients is not None:
+        return web_main(args, model, where, use_jack)
     results = []
     for tempo in [float(t) for t in args.tempos.split(",")]:
         for flood in (0.0, args.flood) if args.flood else (0.0,):
@@ -243,14 +373,54 @@ def main() -> int:
     for r in results:  # a tempo is sustained when every run at it (with and without flood) kept time
         ok[r["tempo"]] = ok.get(r["tempo"], True) and r["resyncs"] == 0 and r["late_notes"] == 0 and r["onset_ms"]["p99"] <= 1.0
     sustained = [tempo for tempo, good in ok.items() if good]
-    summary = {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)",
-               "fastest_sustained_bpm": max(sustained) if sustained else None, "runs": results}
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
-              f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+    summary = dict(_about(where, use_jack), fastest_sustained_bpm=max(sustained) if sustained else None, runs=results)
+    return _report(args, summary, f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
+                                  f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+
+
+def _about(where: str, use_jack: bool) -> dict:
+    return {"model": where, "machine": f"{os.cpu_count()} cores", "midi": "JACK" if use_jack else "null (no JACK server)"}
+
+
+def _report(args, summary: dict, line: str) -> int:
+    print(json.dumps(summary, indent=1) if args.json else line)
     return 0
+
+
+def web_main(args, model, where: str, use_jack: bool) -> int:
+    """Onset error, control-to-token and page-change latency without the page, with it and no
+    browser, and with ``--web-clients`` browsers (see the module docstring)."""
+    kind = args.web_client
+    if kind == "browser":
+        try:
+            from tests.browser import chromium_paths
+
+            chromium_paths()
+        except BaseException as error:  # pytest's skip outside pytest, or no selenium
+            print(f"no headless chromium here ({error}); using WebSocket clients", file=sys.stderr)
+            kind = "socket"
+    tempo = float(args.tempos.split(",")[0])
+    cases = [("no web server", None), ("web, no page", (0, kind)), (f"web, {args.web_clients} {kind} pages", (args.web_clients, kind))]
+    results = []
+    for label, web in cases:
+        r = run(model, tempo, args.seconds, 0.0, use_jack, args.seed, web)
+        r["case"] = label
+        results.append(r)
+        if not args.json:
+            o, c, w = r["onset_ms"], r["control_to_token_ms"], r["web"]
+            line = (f"{label:>24}: onset p50 {o['p50']:.3f} p99 {o['p99']:.3f} max {o['max']:.3f} ms | control->token p50 "
+                    f"{c['p50']:.2f} p99 {c['p99']:.2f} ms, minus the sounding note p99 {r['control_minus_note_ms']['p99']:.2f} ms "
+                    f"| cpu {r['cpu_percent']:.0f}% | late notes {r['late_notes']}, resyncs {r['resyncs']}")
+            if w:
+                p, u = w["page_change_to_state_ms"], w["server_update_us"]
+                line += (f" | page change -> /state p50 {p['p50']:.2f} p99 {p['p99']:.2f} ms ({p['n']}) | server update "
+                         f"p50 {u['p50']:.0f} p99 {u['p99']:.0f} us, {w['updates_per_s']:.1f}/s to {w['pages']} pages")
+            print(line, flush=True)
+    base = results[0]["onset_ms"]["p99"]
+    ratio = results[-1]["onset_ms"]["p99"] / base if base else float("nan")
+    summary = dict(_about(where, use_jack), tempo=tempo, clients=kind, runs=results, onset_p99_ratio_with_pages=ratio)
+    return _report(args, summary, f"onset p99 with {args.web_clients} pages / without the page: {ratio:.2f}; "
+                                  f"model {where}; MIDI {summary['midi']}; {tempo:.0f} BPM")
 
 
 if __name__ == "__main__":

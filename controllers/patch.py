@@ -11,7 +11,8 @@ Layout (see patches/default.yaml for a commented example)::
     start: {temperature: 0.9, ablation.layer: 3}
     mappings:
       - source: {midi: {cc: 1, channel: 1}}     # or {osc: /1/fader1, arg: 0}, {midi: pitchbend},
-        target: temperature                      #    {midi: modwheel}, {myo: pitch}, {myo: emg}, {myo: emg.3}
+        target: temperature                      #    {midi: modwheel}, {myo: pitch}, {myo: emg}, {myo: emg.3},
+                                                 #    {web: x}, {web: y} (the page's XY pad; x2, y2: a second finger)
         range: [0.2, 2.0]                        # default: the parameter's own range
         curve: exponential                       # linear (default), exponential, logarithmic
         invert: false
@@ -20,7 +21,8 @@ Layout (see patches/default.yaml for a commented example)::
         takeover: pickup                         # after another control moved it, wait until this one
                                                  #   crosses its value (default jump)
     actions:
-      - source: {myo: fist}                      # a pose, {midi: {note: 60}}, {midi: {cc: 64}}, {osc: /2/push1}
+      - source: {myo: fist}                      # a pose, {midi: {note: 60}}, {midi: {cc: 64}}, {osc: /2/push1},
+                                                 #   {web: touch} (a finger lands on the pad; touch2: a second)
         toggle: hold                             # or fire: tune.new, set: NAME + value: V, step: NAME + by: X
     keys: {enabled: true, weight: 0.4, source: keys}
     myo: {armband: 1, emg_smoothing_ms: 150}
@@ -43,10 +45,12 @@ from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters, Pa
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
 MYO_CONTROLS = ("yaw", "pitch", "roll", "emg", *(f"emg.{n}" for n in range(1, 9)))
+WEB_CONTROLS = ("x", "y", "x2", "y2")  # the web page's XY pad: first and second finger, 0..1 (y up)
+WEB_PRESSES = ("touch", "touch2")  # a finger on the pad: 1 while it touches, 0 when it lifts
 TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs")
 MAPPING_FIELDS = ("source", "target", "range", "curve", "invert", "smoothing_ms", "input", "takeover")
 ACTION_FIELDS = ("source", *ACTION_KINDS, "value", "by", "threshold")
-SOURCE_FIELDS = ("osc", "arg", "midi", "myo")
+SOURCE_FIELDS = ("osc", "arg", "midi", "myo", "web")
 MIDI_FIELDS = ("cc", "note", "pitchbend", "channel")
 KEYS_FIELDS = ("enabled", "weight", "source")
 MYO_FIELDS = ("armband", "emg_smoothing_ms")
@@ -357,9 +361,9 @@ class _Reader:
         fields = self.fields(node, where, SOURCE_FIELDS)
         if fields is None:
             return None
-        kinds = [k for k in ("osc", "midi", "myo") if k in fields]
+        kinds = [k for k in ("osc", "midi", "myo", "web") if k in fields]
         if len(kinds) != 1:
-            self.error(node, where, "give exactly one of osc, midi, myo" + (f" (got {', '.join(kinds)})" if kinds else ""))
+            self.error(node, where, "give exactly one of osc, midi, myo, web" + (f" (got {', '.join(kinds)})" if kinds else ""))
             return None
         kind = kinds[0]
         value_node = fields[kind][1]
@@ -384,6 +388,14 @@ class _Reader:
                 self.error(value_node, f"{where}.myo", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
                 return None
             return ("pose", name) if for_action else ("myo", name)
+        if kind == "web":
+            allowed = WEB_PRESSES + WEB_CONTROLS if for_action else WEB_CONTROLS
+            name = self.scalar(value_node, f"{where}.web", (str,), f"one of: {', '.join(allowed)}")
+            if name is not None and name not in allowed:
+                hint = " (touch and touch2 go in actions:)" if name in WEB_PRESSES else ""
+                self.error(value_node, f"{where}.web", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
+                return None
+            return None if name is None else ("web", name)
         return self.midi(value_node, f"{where}.midi", for_action)
 
     def midi(self, node: yaml.Node, where: str, for_action: bool) -> tuple | None:

@@ -14,7 +14,7 @@ import torch
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 from tests.helpers import make_model
-from tests.play_helpers import STARTED
+from tests.player import STARTED
 
 
 @pytest.fixture(autouse=True)

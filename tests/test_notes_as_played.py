@@ -18,7 +18,7 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.midi_link import NOTE_ON_BUDGET
 from tests.helpers import notes_in
 from tests.midi_helpers import Receiver, heard_notes, match_notes, midi_port, realtime_jack_server, sounding_after, wait_for
-from tests.play_helpers import play
+from tests.player import play
 from tests.timing import machine_jitter, timing_problem
 
 # listener minus recording, each note's onset and length: the port's timing thread (0.5 ms) and

@@ -80,6 +80,38 @@ def test_the_wheel_installs_a_command_that_plays_its_part_from_anywhere(installe
     assert (tmp_path / "take.mid").stat().st_size > 0
 
 
+def test_the_wheel_serves_the_web_page_with_its_vendored_abcjs(installed, tmp_path):
+    """The page's static files and abcjs are package data: ``view`` from the venv serves them."""
+    import urllib.request
+
+    from tests.browser import free_tcp_port
+
+    played = run(installed, "folk-instrument", "play", "--bars", "1", "--midi-out", "none", "--no-audio", "--quiet",
+                 "--no-osc", "--no-myo", "--midi-in", "none", "--no-web", "--record", "take.mid", "--tempo", "300",
+                 cwd=tmp_path)
+    assert played.returncode == 0, played.stderr
+    port = free_tcp_port()
+    env = clean_env()
+    env["PATH"] = f"{installed}{os.pathsep}{env.get('PATH', '')}"
+    view = subprocess.Popen(["folk-instrument", "view", "take.mid", "--web", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = view.stderr.readline() + view.stderr.readline()
+        assert f"web page: http://127.0.0.1:{port}/" in lines, lines
+        static = ROOT / "instrument" / "web" / "static"
+        for path, source in (("/", static / "index.html"), ("/static/app.js", static / "app.js"),
+                             ("/static/vendor/abcjs-basic-min.js", static / "vendor" / "abcjs-basic-min.js")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as reply:
+                assert reply.status == 200 and reply.read() == source.read_bytes(), path
+    finally:
+        view.terminate()
+        view.wait(30)
+    assert view.returncode == 0
+    files = run(installed, str(installed / "python"), "-c",
+                "from instrument.web.server import STATIC; print(*sorted(p.name for p in STATIC.rglob('*')))", cwd=tmp_path)
+    assert {"abcjs-LICENSE.md", "abcjs-VERSION.txt", "abcjs-basic-min.js.LICENSE"} <= set(files.stdout.split()), files.stderr
+
+
 def test_a_missing_dependency_is_one_line_saying_what_to_install(tmp_path):
     """As a new user who has not installed torch: one line naming it, with the CPU-only wheel."""
     hide = tmp_path / "hide"

@@ -18,7 +18,7 @@ from instrument.midi.messages import CONTROL, NOTE_ON
 from tests.helpers import ROOT
 from tests.timing import machine_jitter
 from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, sounding_after, wait_for
-from tests.play_helpers import QUIET, STARTED, play
+from tests.player import QUIET, STARTED, play
 
 
 @pytest.fixture(scope="module")

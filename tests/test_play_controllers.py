@@ -9,7 +9,7 @@ import time
 
 from tests.helpers import run_cli
 from tests.osc_helpers import osc_message
-from tests.play_helpers import Player
+from tests.player import Player
 
 
 def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_checkpoint):

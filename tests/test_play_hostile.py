@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import DATA, notes_in
 from tests.osc_helpers import osc_message
-from tests.play_helpers import Player
+from tests.player import Player
 from tests.timing import machine_jitter
 
 STALL_S = 0.25  # a /state round trip while a patch is refused, beyond the machine's own jitter

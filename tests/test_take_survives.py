@@ -17,7 +17,7 @@ from instrument.music.tunes import Tune
 from instrument.outputs.recording import CHECKPOINT_S, Recording
 from tests.helpers import notes_in
 from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
-from tests.play_helpers import play
+from tests.player import play
 from tests.timing import machine_jitter
 
 START = 1000.0

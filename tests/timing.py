@@ -41,6 +41,12 @@ class Jitter:
     def max(self) -> float:
         return max(self.late, default=0.0)
 
+    @property
+    def stalled(self) -> float:
+        """Seconds the loop woke late in all: the time the machine kept from a thread that was
+        ready to run (a test that counts events per second counts them over the time left)."""
+        return sum(self.late)
+
     def __str__(self) -> str:
         return (f"bare sleep-until loop: median {self.median * 1e3:.2f} ms, p99 {self.p99 * 1e3:.2f} ms, "
                 f"max {self.max * 1e3:.2f} ms over {len(self.late)} wake-ups")

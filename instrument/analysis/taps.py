@@ -61,6 +61,7 @@ class Activity:
     token: str
     entropy: float  # nats, of softmax(logits) of the tapped voice
     layers: tuple[LayerActivity, ...]
+    units: bytes = b""  # with ActivityTap(units=True): |h| of every unit, layer after layer, 0..255 (a heatmap's column)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,10 +93,12 @@ class ActivityTap:
         voice: int = 0,
         nfft: int = 256,
         clock: Callable[[], float] = time.perf_counter,
+        units: bool = False,
     ):
         if every < 1 or top_k < 1 or window < 4 or nfft < window:
             raise ValueError("every >= 1, top_k >= 1, window >= 4 and nfft >= window")
         self.layers, self.hidden, self.every, self.voice = layers, hidden, every, voice
+        self.units = units  # also keep every unit's |h| in each summary (the web page's heatmap)
         self.top_k = min(top_k, hidden)
         self.min_interval = 0.0 if not max_rate else 1.0 / max_rate
         self.window = window
@@ -205,7 +208,8 @@ class ActivityTap:
             LayerActivity(layer + 1, means[layer], tuple(top[layer]), tuple(values[layer]), bars[layer])
             for layer in range(self.layers)
         )
-        return Activity(self.calls, now, _token_text(token, v), entropy, layers)
+        column = (np.minimum(mag, 1.0) * 255.0).astype(np.uint8).tobytes() if self.units else b""  # |h| < 1 in an LSTM
+        return Activity(self.calls, now, _token_text(token, v), entropy, layers, column)
 
     # -- consumers ---------------------------------------------------------------------------
     def subscribe(self, maxlen: int = 256) -> deque:

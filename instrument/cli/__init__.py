@@ -17,7 +17,7 @@ from instrument.errors import UsageError
 # What each third-party import is installed as: a missing one is named in one line.
 DEPENDENCIES = {"torch": "torch", "numpy": "numpy", "rtmidi": "python-rtmidi", "pythonosc": "python-osc",
                 "sounddevice": "sounddevice", "yaml": "pyyaml", "mido": "mido", "music21": "music21",
-                "matplotlib": "matplotlib", "rich": "rich"}
+                "matplotlib": "matplotlib", "rich": "rich", "aiohttp": "aiohttp"}
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 
 # (command, module that implements it, one line of help). Modules load only when used.
@@ -33,6 +33,7 @@ COMMANDS = [
     ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
     ("patch", "instrument.cli.patch", "check YAML patches (controller mappings, actions, start state)"),
     ("gestures", "instrument.cli.gestures", "record, replay or synthesise a Myo Mapper gesture stream"),
+    ("view", "instrument.cli.view", "the web page on a recorded take: sheet music, piano roll, time slider and playback"),
 ]
 
 

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("view")
     view.add_argument("--quiet", action="store_true", help="plain log lines instead of the live view")
     view.add_argument("--verbose", action="store_true", help="debug logging")
+    view.add_argument("--web", metavar="[HOST:]PORT",
+                      help="serve the web page (sheet music, piano roll, the network, controls, XY pad) on HOST:PORT "
+                           "(default 127.0.0.1:8765; on any other address control needs the token printed at start)")
+    view.add_argument("--no-web", action="store_true", help="no web page")
     from controllers.rig import add_controller_arguments
 
     add_controller_arguments(parser)
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta, where = checkpoint.load_or_default(args.model)
     fit_to_model(params, model.config.hidden, model.config.layers, where)
     pipe = start_logging(args.verbose)
-    controllers = follower = performance = publisher = None
+    controllers = follower = performance = publisher = web = None
     early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
     try:
         controllers = Controllers.open(params, args)  # the patch's start state first ...
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                                   model_path=where)
         early.hand_to(performance)
         controllers.publish_status(performance.status)
-        publisher = _activity(args, performance, model)
+        publisher, tap = _activity(args, performance, model)
+        web = _web(args, performance, controllers, tap, model, meta.get("name") or where)
         for line in performance.opened.messages:
             print(line, file=sys.stderr)
         gate = None
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                                          on_stop=lambda: performance.request_stop("MIDI clock stop"),
                                          flag="--clock-in")
             print(f"waiting for MIDI clock Start on {follower.port}", file=sys.stderr)
-        view = _view(args, performance, pipe, controllers, meta.get("name") or where)
+        view = _view(args, performance, pipe, controllers, meta.get("name") or where, web)
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         early.restore()
         if performance is not None:
             performance.engine.stop("interrupted")
-        for part in (follower, controllers, publisher):
+        for part in (web, follower, controllers, publisher):
             if part is not None:
                 try:
                     part.close()
@@ -135,27 +140,64 @@ class _EarlyStop:
 
 
 def _activity(args, performance, model):
-    """A live tap on the network for the view and, with --activity-osc, an OSC publisher."""
+    """A live tap on the network for the views (terminal and web) and, with --activity-osc, an
+    OSC publisher. Returns (publisher or None, tap or None)."""
     from instrument.analysis.taps import ActivityTap, OscPublisher
 
-    if args.quiet and not args.activity_osc:
-        return None
-    tap = ActivityTap(layers=model.config.layers, hidden=model.config.hidden)
+    if args.quiet and not args.activity_osc and args.no_web:
+        return None, None
+    web = not args.no_web  # the page's heatmap: every unit, twice as many columns
+    tap = ActivityTap(layers=model.config.layers, hidden=model.config.hidden, every=2 if web else 4, units=web)
     performance.composer.tap = tap
     if not args.activity_osc:
-        return None
+        return None, tap
     host, sep, port = args.activity_osc.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {args.activity_osc!r}")
     publisher = OscPublisher(tap, host or "127.0.0.1", int(port)).start()
     publisher.close = publisher.stop  # closed with the other parts
-    return publisher
+    return publisher, tap
 
 
-def _view(args, performance, pipe, controllers, model_name: str):
+def _web(args, performance, controllers, tap, model, model_name: str):
+    """The web page (``--web``, on by default): a view of the performance and a controller
+    through the patch. The default port taken (another instrument) is no error: the next
+    ones are tried, then the page is left out with a note; a port asked for must open."""
+    if args.no_web:
+        return None
+    from controllers.report import Reporter
+    from controllers.web import WebControl, pad_labels
+    from instrument.errors import UsageError
+    from instrument.web.live import LiveSource
+    from instrument.web.server import DEFAULT_PORT, DEFAULT_PORTS_TRIED, WebServer, parse_address
+
+    host, port = parse_address(args.web) if args.web else ("127.0.0.1", DEFAULT_PORT)
+    control = WebControl(performance.params, controllers.router, Reporter("Web", controllers.activity))
+    activity = lambda: [f"{src}: {what}" for _, src, what in list(controllers.activity)]  # noqa: E731
+    source = LiveSource(performance, tap.subscribe(64) if tap is not None else None,
+                        status=lambda: [*controllers.status(), control.status()], controller_activity=activity,
+                        pads=lambda: pad_labels(controllers.router), model_name=model_name,
+                        layers=model.config.layers, hidden=model.config.hidden)
+    server = WebServer(source, control, host, port, try_next=0 if args.web else DEFAULT_PORTS_TRIED)
+    try:
+        server.start()
+    except UsageError as error:
+        source.close()
+        if args.web:
+            raise
+        print(f"no web page: {error}", file=sys.stderr)
+        return None
+    print(f"web page: {server.url}" + ("  (the token lets the page control; anyone may look)" if server.token else ""),
+          file=sys.stderr)
+    closing = server.close
+    server.close = lambda: (closing(), source.close())  # closed with the other parts
+    return server
+
+
+def _view(args, performance, pipe, controllers, model_name: str, web=None):
     from instrument.live.view import LiveView, QuietView
 
-    status = controllers.status
+    status = (lambda: [*controllers.status(), web.status()]) if web is not None else controllers.status
     activity = lambda: [f"{src}: {what}" for _, src, what in list(controllers.activity)]  # noqa: E731
     if args.quiet or not sys.stderr.isatty():
         return QuietView(performance, status)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 
@@ -42,6 +42,8 @@ class ComposedNote:
     meter: str
     tune: int
     looped: bool = False
+    token: int = -1  # body index of the token that wrote it (its pitch), for views that show the tune
+    version: int = 0  # the parameters' version that token was sampled with (a view marks control changes)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class TuneState:
     meter: str = ""
     mode: str = ""
     body: list[str] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)  # per body token: the parameters' version it was sampled with
     offset: float = 0.0  # performance beat at which the tune's beat 0 sits
     ended: bool = False
 
@@ -193,13 +196,17 @@ class Composer:
         if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
             return self._end_tune(produced_end=token == _END)
         text = vocab.TOKENS[token]
+        self.tune.versions.append(version)
         self.tune.body.append(text)
         return self._place(self._stream.push(text))
 
     def _place(self, notes: list[Note]) -> list[ComposedNote]:
         out = []
+        versions = self.tune.versions
         for n in notes:
-            played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
+            version = versions[n.token] if 0 <= n.token < len(versions) else 0
+            played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter,
+                                  self.tune.number, token=n.token, version=version)
             out.append(played)
             # the play head is where the next note can start: the stream's as-played position, not
             # the longest note's end (a chord's long note must not make the next note late)
@@ -222,9 +229,7 @@ class Composer:
             extent = max(n.beat + n.duration for n in self._last_bar) - bar_start
             length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
-            self._loop.extend(
-                ComposedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
-            )
+            self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in self._last_bar)
             self.tune.offset += length  # the tune resumes one loop later
             self._loop_end = self.head + length
         note = self._loop.popleft()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from instrument.errors import excerpt
 from instrument.live.composer import Composer, ComposedNote
-from instrument.music.phrasing import Phrasing
+from instrument.music.phrasing import Phrasing, ScheduledNote
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
@@ -81,6 +81,8 @@ class Engine:
         self.failures = 0  # notes skipped because composing them failed (logged; the music goes on)
         self._failures_in_a_row = 0
         self._failure_logged_at = -1e9
+        # (count before it, the note, when it sounds) of the latest notes, for views that read without waiting
+        self.placed: deque[tuple[int, ComposedNote, ScheduledNote]] = deque(maxlen=1024)
         self.error: BaseException | None = None
         self.finished = threading.Event()  # set when the performance is over, for any reason
         self.stop_reason = ""
@@ -201,6 +203,7 @@ class Engine:
             placed = replace(placed, on=now, off=now + (placed.off - placed.on))
         for out in self.outputs:
             out.schedule(placed)
+        self.placed.append((self.notes_played, note, placed))
         self.notes_played += 1
         self.last_off = max(self.last_off, placed.off)
 

@@ -51,15 +51,37 @@ class Tune:
         return "\n".join(lines) + "\n"
 
 
+def abc_piece(token: str) -> str:
+    """One body token as it stands in ABC text: bar tokens set apart by spaces, others joined."""
+    return f" {token} " if token in BAR_TOKENS else token
+
+
 def abc_body(body: list[str]) -> str:
     """Body tokens as ABC: joined without spaces, bar tokens set apart by spaces."""
-    parts: list[str] = []
-    for token in body:
-        if token in BAR_TOKENS:
-            parts.append(f" {token} ")
-        else:
-            parts.append(token)
-    return "".join(parts).strip()
+    return "".join(abc_piece(token) for token in body).strip()
+
+
+def abc_body_tokens(text: str) -> list[str]:
+    """The body tokens of ABC that ``abc_body`` wrote (its inverse, up to spellings that sound the
+    same, such as ``/2`` ``>`` and ``/2>``): the longest token of the vocabulary at each place.
+    Raises UsageError naming the first text that is no token."""
+    tokens: list[str] = []
+    for word in text.split():
+        i = 0
+        while i < len(word):
+            for size in range(min(_LONGEST, len(word) - i), 0, -1):
+                if word[i:i + size] in _BODY_TOKENS:
+                    tokens.append(word[i:i + size])
+                    i += size
+                    break
+            else:
+                raise UsageError(f"{word[i:i + 8]!r} is not ABC that folk-instrument writes (no token of the vocabulary)")
+    return tokens
+
+
+_BODY_TOKENS = frozenset(t for t, c in zip(vocab.TOKENS, vocab.TOKEN_CLASS)
+                         if c not in (TokenClass.METER, TokenClass.MODE, TokenClass.START, TokenClass.END))
+_LONGEST = max(map(len, _BODY_TOKENS))
 
 
 def parse_tune(text: str, where: str = "tune") -> Tune:

@@ -1,6 +1,6 @@
-"""``run.py play`` in a subprocess as a performer starts it: quiet with no controllers (``play``),
-or with its OSC and Myo ports and a socket to steer it (``Player``). Every process started here
-is killed after its test by conftest's ``no_play_outlives_its_test``."""
+"""``run.py play`` in a subprocess as a performer starts it: quiet, with no controllers (``play``),
+or steered and read over OSC on loopback as a performer's rig does (``Player``): shared by the
+tests that play the whole instrument (MIDI out, recordings, controllers, the web page)."""
 
 from __future__ import annotations
 
@@ -15,27 +15,34 @@ from tests.helpers import ROOT
 from tests.osc_helpers import free_port, osc_message
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
-STARTED: list[subprocess.Popen] = []  # emptied after each test
+STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
 
 
-def play(*args: str, cwd=ROOT, controllers: tuple[str, ...] = QUIET, **popen) -> subprocess.Popen:
-    """``run.py play CONTROLLERS ARGS`` with text pipes; ``popen``: more Popen arguments."""
+def _start(args: list[str], cwd, **popen) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *controllers, *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def play(*args: str, cwd=ROOT, **popen) -> subprocess.Popen:
+    """``run.py play`` without controllers (QUIET) and ``args``, text pipes; ``popen``: more Popen
+    arguments. It does not outlive the test."""
+    proc = _start([*QUIET, *args], cwd, **popen)
     STARTED.append(proc)
     return proc
 
 
 class Player:
-    """``run.py play`` with its OSC and Myo ports, a patch and a recording (take.mid in
-    ``tmp_path``), and a UDP socket to talk to it."""
+    """``run.py play`` in a subprocess with its OSC and Myo ports, and a UDP socket to talk to it
+    (a module may keep one for all its tests: it is stopped by ``stop``, not after each test)."""
 
-    def __init__(self, checkpoint, patch: str, tmp_path):
+    def __init__(self, checkpoint, patch: str, tmp_path, *extra: str):
+        """``checkpoint`` None: the shipped model; ``extra``: more options for play."""
         self.osc, self.myo = free_port(), free_port()
-        self.proc = play("--model", str(checkpoint), "--patch", str(ROOT / "patches" / patch), "--no-audio",
-                         "--midi-out", "none", "--record", str(tmp_path / "take.mid"), "--tempo", "200", cwd=tmp_path,
-                         controllers=("--quiet", "--midi-in", "none", "--osc-port", str(self.osc), "--myo-port", str(self.myo)))
+        model = ["--model", str(checkpoint)] if checkpoint else []
+        self.proc = _start([*model, "--patch", str(ROOT / "patches" / patch), "--no-audio", "--midi-out", "none",
+                            "--midi-in", "none", "--quiet", "--osc-port", str(self.osc), "--myo-port", str(self.myo),
+                            "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra], tmp_path)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.5)
