@@ -93,6 +93,30 @@ def test_panic_silences_outputs_at_once_and_play_continues():
     assert len(out.notes) > before  # the music went on
 
 
+def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_goes_on():
+    """Found by bench/soak.py: a panic while the model thread slept until a pending note's time
+    emptied the pending notes under it, and the thread's next step ended the performance
+    (IndexError: pop from an empty deque). Here the composer hands over eight notes at a time
+    (as a repeat played out or a held bar does), so the panic lands while notes wait."""
+    engine, params, out = engine_for(Limits(seconds=3.0))
+    real = engine.composer.next_notes
+
+    def eight_at_once():
+        notes = []
+        while len(notes) < 8:
+            notes += real()
+        return notes
+
+    engine.composer.next_notes = eight_at_once
+    engine.start()
+    time.sleep(0.8)
+    params.fire("panic", source="test")
+    panicked, before = clock(), len(out.notes)
+    assert engine.wait(20)
+    assert engine.error is None and engine.stop_reason == "limit reached", engine.stop_reason
+    assert len(out.notes) > before and out.notes[-1][1] > panicked  # the music went on
+
+
 @pytest.mark.realtime
 def test_hold_loops_the_last_bar_and_the_model_waits():
     engine, params, out = engine_for(Limits(seconds=3.0), seed=5)

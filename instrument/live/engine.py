@@ -170,6 +170,8 @@ class Engine:
                 return
             if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
                 return
+            if not self._pending or self._pending[0] is not note:  # a panic dropped it while we waited
+                continue
             self._pending.popleft()
             self._schedule(note)
 
