@@ -5,7 +5,8 @@ Addresses are parameter names with dots as slashes: ``/temperature 0.7``,
 several arguments), ``/hold 1``; triggers ``/tune/new`` and ``/panic``. ``/state`` answers the
 sender with one message ``/state`` holding a JSON string of every parameter's value, and under
 ``status`` what the instrument runs (step path and precision, outputs, controllers: a MIDI input
-lost with its JACK server says so there).
+lost with its JACK server says so there); senders on other machines are answered a few times a
+second (see ``StateGate``). A datagram up to 64 KiB arrives whole.
 ``/midi/learn NAME`` arms MIDI learn for a parameter.
 
 Anything can arrive on a UDP port: every datagram is parsed and handled inside a catch-all,
@@ -14,11 +15,13 @@ so garbage is counted and logged (rate-limited) and the server goes on.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
 import socketserver
 import threading
+import time
 from typing import Any, Callable
 
 from pythonosc.dispatcher import Dispatcher
@@ -28,13 +31,16 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from controllers.mapping import Router, fire, set_value
 from controllers.report import Reporter
-from instrument.errors import UsageError
+from instrument.errors import UsageError, excerpt
 from instrument.live.params import Parameters
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
+MAX_DATAGRAM = 65536  # a bundle or list up to 64 KiB arrives whole (UDP's own limit is 65,507)
+STATE_RATE = 2.0  # /state replies per second to senders off this machine (burst STATE_BURST)
+STATE_BURST = 4
 
 Handler = Callable[[str, list, tuple], None]  # (address, args, sender's (host, port))
 
@@ -51,8 +57,14 @@ class _Server(BlockingOSCUDPServer):
     """python-osc's blocking UDP server (one thread, messages in the order they came) with our
     handler, and no datagram refused or traceback printed before we have counted it."""
 
+    max_packet_size = MAX_DATAGRAM  # socketserver's default, 8,192 bytes, cut longer lists short
+
     def __init__(self, address: tuple[str, int], listener: "OscListener"):
         super().__init__(address, Dispatcher())
+        try:  # room for a burst of the largest datagrams while a message is being handled
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_DATAGRAM)
+        except OSError:
+            pass
         self.RequestHandlerClass = _Datagram
         self.listener = listener
 
@@ -89,7 +101,7 @@ class OscListener:
             messages = [timed.message for timed in OscPacket(data).messages]
         except Exception as error:
             self.reporter.got()
-            self.reporter.ignore(f"malformed packet of {len(data)} bytes from {sender[0]}:{sender[1]} ({_short(error)})")
+            self.reporter.ignore(f"malformed packet of {len(data)} bytes from {sender[0]}:{sender[1]} ({excerpt(error)})")
             return
         if not messages:
             self.reporter.got()  # an empty bundle: legal, and nothing to do
@@ -98,7 +110,7 @@ class OscListener:
             try:
                 self.handler(message.address, list(message.params), sender)
             except Exception as error:  # a bug or a bad value must not stop the server
-                self.reporter.ignore(f"{message.address}: {type(error).__name__}: {_short(error)}")
+                self.reporter.ignore(f"{excerpt(message.address, 60)}: {type(error).__name__}: {excerpt(error)}")
 
     def reply(self, sender: tuple, address: str, *args: Any) -> None:
         """Send one message back to ``sender`` from our own port (where OSC apps listen for it)."""
@@ -144,9 +156,38 @@ def _bundle_well_formed(data: bytes, depth: int = 0) -> bool:
     return True
 
 
-def _short(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
+class StateGate:
+    """Whom ``/state`` answers. Its reply is some 50 times the request, so over UDP, where a
+    sender's address can be forged, an open ``/state`` would let anyone aim that at a third
+    party (a reflection amplifier). Senders on this machine are always answered; others
+    (``--osc-host 0.0.0.0``) share a budget of ``rate`` replies a second, ``burst`` at once."""
+
+    def __init__(self, rate: float = STATE_RATE, burst: int = STATE_BURST, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def allow(self, host: str) -> bool:
+        if _loopback(host):
+            return True
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
+def _loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def address_of(name: str) -> str:
@@ -165,6 +206,7 @@ class OscControl:
         self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
         self._names = {address_of(name): name for name in params.specs}
+        self._state_gate = StateGate()
         self.listener = OscListener(self._message, host, port, self.reporter)
         self.host, self.port = self.listener.host, self.listener.port
 
@@ -177,6 +219,9 @@ class OscControl:
     def _message(self, address: str, args: list, sender: tuple) -> None:
         origin = f"OSC {address}"
         if address == "/state":
+            if not self._state_gate.allow(sender[0]):
+                self.reporter.ignore(f"/state from {sender[0]}: over {STATE_RATE:g} a second from other machines; not answered")
+                return
             state = self.params.snapshot()
             if self.status_of is not None:
                 state["status"] = self.status_of()

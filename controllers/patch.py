@@ -32,6 +32,7 @@ Layout (see patches/default.yaml for a commented example)::
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,7 +40,7 @@ from typing import Any, Iterable
 import yaml
 
 from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS, Action, Mapping, default_range
-from instrument.errors import UsageError
+from instrument.errors import UsageError, excerpt
 from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
@@ -53,6 +54,12 @@ SOURCE_FIELDS = ("osc", "arg", "midi", "myo", "web")
 MIDI_FIELDS = ("cc", "note", "pitchbend", "channel")
 KEYS_FIELDS = ("enabled", "weight", "source")
 MYO_FIELDS = ("armband", "emg_smoothing_ms")
+# Bounds that keep a hostile or mistaken file cheap to refuse (the shipped patches are about 2 KB
+# and 150 values; a patch with a hundred mappings is still under 20 KB and 1,500 values):
+MAX_PATCH_BYTES = 64 * 1024  # refused from its size, before it is read
+MAX_PATCH_VALUES = 10_000  # YAML nodes once aliases are expanded (a 400-byte alias bomb makes 10^9)
+MAX_PATCH_DEPTH = 32  # nesting levels (a patch uses 5)
+MAX_ERRORS = 50  # mistakes listed per file; the rest counted
 
 
 class PatchError(UsageError):
@@ -109,22 +116,40 @@ def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Pa
     """Read and check a patch file; PatchError (a UsageError) lists its mistakes."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block the open
+            raise PatchError([f"{path}: not a file; give a YAML patch file"])
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(MAX_PATCH_BYTES + 1) if size <= MAX_PATCH_BYTES else b""
+        if size > MAX_PATCH_BYTES or len(data) > MAX_PATCH_BYTES:
+            raise PatchError([_too_big(str(path), max(size, len(data)))])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise PatchError([f"{path}: no such patch file (see patches/ for examples)"]) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise PatchError([f"{path}: cannot read it ({error})"]) from None
+        raise PatchError([f"{path}: cannot read it ({excerpt(error)})"]) from None
     return parse_patch(text, str(path), specs, base=path.parent)
+
+
+def _too_big(filename: str, size: int) -> str:
+    return f"{filename}:1: patch: {size:,} bytes is over the {MAX_PATCH_BYTES // 1024} KiB a patch may have; is it the right file?"
 
 
 def parse_patch(text: str, filename: str = "<patch>", specs: Iterable[ParamSpec] | None = None,
                 base: Path | None = None) -> Patch:
     """Check the YAML ``text`` of a patch named ``filename`` (for messages)."""
+    if len(text) > MAX_PATCH_BYTES:
+        raise PatchError([_too_big(filename, len(text))])
     reader = _Reader(filename, {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}, base)
     patch = reader.patch(text)
     if reader.errors:
         raise PatchError(reader.errors)
     return patch
+
+
+class _Refused(Exception):
+    def __init__(self, node: yaml.Node, why: str):
+        self.node, self.why = node, why
 
 
 class _Reader:
@@ -135,7 +160,10 @@ class _Reader:
 
     # -- helpers --------------------------------------------------------------------------
     def error(self, node: yaml.Node, where: str, message: str) -> None:
-        self.errors.append(f"{self.filename}:{node.start_mark.line + 1}: {where}: {message}")
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(f"{self.filename}:{node.start_mark.line + 1}: {excerpt(where, 80)}: {excerpt(message, 300)}")
+        elif len(self.errors) == MAX_ERRORS:
+            self.errors.append(f"{self.filename}: more mistakes follow; fix these first")
 
     def value(self, node: yaml.Node) -> Any:
         return self._construct.construct_object(node, deep=True)
@@ -163,7 +191,7 @@ class _Reader:
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        return repr(self.value(node))
+        return excerpt(self.value(node))
 
     def scalar(self, node: yaml.Node, where: str, types: tuple[type, ...], expected: str) -> Any:
         """A scalar of one of ``types`` (bools are not numbers here), or None after an error."""
@@ -237,10 +265,15 @@ class _Reader:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark else 1
-            self.errors.append(f"{self.filename}:{line}: YAML syntax: {error.problem or error}; check indentation, colons and brackets")
+            self.errors.append(f"{self.filename}:{line}: YAML syntax: {excerpt(error.problem or error)}; check indentation, colons and brackets")
             return None
         except yaml.YAMLError as error:
-            self.errors.append(f"{self.filename}:1: YAML: {error}")
+            self.errors.append(f"{self.filename}:1: YAML: {excerpt(error)}")
+            return None
+        except RecursionError:
+            self.errors.append(f"{self.filename}:1: YAML: nested too deep; a patch nests {MAX_PATCH_DEPTH} levels at most")
+            return None
+        if root is not None and not self.small_enough(root):
             return None
         if root is None:
             self.errors.append(f"{self.filename}:1: patch: the file is empty; give at least a name")
@@ -271,6 +304,42 @@ class _Reader:
         return Patch(str(name), Path(self.filename) if self.base is not None else None, start,
                      {k: tuple(v) for k, v in mappings.items()}, {k: tuple(v) for k, v in actions.items()},
                      keys or KeysConfig(), myo or MyoConfig(), programs)
+
+    def small_enough(self, root: yaml.Node) -> bool:
+        """Whether the node tree stays within the bounds once aliases are expanded: an alias
+        (``*name``) repeats its anchor's whole tree, so a few hundred bytes of nested aliases
+        would make a billion values for the checks below. Counted without expanding anything:
+        each node's size is computed once (linear in the file), stopping at the bound."""
+        sizes: dict[int, int] = {}
+        open_: set[int] = set()
+
+        def size(node: yaml.Node, depth: int) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in open_:
+                raise _Refused(node, "an alias refers to the value it is inside of; write the value out")
+            if depth > MAX_PATCH_DEPTH:
+                raise _Refused(node, f"nested deeper than {MAX_PATCH_DEPTH} levels")
+            open_.add(key)
+            total = 1
+            children = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else ()
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_PATCH_VALUES:
+                    raise _Refused(node, f"with its aliases (*name) expanded this holds over {MAX_PATCH_VALUES:,} values; "
+                                         "write the values out, without aliases")
+            open_.discard(key)
+            sizes[key] = total
+            return total
+
+        try:
+            size(root, 0)
+        except _Refused as refused:
+            self.error(refused.node, "patch", refused.why)
+            return False
+        return True
 
     def start(self, node: yaml.Node) -> dict[str, Any]:
         if not isinstance(node, yaml.MappingNode):

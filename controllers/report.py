@@ -13,6 +13,8 @@ import time
 from collections import deque
 from typing import Callable
 
+from instrument.errors import excerpt
+
 ACTIVITY_LENGTH = 50
 
 
@@ -61,7 +63,7 @@ class Reporter:
                 self._suppressed += 1
                 return
             self._in_window += 1
-        self.log.warning("%s: %s", self.source, message)
+        self.log.warning("%s: %s", self.source, excerpt(message, 300))
 
     def did(self, description: str, key: object = None) -> None:
         """Record an applied action for the live view. Entries with the same ``key`` (a fader

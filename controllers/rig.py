@@ -67,7 +67,7 @@ class Controllers:
         """Load the patch (UsageError with FILE:LINE if it is wrong), apply its start state,
         open the inputs the arguments ask for and start watching the patch file."""
         path = Path(getattr(args, "patch", None) or DEFAULT_PATCH)
-        patch = load_patch(path)
+        patch = load_patch(path, params.specs.values())  # the specs fitted to the model, when it is known
         patch.apply_start(params)
         self = cls(params, patch, path)
         try:
@@ -113,7 +113,7 @@ class Controllers:
                 self.feed = GestureFeed(gestures, "127.0.0.1" if host in ("0.0.0.0", "") else host, self.myo.port)
         elif gestures:
             raise UsageError("--gestures feeds the Myo port, which --no-myo closes; drop one of them")
-        self.watcher = PatchWatcher(self.patch_path, self._loaded)
+        self.watcher = PatchWatcher(self.patch_path, self._loaded, specs=self.params.specs.values())
 
     def learn(self, name: str) -> str:
         """Arm MIDI learn for parameter ``name`` (also ``/midi/learn NAME`` over OSC)."""

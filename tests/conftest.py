@@ -14,6 +14,19 @@ import torch
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 from tests.helpers import make_model
+from tests.player import STARTED
+
+
+@pytest.fixture(autouse=True)
+def no_play_outlives_its_test():
+    """A test that fails while ``play`` runs must not leave it running: its ports would stay on the
+    JACK server, where a later test (or run) could connect to them instead of its own."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.fixture
@@ -28,14 +41,13 @@ def small_checkpoint(tmp_path, small_model) -> Path:
     return path
 
 
-@pytest.fixture
-def plain_checkpoint(tmp_path) -> Path:
+def plain_model(layers: int = 2) -> FolkRNN:
     """A small random model biased to write plain notes and bars only (no chords, tuplets,
     repeats or endings, which an untrained model strings together for hundreds of tokens
     without a note): for timing tests, where the music must keep coming like a trained model's."""
     from instrument.model import vocab
 
-    model = make_model(layers=2, hidden=32, seed=1)
+    model = make_model(layers=layers, hidden=32, seed=1)
     bias = {vocab.TokenClass.PITCH: 3.0, vocab.TokenClass.DURATION: 1.0, vocab.TokenClass.REST: -2.0}
     with torch.no_grad():
         for i, token in enumerate(vocab.TOKENS):
@@ -43,8 +55,30 @@ def plain_checkpoint(tmp_path) -> Path:
             model.out.bias[i] = bias.get(cls, -30.0)
             if token == "|":
                 model.out.bias[i] = 5.0  # a bar line every ten notes or so
+    return model
+
+
+@pytest.fixture
+def plain_checkpoint(tmp_path) -> Path:
     path = tmp_path / "plain.pt"
-    checkpoint.save(path, model, {"name": "test-plain"})
+    checkpoint.save(path, plain_model(), {"name": "test-plain"})
+    return path
+
+
+@pytest.fixture
+def lobotomy_checkpoint(tmp_path) -> Path:
+    """A plain model of three layers with a 'periodic' ablation set installed beside it: what the
+    lobotomy patch (layer 3, set 'periodic') needs of the model it plays."""
+    import json
+
+    path = tmp_path / "plain3.pt"
+    model = plain_model(layers=3)
+    checkpoint.save(path, model, {"name": "test-plain-3"})
+    sets = path.with_suffix(".ablation")
+    sets.mkdir()
+    for layer in (1, 2, 3):
+        units = list(range(model.config.hidden))[::-1]
+        (sets / f"periodic-layer{layer}.json").write_text(json.dumps({"layer": layer, "units": units}))
     return path
 
 

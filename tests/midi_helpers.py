@@ -1,9 +1,11 @@
-"""A JACK MIDI client in the test process that keeps what it receives, and small waits."""
+"""A JACK MIDI client in the test process that keeps what it receives, the port under test, what a
+listener heard, and small waits."""
 
 from __future__ import annotations
 
 import os
 import socket
+import statistics
 import struct
 import subprocess
 import threading
@@ -14,8 +16,9 @@ from typing import Iterator
 import rtmidi
 
 from instrument.live.scheduler import clock
-from instrument.midi.messages import CLOCK_TICK, CONTINUE, START, STOP
+from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CONTINUE, CONTROL, NOTE_OFF, NOTE_ON, START, STOP
 from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
+from instrument.outputs.midi_port import MidiPort, open_midi_port
 
 
 class Receiver:
@@ -209,3 +212,69 @@ def wait_for(condition, timeout: float = 5.0, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+def midi_port(target, scheduler, **options) -> MidiPort:
+    """The port under test, its JACK thread real-time as under a real-time server."""
+    with realtime_jack_threads():
+        return open_midi_port(target, "jack", scheduler, **options)
+
+
+def sounding_after(messages) -> dict[tuple[int, int], int]:
+    """(channel, pitch) -> how many note-ons are not yet ended, after All Notes Off is honoured."""
+    sounding: dict[tuple[int, int], int] = {}
+    for _, m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == NOTE_ON and m[2] > 0:
+            sounding[(channel, m[1])] = sounding.get((channel, m[1]), 0) + 1
+        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
+            if sounding.get((channel, m[1])):
+                sounding[(channel, m[1])] -= 1
+    return {k: v for k, v in sounding.items() if v}
+
+
+def heard_notes(messages) -> tuple[list[tuple[float, float, int, int]], int, list]:
+    """What a listener heard in ``messages`` ((time, message) as a Receiver keeps them): (on, off,
+    pitch, channel) of every note, the most sounding at once, and the notes still sounding at the
+    end. A note ends at its note-off, at the same key struck again, or at All Notes Off."""
+    sounding: dict[tuple[int, int], float] = {}
+    notes, most = [], 0
+    for t, m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == NOTE_ON and m[2] > 0:
+            if (channel, m[1]) in sounding:
+                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
+            sounding[(channel, m[1])] = t
+            most = max(most, len(sounding))
+        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
+            if (channel, m[1]) in sounding:
+                notes.append((sounding.pop((channel, m[1])), t, m[1], channel))
+        elif kind == CONTROL and m[1] == ALL_NOTES_OFF:
+            for key in [k for k in sounding if k[0] == channel]:
+                notes.append((sounding.pop(key), t, key[1], channel))
+    return sorted(notes), most, list(sounding.items())
+
+
+def match_notes(heard: list, recorded: list, window: float = 0.1) -> list[tuple[tuple, tuple]]:
+    """Pairs (heard, recorded) of the same pitch and channel whose onsets agree within ``window``
+    after the median offset (estimated from the first notes in order); notes are (on, off, pitch,
+    channel) in onset order. Matched by key, so the notes of a chord pair up whatever order
+    they came in."""
+    first = min(len(heard), len(recorded), 50)
+    offset = statistics.median(h[0] - r[0] for h, r in zip(heard[:first], recorded[:first])) if first else 0.0
+    by_key: dict[tuple[int, int], list] = {}
+    for h in heard:
+        by_key.setdefault((h[2], h[3]), []).append(h)
+    used: dict[tuple[int, int], int] = {}
+    pairs = []
+    for r in recorded:
+        key = (r[2], r[3])
+        candidates = by_key.get(key, [])
+        i = used.get(key, 0)
+        while i < len(candidates) and candidates[i][0] - offset < r[0] - window:
+            i += 1
+        if i < len(candidates) and abs(candidates[i][0] - offset - r[0]) <= window:
+            pairs.append((candidates[i], r))
+            i += 1
+        used[key] = i
+    return pairs

@@ -1,5 +1,6 @@
-"""``run.py play`` in a subprocess, steered and read over OSC on loopback as a performer's rig
-does: shared by the tests that play the whole instrument (controllers, the web page)."""
+"""``run.py play`` in a subprocess as a performer starts it: quiet, with no controllers (``play``),
+or steered and read over OSC on loopback as a performer's rig does (``Player``): shared by the
+tests that play the whole instrument (MIDI out, recordings, controllers, the web page)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,38 @@ import subprocess
 import sys
 import time
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-
 from tests.helpers import ROOT
+from tests.osc_helpers import free_port, osc_message
+
+QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
+STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _start(args: list[str], cwd, **popen) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def message(address: str, *args) -> bytes:
-    b = OscMessageBuilder(address=address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
+def play(*args: str, cwd=ROOT, **popen) -> subprocess.Popen:
+    """``run.py play`` without controllers (QUIET) and ``args``, text pipes; ``popen``: more Popen
+    arguments. It does not outlive the test."""
+    proc = _start([*QUIET, *args], cwd, **popen)
+    STARTED.append(proc)
+    return proc
 
 
 class Player:
-    """``run.py play`` in a subprocess with its OSC and Myo ports, and a UDP socket to talk to it."""
+    """``run.py play`` in a subprocess with its OSC and Myo ports, and a UDP socket to talk to it
+    (a module may keep one for all its tests: it is stopped by ``stop``, not after each test)."""
 
     def __init__(self, checkpoint, patch: str, tmp_path, *extra: str):
         """``checkpoint`` None: the shipped model; ``extra``: more options for play."""
         self.osc, self.myo = free_port(), free_port()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         model = ["--model", str(checkpoint)] if checkpoint else []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "play", *model, "--patch", str(ROOT / "patches" / patch),
-             "--no-audio", "--midi-out", "none", "--midi-in", "none", "--quiet", "--osc-port", str(self.osc),
-             "--myo-port", str(self.myo), "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = _start([*model, "--patch", str(ROOT / "patches" / patch), "--no-audio", "--midi-out", "none",
+                            "--midi-in", "none", "--quiet", "--osc-port", str(self.osc), "--myo-port", str(self.myo),
+                            "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra], tmp_path)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.5)
@@ -54,7 +56,7 @@ class Player:
 
     def state(self) -> dict | None:
         """Ask /state and decode the one reply: an OSC message /state with a JSON string."""
-        self.send(message("/state"))
+        self.send(osc_message("/state"))
         try:
             data, _ = self.sock.recvfrom(65536)
         except socket.timeout:

@@ -4,6 +4,7 @@ knobs, plays the keyboard stimulation, bends, toggles hold, learns a knob, chang
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 
 import pytest
 import rtmidi
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_message import OscMessage
 
 from controllers.midi_in import DEFAULT_PORT
 from controllers.rig import Controllers, add_controller_arguments
@@ -23,6 +24,7 @@ from instrument.midi.messages import BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from instrument.midi.ports import PRODUCT
 from tests.helpers import ROOT
 from tests.midi_helpers import jack_ports, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
+from tests.osc_helpers import osc_message
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +105,7 @@ def test_midi_learn_maps_the_next_knob(rig):
     assert wait_for(lambda: params.target("stimulation.weight") == 1.0, timeout=3)
     assert params.target("swing") == 0.0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # learn armed over OSC
-        message = OscMessageBuilder("/midi/learn")
-        message.add_arg("accent")
-        osc.sendto(message.build().dgram, ("127.0.0.1", controllers.osc.port))
+        osc.sendto(osc_message("/midi/learn", "accent"), ("127.0.0.1", controllers.osc.port))
         assert wait_for(lambda: controllers.midi.learning == "accent", timeout=3)
     send([CONTROL, 2, 0])  # a knob of the patch, now learned for accent instead
     assert wait_for(lambda: params.target("accent") == 0.0, timeout=3)
@@ -149,27 +149,40 @@ def test_a_malformed_message_is_counted_and_ignored_and_the_keyboard_plays_on(ri
     assert "6 msgs, 4 ignored" in midi.status()
 
 
+def state_over_osc(port: int) -> dict:
+    """What ``/state`` answers a sender on this machine."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        sock.sendto(osc_message("/state"), ("127.0.0.1", port))
+        return json.loads(OscMessage(sock.recv(65536)).params[0])
+
+
 def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
-    """The server dies under our input port: the status says so, the port comes back on the new
-    server, a keyboard connected then moves a knob, and closing afterwards does not crash (it
-    segfaulted in close_port: exit 139)."""
+    """The server dies under our input port: the status (the view's and /state's) says so, the port
+    comes back on the new server, a keyboard connected then moves a knob, and closing afterwards
+    does not crash (it segfaulted in close_port: exit 139)."""
     name = f"folk-instrument-midi-in-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     server = start_jack(name)
     params = Parameters()
     parser = argparse.ArgumentParser()
     add_controller_arguments(parser)
-    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--no-osc", "--no-myo",
+    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--osc-port", "0", "--no-myo",
                               "--midi-in", "virtual", "--midi-in-api", "jack"])
     controllers = Controllers.open(params, args)
+    controllers.publish_status(dict)
     controllers.midi.input.watch_s = 0.1
+    midi_in_line = lambda: [line for line in state_over_osc(controllers.osc.port)["status"]["controllers"]  # noqa: E731
+                            if line.startswith("MIDI in")]
     try:
         stop_jack(server)
         assert wait_for(lambda: controllers.midi.lost == "the JACK server stopped", timeout=3)
         assert any("LOST (the JACK server stopped" in line for line in controllers.status())
+        assert "LOST (the JACK server stopped" in midi_in_line()[0]
         server = start_jack(name)
         assert wait_for(lambda: controllers.midi.lost is None, timeout=5)
         assert controllers.midi.input.reconnects == 1
+        assert "LOST" not in midi_in_line()[0]
         with realtime_jack_threads():
             keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="test-keyboard")
         keyboard.open_virtual_port("out")

@@ -7,24 +7,13 @@ import pytest
 
 from tests.timing import machine_jitter
 
-from instrument.live.composer import Composer
-from instrument.live.engine import Engine, Limits
+from instrument.live.engine import Limits
 from instrument.music.phrasing import Phrasing, seconds_per_quarter
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler, clock
+from instrument.live.scheduler import clock
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune
-from tests.helpers import make_model
-from tests.engine_helpers import Collector
-
-
-def engine_for(limits, seed=3, **settings):
-    params = Parameters()
-    for name, value in {"tempo": 240.0, "meter.next": "4/4", "mode.next": "maj", **settings}.items():
-        params.set(name, value, smoothing_ms=0)  # a start state, not a glide
-    composer = Composer(make_model(hidden=48, seed=seed), params, seed=seed)
-    out = Collector()
-    return Engine(composer, params, [out], Scheduler(realtime=False), limits), params, out
+from tests.engine_helpers import engine_for
 
 
 @pytest.mark.realtime
@@ -104,6 +93,30 @@ def test_panic_silences_outputs_at_once_and_play_continues():
     assert len(out.notes) > before  # the music went on
 
 
+def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_goes_on():
+    """Found by bench/soak.py: a panic while the model thread slept until a pending note's time
+    emptied the pending notes under it, and the thread's next step ended the performance
+    (IndexError: pop from an empty deque). Here the composer hands over eight notes at a time
+    (as a repeat played out or a held bar does), so the panic lands while notes wait."""
+    engine, params, out = engine_for(Limits(seconds=3.0))
+    real = engine.composer.next_notes
+
+    def eight_at_once():
+        notes = []
+        while len(notes) < 8:
+            notes += real()
+        return notes
+
+    engine.composer.next_notes = eight_at_once
+    engine.start()
+    time.sleep(0.8)
+    params.fire("panic", source="test")
+    panicked, before = clock(), len(out.notes)
+    assert engine.wait(20)
+    assert engine.error is None and engine.stop_reason == "limit reached", engine.stop_reason
+    assert len(out.notes) > before and out.notes[-1][1] > panicked  # the music went on
+
+
 @pytest.mark.realtime
 def test_hold_loops_the_last_bar_and_the_model_waits():
     engine, params, out = engine_for(Limits(seconds=3.0), seed=5)
@@ -168,7 +181,6 @@ def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
     assert engine.late_notes >= 1
     for note, handed in out.notes:  # never handed over with a time already past (beyond the machine's jitter)
         assert note.on >= handed - 0.001 - jitter.max, jitter
-
 
 
 def test_an_external_clock_tempo_goes_through_the_registry_and_rules_the_tempo_map():

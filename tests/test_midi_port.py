@@ -18,7 +18,7 @@ from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.live.scheduler import Scheduler, clock
 from tests.timing import Jitter, machine_jitter, timing_problem
-from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
+from tests.midi_helpers import Receiver, midi_port, realtime_jack_server, start_jack, stop_jack, wait_for
 
 # Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
 # takes up to a period or two), to which the machine's jitter measured during the test is added.
@@ -60,10 +60,6 @@ def receiver(jack):
     r.close()
 
 
-def midi_port(target, scheduler, **options):
-    """The port under test, its JACK thread real-time as under a real-time server."""
-    with realtime_jack_threads():
-        return open_midi_port(target, "jack", scheduler, **options)
 
 
 def virtual_port(scheduler, receiver, **options):

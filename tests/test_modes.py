@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from instrument.music.abc_reader import Key, read_body, read_header, split_tunes
+from instrument.music.abc_reader import read_body, read_header, split_tunes
 from instrument.training.convert import convert
 from instrument.training.modes import check_hidden, infer
 

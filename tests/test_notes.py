@@ -447,3 +447,14 @@ def test_abc_export_tells_abc2midi_to_hold_accidentals_per_octave():
     abc = Tune("4/4", "maj", ["^F", "f", "|"]).to_abc(2)
     lines = abc.splitlines()
     assert lines[0] == "X:2" and "%%propagate-accidentals octave" in lines[1 : lines.index("K:Cmaj")]
+
+
+def test_a_chord_holds_four_notes_and_each_pitch_once():
+    # a fifth pitch closes the chord and follows it; what the network writes after is single notes
+    assert played("[ C E G c e g ] A") == [(60, 0.0, 0.5), (64, 0.0, 0.5), (67, 0.0, 0.5), (72, 0.0, 0.5),
+                                             (76, 0.5, 0.5), (79, 1.0, 0.5), (69, 1.5, 0.5)]
+    # the same pitch again (any spelling) sounds once, and its inner duration goes with it
+    assert played("[ ^C _D 4 E ^C 2 ] A") == [(61, 0.0, 0.5), (64, 0.0, 0.5), (69, 0.5, 0.5)]
+    # a chord the network never closes: four notes, then a run, whatever its length
+    notes = played("[ " + " ".join(["C", "D", "E", "F", "G", "A", "B"] * 100) + " |")
+    assert max(sum(1 for _, start, _ in notes if start == t) for _, t, _ in notes) == 4

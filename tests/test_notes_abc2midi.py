@@ -98,6 +98,9 @@ MISREAD: dict[int, tuple[str, Callable[[list[str]], Fix]]] = {
 
 # -- running abc2midi ------------------------------------------------------------------------------
 def same_notes(ours: list[tuple[int, int]], theirs: list[tuple[int, int]]) -> bool:
+    # a pitch struck twice at one instant is one note: a chord sounds each pitch once (abc2midi
+    # sends both note-ons of [ B, B, ], which a MIDI instrument hears as one)
+    ours, theirs = sorted(set(ours)), sorted(set(theirs))
     return len(ours) == len(theirs) and all(
         p == q and abs(a - b) <= SLACK_TICKS for (a, p), (b, q) in zip(sorted(ours), sorted(theirs))
     )

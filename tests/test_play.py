@@ -14,41 +14,17 @@ import mido
 import numpy as np
 import pytest
 
-from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
+from instrument.midi.messages import CONTROL, NOTE_ON
 from tests.helpers import ROOT
 from tests.timing import machine_jitter
-from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, wait_for
-
-QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
+from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, sounding_after, wait_for
+from tests.player import QUIET, STARTED, play
 
 
 @pytest.fixture(scope="module")
 def jack(jack_server):
     with realtime_jack_server():
         yield jack_server
-
-
-STARTED: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def no_play_outlives_its_test():
-    """A test that fails while ``play`` runs must not leave it running: its ports would stay on the
-    JACK server, where a later test (or run) could connect to them instead of its own."""
-    yield
-    while STARTED:
-        proc = STARTED.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def play(*args: str, cwd=ROOT) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    STARTED.append(proc)
-    return proc
 
 
 def recorded_onsets(path) -> list[tuple[float, int]]:
@@ -59,19 +35,6 @@ def recorded_onsets(path) -> list[tuple[float, int]]:
         if message.type == "note_on" and message.velocity > 0:
             out.append((now, message.note))
     return out
-
-
-def sounding_after(messages) -> dict[tuple[int, int], int]:
-    """(channel, pitch) -> how many note-ons are not yet ended, after All Notes Off is honoured."""
-    sounding: dict[tuple[int, int], int] = {}
-    for _, m in messages:
-        kind, channel = m[0] & 0xF0, m[0] & 0x0F
-        if kind == NOTE_ON and m[2] > 0:
-            sounding[(channel, m[1])] = sounding.get((channel, m[1]), 0) + 1
-        elif kind == NOTE_OFF or (kind == NOTE_ON and m[2] == 0):
-            if sounding.get((channel, m[1])):
-                sounding[(channel, m[1])] -= 1
-    return {k: v for k, v in sounding.items() if v}
 
 
 @pytest.mark.realtime

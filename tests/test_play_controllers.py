@@ -8,7 +8,8 @@ import random
 import time
 
 from tests.helpers import run_cli
-from tests.player import Player, message
+from tests.osc_helpers import osc_message
+from tests.player import Player
 
 
 def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_checkpoint):
@@ -18,10 +19,10 @@ def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_
         assert state["temperature"] == 1.0
         assert state["status"]["step"]["backend"] in ("fast", "torch") and state["status"]["step"]["precision"]
         assert any(line.startswith("OSC ") for line in state["status"]["controllers"])
-        player.send(message("/temperature", 0.5))
+        player.send(osc_message("/temperature", 0.5))
         player.wait_for(lambda s: s["temperature"] == 0.5)
         rng = random.Random(7)
-        valid = message("/temperature", 0.7)
+        valid = osc_message("/temperature", 0.7)
         for i in range(3000):
             kind = i % 5
             if kind == 0:
@@ -31,14 +32,14 @@ def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_
             elif kind == 2:
                 data = b"/temperature\x00\x00\x00\x00,q\x00\x00" + bytes(4)  # unknown type tag
             elif kind == 3:
-                data = message("/no/such/" + str(i), 1.0)
+                data = osc_message("/no/such/" + str(i), 1.0)
             else:
-                data = message("/temperature", "hot")  # wrong type
+                data = osc_message("/temperature", "hot")  # wrong type
             player.send(data)
         # UDP may drop what overflowed the socket's buffer during the flood: send until it lands
-        state = player.wait_for(lambda s: player.send(message("/temperature", 1.25)) or s["temperature"] == 1.25)
+        state = player.wait_for(lambda s: player.send(osc_message("/temperature", 1.25)) or s["temperature"] == 1.25)
         assert state["tempo"] == 200.0
-        player.send(message("/temperature", 99.0))  # out of range: clamped
+        player.send(osc_message("/temperature", 99.0))  # out of range: clamped
         player.wait_for(lambda s: s["temperature"] == 4.0)
     finally:
         err = player.stop()
@@ -46,17 +47,17 @@ def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_
     assert len(err.splitlines()) < 80  # the flood is summarised, not logged line by line
 
 
-def test_myo_orientation_and_emg_move_the_lobotomy_patch_both_ways(tmp_path, plain_checkpoint):
-    player = Player(plain_checkpoint, "myo-lobotomy.yaml", tmp_path)
+def test_myo_orientation_and_emg_move_the_lobotomy_patch_both_ways(tmp_path, lobotomy_checkpoint):
+    player = Player(lobotomy_checkpoint, "myo-lobotomy.yaml", tmp_path)
     try:
         state = player.state()
         assert state["ablation.set"] == "periodic" and state["ablation.depth"] == 0.0
 
         def arm(pitch: float, tension: float, frames: int = 20) -> None:
             for _ in range(frames):
-                player.send(message("/myo1/orientation/scaled", 0.5, pitch, 0.5), player.myo)
-                player.send(message("/myo1/emg/scaled/abs", *([tension] * 8)), player.myo)
-                player.send(message("/myo1/emg/scaled/abs/mav", tension), player.myo)
+                player.send(osc_message("/myo1/orientation/scaled", 0.5, pitch, 0.5), player.myo)
+                player.send(osc_message("/myo1/emg/scaled/abs", *([tension] * 8)), player.myo)
+                player.send(osc_message("/myo1/emg/scaled/abs/mav", tension), player.myo)
                 time.sleep(0.02)
 
         arm(0.9, 0.6)

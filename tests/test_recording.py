@@ -13,27 +13,12 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.recording import Recording, tune_title
 from instrument.music.tunes import Tune, parse_tunes
-from tests.helpers import DATA
+from tests.helpers import DATA, notes_in
 from tests.midi_helpers import wait_for
 
 START = 1000.0  # the performance's start on the clock; the file counts from it
 
 
-def notes_in(path):
-    """(on, off, pitch, velocity, channel) in seconds from the file's start, and the other events."""
-    song = mido.MidiFile(path)
-    now, sounding, notes, others = 0.0, {}, [], []
-    for message in song:  # iterating a MidiFile gives times in seconds, the tempo applied
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            sounding[(message.channel, message.note)] = (now, message.velocity)
-        elif message.type in ("note_off", "note_on"):
-            on, velocity = sounding.pop((message.channel, message.note))
-            notes.append((on, now, message.note, velocity, message.channel + 1))
-        else:
-            others.append((now, message))
-    assert not sounding, "a note-on without its note-off"
-    return sorted(notes), others
 
 
 def record(tmp_path, notes, close_at, **options):
@@ -96,7 +81,7 @@ def test_abc_is_written_as_each_tune_ends_and_abc2midi_reads_it(tmp_path):
     rec.schedule(ScheduledNote(START, START + 0.2, 60, 80, 1, 1))
     rec.tune(1, tunes[0])
     assert wait_for(lambda: "X:1" in rec.abc_path.read_text(), timeout=5)  # before the end: a crash keeps it
-    assert not rec.path.exists()
+    assert notes_in(rec.path)[0] == [(0.0, 0.2, 60, 80, 1)]  # and the MIDI file so far, complete
     rec.tune(2, tunes[1])
     rec.tune(2, tunes[1])  # the same tune twice is written once
     rec.tune(3, cut)  # cut off when the performance stopped

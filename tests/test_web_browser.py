@@ -17,7 +17,8 @@ import pytest
 from instrument.music.tunes import abc_body_tokens
 from tests.browser import artifact, console_errors, free_tcp_port, open_browser, wait_until
 from tests.helpers import ROOT
-from tests.player import Player, message
+from tests.osc_helpers import osc_message
+from tests.player import Player
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -80,7 +81,7 @@ def test_the_page_loads_clean_and_shows_the_tune_as_it_is_written(player, browse
     assert console_errors(browser) == []
     # the tune ends (a new one is asked for): the page holds the very tune the recording writes
     number = page_tune(browser)["number"]
-    player.send(message("/tune/new", 1))
+    player.send(osc_message("/tune/new", 1))
     abc = player.take.with_suffix(".abc")
     body = wait_until(lambda: _abc_body(abc.read_text(), number), 20, f"tune {number} in the recording")
     wait_until(lambda: (browser.execute_script("const t = S.tunes.get(arguments[0]); return t && t.ended;", number)), 10, "the end")
@@ -114,7 +115,7 @@ def test_a_slider_moved_in_the_page_changes_state_over_osc(player, browser):
 def test_an_osc_change_moves_the_slider(player, browser):
     browser.get(player.url)
     wait_until(lambda: browser.find_elements("css selector", '#controls input[name="swing"]'), 20, "controls")
-    player.send(message("/swing", 0.7))
+    player.send(osc_message("/swing", 0.7))
     wait_until(lambda: _slider(browser, "swing").get_attribute("value") == "0.7", 5, "the slider at 0.7")
     assert "by OSC /swing" in browser.find_element("css selector", '.control[data-name="swing"] .source').text
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from instrument.analysis.record import Recording
 from instrument.errors import UsageError
+from instrument.live.steering import set_path  # where the live instrument looks
 
 WINDOWS = ("hann", "rect")
 BAR_BAND = (8.7, 9.3)  # periods in steps: the bar of a 4/4 reel is about 9 tokens
@@ -323,16 +324,6 @@ def ablation_sets(spectra: Spectra, layer: int, name: str = SET_NAME, source: st
             "criterion": criterion(spectra).replace(", highest first", f"; units with at least {100 * t:g}%, highest first"),
         }
     return sets
-
-
-def set_path(directory: str | Path, name: str, layer: int) -> Path:
-    """Where the live instrument looks for set ``name`` of ``layer`` (steering.UnitOrders)."""
-    return Path(directory) / f"{name}-layer{layer}.json"
-
-
-def model_set_dir(model_path: str | Path) -> Path:
-    """``<model path without suffix>.ablation``: where sets beside a model live."""
-    return Path(model_path).with_suffix(".ablation")
 
 
 def write_sets(spectra: Spectra, directory: str | Path, name: str = SET_NAME, source: str = "") -> list[Path]:

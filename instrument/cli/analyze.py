@@ -137,6 +137,7 @@ def _parse_band(text: str) -> tuple[float, float]:
 
 def _spectra(args) -> int:
     from instrument.analysis import plots, spectra
+    from instrument.live.steering import model_set_dir
     from instrument.analysis.record import Recording
 
     band = _parse_band(args.band)
@@ -161,8 +162,8 @@ def _spectra(args) -> int:
             recorded = rec.meta.get("model") or ""
             if args.model and recorded and Path(args.model).resolve() != Path(recorded).resolve():
                 print(f"note: installing sets from a recording of {recorded} beside {args.model}", file=sys.stderr)
-            installed = spectra.write_sets(result, spectra.model_set_dir(model_path), args.name, str(args.recording))
-            print(f"installed {len(installed)} set files in {spectra.model_set_dir(model_path)}", file=sys.stderr)
+            installed = spectra.write_sets(result, model_set_dir(model_path), args.name, str(args.recording))
+            print(f"installed {len(installed)} set files in {model_set_dir(model_path)}", file=sys.stderr)
         if not args.no_plots:
             tune = args.tune if args.tune in result.tunes else result.tunes[0]
             for layer in range(1, rec.layers + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -30,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.temperature < 0:
-        fail(f"--temperature must be 0 or more, not {args.temperature}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        fail(f"--temperature must be a finite number, 0 or more, not {args.temperature}")
     if args.count < 1 or args.max_tokens < 1:
         fail("-n and --max-tokens must be at least 1")
     meter = parse_meter(args.meter) if args.meter else None

@@ -11,6 +11,7 @@ import threading
 from instrument.model import catalog, checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
+from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters, params_for_models
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if first not in models:
         checkpoint.resolve(args.model)  # says which shipped model is missing
     params = Parameters(params_for_models(models, first))
+    model, meta, where = checkpoint.load_or_default(models[first])
+    # the models model.next switches between share one shape (instrument/live/models.py), so the
+    # first one's unit numbers, layers and set names are the checks for all of them
+    fit_to_model(params, model.config.hidden, model.config.layers, where)
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = web = None
     early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
@@ -67,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         apply_start_state(params, args)  # ... then the command line's, which wins
         if args.model is not None:
             params.set("model.next", first, source="command line")
-        model, meta, where = checkpoint.load_or_default(models[params.target("model.next")])
+        if params.target("model.next") != first:  # the patch chose another model
+            model, meta, where = checkpoint.load_or_default(models[params.target("model.next")])
         choice = OutputChoice(midi_out=args.midi_out, midi_api=args.midi_api, audio=args.audio,
                               audio_device=args.audio_device, timbre=args.timbre, record=args.record,
                               send_clock=args.send_clock)
@@ -94,12 +100,15 @@ def run(args: argparse.Namespace) -> int:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
         summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
-        if performance.opened.record_path:
+        failed = performance.record_error
+        if failed:
+            summary += f"; the recording FAILED ({failed})"
+        elif performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
         if follower is not None:
             summary += f"; {follower.status()}, {follower.input.received} messages"
         print(summary, file=sys.stderr)
-        return 1 if reason.startswith("error") else 0
+        return 1 if reason.startswith("error") or failed else 0
     finally:
         early.restore()
         if performance is not None:

@@ -8,6 +8,7 @@ import sys
 from instrument.model import checkpoint
 from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
+from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 from instrument.live.render import perform, render_audio
 
@@ -29,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if not 8000 <= args.samplerate <= 192000:
         fail("--samplerate must be within 8000..192000")
     params = Parameters()
-    apply_start_state(params, args)
     model, _, where = checkpoint.load_or_default(args.model)
+    fit_to_model(params, model.config.hidden, model.config.layers, where)
+    apply_start_state(params, args)
     take = perform(model, params, limits, seed=args.seed, model_path=where)
     audio = render_audio(take, args.samplerate, args.timbre)
     try:

@@ -19,12 +19,11 @@ from typing import Callable
 from instrument.live import steering
 
 from instrument.model import header, vocab
-from instrument.errors import UsageError
 from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.model.stepper import Stepper
+from instrument.model.stepper import Ablation, Stepper, Stimulation
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -83,20 +82,16 @@ class Composer:
         self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[ComposedNote] = []
         self._loop: deque[ComposedNote] = deque()
+        self._loop_end = 0.0  # performance beat where the loop being played ends
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
         self.tokens_sampled = 0
-        params.listeners.append(self._preload)
-        self._preload(None)
-
-    def _preload(self, change) -> None:
-        """Read an ablation set from disk when a controller names it (in that controller's thread)."""
-        if change is not None and change.name not in ("ablation.set", "ablation.layer"):
-            return
-        name, layer = self.params.target("ablation.set"), min(self.params.target("ablation.layer"), self.layers)
-        try:
-            self.orders.get(name, layer)
-        except UsageError as error:  # a patch named a set this model lacks: say so, play on
-            log.warning("%s; using the random order", error)
+        self._failed_at: int | None = None  # params.version whose controls made a step fail
+        self._failures = 0  # in a row
+        self._missing: set[tuple[str, int]] = set()  # sets said to be missing on a layer
+        # every installed ablation set is read now: neither the model thread nor a controller
+        # (an OSC packet from anyone) ever reads a file during the performance
+        for problem in self.orders.preload(self.layers):
+            log.warning("%s; that set plays as the random order", problem)
 
     # -- the one entry point ---------------------------------------------------------------
     def next_notes(self) -> list[ComposedNote]:
@@ -130,10 +125,8 @@ class Composer:
         stepper.force(vocab.START)
         stepper.step()
         orders = steering.UnitOrders(model.config.hidden, path, seed=0 if self.seed is None else self.seed)
-        try:
-            orders.get(self.params.target("ablation.set"), min(self.params.target("ablation.layer"), self.layers))
-        except UsageError as error:
-            log.warning("%s; using the random order", error)
+        for problem in orders.preload(model.config.layers):  # every installed set, here and not mid-tune
+            log.warning("%s; that set plays as the random order", problem)
         return stepper, orders
 
     def _start_tune(self) -> None:
@@ -163,6 +156,13 @@ class Composer:
         self._steer_key = None
         self._bar_notes, self._last_bar = [], []
 
+    def tune_in_progress(self) -> tuple[int, Tune] | None:
+        """The tune being written as it stands, a copy (any thread: recordings save it as it goes)."""
+        tune = self.tune
+        if tune is None or tune.ended:
+            return None
+        return tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)
+
     def cut(self) -> None:
         """End the tune being written where it stands (the performance is over)."""
         if self.tune is not None and not self.tune.ended:
@@ -173,15 +173,41 @@ class Composer:
     def _end_tune(self, produced_end: bool) -> list[ComposedNote]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
         notes = self._place(self._stream.close())
+        if not (notes or self._bar_notes or self._last_bar):  # a tune without a note still takes
+            self.head = max(self.head, self.tune.offset)  # its gap: time goes on, the engine waits
         self.tune.ended = True
         self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
 
+    def _random_order(self, name: str, layer: int) -> tuple[int, ...]:
+        """The random order, for a set that was not installed for ``layer`` (said once)."""
+        if name != "random" and (name, layer) not in self._missing:
+            self._missing.add((name, layer))
+            log.warning("ablation set %r has no file for layer %d; using the random order", name, layer)
+        return self.orders.get("random", layer)  # computed, never read from disk
+
+    def recover(self) -> None:
+        """After a failed step (a control the model cannot take, or a bug): the network plays
+        on with plain controls until a parameter changes; after repeated failures the tune is
+        ended and a new one begun. The engine calls this and skips the note."""
+        self._failures += 1
+        self._failed_at = self.params.version
+        self._steer_key = None
+        s = self.stepper
+        s.stimulation, s.ablation, s.logit_bias = Stimulation(), Ablation(), None
+        tune = self.tune
+        if self._failures >= 3 and tune is not None and not tune.ended:
+            tune.ended = True  # the next call starts afresh from <s>; what was written is kept
+            self.finished.append((tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)))
+
     def _step(self) -> list[ComposedNote]:
         began = time.perf_counter()  # the time first, then the version the step is steered with:
         version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
-        self._steer()
+        if self._failed_at != version:
+            self._failed_at = None
+            self._steer()  # else: plain controls, until a parameter changes
         token = int(self.stepper.step()[0])
+        self._failures = 0
         self.tokens_sampled += 1
         self.applied.append((version, began))
         if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
@@ -224,8 +250,12 @@ class Composer:
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
             self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in self._last_bar)
             self.tune.offset += length  # the tune resumes one loop later
-            self.head += length
-        return self._loop.popleft()
+            self._loop_end = self.head + length
+        note = self._loop.popleft()
+        # the play head is the next looped note (the engine asks for a note when the head is due:
+        # the loop's end would make every looped note a whole loop late)
+        self.head = self._loop[0].beat if self._loop else self._loop_end
+        return note
 
     # -- parameters -> network controls ----------------------------------------------------
     def _steer(self) -> None:
@@ -246,8 +276,7 @@ class Composer:
             p.get("stimulation.source"), p.get("stimulation.weight"), p.get("stimulation.token"), p.get("stimulation.keys")
         )
         layer = min(p.get("ablation.layer"), self.layers)
-        # sets are read from disk by _preload in the controller's thread, never here
-        order = self.orders.cached(p.get("ablation.set"), layer) or self.orders.get("random", layer)
+        order = self.orders.cached(p.get("ablation.set"), layer) or self._random_order(p.get("ablation.set"), layer)
         s.ablation = steering.ablation(order, p.get("ablation.depth"), layer, p.get("ablation.mode"), p.get("ablation.units"))
         s.logit_bias = steering.logit_bias(
             self.tune.mode,

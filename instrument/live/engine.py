@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
+from instrument.errors import excerpt
 from instrument.live.composer import Composer, ComposedNote
 from instrument.music.phrasing import Phrasing, ScheduledNote
 from instrument.outputs import Output
@@ -28,6 +29,8 @@ from instrument.live.scheduler import Scheduler, clock
 log = logging.getLogger(__name__)
 
 LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
+MAX_FAILURES_IN_A_ROW = 20  # composing failed this often in a row even with plain controls: give up
+FAILURE_PAUSE_S = 0.02  # after a failed note, so a persistent fault cannot spin the model thread
 
 
 @dataclass
@@ -75,6 +78,9 @@ class Engine:
         self.late_notes = 0  # notes handed to the outputs after their onset time
         self.resyncs = 0  # times the model fell so far behind that the timeline moved on
         self.last_off = 0.0  # when the last scheduled note ends
+        self.failures = 0  # notes skipped because composing them failed (logged; the music goes on)
+        self._failures_in_a_row = 0
+        self._failure_logged_at = -1e9
         # (count before it, the note, when it sounds) of the latest notes, for views that read without waiting
         self.placed: deque[tuple[int, ComposedNote, ScheduledNote]] = deque(maxlen=1024)
         self.error: BaseException | None = None
@@ -147,7 +153,14 @@ class Engine:
                 # compose only when the next note is nearly due: just in time
                 if not self._sleep_until(phrasing.tempo.time_at(composer.head) - self.lookahead):
                     return
-                self._pending.extend(composer.next_notes())
+                try:
+                    self._pending.extend(composer.next_notes())
+                except Exception as error:  # no control value or bug stops the music: skip the note
+                    self._failed(error)
+                    if not self._sleep_until(clock() + FAILURE_PAUSE_S):
+                        return
+                    continue
+                self._failures_in_a_row = 0
                 self._finish_tunes()
                 continue
             note = self._pending[0]
@@ -157,8 +170,24 @@ class Engine:
                 return
             if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
                 return
+            if not self._pending or self._pending[0] is not note:  # a panic dropped it while we waited
+                continue
             self._pending.popleft()
             self._schedule(note)
+
+    def _failed(self, error: Exception) -> None:
+        """A note could not be composed: logged (with its traceback at most every 10 s), the
+        composer recovers, and only a fault that survives recovery many times ends the music."""
+        self.failures += 1
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row > MAX_FAILURES_IN_A_ROW:
+            raise error
+        now = clock()
+        if now - self._failure_logged_at >= 10.0:
+            self._failure_logged_at = now
+            log.error("a note could not be composed (%s: %s); skipped, playing on with plain controls "
+                      "(%d so far)", type(error).__name__, excerpt(error), self.failures, exc_info=error)
+        self.composer.recover()
 
     def _schedule(self, note: ComposedNote) -> None:
         phrasing = self.phrasing

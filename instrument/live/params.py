@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
+from instrument.errors import excerpt
 from instrument.model import catalog, vocab
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ParamSpec:
         kind = self.kind
         if kind in ("float", "int"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ParamError(f"{self.name} takes a number, not {_short(value)}")
+                raise ParamError(f"{self.name} takes a number, not {excerpt(value, 60, quote=True)}")
             if math.isnan(value) or math.isinf(value):
                 raise ParamError(f"{self.name} takes a finite number, not {value!r}")
             warning = None
@@ -69,29 +70,23 @@ class ParamSpec:
                 return value.lower() in ("true", "on", "yes", "1"), None
             if isinstance(value, (bool, int, float)):
                 return bool(value), None
-            raise ParamError(f"{self.name} takes on/off (a bool or 0/1), not {_short(value)}")
+            raise ParamError(f"{self.name} takes on/off (a bool or 0/1), not {excerpt(value, 60, quote=True)}")
         if kind == "choice":
             if clamp and isinstance(value, (int, float)) and not isinstance(value, bool) and self.choices:
                 index = min(max(int(value), 0), len(self.choices) - 1)  # a knob or a fader picks by index
                 return self.choices[index], None
             if not isinstance(value, str) or value not in self.choices:
-                raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {_short(value)}")
+                raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {excerpt(value, 60, quote=True)}")
             return value, None
         if kind == "text":
             value = str(value)
             return (self.validate(value) if self.validate else value), None
         if kind == "list":
             if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-                raise ParamError(f"{self.name} takes a list, not {_short(value)}")
+                raise ParamError(f"{self.name} takes a list, not {excerpt(value, 60, quote=True)}")
             value = tuple(value)
             return (self.validate(value) if self.validate else value), None
         raise ParamError(f"{self.name} is a trigger: fire it, do not set it")
-
-
-def _short(value: Any) -> str:
-    """A value in a message: its repr, cut short (a controller may send anything)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -218,7 +213,7 @@ class Parameters:
 
 def _vocab_token(value: str) -> str:
     if value not in vocab.INDEX:
-        raise ParamError(f"unknown token {value!r}; nearest: {', '.join(vocab.nearest(value))}")
+        raise ParamError(f"unknown token {excerpt(value, 60, quote=True)}; nearest: {', '.join(vocab.nearest(value))}")
     return value
 
 
@@ -226,9 +221,9 @@ def _midi_notes(values: tuple) -> tuple[int, ...]:
     try:
         notes = tuple(sorted({int(v) for v in values}))
     except (TypeError, ValueError):
-        raise ParamError(f"expected MIDI note numbers, not {values!r}") from None
+        raise ParamError(f"expected MIDI note numbers, not {excerpt(values)}") from None
     if any(not 0 <= n <= 127 for n in notes):
-        raise ParamError(f"MIDI note numbers are 0..127, not {values!r}")
+        raise ParamError(f"MIDI note numbers are 0..127, not {excerpt(values)}")
     return notes
 
 
@@ -236,14 +231,14 @@ def _pitch_classes(values: tuple) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(v) % 12 for v in values}))
     except (TypeError, ValueError):
-        raise ParamError(f"expected pitch classes 0..11, not {values!r}") from None
+        raise ParamError(f"expected pitch classes 0..11, not {excerpt(values)}") from None
 
 
 def _units(values: tuple) -> tuple[int, ...]:
     try:
         units = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise ParamError(f"expected unit numbers, not {values!r}") from None
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
+        raise ParamError(f"expected unit numbers, not {excerpt(values)}") from None
     if any(u < 0 for u in units):
         raise ParamError("unit numbers start at 0")
     return units
@@ -274,7 +269,7 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("stimulation.token", "text", "C", doc="the token forced when the source is 'token'", validate=_vocab_token),
     ParamSpec("stimulation.keys", "list", (), doc="MIDI notes held on the keyboard (set by the MIDI input)", validate=_midi_notes),
     ParamSpec("ablation.layer", "int", 3, 1, 3, "", doc="LSTM layer whose units are cut (1 = nearest the input)"),
-    ParamSpec("ablation.set", "text", "random", doc="unit order that depth sweeps: 'random', 'periodic' (bar-periodic units of the model's analysis) or an ablation-set file"),
+    ParamSpec("ablation.set", "text", "random", doc="unit order that depth sweeps: 'random' or a set installed beside the model, e.g. 'periodic' (its bar-periodic units)"),
     ParamSpec("ablation.depth", "float", 0.0, 0.0, 1.0, "", 0, doc="fraction of the ordered unit set that is cut"),
     ParamSpec("ablation.mode", "choice", "output", choices=("output", "silence"), doc="cut outgoing connections, or hold h at zero"),
     ParamSpec("ablation.units", "list", (), doc="extra units always cut on the ablation layer", validate=_units),

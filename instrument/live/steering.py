@@ -146,6 +146,19 @@ class UnitOrders:
         self.seed = seed
         self._cache: dict[tuple[str, int], tuple[int, ...]] = {}
 
+    def preload(self, layers: int) -> list[str]:
+        """Read every installed set of every layer now (before the performance: the model
+        thread and controllers never touch the disk); returns a warning per unreadable file."""
+        problems = []
+        for name in installed_sets(self.model_path):
+            for layer in range(1, layers + 1):
+                if set_path(model_set_dir(self.model_path), name, layer).is_file():
+                    try:
+                        self.get(name, layer)
+                    except UsageError as error:
+                        problems.append(str(error))
+        return problems
+
     def get(self, name: str, layer: int) -> tuple[int, ...]:
         key = (name, layer)
         if key not in self._cache:
@@ -162,9 +175,11 @@ class UnitOrders:
             return tuple(int(u) for u in rng.permutation(self.hidden))
         path = Path(name)
         if not path.suffix and self.model_path:
-            path = Path(self.model_path).with_suffix(".ablation") / f"{name}-layer{layer}.json"
+            path = set_path(model_set_dir(self.model_path), name, layer)
         if not path.is_file():
             raise UsageError(f"ablation set {name!r} not found (looked for {path}); run 'run.py analyze spectra' or use 'random'")
+        if path.stat().st_size > MAX_SET_BYTES:
+            raise UsageError(f"{path}: over {MAX_SET_BYTES >> 10} KiB, too big for an ablation-set file")
         try:
             data = json.loads(path.read_text())
             units = tuple(int(u) for u in data["units"])
@@ -173,3 +188,29 @@ class UnitOrders:
         if any(not 0 <= u < self.hidden for u in units):
             raise UsageError(f"{path}: unit numbers outside 0..{self.hidden - 1} for this model")
         return units
+
+
+MAX_SET_BYTES = 1 << 20  # a set of 4,096 units with its notes is under 64 KiB
+
+
+def model_set_dir(model_path: str | Path) -> Path:
+    """``<model path without suffix>.ablation``: where sets beside a model live."""
+    return Path(model_path).with_suffix(".ablation")
+
+
+def set_path(directory: str | Path, name: str, layer: int) -> Path:
+    """The file of set ``name`` of ``layer`` in ``directory``: ``<name>-layer<L>.json``."""
+    return Path(directory) / f"{name}-layer{layer}.json"
+
+
+def installed_sets(model_path: str | None) -> tuple[str, ...]:
+    """Names of the ablation sets installed beside a model (any layer), sorted."""
+    if not model_path:
+        return ()
+    folder = model_set_dir(model_path)
+    try:
+        files = [p.name for p in folder.iterdir()]
+    except OSError:
+        return ()
+    names = {f.rsplit("-layer", 1)[0] for f in files if f.endswith(".json") and "-layer" in f}
+    return tuple(sorted(n for n in names if n and n != "random"))

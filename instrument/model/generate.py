@@ -10,9 +10,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from instrument.errors import UsageError
+from instrument.errors import UsageError, excerpt
 from instrument.model import fast_step, header, vocab
 from instrument.model.network import FolkRNN
+from instrument.model.vocab import TokenClass
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
@@ -42,8 +43,20 @@ def parse_prompt(text: str) -> list[str]:
     for token in tokens:
         if token not in vocab.INDEX:
             near = ", ".join(repr(t) for t in vocab.nearest(token))
-            raise UsageError(f"unknown token {token!r} in the prompt; nearest valid tokens: {near}")
+            raise UsageError(f"unknown token {excerpt(token, 40)!r} in the prompt; nearest valid tokens: {near}")
+        cls = vocab.TOKEN_CLASS[vocab.INDEX[token]]
+        if cls in _NOT_IN_PROMPT:
+            raise UsageError(f"{token!r} cannot be in the prompt: {_NOT_IN_PROMPT[cls]}")
     return tokens
+
+
+# the prompt is the start of a tune's body: what frames a tune is given another way
+_NOT_IN_PROMPT = {
+    TokenClass.START: "every tune starts with it already; give only body tokens",
+    TokenClass.END: "a tune ends when the model writes it (--max-tokens cuts it off)",
+    TokenClass.METER: "give the meter with --meter, e.g. --meter 6/8",
+    TokenClass.MODE: "give the mode with --mode, e.g. --mode dor",
+}
 
 
 def generate_tunes(

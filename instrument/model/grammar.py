@@ -72,7 +72,7 @@ class GrammarGuard:
         if last in (C.TUPLET, C.BROKEN):
             return _NOTE_START
         if self.in_chord:
-            mask = _PITCH.copy()
+            mask = _PITCH.copy() if self.chord_pitches < vocab.MAX_CHORD_NOTES else np.zeros_like(_PITCH)
             if last is C.PITCH:
                 mask |= _DURATION | (_CHORD_CLOSE if self.chord_pitches else False)
             elif last is C.DURATION and self.chord_pitches:

@@ -251,6 +251,9 @@ class Stepper:
                 if not units:
                     masks.append((None, None))
                     continue
+                if not all(0 <= u < self.config.hidden for u in units):
+                    raise ValueError(f"ablation units of layer {layer + 1} are 0..{self.config.hidden - 1}, "
+                                     f"not {max(units, key=lambda u: abs(u - self.config.hidden / 2))}")
                 keep = torch.ones(self.config.hidden)
                 keep[torch.as_tensor(units, dtype=torch.long)] = 0.0
                 masks.append((keep, None) if self.ablation.mode == "output" else (None, keep))

@@ -99,6 +99,10 @@ MODE_SIGNATURE: dict[str, dict[str, int]] = {
 # Bar length of each meter in eighth notes (the unit length L = 1/8).
 METER_EIGHTHS: dict[str, int] = {"2/4": 4, "3/4": 6, "4/4": 8, "6/8": 6, "9/8": 9, "12/8": 12, "3/2": 12}
 COMPOUND_METERS = frozenset({"6/8", "9/8", "12/8"})
+# Notes a chord holds at most, as played: folk-rnn's corpus writes two (a fiddle's double stop) to
+# four (a guitar-style chord), and a hand holds four. A network past that (at high temperature it
+# opens a chord and never closes it) is cut off there by the guard and by the note rules.
+MAX_CHORD_NOTES = 4
 
 
 def meter_token(meter: str) -> str:

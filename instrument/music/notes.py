@@ -14,6 +14,9 @@ Choices where the spec is silent (tests/test_notes.py pins each one):
   across bar lines.
 - A ``[`` inside a chord and a ``]`` outside one are ignored (as abc2midi does); a bar token inside a
   chord first closes the chord, so no note spans a bar line; a rest inside a chord is a silent member.
+- A chord is played as a hand plays it: at most ``vocab.MAX_CHORD_NOTES`` members (a pitch past them
+  closes the chord and sounds after it, as if ``]`` came first), and a pitch already in the chord
+  sounds once (the repeat and its inner duration are left out).
 - Every note of a chord starts together; each keeps its own inner duration, the chord advances time
   by its first member's length, and what follows ``]`` multiplies all of them.
 - Second endings: a ``|2`` right after the ``:|`` of a section with a ``|1`` plays after the repeat
@@ -145,6 +148,7 @@ class NoteStream:
         self._event: _Event | None = None  # waiting for its length
         self._in_chord = False  # between ``[`` and ``]``
         self._chord: _Event | None = None  # the chord being written, once it has a member
+        self._repeat_in_chord = False  # the last pitch was one the chord holds already
         self._next_factor = Fraction(1)  # broken rhythm owed to the next event
         self._tuplet_left = 0
         self._tuplet = Fraction(1)
@@ -211,7 +215,17 @@ class NoteStream:
             if self._in_chord:
                 if self._chord is None:
                     self._chord = self._begin()
-                self._chord.members.append(_Member(pitch, self._index))
+                members = self._chord.members
+                self._repeat_in_chord = pitch is not None and any(m.pitch == pitch for m in members)
+                if self._repeat_in_chord:
+                    pass  # the same pitch again sounds once
+                elif len(members) < vocab.MAX_CHORD_NOTES:
+                    members.append(_Member(pitch, self._index))
+                else:  # a hand holds no more: the chord closes here and this note follows it
+                    self._end_chord()
+                    self._settle(out)
+                    self._event = self._begin()
+                    self._event.members.append(_Member(pitch, self._index))
             else:
                 self._settle(out)
                 self._event = self._begin()
@@ -219,7 +233,7 @@ class NoteStream:
         elif cls is TokenClass.DURATION:
             value = vocab.duration_value(token)
             if self._in_chord:
-                if self._chord is not None:
+                if self._chord is not None and not self._repeat_in_chord:
                     self._chord.members[-1].own *= value
             elif self._event is not None:
                 self._event.mult *= value

@@ -10,7 +10,10 @@ Hazards of python-rtmidi on JACK shape this (all seen here):
 - a client whose server died cannot be closed (``ports.close_client``): it is abandoned, never
   touched again;
 - its JACK output spins while its 16 KiB ring buffer is full, which happens once the server is
-  gone: ``send`` drops messages beyond what the watchdog has seen the server alive for.
+  gone: ``send`` keeps each watchdog round under the ring's size. Only note-ons are ever shed to
+  stay under it (past ``NOTE_ON_BUDGET``, counted and logged): note-offs, All Notes Off, clock and
+  program changes always go, up to a ceiling that only a dead server reaches, so no rate limit
+  can leave a note hanging.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from instrument.midi.ports import JACK, PRODUCT, ServerWatch, close_client, find
 
 log = logging.getLogger(__name__)
 
-JACK_SEND_BUDGET = 8192  # bytes per watchdog round, half of rtmidi's JACK ring buffer
+NOTE_ON_BUDGET = 4096  # bytes of note-ons per watchdog round (585 notes a second); past it they are shed
+JACK_SEND_CEILING = 15 * 1024  # bytes per round of everything: under rtmidi's 16 KiB JACK ring buffer
 CLOSE_LINGER_S = 0.1  # before closing: JACK delivers the last messages (All Notes Off, Stop) at
 # its next cycle, read by the receiver from our port's buffer; do not pull the port from under it
 
@@ -45,7 +49,10 @@ class MidiLink:
         self.reconnects = 0
         self._out: rtmidi.MidiOut | None = out
         self._lock = threading.Lock()  # held only to swap ``_out`` and around one send
-        self._budget: int | None = JACK_SEND_BUDGET if api == JACK else None
+        self._budget: int | None = JACK_SEND_CEILING if api == JACK else None
+        self._note_on_budget = NOTE_ON_BUDGET
+        self.shed = 0  # note-ons not sent to keep within the budget (0 in any real performance)
+        self._shed_round = 0
         self._send_error: str | None = None
         self._closed = False
         self._server = ServerWatch(api)
@@ -54,20 +61,30 @@ class MidiLink:
         self._watchdog.start()
 
     # -- the timing thread ------------------------------------------------------------------
-    def send(self, message: list[int]) -> None:
-        """Send now, or drop the message if the port is lost. Never raises, never waits."""
+    def send(self, message: list[int]) -> bool:
+        """Send now; False if the message was not sent (the port is lost, or a note-on past the
+        budget). Never raises, never waits."""
         with self._lock:
             out = self._out
             if out is None:
-                return
+                return False
             if self._budget is not None:
-                self._budget -= len(message) + 4  # rtmidi stores a length before each message
-                if self._budget < 0:
-                    return
+                size = len(message) + 4  # rtmidi stores a length before each message
+                if message[0] & 0xF0 == 0x90 and message[2] > 0:
+                    if self._note_on_budget < size or self._budget < size:
+                        self.shed += 1
+                        self._shed_round += 1
+                        return False
+                    self._note_on_budget -= size
+                self._budget -= size
+                if self._budget < 0:  # only a server that stopped draining the ring gets here
+                    return False
             try:
                 out.send_message(message)
             except Exception as error:  # reported by the watchdog, off the real-time path
                 self._send_error = self._send_error or f"{type(error).__name__}: {error}"
+                return False
+            return True
 
     # -- the watchdog thread ----------------------------------------------------------------
     def _watch(self) -> None:
@@ -89,9 +106,13 @@ class MidiLink:
                 return
             self._server.follow(server)
         if self._budget is not None:
-            if self._budget < 0:
-                log.warning("MIDI: over %d bytes sent since the last check; the rest were dropped", JACK_SEND_BUDGET)
-            self._budget = JACK_SEND_BUDGET  # the server is alive: it drains the ring buffer
+            if self._shed_round:
+                log.warning("MIDI: %d note-ons shed (over %d bytes of note-ons in %g s); every note-off was sent",
+                            self._shed_round, NOTE_ON_BUDGET, self.watch_interval)
+            elif self._budget < 0:
+                log.warning("MIDI: over %d bytes sent since the last check; the rest were dropped", JACK_SEND_CEILING)
+            self._shed_round = 0
+            self._budget, self._note_on_budget = JACK_SEND_CEILING, NOTE_ON_BUDGET  # the server is alive: it drains the ring
         if self.target is not None and self._out is not None:
             self._follow_named_port()
 

@@ -103,7 +103,8 @@ class MidiPort:
         self.link.close()
 
     def status(self) -> str:
-        return self.link.status()
+        shed = self.link.shed
+        return self.link.status() + (f"; {shed} note-ons shed over the send budget" if shed else "")
 
     # -- the timing thread ------------------------------------------------------------------
     def _send_program(self, due: float) -> None:
@@ -114,9 +115,10 @@ class MidiPort:
             return
         key = (note.channel, note.pitch)
         if key in self._sounding:  # the same pitch again: end the first, never overlap
+            del self._sounding[key]
             self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
-        self._sounding[key] = note
-        self.link.send([NOTE_ON | (note.channel - 1), note.pitch, note.velocity])
+        if self.link.send([NOTE_ON | (note.channel - 1), note.pitch, note.velocity]):
+            self._sounding[key] = note  # a note-on not sent (shed, port lost) owes no note-off
 
     def _note_off(self, note: ScheduledNote, due: float) -> None:
         key = (note.channel, note.pitch)

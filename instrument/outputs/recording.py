@@ -1,24 +1,31 @@
 """Every performance recorded (``--record FILE.mid``): a standard MIDI file and the tunes as ABC.
 
 Notes are kept with the times they were scheduled for, not when some port sent them, so the
-file is what the instrument meant to play. ``schedule`` only appends to a list; the MIDI file
-is written at ``close``, and each tune's ABC is appended by a background thread as soon as
-the tune is finished, so a crash loses at most the MIDI file.
+file is what the instrument meant to play. A take must survive the process: every
+``CHECKPOINT_S`` seconds (and when a tune ends) a writer thread replaces FILE.mid and FILE.abc
+with complete files of everything so far, each written beside it and renamed over it, so a
+``kill -9`` or a power cut leaves readable files that lack at most the last seconds, never a
+half-written one. The MIDI track is built incrementally: events before the present are encoded
+once, and each checkpoint adds only the new ones and the note-offs still owed, so a long take
+costs no more to save than a short one (no work grows with the take on any thread).
+
+A write error (disk full, a file size limit, permissions) is logged in one line and retried at
+the next checkpoint while the performance goes on; ``error`` says why if the final files could
+not be written, so the command can exit with a failure.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
-import queue
+import struct
 import threading
 from pathlib import Path
+from typing import Callable
 
-import mido
-
-from instrument.errors import UsageError
+from instrument.errors import UsageError, excerpt
+from instrument.live.scheduler import clock
 from instrument.midi.ports import PRODUCT
 from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
@@ -26,6 +33,8 @@ from instrument.music.tunes import Tune
 log = logging.getLogger(__name__)
 
 FILE_TICKS_PER_QUARTER = 960  # the MIDI file's resolution (not MIDI clock's 24): at most 1 ms a tick, times within 0.5 ms
+CHECKPOINT_S = 2.0  # a kill -9 loses at most this much of the take (plus a note's lookahead)
+_MARKER, _OFF, _ON = 1, 2, 3  # order of events at the same tick: a tune's marker, note-offs, note-ons
 
 
 def tune_title(number: int) -> str:
@@ -34,25 +43,38 @@ def tune_title(number: int) -> str:
 
 
 class Recording:
-    """An ``Output`` that writes FILE.mid at the end and FILE.abc as it goes."""
+    """An ``Output`` that keeps FILE.mid and FILE.abc up to date as the performance goes."""
 
     name = "record"
 
     def __init__(self, path: str | os.PathLike, *, program: int = -1, channel: int = 1, qpm: float = 120.0,
-                 markers: bool = True):
+                 markers: bool = True, checkpoint_s: float = CHECKPOINT_S, now: Callable[[], float] = clock):
         """``qpm``: the tempo written in the file, so a DAW's bars match the start of the
-        performance; note times are exact whatever the tempo did later."""
+        performance; note times are exact whatever the tempo did later. ``now``: the clock the
+        notes' times are on (events before it are final)."""
         self.path = Path(path)
         self.abc_path = self.path.with_suffix(".abc")
         self.program = program
         self.channel = channel
-        self.qpm = qpm
         self.markers = markers
+        self.checkpoint_s = checkpoint_s
+        self.progress: Callable[[], tuple[int, Tune] | None] | None = None  # the tune being written, if known
         self.tunes_written = 0
-        self._notes: list[ScheduledNote] = []  # in order of onset
-        self._lock = threading.Lock()  # short: list appends and the panic cut, no I/O
-        self._longest = 0.0
-        self._start: float | None = None
+        self.notes = 0
+        self.error: str | None = None  # why the files on disk are not the whole take (None: they are)
+        self._now = now
+        self._tempo = round(60e6 / qpm)  # microseconds per quarter note
+        self._resolution = FILE_TICKS_PER_QUARTER * max(1, math.ceil(self._tempo / 1000 / FILE_TICKS_PER_QUARTER))
+        self._origin: float | None = None
+        self._lock = threading.Lock()  # short: the pending notes, no I/O, nothing that grows with the take
+        self._pending: list[list] = []  # [note, on written?, off time, index, restruck?] of notes not yet wholly in the track
+        self._marked: set[int] = set()
+        self._track = bytearray()  # final events, encoded (written by the writer thread only)
+        self._last_tick = 0
+        self._sounding: dict[tuple[int, int], list] = {}  # (channel, pitch) -> its pending entry
+        self._abc: dict[int, str] = {}  # tune number -> its ABC text, finished tunes
+        self._failing = False
+        self._saving = threading.Lock()  # the writer thread and the final save take turns
         self._closed = False
         try:
             self.abc_path.write_text("")  # fail now, not at the end of the performance
@@ -60,115 +82,201 @@ class Recording:
                 raise PermissionError(f"cannot write in {self.path.parent}")
         except OSError as error:
             raise UsageError(f"--record {path}: cannot write there ({error}); choose another file") from None
-        self._abc: queue.SimpleQueue[tuple[int, Tune] | None] = queue.SimpleQueue()
-        self._seen: set[int] = set()
-        self._writer = threading.Thread(target=self._write_abc, name="abc-writer", daemon=True)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="take-writer", daemon=True)
         self._writer.start()
 
+    # -- the engine's side (never waits on the disk) ----------------------------------------
     def start(self, at: float) -> None:
-        self._start = at
+        self._origin = at
 
     def schedule(self, note: ScheduledNote) -> None:
         with self._lock:
             if self._closed:
                 return
-            self._notes.append(note)
-            self._longest = max(self._longest, note.off - note.on)
+            key = (note.channel, note.pitch)
+            earlier = self._sounding.get(key)
+            if earlier is not None and earlier[2] > note.on:  # struck again: the first ends (as the port plays it)
+                earlier[2], earlier[4] = max(note.on, earlier[0].on), True
+            entry = [note, False, note.off, self.notes, False]
+            self._pending.append(entry)
+            self._sounding[key] = entry
+            self.notes += 1
 
     def tune(self, number: int, tune: Tune) -> None:
-        if number not in self._seen and not self._closed:
-            self._seen.add(number)
-            self._abc.put((number, tune))
+        with self._lock:
+            if number in self._abc or self._closed:
+                return
+            self._abc[number] = tune.to_abc(number, title=tune_title(number))
+        self._wake.set()  # a finished tune is on disk at once
 
     def panic(self, at: float) -> None:
         """Notes not yet started are dropped; sounding ones end at ``at``."""
         with self._lock:
-            notes = self._notes
-            first = len(notes)  # notes come in onset order: only the tail can still sound
-            while first > 0 and notes[first - 1].on >= at - self._longest:
-                first -= 1
-            notes[first:] = [n if n.off <= at else dataclasses.replace(n, off=at) for n in notes[first:] if n.on < at]
+            self._cut(at)
 
     def close(self, at: float) -> None:
-        """End at ``at`` (as panic), write the MIDI file, finish the ABC. Idempotent."""
+        """End at ``at`` (as panic) and write the final files. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True  # later notes are not kept
-        self.panic(at)
-        with self._lock:
-            notes = list(self._notes)
-        try:
-            self._write_midi(notes, at)
-        finally:
-            self._abc.put(None)
-            self._writer.join(10.0)
+            self._cut(at)
+        self._stop.set()
+        self._wake.set()
+        self._writer.join(10.0)
+        self._save(final_at=at)
 
     def status(self) -> str:
-        return f"recording: {self.path} ({len(self._notes)} notes, {len(self._seen)} tunes)"
+        failing = f"; NOT SAVED: {self.error}" if self.error else ""
+        return f"recording: {self.path} ({self.notes} notes, {len(self._abc)} tunes){failing}"
 
-    # -- writing ----------------------------------------------------------------------------
-    def _write_abc(self) -> None:
-        """Background: append each finished tune to the ABC file, flushed to disk at once."""
-        while (item := self._abc.get()) is not None:
-            number, tune = item
+    # -- the writer thread -------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.checkpoint_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
-                with self.abc_path.open("a", encoding="utf-8") as f:
-                    f.write(("\n" if self.tunes_written else "") + tune.to_abc(number, title=tune_title(number)))
-                    f.flush()
-                    os.fsync(f.fileno())
-                self.tunes_written += 1
-            except OSError:
-                log.exception("could not write tune %d to %s", number, self.abc_path)
+                self._save(final_at=None)
+            except Exception:  # the writer outlives anything; the performance never hears of it
+                log.exception("recording: saving the take failed")
 
-    def _write_midi(self, notes: list[ScheduledNote], end: float) -> None:
-        tempo = round(60e6 / self.qpm)  # microseconds per quarter note
-        resolution = FILE_TICKS_PER_QUARTER * max(1, math.ceil(tempo / 1000 / FILE_TICKS_PER_QUARTER))
-        origin = self._start if self._start is not None else min((n.on for n in notes), default=end)
+    def _save(self, final_at: float | None) -> None:
+        """Write both files as they stand (``final_at``: the take is over, at that time)."""
+        with self._saving:
+            self._save_now(final_at)
 
-        def tick(t: float) -> int:
-            return max(0, round((t - origin) * 1e6 / tempo * resolution))
+    def _save_now(self, final_at: float | None) -> None:
+        midi = self._midi_bytes(final_at)
+        abc, tunes = self._abc_text(final=final_at is not None)
+        try:
+            for path, data in ((self.path, midi), (self.abc_path, abc.encode("utf-8"))):
+                target = path
+                _replace(path, data)
+        except OSError as error:
+            self.error = f"cannot write {target}: {excerpt(error.strerror or error, 160)}"
+            if not self._failing:  # one line; the command's summary says it again if it stays so
+                log.error("recording: %s; %s", self.error, "the take is NOT saved" if final_at is not None else
+                          f"the performance goes on, trying again every {self.checkpoint_s:g} s")
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("recording: %s can be written again", self.path)
+        self._failing, self.error = False, None
+        self.tunes_written = tunes
 
-        events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []  # (tick, order, message)
+    def _abc_text(self, final: bool) -> tuple[str, int]:
+        """The ABC file's text and how many tunes it holds (the one being written too, unless final)."""
+        with self._lock:
+            texts = dict(self._abc)
+        progress = None if final or self.progress is None else self.progress()
+        if progress is not None and progress[0] not in texts and progress[1].body:
+            texts[progress[0]] = progress[1].to_abc(progress[0], title=tune_title(progress[0]))
+        return "\n".join(texts[n] for n in sorted(texts)), len(texts)
+
+    def _midi_bytes(self, final_at: float | None) -> bytes:
+        horizon = math.inf if final_at is not None else self._now()
+        with self._lock:
+            done = self._settle(horizon)  # final events, in order
+            owed = [] if final_at is not None else self._settle(math.inf, dry=True)  # what is still to come
+        for tick, _, data in done:  # (a tick rounded up to make a note last may pass a later event's)
+            tick = max(tick, self._last_tick)
+            self._track += _vlq(tick - self._last_tick) + data
+            self._last_tick = tick
+        tail = bytearray()
+        last = self._last_tick
+        for tick, _, data in owed:
+            tick = max(tick, last)
+            tail += _vlq(tick - last) + data
+            last = tick
+        end = self._tick(final_at) if final_at is not None else last
+        tail += _vlq(max(0, end - last)) + b"\xff\x2f\x00"
+        head = _meta(0x03, PRODUCT.encode()) + b"\x00" + _meta(0x51, struct.pack(">I", self._tempo)[1:])
         if self.program >= 0:
-            events.append((0, 0, mido.Message("program_change", channel=self.channel - 1, program=self.program & 0x7F)))
-        marked: set[int] = set()
-        for note, off in _without_overlaps(notes):
-            on_tick = tick(note.on)
-            off_tick = max(tick(off), on_tick + 1)
-            if self.markers and note.tune not in marked:
-                marked.add(note.tune)
-                events.append((on_tick, 1, mido.MetaMessage("marker", text=tune_title(note.tune))))
+            head += b"\x00" + bytes([0xC0 | (self.channel - 1), self.program & 0x7F])
+        body = b"\x00" + head + bytes(self._track) + tail
+        return b"MThd" + struct.pack(">IHHH", 6, 0, 1, self._resolution) + b"MTrk" + struct.pack(">I", len(body)) + body
+
+    # -- pending notes (under the lock) ------------------------------------------------------
+    def _cut(self, at: float) -> None:
+        keep = []
+        for entry in self._pending:
+            note, written, off = entry[:3]
+            if not written and note.on >= at:
+                if self._sounding.get((note.channel, note.pitch)) is entry:
+                    del self._sounding[(note.channel, note.pitch)]
+                continue  # not started: dropped
+            entry[2] = min(off, max(at, note.on))
+            keep.append(entry)
+        self._pending = keep
+
+    def _settle(self, horizon: float, dry: bool = False) -> list[tuple[int, int, bytes]]:
+        """The events of pending notes up to ``horizon``, sorted; unless ``dry``, they are
+        marked written and notes wholly written leave the pending list."""
+        events = []
+        keep = []
+        for entry in self._pending:
+            note, written, off, index, restruck = entry
             channel = note.channel - 1
-            events.append((on_tick, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity)))
-            events.append((off_tick, 2, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
-        events.sort(key=lambda e: (e[0], e[1]))
+            on = self._tick(note.on)
+            if not written and note.on <= horizon:
+                if self.markers and note.tune not in self._marked:
+                    if not dry:
+                        self._marked.add(note.tune)
+                    events.append((on, _MARKER, index, 0, _meta(0x06, tune_title(note.tune).encode())))
+                events.append((on, _ON, index, 0, bytes([0x90 | channel, note.pitch, note.velocity])))
+                written = True
+            if written and off <= horizon:
+                # a note lasts a tick at least, unless the same pitch is struck again: then it ends
+                # where that starts, right after its own note-on if both fall on one tick
+                off_tick = self._tick(off) if restruck else max(self._tick(off), on + 1)
+                rank = (_ON, index, 1) if off_tick == on else (_OFF, index, 0)
+                events.append((off_tick, *rank, bytes([0x80 | channel, note.pitch, 0])))
+                if not dry and self._sounding.get((note.channel, note.pitch)) is entry:
+                    del self._sounding[(note.channel, note.pitch)]
+                continue
+            if not dry:
+                entry[1] = written
+            keep.append(entry)
+        if not dry:
+            self._pending = keep
+        events.sort(key=lambda e: e[:4])
+        return [(tick, rank, data) for tick, rank, _, _, data in events]
 
-        track = mido.MidiTrack()
-        track.append(mido.MetaMessage("track_name", name=PRODUCT, time=0))
-        track.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
-        now = 0
-        for at, _, message in events:
-            track.append(message.copy(time=at - now))
-            now = at
-        track.append(mido.MetaMessage("end_of_track", time=max(0, tick(end) - now)))
-        song = mido.MidiFile(type=0, ticks_per_beat=resolution)
-        song.tracks.append(track)
-        part = self.path.with_name(self.path.name + ".part")
-        song.save(part)
-        os.replace(part, self.path)  # never a half-written file under the real name
+    def _tick(self, t: float) -> int:
+        origin = self._origin if self._origin is not None else t
+        return max(0, round((t - origin) * 1e6 / self._tempo * self._resolution))
 
 
-def _without_overlaps(notes: list[ScheduledNote]) -> list[tuple[ScheduledNote, float]]:
-    """Each note with its end, a note ending where the same pitch on its channel starts again
-    (as the MIDI port plays it): the file never holds overlapping duplicates."""
-    ordered = sorted(notes, key=lambda n: n.on)
-    ends = [n.off for n in ordered]
-    last: dict[tuple[int, int], int] = {}
-    for i, note in enumerate(ordered):
-        key = (note.channel, note.pitch)
-        j = last.get(key)
-        if j is not None and ends[j] > note.on:
-            ends[j] = note.on
-        last[key] = i
-    return list(zip(ordered, ends))
+def _vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity (7 bits a byte, high bit set on all but the last)."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _meta(kind: int, data: bytes) -> bytes:
+    return bytes([0xFF, kind]) + _vlq(len(data)) + data
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path`` and rename it over ``path``: never a half-written file."""
+    part = path.with_name(path.name + ".part")
+    try:
+        with open(part, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    except OSError:
+        try:
+            part.unlink()
+        except OSError:
+            pass
+        raise

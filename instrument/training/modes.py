@@ -17,7 +17,7 @@ The rule keeps the key as written ("unclear") when
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from instrument.model import vocab
 from instrument.music.abc_reader import LETTERS, AbcNote, BarLine, Chord, Ending, Event, Key
