@@ -18,7 +18,8 @@ def test_take_has_the_bars_asked_for_and_sounds(small_model):
     params.set("meter.next", "2/4")
     take = perform(small_model, params, Limits(bars=3), seed=2)
     assert take.bars == 3
-    audio = render_audio(take, 24000)
+    audio, by = render_audio(take, 24000, synth="numpy")
+    assert by.startswith("numpy synth")
     assert len(audio) >= int(take.seconds * 24000)
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # audible
     last_off = max(n.off for n in take.notes)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         controllers = Controllers.open(params, args)  # the patch's start state first ...
         apply_start_state(params, args)  # ... then the command line's, which wins
         choice = OutputChoice(midi_out=args.midi_out, midi_api=args.midi_api, audio=args.audio,
-                              audio_device=args.audio_device, timbre=args.timbre, record=args.record,
+                              audio_device=args.audio_device, synth=args.synth, soundfont=args.soundfont, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=where)

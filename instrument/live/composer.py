@@ -174,6 +174,9 @@ class Composer:
             return self._end_tune(produced_end=token == _END)
         text = vocab.TOKENS[token]
         self.tune.body.append(text)
+        # read at each token: a repeat sign plays its section again only while repeats is 'play';
+        # with 'skip' every note is newly composed, so a control is heard within one note there too
+        self._stream.repeats = self.params.get("repeats") == "play"
         return self._place(self._stream.push(text))
 
     def _place(self, notes: list[Note]) -> list[PlayedNote]:

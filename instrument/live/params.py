@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from instrument.model import vocab
+from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, GM_TIMBRES
 
 log = logging.getLogger("instrument.live.params")
 
@@ -286,6 +287,10 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("mode.next", "choice", "auto", choices=NEXT_MODES, doc="mode of the next tune ('auto': the model draws it)"),
     ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
     ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
+    ParamSpec("timbre", "choice", DEFAULT_TIMBRE, choices=tuple(GM_TIMBRES),
+              doc="the built-in sound's instrument (FluidSynth: its General MIDI program, changed live; numpy synth: plucked or bowed, at the start)"),
+    ParamSpec("repeats", "choice", "play", choices=("play", "skip"),
+              doc="repeated sections: play them as written, or each section once (then every note is newly composed, so a control is heard within one note)"),
     ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
     ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
     ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),
