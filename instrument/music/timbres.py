@@ -3,7 +3,9 @@
 Each is a General MIDI program (what FluidSynth plays from a GM SoundFont) and whether the
 instrument sustains (bowed, blown, squeezed) or dies away (plucked, struck): the numpy synth,
 which has one voice of each kind, plays the nearest. GM has no concertina, uilleann pipes or
-tin whistle of its own: each takes the nearest GM program (tango accordion, bagpipe, whistle).
+tin whistle of its own: each takes the nearest GM program (tango accordion, bagpipe, piccolo:
+GM's own "Whistle" is mistuned in small GM SoundFonts such as TimGM6mb, and a D whistle plays in
+the piccolo's register).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ GM_TIMBRES: dict[str, GmTimbre] = {t.name: t for t in (
     GmTimbre("violin", 40, True, "Violin"),
     GmTimbre("cello", 42, True, "Cello"),
     GmTimbre("flute", 73, True, "Flute"),
-    GmTimbre("tin-whistle", 78, True, "Whistle"),
+    GmTimbre("tin-whistle", 72, True, "Piccolo"),
     GmTimbre("recorder", 74, True, "Recorder"),
     GmTimbre("uilleann-pipes", 109, True, "Bag pipe"),
     GmTimbre("bagpipe", 109, True, "Bag pipe"),
