@@ -27,6 +27,8 @@ import weakref
 from pathlib import Path
 from typing import Sequence
 
+from instrument.native import build, cache_dir
+
 import numpy as np
 import torch
 
@@ -47,14 +49,6 @@ _tried = False
 _notice_given = False
 
 
-def cache_dir() -> Path:
-    """Where the compiled kernel is kept: $FOLK_INSTRUMENT_CACHE, else the user cache directory."""
-    if os.environ.get("FOLK_INSTRUMENT_CACHE"):
-        return Path(os.environ["FOLK_INSTRUMENT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "folk-instrument"
-
-
 def _cpu_ok() -> tuple[bool, str]:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return False, f"needs Linux on x86-64 (this is {platform.system()} {platform.machine()})"
@@ -67,18 +61,7 @@ def _cpu_ok() -> tuple[bool, str]:
 
 
 def _build(target: Path) -> None:
-    compiler = os.environ.get("CC", "gcc")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-        os.replace(tmp, target)  # atomic: concurrent builders all end with a whole file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    build(SOURCE, target, FLAGS)
 
 
 def _notice(reason: str) -> None:
