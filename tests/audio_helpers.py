@@ -23,6 +23,7 @@ class JackRecorder:
         self.client = jack.Client(name, no_start_server=True, servername=server)
         self.sr = self.client.samplerate
         self.xruns = 0
+        self.xrun_times: list[float] = []  # on clock()
         self.blocks: list[tuple[float, int, np.ndarray]] = []  # (cycle start on clock, frame, (frames, 2))
         self.ports = [self.client.inports.register(f"in_{i}") for i in (1, 2)] if record else []
         self._record = record
@@ -32,6 +33,7 @@ class JackRecorder:
 
     def _xrun(self, delay_us: float) -> None:
         self.xruns += 1
+        self.xrun_times.append(clock())
 
     def _process(self, frames: int) -> None:
         if not self._record:

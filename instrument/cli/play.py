@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
         summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
+        if engine.late_notes:
+            summary += f", {engine.late_notes} composed late"
+        summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
         if performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
         print(summary, file=sys.stderr)

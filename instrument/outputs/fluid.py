@@ -286,22 +286,41 @@ class _Engine:
 
 
 class LeadClock:
-    """``clock()`` to sequencer ticks: the largest (rendered time - clock) read over ``window_s``."""
+    """``clock()`` to sequencer ticks: the largest (rendered time - clock) read over ``window_s``.
 
-    def __init__(self, window_s: float = LEAD_WINDOW_S):
-        self.window = window_s
+    A late read only lowers the lead it sees, so the largest wins. When the stream loses time (a
+    JACK server that missed cycles: its frames fall behind the clock), every read after it is
+    lower: once every read of the last ``recent_s`` (two at least) is more than ``drop_s`` below
+    the estimate, the estimate follows them at once rather than after the whole window.
+    """
+
+    def __init__(self, window_s: float = LEAD_WINDOW_S, recent_s: float = 0.3, drop_s: float = 0.004):
+        self.window, self.recent, self.drop = window_s, recent_s, drop_s
         self._reads: deque[tuple[float, float]] = deque()  # (clock, lead), lead falling: the max is first
+        self._last: deque[tuple[float, float]] = deque()  # every read of the last recent_s
         self.lead: float | None = None
 
     def read(self, now: float, tick: int) -> None:
         lead = tick / TICKS_PER_S - now
-        reads = self._reads
-        while reads and reads[-1][1] <= lead:
-            reads.pop()
-        reads.append((now, lead))
+        reads, last = self._reads, self._last
+        last.append((now, lead))
+        while last[0][0] < now - self.recent:
+            last.popleft()
+        if self.lead is not None and len(last) >= 2 and max(l for _, l in last) < self.lead - self.drop:
+            reads.clear()  # the stream lost time: only what was read since counts
+            for item in last:
+                self._push(item)
+        else:
+            self._push((now, lead))
         while reads[0][0] < now - self.window and len(reads) > 1:
             reads.popleft()
         self.lead = reads[0][1]
+
+    def _push(self, item: tuple[float, float]) -> None:
+        reads = self._reads
+        while reads and reads[-1][1] <= item[1]:
+            reads.pop()
+        reads.append(item)
 
     def tick(self, t: float) -> int:
         return int(round((t + self.lead) * TICKS_PER_S))
@@ -421,7 +440,7 @@ class FluidSynth:
 
     def status(self) -> str:
         if self._closed:
-            return "audio: closed"
+            return f"audio: closed ({self.late} late notes)"
         self._read_lead()
         line = (f"audio: FluidSynth {self._engine.f.version_text} ({self.driver}), {self.samplerate:g} Hz, "
                 f"{self.timbre.name} from {self._engine.soundfont.resolve().name}")

@@ -281,7 +281,7 @@ class Synth:
 
     def status(self) -> str:
         if self._closed:
-            return "audio: closed"
+            return f"audio: closed ({self._underruns_at_close} underruns, {self._bank.late} late notes)"
         line = f"audio: {self.device}, {self.samplerate:g} Hz, {self.timbre.name}"
         if self._bank.late:
             line += f", {self._bank.late} late notes"
