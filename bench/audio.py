@@ -19,7 +19,7 @@ GIL is printed: which threads keep the audio waiting.
     python bench/audio.py [--minutes 10] [--frames 256,64] [--synths fluidsynth,numpy] [--tempo 200]
                           [--osc-rate 2000] [--midi-rate 1000] [--gil] [--json]
 
-Targets (issue 15): at 256 frames over 10 minutes with the view and the OSC flood, FluidSynth no
+Targets (docs/audio.md): at 256 frames over 10 minutes with the view and the OSC flood, FluidSynth no
 more xruns than the bare client; the numpy synth at most 1 more per 10 minutes.
 """
 
@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.realtime import FLOOD, free_port  # noqa: E402
 from tests.audio_helpers import JackRecorder  # noqa: E402
+from tests.midi_helpers import start_jack, stop_jack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MIDI_FLOOD = r"""
@@ -56,23 +57,6 @@ while time.perf_counter() - t0 < seconds:
     out.send_message([0xB0, 1 + n % 8, (n * 7) % 128]); n += 1
 print(n)
 """
-
-
-def start_server(name: str, frames: int, realtime: bool) -> subprocess.Popen:
-    """A dummy server as a performer's would run: real-time (-R) where allowed, so that its clients'
-    threads are real-time too and the count shows what our design loses, not the machine's load."""
-    mode = ["-R", "-P", "70"] if realtime else ["--no-realtime"]
-    proc = subprocess.Popen(["jackd", *mode, "-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    deadline = time.monotonic() + 20
-    while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
-        if realtime and proc.poll() is not None:
-            return start_server(name, frames, realtime=False)
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit(f"could not start a JACK dummy server at {frames} frames")
-        time.sleep(0.2)
-    return proc
 
 
 def cpu_seconds(pid: int) -> float:
@@ -193,7 +177,12 @@ def main() -> int:
     report = {"load": load, "runs": []}
     for frames in [int(f) for f in args.frames.split(",")]:
         server = f"folk-bench-audio-{frames}-{os.getpid()}"
-        jackd = start_server(server, frames, realtime=not args.no_realtime)
+        # as a performer's server runs: real-time (-R) where allowed, so that its clients' threads are
+        # real-time too and the count shows what our design loses, not the machine's load
+        try:
+            jackd = start_jack(server, frames, realtime=not args.no_realtime)
+        except AssertionError as error:
+            raise SystemExit(f"could not start a JACK dummy server at {frames} frames: {error}") from None
         try:
             base = baseline(server, seconds)
             print(f"{frames:4d} frames: bare client {base} xruns in {seconds:.0f} s", flush=True)
@@ -210,8 +199,7 @@ def main() -> int:
                     if r["returncode"]:
                         print(f"     play exited {r['returncode']}: {r['closing_line']}", flush=True)
         finally:
-            jackd.terminate()
-            jackd.wait(10)
+            stop_jack(jackd)
     if args.json:
         print(json.dumps(report, indent=1))
     return 0

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from instrument.training import corpus as corpus_build, roundtrip  # noqa: E402
+from instrument.training import corpus, roundtrip  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--collections", default=",".join(corpus_build.DEFAULT_COLLECTIONS))
+    parser.add_argument("--collections", default=",".join(corpus.DEFAULT_COLLECTIONS))
     parser.add_argument("--sample", type=int, default=0, help="check a random sample of this many kept tunes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ours", choices=("notes", "abc2midi"), default="notes")
@@ -33,8 +33,8 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    tunes = {name: corpus_build.read_collection(name) for name in args.collections.split(",")}
-    kept = corpus_build.build(tunes).kept
+    tunes = {name: corpus.read_collection(name) for name in args.collections.split(",")}
+    kept = corpus.build(tunes).kept
     if args.sample:
         kept = random.Random(args.seed).sample(kept, min(args.sample, len(kept)))
     pairs = [(k.abc, k.tune, k.converted.shift) for k in kept]

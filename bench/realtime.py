@@ -27,7 +27,6 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -37,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from instrument.model import checkpoint  # noqa: E402
 from instrument.live.composer import Composer  # noqa: E402
 from instrument.live.engine import Engine, Limits  # noqa: E402
-from instrument.outputs import ScheduledNote  # noqa: E402
+from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
 from instrument.live.scheduler import Scheduler, clock  # noqa: E402
 
@@ -193,7 +192,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
         if first is None:
             continue
         latencies.append(first - at)
-        # the note sounding when the control moved: its length is the bound the issue sets
+        # the note sounding when the control moved: its length bounds the control latency (docs/design.md §5)
         i = int(np.searchsorted(on, at, side="right"))
         if 0 < i < len(on):
             excess.append((first - at) - (on[i] - on[i - 1]))

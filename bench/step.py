@@ -5,7 +5,7 @@
 
 * ``naive_lstmcell``: a stack of three torch ``nn.LSTMCell`` and an ``nn.Linear`` fed a one-hot
   vector, plus a softmax (torch's threads: as many as the column says);
-* ``numpy_reference``: REFERENCE section 1's equations in numpy float32, per gate
+* ``numpy_reference``: docs/design.md §1's equations in numpy float32, per gate
   (``x @ W_x + h @ W_h + b``), batched over voices, plus a softmax (OpenBLAS threads likewise);
 * ``ours``: the whole ``Stepper.step()`` on the fast path: feeding the pending token, three
   layers, logits, temperature / bias / guard, and sampling every voice's next token.

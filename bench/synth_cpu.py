@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from instrument.outputs import ScheduledNote  # noqa: E402
+from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.outputs.voices import TIMBRES, VoiceBank  # noqa: E402
 from instrument.live.scheduler import clock  # noqa: E402
 

@@ -78,7 +78,7 @@ class Mapping:
         if spec.kind == "bool":
             return x >= 0.5
         y = self.lo + (self.hi - self.lo) * curve(x, self.curve)
-        return int(round(y)) if spec.kind in ("int", "choice") else y
+        return int(round(y)) if spec.kind in ("int", "choice") else y  # a choice by its index
 
     def describe(self) -> str:
         return f"{source_label(self.source)} -> {self.target}"
@@ -135,24 +135,12 @@ def _candidates(key: tuple) -> tuple[tuple, ...]:
 
 def set_value(params: Parameters, name: str, value: Any, origin: str, reporter: "Reporter",
               smoothing_ms: float | None = None) -> Any:
-    """``params.set`` with the clamp warning and wrong input going through the reporter's
-    rate-limited log instead of one log line per message. Returns the value taken, or None."""
+    """``params.set`` (where the value is checked) with the clamp warning and refused input
+    going through the reporter's rate-limited log instead of one log line per message. Returns
+    the value taken, or None."""
     try:
-        spec = params.specs[name]
-        if spec.kind == "trigger":
-            raise ParamError(f"{name} is a trigger; send it with no value")
-        value, warning = spec.coerce(value)
-    except KeyError:
-        reporter.ignore(f"unknown parameter {name!r} (from {origin})")
-        return None
+        return params.set(name, value, source=origin, smoothing_ms=smoothing_ms, warn=reporter.warn)
     except ParamError as error:
-        reporter.ignore(f"{error} (from {origin})")
-        return None
-    if warning:
-        reporter.warn(f"{warning} (from {origin})")
-    try:
-        return params.set(name, value, source=origin, smoothing_ms=smoothing_ms)
-    except ParamError as error:  # a validator refused it
         reporter.ignore(f"{error} (from {origin})")
         return None
 

@@ -4,31 +4,25 @@ A clock sends 24 Timing Clock messages (0xF8) per quarter note. Single intervals
 sender's timer, JACK's period, the OS), so the tempo is the least-squares slope of tick time
 against tick number over the last ``window`` ticks: the newest tick 5 ms late moves a 48-tick
 mean interval by 0.6 %, the slope by under 0.1 %; ticks far off the line (a stall) are left out. Tick times are rtmidi's own timestamps,
-taken as the message arrives, so a busy interpreter does not bend the estimate. Messages are
-polled from rtmidi's queue by a thread of ours rather than taken in a callback: a callback
-runs inside JACK's process cycle and would wait there for the GIL, and a client late for its
-cycle loses messages. Knows nothing of the engine: it calls back.
+taken as the message arrives, so a busy interpreter does not bend the estimate. The port and its
+reading thread are ``instrument.midi.input``'s (messages checked, JACK restarts survived). Knows
+nothing of the engine: it calls back.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, Sequence
 
-import rtmidi
+from instrument.midi.input import MidiInputPort, call_back
+from instrument.midi.messages import CLOCK_TICK, CLOCKS_PER_QUARTER, CONTINUE, START, STOP
+from instrument.midi.ports import PRODUCT, label
 
-from instrument.errors import UsageError
-from instrument.midi.ports import PRODUCT, find_port, label, open_client
+log = logging.getLogger(__name__)
 
-log = logging.getLogger("controllers.midi_clock")
-
-TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
-TICKS_PER_QUARTER = 24
 OUTLIER_S = 0.002  # a tick this far (or 4 median residuals) off the fitted line is left out
 GAP_S = 0.5  # a pause this long between ticks (a clock stopped without Stop) starts afresh
-POLL_S = 0.002  # how often the queue is read: Start and Stop are reported this late at most
 DEFAULT_PORT = f"{PRODUCT} clock in"
 
 
@@ -52,77 +46,45 @@ class MidiClockFollower:
         self.ticks = 0  # since Start (or since listening began)
         self._times: deque[float] = deque(maxlen=window + 1)
         self._now = 0.0  # seconds, from rtmidi's time deltas
-        self._in, self.api = open_client(rtmidi.MidiIn, api, port_name)
-        try:
-            if port.strip().lower() == "virtual":
-                self._in.open_virtual_port(port_name)
-                self.port = port_name
-            else:
-                ports = self._in.get_ports()
-                index = find_port(ports, port, flag=flag, kind="output")
-                self._in.open_port(index, port_name)
-                self.port = ports[index]
-        except UsageError:
-            self._in.delete()
-            raise
-        except Exception as error:
-            self._in.delete()
-            raise UsageError(f"{flag} {port}: cannot open it with {label(self.api)} ({error})") from None
-        # Every type passes rtmidi's filter: its time deltas then cover every message received.
-        self._in.ignore_types(sysex=False, timing=False, active_sense=False)
-        self._closed = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="midi-clock-in", daemon=True)
-        self._thread.start()
+        self.input = MidiInputPort(port, api, port_name, self._on_message, timing=True, on_reopen=self._times.clear,
+                                   on_bad=lambda why: log.warning("MIDI clock in: %s", why), flag=flag,
+                                   api_flag="--midi-api", name="midi-clock-in")
+        self.api = self.input.api
+
+    @property
+    def port(self) -> str:
+        return self.input.port
 
     @property
     def beats(self) -> float:
         """Quarter notes counted since Start."""
-        return self.ticks / TICKS_PER_QUARTER
+        return self.ticks / CLOCKS_PER_QUARTER
 
     def status(self) -> str:
+        if self.input.lost:
+            return f"MIDI clock: in {self.input.status()}"
         tempo = f"{self.qpm:.1f} qpm" if self.qpm else "no clock yet"
         return f"MIDI clock: {tempo}{'' if self.running else ' (stopped)'} on '{self.port}' ({label(self.api)})"
 
     def close(self) -> None:
         """Stop listening. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(1.0)
-        try:
-            self._in.close_port()
-            self._in.delete()
-        except Exception as error:
-            log.debug("closing the clock input: %s", error)
+        self.input.close()
 
-    # -- the listening thread ---------------------------------------------------------------
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            event = self._in.get_message()
-            if event is None:
-                self._stop.wait(POLL_S)
-            else:
-                self._on_message(*event)
-
-    def _on_message(self, message: list[int], delta: float) -> None:
+    # -- the reading thread -----------------------------------------------------------------
+    def _on_message(self, message: Sequence[int], delta: float) -> None:
         self._now += delta
-        if not message:
-            return
         status = message[0]
-        if status == TICK:
+        if status == CLOCK_TICK:
             self._tick(self._now)
         elif status in (START, CONTINUE):
             self._times.clear()
             if status == START:
                 self.ticks = 0
             self.running = True
-            self._call(self.on_start if status == START else self.on_continue)
+            call_back(self.on_start if status == START else self.on_continue)
         elif status == STOP:
             self.running = False
-            self._call(self.on_stop)
+            call_back(self.on_stop)
 
     def _tick(self, now: float) -> None:
         times = self._times
@@ -134,14 +96,7 @@ class MidiClockFollower:
             qpm = tempo_from_ticks(list(times))
             if qpm:
                 self.qpm = qpm
-                self._call(self.on_tempo, qpm)
-
-    def _call(self, callback: Callable | None, *args: object) -> None:
-        if callback is not None:
-            try:
-                callback(*args)
-            except Exception:
-                log.exception("MIDI clock callback failed")
+                call_back(self.on_tempo, qpm)
 
 
 def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -171,4 +126,4 @@ def tempo_from_ticks(times: list[float]) -> float | None:
             break
         kept = now_kept
         a, b = _fit(kept)
-    return 60.0 / (TICKS_PER_QUARTER * b) if b > 0 else None
+    return 60.0 / (CLOCKS_PER_QUARTER * b) if b > 0 else None

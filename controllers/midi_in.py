@@ -1,9 +1,8 @@
 """MIDI input: knobs, pitch bend and mod wheel through the patch, MIDI learn, the keyboard's
 held keys as stimulation, and program changes that switch patches.
 
-Messages are taken from rtmidi's queue by a thread of ours rather than in rtmidi's callback:
-under JACK the callback runs inside the server's process cycle and would wait there for the
-GIL, and a client late for its cycle loses messages (see ``midi_clock.py``). The thread only
+The port, its reading thread, the check of every message and the reconnection after a JACK
+restart are ``instrument.midi.input``'s; this module gives the messages their meaning. It only
 calls ``Parameters.set``/``fire`` and asks the owner to switch patches: it never blocks on
 anything the engine holds.
 """
@@ -11,23 +10,18 @@ anything the engine holds.
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Callable
-
-import rtmidi
+from typing import Callable, Sequence
 
 from controllers.mapping import MAPPABLE_KINDS, Mapping, Router, default_range, set_value, source_label
 from controllers.report import Reporter
-from instrument.errors import UsageError
-from instrument.midi.ports import PRODUCT, find_port, label, open_client
 from instrument.live.params import ParamError, Parameters
+from instrument.midi.input import MidiInputPort
+from instrument.midi.messages import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, kind
+from instrument.midi.ports import PRODUCT
 
-log = logging.getLogger("controllers.midi_in")
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = f"{PRODUCT} in"
-POLL_S = 0.002  # queue read interval: the most a knob's move waits before it is applied
-NOTE_OFF, NOTE_ON, CONTROL, PROGRAM, BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-ALL_NOTES_OFF, ALL_SOUND_OFF = 123, 120
 
 
 class MidiInput:
@@ -44,26 +38,18 @@ class MidiInput:
         self.learning: str | None = None  # the parameter armed for MIDI learn
         self.learned: list[str] = []  # what learn mapped, as patch lines to paste
         self._held: set[tuple[int, int]] = set()  # (channel, note) of the keys held now
-        self._in, self.api = open_client(rtmidi.MidiIn, api, port_name, flag=f"{flag}-api")
-        try:
-            if port.strip().lower() == "virtual":
-                self._in.open_virtual_port(port_name)
-                self.port = port_name
-            else:
-                ports = self._in.get_ports()
-                index = find_port(ports, port, flag=flag, kind="output")
-                self._in.open_port(index, port_name)
-                self.port = ports[index]
-        except UsageError:
-            self._in.delete()
-            raise
-        except Exception as error:
-            self._in.delete()
-            raise UsageError(f"{flag} {port}: cannot open it with {label(self.api)} ({error}); try {flag} none") from None
-        self._closed = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="midi-in", daemon=True)
-        self._thread.start()
+        self.input = MidiInputPort(port, api, port_name, lambda message, delta: self.handle(message),
+                                   on_bad=self._bad, flag=flag, api_flag=f"{flag}-api")
+        self.api = self.input.api
+
+    @property
+    def port(self) -> str:
+        return self.input.port
+
+    @property
+    def lost(self) -> str | None:
+        """Why the port is gone (a JACK server that stopped), while it is."""
+        return self.input.lost
 
     @property
     def held(self) -> tuple[int, ...]:
@@ -85,50 +71,34 @@ class MidiInput:
 
     def status(self) -> str:
         learning = f", learning {self.learning}" if self.learning else ""
-        return f"MIDI in '{self.port}' ({label(self.api)}) {self.reporter.counts()}{learning}"
+        return f"MIDI in {self.input.status()} {self.reporter.counts()}{learning}"
 
     def close(self) -> None:
         """Stop listening and close the port. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(1.0)
-        try:
-            self._in.close_port()
-            self._in.delete()
-        except Exception as error:
-            log.debug("closing the MIDI input: %s", error)
+        self.input.close()
 
-    # -- the listening thread ---------------------------------------------------------------
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            event = self._in.get_message()
-            if event is None:
-                self._stop.wait(POLL_S)
-                continue
-            try:
-                self.handle(event[0])
-            except Exception as error:  # a bad message or a bug must not stop the input
-                self.reporter.ignore(f"message {event[0]!r}: {type(error).__name__}: {error}")
-
-    def handle(self, message: list[int]) -> None:
-        """Apply one MIDI message (public so the owner can feed messages from elsewhere)."""
-        if not message or message[0] < 0x80 or message[0] >= 0xF0:
-            return  # system messages (clock, sysex) are not controls
+    # -- the reading thread -----------------------------------------------------------------
+    def _bad(self, why: str) -> None:
         self.reporter.got()
-        kind, channel = message[0] & 0xF0, (message[0] & 0x0F) + 1
+        self.reporter.ignore(why)
+
+    def handle(self, message: Sequence[int]) -> None:
+        """Apply one well-formed MIDI message (the port has checked it: ``messages.problem``).
+        System messages (clock, sysex) are not controls."""
+        if message[0] >= 0xF0:
+            return
+        self.reporter.got()
+        what, channel = kind(message[0]), (message[0] & 0x0F) + 1
         data = list(message[1:3]) + [0, 0]
-        if kind == CONTROL:
+        if what == CONTROL:
             self._control(channel, data[0], data[1])
-        elif kind == NOTE_ON and data[1] > 0:
+        elif what == NOTE_ON and data[1] > 0:
             self._note(channel, data[0], True)
-        elif kind in (NOTE_OFF, NOTE_ON):
+        elif what in (NOTE_OFF, NOTE_ON):
             self._note(channel, data[0], False)
-        elif kind == BEND:
+        elif what == BEND:
             self.router.route(("pitchbend", channel), ((data[1] << 7) | data[0]) / 16383.0, f"MIDI bend ch {channel}", self.reporter)
-        elif kind == PROGRAM:
+        elif what == PROGRAM:
             self._program(data[0])
 
     def _control(self, channel: int, number: int, value: int) -> None:

@@ -3,7 +3,9 @@
 Addresses are parameter names with dots as slashes: ``/temperature 0.7``,
 ``/stimulation/weight 0.3``, ``/bias/scale dorian``, ``/ablation/units 3 17 40`` (a list as
 several arguments), ``/hold 1``; triggers ``/tune/new`` and ``/panic``. ``/state`` answers the
-sender with one message ``/state`` holding a JSON string of every parameter's value.
+sender with one message ``/state`` holding a JSON string of every parameter's value, and under
+``status`` what the instrument runs (step path and precision, outputs, controllers: a MIDI input
+lost with its JACK server says so there).
 ``/midi/learn NAME`` arms MIDI learn for a parameter.
 
 Anything can arrive on a UDP port: every datagram is parsed and handled inside a catch-all,
@@ -29,7 +31,7 @@ from controllers.report import Reporter
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
 
-log = logging.getLogger("controllers.osc")
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
@@ -160,6 +162,7 @@ class OscControl:
         self.params = params
         self.router = router
         self.learn = learn  # MIDI learn, when a MIDI input is open
+        self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
         self._names = {address_of(name): name for name in params.specs}
         self.listener = OscListener(self._message, host, port, self.reporter)
@@ -174,7 +177,10 @@ class OscControl:
     def _message(self, address: str, args: list, sender: tuple) -> None:
         origin = f"OSC {address}"
         if address == "/state":
-            self.listener.reply(sender, "/state", json.dumps(self.params.snapshot()))
+            state = self.params.snapshot()
+            if self.status_of is not None:
+                state["status"] = self.status_of()
+            self.listener.reply(sender, "/state", json.dumps(state))
             return
         if address == "/midi/learn":
             self._learn(args)
@@ -201,9 +207,6 @@ class OscControl:
             return
         else:
             value = args[0]
-            if spec.kind in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self.reporter.ignore(f"{address} takes a number, not {value!r}")
-                return
         taken = set_value(self.params, name, value, origin, self.reporter)
         if taken is not None:
             self.reporter.did(f"{address} {taken}", key=address)

@@ -202,6 +202,15 @@ class _Reader:
             return None
         return spec
 
+    def checked(self, spec: ParamSpec, node: yaml.Node, where: str) -> Any:
+        """The value a patch gives a parameter, checked as ``Parameters.set`` checks it (out of
+        range is a mistake here, not a clamp); None after an error."""
+        try:
+            return spec.coerce(self.value(node), clamp=False)[0]
+        except ParamError as error:
+            self.error(node, where, f"{error}; use a value within it" if "is outside" in str(error) else str(error))
+            return None
+
     def list_of(self, node: yaml.Node, where: str) -> list[yaml.Node]:
         if node is None or (isinstance(node, yaml.ScalarNode) and self.value(node) is None):
             return []
@@ -270,22 +279,9 @@ class _Reader:
             if spec is None:
                 continue
             where = f"start.{spec.name}"
-            value = self.value(value_node)
-            if spec.kind in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self.error(value_node, where, f"expected a number {spec.minimum}..{spec.maximum}, not {value!r}")
-                continue
-            if spec.kind == "choice" and not isinstance(value, str):
-                self.error(value_node, where, f"expected one of: {', '.join(spec.choices)}")
-                continue
-            try:
-                coerced, warning = spec.coerce(value)
-            except ParamError as error:
-                self.error(value_node, where, str(error))
-                continue
-            if warning:
-                self.error(value_node, where, f"{value} is outside {spec.minimum}..{spec.maximum}; use a value within it")
-                continue
-            out[spec.name] = coerced
+            coerced = self.checked(spec, value_node, where)
+            if coerced is not None:
+                out[spec.name] = coerced
         return out
 
     def source(self, node: yaml.Node, where: str, for_action: bool) -> tuple | None:
@@ -442,14 +438,8 @@ class _Reader:
                 self.error(node, where, "value is missing; set: NAME needs value: V")
                 return None
             if spec is not None:
-                value_node = fields["value"][1]
-                try:
-                    value, warning = spec.coerce(self.value(value_node))
-                except ParamError as error:
-                    self.error(value_node, f"{where}.value", str(error))
-                    return None
-                if warning:
-                    self.error(value_node, f"{where}.value", f"outside {spec.minimum}..{spec.maximum}; use a value within it")
+                value = self.checked(spec, fields["value"][1], f"{where}.value")
+                if value is None:
                     return None
         elif "value" in fields:
             self.error(fields["value"][0], f"{where}.value", f"value goes with set:, not {kind}: (step uses by:)")

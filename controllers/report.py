@@ -28,7 +28,7 @@ class Reporter:
                  burst: int = 5, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.source = source
         self.activity = activity if activity is not None else new_activity()
-        self.log = logger or logging.getLogger(f"controllers.{source.lower()}")
+        self.log = logger or logging.getLogger(__name__)  # the message names the source
         self.received = 0
         self.ignored = 0
         self._burst, self._interval, self._clock = burst, interval_s, clock

@@ -8,16 +8,17 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 from controllers.mapping import Router
 from controllers.patch import Patch, load_patch
 from controllers.report import Reporter, new_activity
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
+from patches import DEFAULT as DEFAULT_PATCH
 
-log = logging.getLogger("controllers")
+log = logging.getLogger(__name__)
 
-DEFAULT_PATCH = Path(__file__).resolve().parents[1] / "patches" / "default.yaml"
 
 
 def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +132,11 @@ class Controllers:
             patch.apply_start(self.params)
         self.router.swap(patch)
         self.activity.append((time.time(), "patch", f"{'switched to' if switched else 'reloaded'} {patch.name}"))
+
+    def publish_status(self, performance_status: Callable[[], dict]) -> None:
+        """Have ``/state`` report ``performance_status()`` and every controller's line under ``status``."""
+        if self.osc is not None:
+            self.osc.status_of = lambda: {**performance_status(), "controllers": self.status()}
 
     def status(self) -> list[str]:
         """One line per controller for the live view."""

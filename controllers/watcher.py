@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from controllers.patch import Patch, PatchError, load_patch
 from instrument.live.params import ParamSpec
 
-log = logging.getLogger("controllers.patch")
+log = logging.getLogger(__name__)
 
 
 class PatchWatcher:

@@ -1,8 +1,11 @@
-"""An independent JACK audio recorder (the JACK-Client package) and onset detection, for tests and bench/audio.py."""
+"""An independent JACK audio recorder (the JACK-Client package), onset detection, and the check of
+a run's xruns against a bare client's, for tests and bench/audio.py."""
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -44,13 +47,19 @@ class JackRecorder:
 
     def connect_from(self, client_pattern: str, timeout: float = 20.0) -> list[str]:
         """Connect the first two audio output ports of a client as soon as they exist."""
+        import jack
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             outs = self.client.get_ports(client_pattern, is_audio=True, is_output=True)
             if len(outs) >= 2:
-                for out, inp in zip(outs[:2], self.ports):
-                    self.client.connect(out, inp)
-                return [p.name for p in outs[:2]]
+                try:
+                    for out, inp in zip(outs[:2], self.ports):
+                        if inp.name not in [c.name for c in self.client.get_all_connections(out)]:
+                            self.client.connect(out, inp)
+                    return [p.name for p in outs[:2]]
+                except jack.JackError:  # the client is still activating its ports: again
+                    pass
             time.sleep(0.005)
         raise TimeoutError(f"no audio ports of {client_pattern!r} appeared in {timeout:g} s")
 
@@ -71,6 +80,32 @@ class JackRecorder:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+def stalls(xrun_times: Sequence[float], gap_s: float = 0.1) -> int:
+    """Missed-cycle events: xruns less than ``gap_s`` apart are one stall of the server (a busy
+    machine's stall comes as a burst of two or three)."""
+    count, last = 0, -math.inf
+    for t in sorted(xrun_times):
+        if t - last > gap_s:
+            count += 1
+        last = t
+    return count
+
+
+def xrun_problem(during: Sequence[float], during_s: float, alone: Sequence[float], alone_s: float,
+                 p: float = 0.001) -> str | None:
+    """Why a run's xruns (their times, over ``during_s``) are more than the same server gave a bare
+    client alone (over ``alone_s``, before and after the run), or None. Counted as stalls; if the
+    run adds none, its share of all stalls is binomial with its share of the time, and a share
+    this large has a probability under ``p``: the run made the server miss cycles."""
+    k, n = stalls(during), stalls(during) + stalls(alone)
+    q = during_s / (during_s + alone_s)
+    tail = sum(math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(k, n + 1))
+    if tail >= p:
+        return None
+    return (f"{k} stalls ({len(during)} xruns) in {during_s:.1f} s of the run, against {n - k} "
+            f"({len(alone)} xruns) in {alone_s:.1f} s of a bare client alone (chance {tail:.1g})")
 
 
 def onsets(x: np.ndarray, sr: float, hop_s: float = 0.001, window: int = 1024, threshold: float = 0.1) -> np.ndarray:

@@ -5,29 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-sys.path.insert(0, str(ROOT))
-
-from instrument.model import checkpoint  # noqa: E402
-from instrument.model.network import FolkRNN, ModelConfig  # noqa: E402
-
-
-def make_model(layers: int = 3, hidden: int = 32, seed: int = 0) -> FolkRNN:
-    """A small random model with lively weights (scaled up so its outputs are not flat)."""
-    torch.manual_seed(seed)
-    model = FolkRNN(ModelConfig(layers=layers, hidden=hidden))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+from instrument.model import checkpoint
+from instrument.model.network import FolkRNN
+from tests.helpers import make_model
 
 
 @pytest.fixture
@@ -60,15 +46,6 @@ def plain_checkpoint(tmp_path) -> Path:
     path = tmp_path / "plain.pt"
     checkpoint.save(path, model, {"name": "test-plain"})
     return path
-
-
-def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python run.py ARGS`` as a user would, capturing text output."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=ROOT, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ from typing import Iterator
 
 import rtmidi
 
-from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
 from instrument.live.scheduler import clock
+from instrument.midi.messages import CLOCK_TICK, CONTINUE, START, STOP
+from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
 
 
 class Receiver:
@@ -76,6 +77,47 @@ class Receiver:
         self._in.delete()
 
 
+class ClockSource:
+    """A JACK MIDI output port ``client:out`` that plays a clock from a thread."""
+
+    def __init__(self, client: str = "Clock Source"):
+        with realtime_jack_threads():
+            self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+        self._out.open_virtual_port("out")
+        self.name = f"{client}:out"
+
+    def connect(self, destination: str) -> None:
+        subprocess.run(["jack_connect", self.name, destination], check=True, capture_output=True, timeout=10)
+
+    def play(self, script: list[tuple[str, float]]) -> threading.Thread:
+        """Run ``script`` in a thread: ('start'|'continue'|'stop', 0) or ('ticks', qpm) * count."""
+        def run():
+            due = clock() + 0.02
+            for what, value in script:
+                if what == "ticks":
+                    count, qpm = value
+                    for _ in range(count):
+                        self._at(due, [CLOCK_TICK])
+                        due += 60.0 / qpm / 24
+                else:
+                    self._at(due, [{"start": START, "continue": CONTINUE, "stop": STOP}[what]])
+                    due += 0.1 if what == "stop" else 0.0
+        thread = threading.Thread(target=run, name="clock source", daemon=True)
+        thread.start()
+        return thread
+
+    def _at(self, due: float, message: list[int]) -> None:
+        while clock() < due - 0.002:
+            time.sleep(0.001)
+        while clock() < due:
+            pass
+        self._out.send_message(message)
+
+    def close(self) -> None:
+        self._out.close_port()
+        self._out.delete()
+
+
 @contextmanager
 def realtime_jack_server(priority: int = 70) -> Iterator[None]:
     """Run the test JACK server's threads at real-time (FIFO) priority for a while, where allowed,
@@ -98,6 +140,61 @@ def realtime_jack_server(priority: int = 70) -> Iterator[None]:
                 os.sched_setscheduler(tid, policy, param)
             except OSError:
                 pass
+
+
+def start_jack(name: str, frames: int = 32, realtime: bool = False) -> subprocess.Popen:
+    """A JACK dummy server of our own under ``name``, ``frames`` per period at 48 kHz (for tests
+    that stop and restart it, or need another period). ``realtime``: real-time priority (-R) where
+    allowed, as a performer's server runs (else, or where refused, without)."""
+    command = ["-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)]
+    if realtime:
+        proc = subprocess.Popen(["jackd", "-R", "-P", "70", *command], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        if proc.poll() is None:
+            if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0:
+                return proc
+            proc.kill()
+            proc.wait(5)
+    proc = subprocess.Popen(["jackd", "--no-realtime", *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode != 0:
+        proc.kill()
+        why = proc.communicate()[1].strip().splitlines()[-3:]
+        running = subprocess.run(["pgrep", "-c", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
+        raise AssertionError(f"could not start a JACK server {name!r} ({running} jackd already run here; "
+                             f"JACK allows a few servers per machine): {why}")
+    return proc
+
+
+def stop_jack(server: subprocess.Popen) -> None:
+    """Stop a server from ``start_jack`` (idempotent)."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def jack_ports(server: str) -> str:
+    """``jack_lsp`` of the server named ``server`` ('' when it does not answer)."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
+    return subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10).stdout
+
+
+def connections(port: str) -> list[str]:
+    """The ports connected to ``port`` on the test's JACK server (``jack_lsp -c``)."""
+    lines = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    out, current = [], None
+    for line in lines:
+        if line.startswith((" ", "\t")):
+            if current == port:
+                out.append(line.strip())
+        else:
+            current = line.strip()
+    return out
 
 
 def _jack_server_pid() -> int:

@@ -1,4 +1,4 @@
-"""bench/step.py runs end to end and prints the JSON the issue asks for (a smoke test, not a timing)."""
+"""bench/step.py runs end to end and prints its figures as JSON (a smoke test, not a timing)."""
 
 import importlib.util
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from instrument.model import fast_step
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.mark.skipif(not fast_step.available(), reason="fast kernel unavailable on this machine")

@@ -8,7 +8,7 @@ import torch
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN, ModelConfig
 from instrument.music.tunes import parse_tunes
-from tests.conftest import ROOT, run_cli
+from tests.helpers import run_cli
 
 
 def one_line_error(result, *words):

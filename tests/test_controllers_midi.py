@@ -4,8 +4,12 @@ knobs, plays the keyboard stimulation, bends, toggles hold, learns a knob, chang
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import subprocess
+import sys
+import time
 
 import pytest
 import rtmidi
@@ -15,10 +19,10 @@ from controllers.midi_in import DEFAULT_PORT
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import ParamError, Parameters
-from tests.conftest import ROOT
-from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
-
-CC, NOTE_ON, NOTE_OFF, BEND, PROGRAM = 0xB0, 0x90, 0x80, 0xE0, 0xC0
+from instrument.midi.messages import BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
+from instrument.midi.ports import PRODUCT
+from tests.helpers import ROOT
+from tests.midi_helpers import jack_ports, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +54,18 @@ def rig(jack):
 
 def test_knobs_bend_and_pedal_move_parameters(rig):
     params, controllers, send = rig
-    send([CC, 1, 127])  # CC 1 -> temperature 0.2..2.0
-    send([CC | 3, 4, 0])  # CC 4 on channel 4 -> tempo 60..200 (the patch listens on any channel)
+    send([CONTROL, 1, 127])  # CONTROL 1 -> temperature 0.2..2.0
+    send([CONTROL | 3, 4, 0])  # CONTROL 4 on channel 4 -> tempo 60..200 (the patch listens on any channel)
     send([BEND, 0, 0])  # pitch bend fully down -> bias.rests -5
-    send([CC, 64, 127])  # sustain pedal down: hold on
-    send([CC, 64, 0])  # up: nothing
+    send([CONTROL, 64, 127])  # sustain pedal down: hold on
+    send([CONTROL, 64, 0])  # up: nothing
     assert wait_for(lambda: params.target("bias.rests") == pytest.approx(-5.0) and params.target("hold") is True, timeout=3)
     assert params.target("temperature") == pytest.approx(2.0)
     assert params.target("tempo") == pytest.approx(60.0)
     assert params.source("temperature") == "MIDI CC 1 ch 1"
     send([BEND, 0x7F, 0x7F])
-    send([CC, 64, 127])  # pedal again: hold off
-    send([CC, 1, 0])
+    send([CONTROL, 64, 127])  # pedal again: hold off
+    send([CONTROL, 1, 0])
     assert wait_for(lambda: params.target("hold") is False and params.target("temperature") == pytest.approx(0.2), timeout=3)
     assert params.target("bias.rests") == pytest.approx(5.0)
     assert controllers.midi.reporter.ignored == 0
@@ -88,14 +92,14 @@ def test_midi_learn_maps_the_next_knob(rig):
     with pytest.raises(ParamError):
         controllers.learn("tune.new")  # a trigger: no knob moves it
     assert "swing" in controllers.learn("swing")
-    send([CC | 1, 20, 127])  # CC 20 on channel 2, not in the patch
+    send([CONTROL | 1, 20, 127])  # CONTROL 20 on channel 2, not in the patch
     assert wait_for(lambda: params.target("swing") == 1.0, timeout=3)
     assert controllers.midi.learned == ["- {source: {midi: {cc: 20, channel: 2}}, target: swing}"]
     assert controllers.midi.learning is None
-    send([CC | 1, 20, 0])
+    send([CONTROL | 1, 20, 0])
     assert wait_for(lambda: params.target("swing") == 0.0, timeout=3)
-    send([CC, 20, 127])  # the same number on another channel is another knob
-    send([CC, 2, 127])  # and the patch's own knobs still work
+    send([CONTROL, 20, 127])  # the same number on another channel is another knob
+    send([CONTROL, 2, 127])  # and the patch's own knobs still work
     assert wait_for(lambda: params.target("stimulation.weight") == 1.0, timeout=3)
     assert params.target("swing") == 0.0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # learn armed over OSC
@@ -103,7 +107,7 @@ def test_midi_learn_maps_the_next_knob(rig):
         message.add_arg("accent")
         osc.sendto(message.build().dgram, ("127.0.0.1", controllers.osc.port))
         assert wait_for(lambda: controllers.midi.learning == "accent", timeout=3)
-    send([CC, 2, 0])  # a knob of the patch, now learned for accent instead
+    send([CONTROL, 2, 0])  # a knob of the patch, now learned for accent instead
     assert wait_for(lambda: params.target("accent") == 0.0, timeout=3)
     assert params.target("stimulation.weight") == 1.0
 
@@ -125,3 +129,92 @@ def test_a_missing_named_port_is_one_line(jack):
     args = parser.parse_args(["--no-osc", "--no-myo", "--midi-in", "no such keyboard", "--midi-in-api", "jack"])
     with pytest.raises(UsageError, match="--midi-in no such keyboard: no MIDI output port matches"):
         Controllers.open(Parameters(), args)
+
+
+def test_a_malformed_message_is_counted_and_ignored_and_the_keyboard_plays_on(rig):
+    """A data byte over 127 (a junk byte, a broken cable) used to put note 200 among the held keys,
+    after which every key was refused; a junk program change was logged as 'program change 237'."""
+    params, controllers, send = rig
+    send([NOTE_ON, 62, 200])  # a velocity byte over 127
+    send([NOTE_ON, 200, 100])  # a note number over 127
+    send([PROGRAM, 237])
+    send([NOTE_ON, 60])  # a data byte short
+    send([NOTE_ON, 64, 90])  # and then a well-formed key
+    assert wait_for(lambda: params.target("stimulation.keys") == (64,), timeout=3), params.target("stimulation.keys")
+    midi = controllers.midi
+    assert midi.input.bad == 4 and midi.reporter.ignored == 4 and midi.reporter.received == 5
+    assert controllers.patch.name == "default"  # no program change happened
+    send([NOTE_OFF, 64, 0])
+    assert wait_for(lambda: params.target("stimulation.keys") == (), timeout=3)
+    assert "6 msgs, 4 ignored" in midi.status()
+
+
+def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
+    """The server dies under our input port: the status says so, the port comes back on the new
+    server, a keyboard connected then moves a knob, and closing afterwards does not crash (it
+    segfaulted in close_port: exit 139)."""
+    name = f"folk-instrument-midi-in-restart-{os.getpid()}"
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    server = start_jack(name)
+    params = Parameters()
+    parser = argparse.ArgumentParser()
+    add_controller_arguments(parser)
+    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--no-osc", "--no-myo",
+                              "--midi-in", "virtual", "--midi-in-api", "jack"])
+    controllers = Controllers.open(params, args)
+    controllers.midi.input.watch_s = 0.1
+    try:
+        stop_jack(server)
+        assert wait_for(lambda: controllers.midi.lost == "the JACK server stopped", timeout=3)
+        assert any("LOST (the JACK server stopped" in line for line in controllers.status())
+        server = start_jack(name)
+        assert wait_for(lambda: controllers.midi.lost is None, timeout=5)
+        assert controllers.midi.input.reconnects == 1
+        with realtime_jack_threads():
+            keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="test-keyboard")
+        keyboard.open_virtual_port("out")
+        try:
+            ours = [p for p in keyboard.get_ports() if DEFAULT_PORT in p]
+            subprocess.run(["jack_connect", "test-keyboard:out", ours[0]], check=True, capture_output=True, timeout=10)
+            keyboard.send_message([CONTROL, 1, 127])
+            assert wait_for(lambda: params.target("temperature") == pytest.approx(2.0), timeout=3)
+        finally:
+            keyboard.close_port()
+            keyboard.delete()
+        stop_jack(server)  # and once more, then close with the server gone
+        assert wait_for(lambda: controllers.midi.lost is not None, timeout=3)
+    finally:
+        controllers.close()
+        stop_jack(server)
+
+
+def test_play_survives_a_jack_restart_and_ends_cleanly_on_sigterm(tmp_path, small_checkpoint):
+    """The whole instrument, with MIDI in and out on a server that is killed and started again:
+    SIGTERM then ends it with exit code 0 (it crashed with 139 in close_port)."""
+    name = f"folk-instrument-play-restart-{os.getpid()}"
+    server = start_jack(name)
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-osc", "--no-myo",
+                             "--model", str(small_checkpoint), "--midi-out", "virtual", "--midi-in", "virtual",
+                             "--midi-api", "jack", "--no-audio", "--seed", "1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        both = lambda: DEFAULT_PORT in jack_ports(name) and f"{PRODUCT}:{PRODUCT}" in jack_ports(name)  # noqa: E731
+        assert wait_for(lambda: both() or proc.poll() is not None, timeout=60)
+        time.sleep(0.5)  # playing
+        assert proc.poll() is None, proc.communicate()[1]
+        stop_jack(server)
+        time.sleep(1.5)  # the inputs and the output notice (they check every second)
+        server = start_jack(name)
+        if not wait_for(both, timeout=10):
+            proc.kill()
+            raise AssertionError(f"MIDI in or out did not come back: {proc.communicate()[1][-3000:]}")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        stop_jack(server)
+    assert proc.returncode == 0, err[-2000:]
+    assert "MIDI in" in err and "the JACK server stopped" in err and "back" in err, err[-2000:]

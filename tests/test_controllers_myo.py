@@ -15,7 +15,7 @@ from controllers import gestures
 from controllers.myo import EmgEnvelope
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.live.params import Parameters
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 from tests.midi_helpers import wait_for
 
 

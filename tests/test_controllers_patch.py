@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -16,7 +15,7 @@ from controllers.report import Reporter
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 from tests.midi_helpers import wait_for
 
 GOOD = """\

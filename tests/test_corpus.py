@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from instrument.training import corpus as corpus_build
+from instrument.training import corpus
 from instrument.music.abc_reader import Key, TuneSkipped, parse_key, split_tunes
 from instrument.training.convert import Converted, convert
 from instrument.music.notes import tune_notes
@@ -30,8 +29,10 @@ def abc(body: str, key: str = "C", meter: str | None = "4/4", unit: str | None =
 
 
 def converted(text: str) -> Converted:
+    """The conversion with every K: taken at its word: these tests are about the conversion's
+    mechanics; finding modes from the music has tests of its own (test_modes.py)."""
     (tune,) = split_tunes(text, "test.abc")
-    return convert(tune)
+    return convert(tune, modes="written")
 
 
 def body(text: str) -> str:
@@ -323,30 +324,30 @@ def _tune(number: int, body: str, title: str = "t") -> str:
 def test_duplicates_are_dropped_and_counted():
     text = _tune(1, "GABc d4|", "one") + _tune(2, "GABc d4|", "two") + _tune(3, "GABc d2 B2|") + _tune(4, "C8", "x")
     text = text.replace("X:4\nT:x\nM:4/4", "X:4\nT:x\nM:5/4")
-    corpus = corpus_build.build({"mine": split_tunes(text, "mine/a.abc")})
-    counts = corpus.counts["mine"]
+    built = corpus.build({"mine": split_tunes(text, "mine/a.abc")})
+    counts = built.counts["mine"]
     assert (counts.read, counts.kept, counts.duplicates) == (4, 2, 1)
     assert counts.skipped == {"meter not in the vocabulary": 1}
-    assert [k.source for k in corpus.kept] == ["mine/a.abc#1", "mine/a.abc#3"]
+    assert [k.source for k in built.kept] == ["mine/a.abc#1", "mine/a.abc#3"]
 
 
 def test_the_validation_split_is_five_percent_and_fixed_by_the_seed():
-    first = corpus_build.split_indices(1000, seed=7)
-    assert first == corpus_build.split_indices(1000, seed=7)
+    first = corpus.split_indices(1000, seed=7)
+    assert first == corpus.split_indices(1000, seed=7)
     assert len(first) == 50 and len(set(first)) == 50
-    assert first != corpus_build.split_indices(1000, seed=8)
+    assert first != corpus.split_indices(1000, seed=8)
 
 
 def test_written_files_read_back_and_report_adds_up(tmp_path):
     notes = "GABcdef"
-    text = "".join(_tune(i, f"{notes[i % 7]}{notes[i // 7 % 7]}Bc d4|") for i in range(1, 41))
-    text += _tune(41, "ABBc d4|")  # the same as tune 1
-    corpus = corpus_build.build({"mine": split_tunes(text, "mine/a.abc")}, seed=3)
-    summary = corpus_build.write(corpus, tmp_path)
+    text = "".join(_tune(i, f"{notes[i % 7]}{notes[i // 7 % 7]}Bc G4|") for i in range(1, 41))
+    text += _tune(41, "ABBc G4|")  # the same as tune 1
+    built = corpus.build({"mine": split_tunes(text, "mine/a.abc")}, seed=3)
+    summary = corpus.write(built, tmp_path)
     train = parse_tunes((tmp_path / "train.txt").read_text())
     valid = parse_tunes((tmp_path / "valid.txt").read_text())
-    assert [t.to_text() for t in train + valid] == [t.to_text() for t in corpus.train + corpus.valid]
-    assert len(valid) == round(0.05 * len(corpus.kept)) == 2
+    assert [t.to_text() for t in train + valid] == [t.to_text() for t in built.train + built.valid]
+    assert len(valid) == round(0.05 * len(built.kept)) == 2
     report = json.loads((tmp_path / "report.json").read_text())
     assert report == json.loads(json.dumps(summary))
     mine = report["collections"]["mine"]
@@ -356,6 +357,29 @@ def test_written_files_read_back_and_report_adds_up(tmp_path):
     assert report["tokens"]["train"] == sum(len(t.body) + 4 for t in train)
     assert report["meters"] == {"4/4": 40} and report["modes"] == {"maj": 40}
     assert report["meter_modes"] == {"4/4 maj": 40} and report["keys"] == {"Gmaj": 40}
+
+
+def test_every_tune_travels_with_its_collection_and_the_report_shows_the_modes_found(tmp_path):
+    ending = {"G": "G4", "A": "A4", "D": "d4", "E": "e4"}  # on a G signature: major, dorian, mixolydian, minor
+    text = ""
+    for i, (tonic, last) in enumerate(ending.items()):
+        text += "".join(_tune(10 * i + j, f"{'GABcdef'[j % 7]}{'GABcdef'[j // 7]}Bc {last}|") for j in range(5))
+    stated = "X:99\nT:s\nM:4/4\nL:1/8\nK:Ador\n|: ABcd edBA | GABd edBA :|\n\n"
+    built = corpus.build({"one": split_tunes(text, "one/a.abc"), "two": split_tunes(stated, "two/b.abc")}, seed=1)
+    report = corpus.write(built, tmp_path)
+    assert report["modes_as_written"] == {"maj": 20, "dor": 1}
+    assert report["modes"] == {"dor": 6, "maj": 5, "min": 5, "mix": 5}
+    assert report["mode_agreement"] == {"agree": 1, "share": 1.0}
+    assert report["collection_modes"]["two"] == {"dor": 1}
+    assert report["collection_forms"]["two"] == {"tunes": 1, "repeat": 1, "two_repeated_parts": 0, "endings": 0}
+    for split in ("train", "valid"):
+        tunes = parse_tunes((tmp_path / f"{split}.txt").read_text())
+        rows = corpus.read_meta(corpus.meta_path(tmp_path / f"{split}.txt"))
+        assert len(rows) == len(tunes)
+        for tune, row in zip(tunes, rows):
+            assert row["collection"] == ("two" if row["source"].startswith("two/") else "one")
+            assert tune.mode == row["key"][-3:]  # the key it plays in, tonic moved to C
+            assert row["written_key"] in ("Gmaj", "Ador") and row["repeated_parts"] in ("0", "1")
 
 
 # ----------------------------------------------------------------------------- the command
@@ -384,6 +408,18 @@ def test_command_builds_one_collection(tmp_path):
     again = tmp_path / "again"
     assert _run("--collections", "miscFolk", "--out", str(again)).returncode == 0
     assert (again / "valid.txt").read_text() == (out / "valid.txt").read_text()
+
+
+def test_command_can_take_every_key_as_written(tmp_path):
+    inferred, written = tmp_path / "inferred", tmp_path / "written"
+    assert _run("--collections", "miscFolk", "--out", str(inferred)).returncode == 0
+    done = _run("--collections", "miscFolk", "--modes", "written", "--out", str(written))
+    assert done.returncode == 0, done.stderr
+    a, b = (json.loads((d / "report.json").read_text()) for d in (inferred, written))
+    assert b["modes"] == b["modes_as_written"] == a["modes_as_written"]
+    assert a["modes"]["dor"] + a["modes"]["mix"] > b["modes"]["dor"] + b["modes"]["mix"]
+    assert set(b["mode_rules"]) <= {"written"}
+    assert "modes from the music" in done.stdout
 
 
 def test_command_rejects_an_unknown_collection(tmp_path):

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from instrument.training import corpus as corpus_build, roundtrip
+from instrument.training import corpus, roundtrip
 from instrument.music.abc_reader import TuneSkipped
 from instrument.training.convert import convert
 
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(not roundtrip.abc2midi_available(), reason="abc2
 def test_kept_tunes_sound_as_the_original_read_by_abc2midi():
     pairs = []
     rng = random.Random(SEED)
-    for name in corpus_build.DEFAULT_COLLECTIONS:
-        tunes = corpus_build.read_collection(name)
+    for name in corpus.DEFAULT_COLLECTIONS:
+        tunes = corpus.read_collection(name)
         for abc in rng.sample(tunes, min(len(tunes), max(AT_LEAST, round(SHARE * len(tunes))))):
             try:
                 converted = convert(abc)
@@ -45,7 +45,7 @@ def test_kept_tunes_sound_as_the_original_read_by_abc2midi():
 
 def test_the_check_can_fail():
     """A converted tune with one wrong note must not pass."""
-    tunes = corpus_build.read_collection("miscFolk")
+    tunes = corpus.read_collection("miscFolk")
     abc = tunes[0]
     converted = convert(abc)
     body = list(converted.tune.body)

@@ -13,8 +13,8 @@ import pytest
 
 from instrument.model.checkpoint import DEFAULT_MODEL
 from instrument.music.tunes import BAR_TOKENS
-from tests.conftest import run_cli
-from tests.test_notes_abc2midi import ABC2MIDI, abc2midi
+from tests.helpers import run_cli
+from tests.abc2midi_helpers import ABC2MIDI, abc2midi
 
 TUNES = 24
 

@@ -1,8 +1,8 @@
-"""The compiled fast step against the reference torch path, under every live control."""
+"""The compiled fast step against the torch path, under every live control."""
 
+import json
 import math
 import multiprocessing
-import os
 import threading
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from instrument.model import fast_step, vocab
 from instrument.model.network import FolkRNN, ModelConfig
 from instrument.model.stepper import Ablation, Stepper, Stimulation
-from tests.conftest import make_model
+from tests.helpers import make_model, run_cli
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 needs_kernel = pytest.mark.skipif(not fast_step.available(), reason="fast kernel unavailable on this machine")
@@ -21,7 +21,7 @@ pytestmark = needs_kernel
 
 @pytest.fixture(autouse=True)
 def torch_one_thread():
-    """The reference path's small products gain nothing from torch's thread pool, whose barriers
+    """The torch path's small products gain nothing from torch's thread pool, whose barriers
     cost milliseconds on a busy machine."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -103,11 +103,11 @@ def play_scenario(steppers, steps, rng_seed=0):
 
 
 @pytest.mark.parametrize("voices,threads", [(1, 1), (16, 1), (16, 2), (5, 2)])
-def test_fast_path_equals_reference_under_every_control(voices, threads):
+def test_fast_path_equals_the_torch_path_under_every_control(voices, threads):
     model = tame_model(hidden=72, seed=2)  # 9 unit groups: odd, and k blocks of 128 in layers 2-3
     fast = Stepper(model, voices=voices, seed=21, threads=threads)
-    ref = Stepper(model, voices=voices, seed=21, backend="reference")
-    assert fast.backend == "fast" and ref.backend == "reference"
+    ref = Stepper(model, voices=voices, seed=21, backend="torch")
+    assert fast.backend == "fast" and ref.backend == "torch"
     worst = 0.0
     for t, (a, b) in play_scenario([fast, ref], 240):
         np.testing.assert_array_equal(a, b, err_msg=f"tokens differ at step {t}")
@@ -124,7 +124,7 @@ def test_fast_path_equals_reference_under_every_control(voices, threads):
 def test_padded_hidden_size_and_readout_shapes():
     model = tame_model(hidden=36, seed=4)  # not a multiple of 8: padded units inside the kernel
     fast = Stepper(model, voices=3, seed=2)
-    ref = Stepper(model, voices=3, seed=2, backend="reference")
+    ref = Stepper(model, voices=3, seed=2, backend="torch")
     for t, (a, b) in play_scenario([fast, ref], 120, rng_seed=3):
         np.testing.assert_array_equal(a, b)
         x, y = snapshot(fast), snapshot(ref)
@@ -135,10 +135,10 @@ def test_padded_hidden_size_and_readout_shapes():
     assert fast.readout.h[0].shape == (3, 36)
 
 
-def test_full_size_model_with_two_threads_matches_reference():
+def test_full_size_model_with_two_threads_matches_the_torch_path():
     model = tame_model(hidden=512, seed=1)  # 3 x 512: the real layout, 16 chunks per layer
     fast = Stepper(model, voices=4, seed=8, threads=2)
-    ref = Stepper(model, voices=4, seed=8, backend="reference")
+    ref = Stepper(model, voices=4, seed=8, backend="torch")
     for s in (fast, ref):
         s.force(PROMPT)
         s.stimulation = Stimulation.seed_two_hot()
@@ -171,8 +171,8 @@ def test_the_kernel_can_fail_this_test():
     model = make_model(hidden=32, seed=1)
     fast = Stepper(model, seed=1)
     with torch.no_grad():
-        model.layers[1].w_hh[5, 7] += 0.5  # the reference repacks from the model, the fast path is already packed
-    ref = Stepper(model, seed=1, backend="reference")
+        model.layers[1].w_hh[5, 7] += 0.5  # the torch path repacks from the model, the fast path is already packed
+    ref = Stepper(model, seed=1, backend="torch")
     packed_again = Stepper(model, seed=1)  # a changed parameter is re-packed
     for s in (fast, ref, packed_again):
         s.force(PROMPT)
@@ -292,12 +292,12 @@ def test_two_threads_work_after_fork():
     assert got == expected and child.exitcode == 0
 
 
-def test_generation_skips_ended_voices_and_matches_the_reference_path():
+def test_generation_skips_ended_voices_and_matches_the_torch_path():
     from instrument.model.generate import generate_tunes
 
     model = make_model(hidden=48, seed=8)
     fast = generate_tunes(model, 7, seed=3, max_tokens=150, batch=4)
-    ref = generate_tunes(model, 7, seed=3, max_tokens=150, batch=4, backend="reference", threads=1)
+    ref = generate_tunes(model, 7, seed=3, max_tokens=150, batch=4, backend="torch", threads=1)
     assert [t.body for t in fast] == [t.body for t in ref]
     assert [t.ended for t in fast] == [t.ended for t in ref]
     assert any(t.ended for t in fast) and len({len(t.body) for t in fast}) > 1
@@ -319,13 +319,17 @@ def fresh_loader(monkeypatch, cache, **env):
     """fast_step as in a new process: nothing loaded yet, no notice given."""
     monkeypatch.setattr(fast_step, "_lib", None)
     monkeypatch.setattr(fast_step, "_tried", False)
-    monkeypatch.setattr(fast_step, "_notice_given", False)
+    monkeypatch.setattr(fast_step, "why_not", None)
     monkeypatch.setenv("FOLK_INSTRUMENT_CACHE", str(cache))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
 
-def test_builds_into_a_fresh_cache(tmp_path, monkeypatch, capsys):
+def notices(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("instrument.model")]
+
+
+def test_builds_into_a_fresh_cache(tmp_path, monkeypatch, caplog):
     fresh_loader(monkeypatch, tmp_path / "cache")
     lib = fast_step.load()
     assert lib is not None and lib.fs_abi_version() == fast_step.ABI
@@ -333,16 +337,59 @@ def test_builds_into_a_fresh_cache(tmp_path, monkeypatch, capsys):
     s = Stepper(make_model(), seed=1)
     s.force(PROMPT)
     s.step()
-    assert s.backend == "fast" and capsys.readouterr().err == ""
+    assert s.backend == "fast" and not notices(caplog)
 
 
-def test_failed_build_falls_back_with_a_one_line_notice(tmp_path, monkeypatch, capsys):
+def test_failed_build_falls_back_with_a_one_line_notice(tmp_path, monkeypatch, caplog):
     fresh_loader(monkeypatch, tmp_path / "cache", CC="false")  # a compiler that always fails
     s = Stepper(make_model(), seed=1)
     s.force(PROMPT)
     s.step()
     again = Stepper(make_model(), seed=1)
-    assert s.backend == again.backend == "reference"
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "fast step unavailable" in lines[0] and "reference torch path" in lines[0]
+    assert s.backend == again.backend == "torch"
+    lines = notices(caplog)
+    assert len(lines) == 1 and "fast step unavailable" in lines[0] and "torch path runs instead" in lines[0]
     assert not list((tmp_path / "cache").glob("*"))
+
+
+def test_a_missing_compiler_is_named_as_such_and_not_retried_elsewhere(tmp_path, monkeypatch, caplog):
+    fresh_loader(monkeypatch, tmp_path / "cache", CC="/nonexistent/cc")
+    s = Stepper(make_model(), seed=1, precision="bf16")  # a precision of the kernel's: float32 instead
+    s.force(PROMPT)
+    s.step()
+    assert (s.backend, s.precision) == ("torch", "float32")
+    lines = notices(caplog)
+    assert "no C compiler: '/nonexistent/cc' cannot be run" in lines[0] and "install gcc or set CC" in lines[0]
+    assert "precision bf16 needs the fast step" in lines[1] and len(lines) == 2
+    assert fast_step.why_not.startswith("no C compiler")
+
+
+def test_the_kernel_refuses_a_network_beyond_the_limits_it_was_built_for():
+    """MAXL and MAX_VOCAB are defined once (fast_step.py passes them to the C side, which checks
+    them): a structure claiming a larger vocabulary is refused, not run over the sampler's buffers."""
+    s = Stepper(make_model(), seed=1)
+    if s.backend != "fast":
+        pytest.skip("the fast step is unavailable here")
+    s.force(PROMPT)
+    net = s._net
+    net.net.vocab = fast_step.MAX_VOCAB + 1
+    with pytest.raises(RuntimeError, match="refused a network over"):
+        s.step()
+
+
+def test_without_a_compiler_or_a_writable_cache_play_and_generate_run_and_say_why_slower(tmp_path, small_checkpoint):
+    """As on a machine without gcc: CC names nothing and the cache cannot be made (/proc refuses a
+    directory even to root); play and generate still work, on the torch path, and say why."""
+    env = {"CC": "/nonexistent", "FOLK_INSTRUMENT_CACHE": "/proc/folk-instrument-cache", "TMPDIR": "/proc"}
+    generated = run_cli("generate", "--model", str(small_checkpoint), "-n", "2", "--seed", "1", "--max-tokens", "40", env=env)
+    assert generated.returncode == 0 and generated.stdout.startswith("M:"), generated.stderr
+    played = run_cli("play", "--model", str(small_checkpoint), "--seconds", "5", "--midi-out", "none", "--no-audio",
+                     "--quiet", "--no-osc", "--no-myo", "--midi-in", "none", "--record", str(tmp_path / "take.mid"),
+                     "--seed", "1", env=env, timeout=120)
+    assert played.returncode == 0 and "limit reached" in played.stderr, played.stderr
+    for result in (generated, played):
+        assert "fast step unavailable (no C compiler: '/nonexistent' cannot be run" in result.stderr, result.stderr
+        assert "torch path runs instead, several times slower" in result.stderr
+    info = json.loads(run_cli("info", "--model", str(small_checkpoint), "--json", env=env).stdout)
+    assert info["step"]["backend"] == "torch" and info["step"]["precision"] == "float32"
+    assert info["step"]["why_not_fast"].startswith("no C compiler")

@@ -1,4 +1,4 @@
-"""The importer against an independent numpy statement of REFERENCE section 1."""
+"""The importer against an independent numpy statement of docs/design.md §1."""
 
 import pickle
 
@@ -9,7 +9,7 @@ from instrument.model import checkpoint, vocab
 from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Stepper
-from tests.conftest import make_model, run_cli
+from tests.helpers import run_cli
 
 
 def write_original_pickle(path, layers=3, hidden=512, vocab_order=None, seed=7):

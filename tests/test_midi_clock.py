@@ -3,60 +3,12 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import threading
-import time
 
 import pytest
-import rtmidi
 
 from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
 from instrument.errors import UsageError
-from instrument.live.scheduler import clock
-from tests.midi_helpers import realtime_jack_server, realtime_jack_threads, wait_for
-
-START, CONTINUE, STOP, TICK = 0xFA, 0xFB, 0xFC, 0xF8
-
-
-class ClockSource:
-    """A JACK MIDI output port ``client:out`` that plays a clock from a thread."""
-
-    def __init__(self, client: str = "Clock Source"):
-        with realtime_jack_threads():
-            self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
-        self._out.open_virtual_port("out")
-        self.name = f"{client}:out"
-
-    def connect(self, destination: str) -> None:
-        subprocess.run(["jack_connect", self.name, destination], check=True, capture_output=True, timeout=10)
-
-    def play(self, script: list[tuple[str, float]]) -> threading.Thread:
-        """Run ``script`` in a thread: ('start'|'continue'|'stop', 0) or ('ticks', qpm) * count."""
-        def run():
-            due = clock() + 0.02
-            for what, value in script:
-                if what == "ticks":
-                    count, qpm = value
-                    for _ in range(count):
-                        self._at(due, [TICK])
-                        due += 60.0 / qpm / 24
-                else:
-                    self._at(due, [{"start": START, "continue": CONTINUE, "stop": STOP}[what]])
-                    due += 0.1 if what == "stop" else 0.0
-        thread = threading.Thread(target=run, name="clock source", daemon=True)
-        thread.start()
-        return thread
-
-    def _at(self, due: float, message: list[int]) -> None:
-        while clock() < due - 0.002:
-            time.sleep(0.001)
-        while clock() < due:
-            pass
-        self._out.send_message(message)
-
-    def close(self) -> None:
-        self._out.close_port()
-        self._out.delete()
+from tests.midi_helpers import ClockSource, realtime_jack_server, realtime_jack_threads, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +34,7 @@ def follower(**options):
     return f, events, tempos
 
 
+@pytest.mark.realtime
 def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
     f, events, tempos = follower()
     try:
@@ -101,6 +54,7 @@ def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
         f.close()
 
 
+@pytest.mark.realtime
 def test_listening_to_a_named_port(source):
     with pytest.raises(UsageError) as error:
         MidiClockFollower("no such clock", "jack")

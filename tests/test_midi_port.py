@@ -5,24 +5,37 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 
-from instrument.midi import ports as midi
+from instrument.midi import ports
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from instrument.errors import UsageError
 from instrument.music.phrasing import TempoMap
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.live.scheduler import Scheduler, clock
-from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, wait_for
+from tests.timing import Jitter, machine_jitter, timing_problem
+from tests.midi_helpers import Receiver, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
 
-NOTE_ON, NOTE_OFF, CC, PC = 0x90, 0x80, 0xB0, 0xC0
-# Arrival minus scheduled time. The timing thread itself is within ~0.1 ms; the rest is JACK's
-# delivery, whose non-real-time dummy server wakes late by milliseconds on a busy machine, so
-# single messages get a wide margin and the typical one a tight one.
-TYPICAL_S, WORST_S = 0.002, 0.05  # the median, each message
+# Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
+# takes up to a period or two), to which the machine's jitter measured during the test is added.
+TYPICAL_S, WORST_S = 0.002, 0.01  # the median, each message
+
+pytestmark = pytest.mark.realtime
+
+
+@pytest.fixture(autouse=True)
+def jitter():
+    """The machine's wake-up jitter over each test, which its timing bounds allow for."""
+    global JITTER
+    with machine_jitter() as JITTER:
+        yield JITTER
+
+
+JITTER = Jitter()
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +68,17 @@ def midi_port(target, scheduler, **options):
 
 def virtual_port(scheduler, receiver, **options):
     port = midi_port("virtual", scheduler, **options)
-    receiver.listen_to(f"{midi.PRODUCT}:")
+    receiver.listen_to(f"{ports.PRODUCT}:")
     return port
 
 
 def check_times(received, expected):
-    """Never early, never later than WORST_S, typically (the median of 5 or more) within TYPICAL_S."""
+    """Never early; typically within TYPICAL_S and at worst within WORST_S, each plus what a bare
+    sleep-until loop suffered during the test (tests/timing.py)."""
     assert len(received) == len(expected)
     lags = [got - want for (got, _), want in zip(received, expected)]
-    shown = " ".join(f"{lag * 1000:.2f}" for lag in lags)
-    ordered = sorted(lags)
-    assert ordered[0] >= -0.0005, shown
-    assert len(lags) < 5 or ordered[len(lags) // 2] <= TYPICAL_S, shown
-    assert ordered[-1] <= WORST_S, shown
+    problem = timing_problem(lags, JITTER, TYPICAL_S if len(lags) >= 5 else WORST_S, WORST_S)
+    assert problem is None, problem
 
 
 def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, receiver):
@@ -82,14 +93,15 @@ def test_notes_arrive_in_order_at_their_times_program_change_first(scheduler, re
     assert wait_for(lambda: len(receiver.messages) >= 17, timeout=2), str(receiver.messages)
     time.sleep(0.05)  # nothing more may come
     port.close(clock())
+    assert wait_for(lambda: len(receiver.messages) >= 18, timeout=2), str(receiver.messages)
     got = receiver.messages
-    assert got[0][1] == [PC | 2, 41]
+    assert got[0][1] == [PROGRAM | 2, 41]
     expected = []
     for n in notes:
         expected += [([NOTE_ON | 2, n.pitch, n.velocity], n.on), ([NOTE_OFF | 2, n.pitch, 0], n.off)]
     assert [m for _, m in got[1:17]] == [m for m, _ in expected]
     check_times(got[:17], [start] + [t for _, t in expected])
-    assert got[17:] == [] or [m for _, m in got[17:]] == [[CC | 2, 123, 0]]  # close: all notes off
+    assert [m for _, m in receiver.messages[17:]] == [[CONTROL | 2, 123, 0]]  # close: All Notes Off on the channel used
 
 
 def test_same_pitch_again_ends_the_first_note_once(scheduler, receiver):
@@ -116,14 +128,14 @@ def test_panic_in_a_held_note_leaves_nothing_sounding(scheduler, receiver):
     assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=2)
     panic_at = clock()
     port.panic(panic_at)
-    assert wait_for(lambda: len(receiver.of(CC)) == 2, timeout=2)
+    assert wait_for(lambda: len(receiver.of(CONTROL)) == 2, timeout=2)
     time.sleep(0.5)  # past the dropped note's time
     got = [m for _, m in receiver.messages]
     assert got == [[NOTE_ON, 60, 100], [NOTE_ON | 1, 67, 100], [NOTE_OFF, 60, 0], [NOTE_OFF | 1, 67, 0],
-                   [CC, 123, 0], [CC | 1, 123, 0]]
-    assert all(at - panic_at < WORST_S for at, _ in receiver.messages[2:])
+                   [CONTROL, 123, 0], [CONTROL | 1, 123, 0]]
+    assert all(at - panic_at < WORST_S + JITTER.max for at, _ in receiver.messages[2:]), JITTER
     port.close(clock())
-    assert [m for _, m in receiver.messages[6:]] == [[CC, 123, 0], [CC | 1, 123, 0]], str(receiver.messages)  # close
+    assert [m for _, m in receiver.messages[6:]] == [[CONTROL, 123, 0], [CONTROL | 1, 123, 0]], str(receiver.messages)  # close
 
 
 def test_close_after_the_scheduler_stopped_ends_sounding_notes_and_is_idempotent(scheduler, receiver):
@@ -137,20 +149,20 @@ def test_close_after_the_scheduler_stopped_ends_sounding_notes_and_is_idempotent
     port.close(clock())
     port.panic(clock())
     assert wait_for(lambda: len(receiver.messages) == 3, timeout=2), str(receiver.messages)
-    assert [m for _, m in receiver.messages] == [[NOTE_ON | 4, 50, 80], [NOTE_OFF | 4, 50, 0], [CC | 4, 123, 0]]
+    assert [m for _, m in receiver.messages] == [[NOTE_ON | 4, 50, 80], [NOTE_OFF | 4, 50, 0], [CONTROL | 4, 123, 0]]
     assert port.status() == "MIDI: closed (JACK)"
 
 
 def test_midi_clock_follows_the_tempo_map_and_survives_panic(scheduler, receiver):
-    tempo = None
-    port = virtual_port(scheduler, receiver, send_clock=True, tempo=lambda: tempo)
-    start = clock() + 0.1
     fast, slow = 60 / 240, 60 / 180  # seconds per quarter: ticks every 10.4 ms, then 13.9 ms
-    tempo = TempoMap(start, fast)
+    tempo = TempoMap(0.0, fast)  # made before the port, as a performance does
+    port = virtual_port(scheduler, receiver, send_clock=True, tempo=tempo)
+    start = clock() + 0.1
+    tempo.start(start)
     port.start(start)
-    # as the engine does, a little ahead of the play head (here: tick 48, the one armed next)
-    assert wait_for(lambda: clock() > tempo.time_at(47 / 24) + 0.002, timeout=3, step=0.001)
-    tempo.change(slow, at_beat=2.0)
+    # as the engine does, a little ahead of the play head (here: tick 48, the one armed next); from
+    # the timing thread, so that a stalled test thread cannot change it after tick 48 went out
+    scheduler.at(tempo.time_at(47 / 24) + 0.002, lambda due: tempo.change(slow, at_beat=2.0))
     assert wait_for(lambda: len(receiver.of(0xF8)) >= 24 * 3, timeout=3)
     port.panic(clock())
     assert wait_for(lambda: len(receiver.of(0xF8)) >= 24 * 4, timeout=3)
@@ -182,11 +194,11 @@ def test_connect_by_name_and_bad_names(scheduler, jack):
 
 
 def test_api_choice(jack, scheduler):
-    assert midi.midi_available() == (True, "JACK") or os.path.exists(midi.ALSA_SEQUENCER)
+    assert ports.midi_available() == (True, "JACK") or os.path.exists(ports.ALSA_SEQUENCER)
     for api, expected in [("winamp", "unknown MIDI API"), ("coremidi", "built without it")]:
         with pytest.raises(UsageError, match=expected):
             open_midi_port("virtual", api, scheduler)
-    if not os.path.exists(midi.ALSA_SEQUENCER):  # as on these machines: auto falls through to JACK
+    if not os.path.exists(ports.ALSA_SEQUENCER):  # as on these machines: auto falls through to JACK
         with pytest.raises(UsageError, match="no ALSA sequencer"):
             open_midi_port("virtual", "alsa", scheduler)
         port = open_midi_port("virtual", "auto", scheduler)
@@ -194,10 +206,10 @@ def test_api_choice(jack, scheduler):
         port.close(clock())
 
 
-@pytest.mark.skipif(os.path.exists(midi.ALSA_SEQUENCER), reason="this machine has ALSA MIDI")
+@pytest.mark.skipif(os.path.exists(ports.ALSA_SEQUENCER), reason="this machine has ALSA MIDI")
 def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"no-such-server-{os.getpid()}")
-    available, why = midi.midi_available()
+    available, why = ports.midi_available()
     assert not available and "no ALSA sequencer" in why and "no JACK server running" in why
     for api, expected in [("auto", "no MIDI API works here"), ("jack", "not usable: no JACK server running")]:
         with pytest.raises(UsageError, match=expected) as error:
@@ -206,7 +218,7 @@ def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
 
 
 def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.midi.ports")
+    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
     daw = Receiver("Test DAW", "in")
     start = clock() + 0.05
     tempo = TempoMap(start, 60 / 150)
@@ -235,10 +247,10 @@ def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(
 
 @pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed (Debian package jackd2)")
 def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.midi.ports")
+    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
     name = f"folk-instrument-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    server = _start_jack(name)
+    server = start_jack(name)
     port = None
     try:
         start = clock() + 0.05
@@ -246,17 +258,16 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
         port = midi_port("virtual", scheduler, send_clock=True, tempo=tempo, watch_interval=0.1)
         port.start(start)
         time.sleep(0.2)
-        server.terminate()
-        server.wait(10)
+        stop_jack(server)
         assert wait_for(lambda: "waiting for the JACK server" in port.status(), timeout=3)
         ran = []  # the timing thread is not stuck on the dead server
         scheduler.at(clock(), ran.append)
         assert wait_for(lambda: ran, timeout=1)
-        server = _start_jack(name)
+        server = start_jack(name)
         assert wait_for(lambda: port.status() == "MIDI: virtual port 'folk-instrument' (JACK)", timeout=5)
         daw = Receiver("Test DAW", "in")
         try:
-            daw.listen_to(f"{midi.PRODUCT}:")
+            daw.listen_to(f"{ports.PRODUCT}:")
             assert wait_for(lambda: len(daw.of(0xF8)) >= 12, timeout=2)  # the same clock goes on
         finally:
             daw.close()
@@ -264,12 +275,4 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
     finally:
         if port is not None:
             port.close(clock())
-        server.terminate()
-        server.wait(10)
-
-
-def _start_jack(name: str) -> subprocess.Popen:
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0
-    return proc
+        stop_jack(server)

@@ -147,8 +147,10 @@ def test_every_tuplet_size(p, meter, q):
 
 
 def test_tuplet_counts_chords_and_rests_as_one_and_runs_across_bars():
-    assert played("(3 A [ C E ] z B") == pytest.approx(
-        [(69, 0.0, 1 / 3), (60, 1 / 3, 1 / 3), (64, 1 / 3, 1 / 3), (71, 1.0, 0.5)]
+    got = played("(3 A [ C E ] z B")  # pytest.approx takes no nested tuples (an error since pytest 9.2)
+    assert [pitch for pitch, _, _ in got] == [69, 60, 64, 71]
+    assert [x for _, start, length in got for x in (start, length)] == pytest.approx(
+        [0.0, 1 / 3, 1 / 3, 1 / 3, 1 / 3, 1 / 3, 1.0, 0.5]
     )
     assert starts("(3 A B | c d") == pytest.approx([0, 1 / 3, 2 / 3, 1.0])
     # a second (3 while the first still runs is ignored (abc2midi: "nested tuples")

@@ -14,10 +14,11 @@ import mido
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
+from tests.helpers import ROOT
+from tests.timing import machine_jitter
+from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, wait_for
 
-NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 
 
@@ -27,10 +28,27 @@ def jack(jack_server):
         yield jack_server
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_play_outlives_its_test():
+    """A test that fails while ``play`` runs must not leave it running: its ports would stay on the
+    JACK server, where a later test (or run) could connect to them instead of its own."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def play(*args: str, cwd=ROOT) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    return proc
 
 
 def recorded_onsets(path) -> list[tuple[float, int]]:
@@ -56,16 +74,18 @@ def sounding_after(messages) -> dict[tuple[int, int], int]:
     return {k: v for k, v in sounding.items() if v}
 
 
+@pytest.mark.realtime
 def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkpoint):
     receiver = Receiver("play-receiver", "in")
     try:
         take = tmp_path / "take.mid"
-        proc = play("--model", str(plain_checkpoint), "--midi-out", "play-receiver", "--midi-api", "jack",
-                    "--no-audio", "--record", str(take), "--bars", "4", "--tempo", "160", "--seed", "3")
-        out, err = proc.communicate(timeout=120)
+        with machine_jitter() as jitter:
+            proc = play("--model", str(plain_checkpoint), "--midi-out", "play-receiver", "--midi-api", "jack",
+                        "--no-audio", "--record", str(take), "--bars", "4", "--tempo", "160", "--seed", "3")
+            out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "limit reached" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in receiver.messages), 2)  # the last message
     finally:
         receiver.close()
     received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -79,9 +99,9 @@ def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkp
     by_note = [abs(got - want - offset) for (got, _), (want, _) in zip(received, recorded)]
     worst = max(range(len(by_note)), key=by_note.__getitem__)
     shown = (f"p99 {p99 * 1000:.2f} ms, max {errors[-1] * 1000:.2f} ms (note {worst + 1}) over {len(errors)} notes; "
-             f"first notes' errors {[round(e * 1000, 2) for e in by_note[:4]]} ms")
-    assert p99 <= 0.002, shown + err
-    assert errors[-1] <= 0.008, shown + err
+             f"first notes' errors {[round(e * 1000, 2) for e in by_note[:4]]} ms; {jitter}")
+    assert p99 <= 0.002 + jitter.p99, shown + err  # our budget, plus the machine's own jitter over the take
+    assert errors[-1] <= 0.008 + jitter.max, shown + err
     assert not sounding_after(receiver.messages)
     assert take.with_suffix(".abc").read_text().startswith("X:")
 
@@ -100,12 +120,12 @@ def test_sigterm_in_the_middle_of_a_note_leaves_nothing_sounding(jack, tmp_path,
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "SIGTERM" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: not sounding_after(receiver.messages), 2)
     finally:
         receiver.close()
     messages = receiver.messages
     assert not sounding_after(messages)
-    assert any(m[0] & 0xF0 == CC and m[1] == 123 for _, m in messages)  # All Notes Off at the end
+    assert any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in messages)  # All Notes Off at the end
     assert recorded_onsets(take)  # the recording was closed properly and reads back
 
 
@@ -143,20 +163,22 @@ def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkp
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
 
 
+@pytest.mark.realtime
 def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, small_checkpoint):
     """--sync midi-clock waits for Start, plays at the clock's tempo (its own --send-clock ticks
-    follow it) and ends at Stop with nothing left sounding."""
-    from tests.test_midi_clock import ClockSource
+    follow it) and ends at Stop with nothing left sounding.
 
+    It listens to the source by name (``--clock-in rig-clock``): a test that looked for 'the' port
+    ending in "clock in" connected the source to a stale one of an earlier, stuck run and waited
+    for a Start that never came."""
     source = ClockSource("rig-clock")
     receiver = Receiver("sync-receiver", "in")
     try:
         proc = play("--model", str(small_checkpoint), "--midi-out", "sync-receiver", "--midi-api", "jack",
-                    "--no-audio", "--sync", "midi-clock", "--send-clock", "--tempo", "90", "--seed", "2")
-        ports = lambda: subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.splitlines()  # noqa: E731
-        assert wait_for(lambda: any(p.endswith("clock in") for p in ports()), 30), proc.stderr.read() if proc.poll() is not None else "no clock port"
-        clock_in = next(p for p in ports() if p.endswith("clock in"))
-        source.connect(clock_in)
+                    "--no-audio", "--sync", "midi-clock", "--clock-in", "rig-clock", "--send-clock", "--tempo", "90",
+                    "--seed", "2")
+        assert wait_for(lambda: connections(source.name) or proc.poll() is not None, 30)
+        assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.5)
         assert not receiver.of(NOTE_ON)  # nothing before Start
         qpm = 150.0
@@ -164,7 +186,7 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "MIDI clock stop" in err
-        wait_for(lambda: False, 0.2)
+        assert wait_for(lambda: receiver.of(0xFC), 2)  # its own clock's Stop, the last message
     finally:
         receiver.close()
         source.close()
@@ -176,6 +198,7 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
     assert not sounding_after(receiver.messages)
 
 
+@pytest.mark.realtime
 def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     takes, late_ms = [], 0.0
     for n in range(2):
@@ -193,3 +216,21 @@ def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     worst = max(abs(a - b) for (a, _), (b, _) in zip(first, second))
     assert worst < 0.002 + late_ms / 1000, (worst, late_ms)  # same rhythm
     assert takes[0].with_suffix(".abc").read_text() == takes[1].with_suffix(".abc").read_text()
+
+
+def test_sigterm_while_it_opens_ends_it_cleanly(tmp_path, small_checkpoint):
+    """A signal before the music starts (here while the step kernel builds, which a slow compiler
+    stretches to seconds) used to kill play with the default action (exit -15, nothing closed)."""
+    slow_cc = tmp_path / "slow-cc"
+    slow_cc.write_text("#!/bin/sh\nsleep 4\nexit 1\n")
+    slow_cc.chmod(0o755)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CC=str(slow_cc), FOLK_INSTRUMENT_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model", str(small_checkpoint),
+                             "--midi-out", "none", "--no-audio", "--record", str(tmp_path / "take.mid")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    assert wait_for(lambda: (tmp_path / "cache").exists() or proc.poll() is not None, 60)  # building now
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1].startswith("SIGTERM: 0 notes"), err

@@ -1,4 +1,4 @@
-"""A running ``play`` steered from outside, as the issue checks it: OSC /state and /temperature
+"""A running ``play`` steered from outside, as a performer's rig does: OSC /state and /temperature
 and a flood of malformed packets on loopback, a Myo Mapper stream moving the lobotomy patch's
 parameters both ways, and a broken patch refused with its line."""
 
@@ -14,7 +14,7 @@ import time
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def free_port() -> int:
@@ -83,7 +83,10 @@ class Player:
 def test_osc_state_temperature_and_a_flood_of_malformed_packets(tmp_path, plain_checkpoint):
     player = Player(plain_checkpoint, "default.yaml", tmp_path)
     try:
-        assert player.state()["temperature"] == 1.0
+        state = player.state()
+        assert state["temperature"] == 1.0
+        assert state["status"]["step"]["backend"] in ("fast", "torch") and state["status"]["step"]["precision"]
+        assert any(line.startswith("OSC ") for line in state["status"]["controllers"])
         player.send(message("/temperature", 0.5))
         player.wait_for(lambda s: s["temperature"] == 0.5)
         rng = random.Random(7)

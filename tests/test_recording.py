@@ -9,10 +9,11 @@ import mido
 import pytest
 
 from instrument.errors import UsageError
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 from instrument.outputs.recording import Recording, tune_title
 from instrument.music.tunes import Tune, parse_tunes
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.midi_helpers import wait_for
 
 START = 1000.0  # the performance's start on the clock; the file counts from it

@@ -9,7 +9,7 @@ from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Ablation, Stepper, Stimulation
 from instrument.model.vocab import TokenClass
-from tests.conftest import make_model
+from tests.helpers import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 
@@ -247,3 +247,16 @@ def test_grammar_guard_keeps_a_random_model_readable():
     with pytest.raises(AssertionError):  # the unguarded random model does break the rules
         for body in off_bodies:
             check_grammar(body)
+
+
+def test_the_header_is_drawn_at_temperature_1_whatever_the_body_is_played_at():
+    """One rule (model/header.py) for live play and generate: tune k's meter and mode come from its
+    own generator at temperature 1, so the body's temperature changes the body only."""
+    from instrument.model.generate import generate_tunes
+
+    model = make_model(hidden=24, seed=4)
+    greedy = generate_tunes(model, 6, temperature=0.0, seed=7, max_tokens=20, threads=1)
+    wild = generate_tunes(model, 6, temperature=3.0, seed=7, max_tokens=20, threads=1)
+    assert [(t.meter, t.mode) for t in greedy] == [(t.meter, t.mode) for t in wild]
+    assert len({(t.meter, t.mode) for t in greedy}) > 1  # a variety of frames even when greedy
+    assert [t.body for t in greedy] != [t.body for t in wild]

@@ -13,11 +13,12 @@ import wave
 import numpy as np
 import pytest
 
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 from instrument.outputs.synth import AudioUnavailable, SampleClock, Synth, audio_available, render, write_wav
 from instrument.outputs.voices import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
 from instrument.live.scheduler import clock
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SR = 48000
 MS = SR // 1000
@@ -195,7 +196,7 @@ def test_no_portaudio_is_reported_not_raised():
         "        if name == 'sounddevice': raise OSError('PortAudio library not found')\n"
         "sys.modules.pop('sounddevice', None); sys.meta_path.insert(0, NoPortAudio())\n"
         "from instrument.outputs.synth import audio_available, Synth, AudioUnavailable, render\n"
-        "from instrument.outputs import ScheduledNote\n"
+        "from instrument.music.phrasing import ScheduledNote\n"
         "ok, why = audio_available(); print(ok, why)\n"
         "try: Synth()\n"
         "except AudioUnavailable as e: print('unavailable:', e)\n"
@@ -272,6 +273,7 @@ def test_a_missing_device_is_reported_in_one_line(jack_audio):
         Synth(device="no-such-device")
 
 
+@pytest.mark.realtime
 def test_live_synth_sounds_through_jack_at_the_notes_times_and_panics(jack_audio):
     sd, device = jack_audio
     ok, why = audio_available()

@@ -2,7 +2,7 @@ import json
 
 from instrument.model import vocab
 from instrument.model.vocab import TokenClass
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_vocabulary_is_the_original_order():

@@ -1,4 +1,4 @@
-"""The seed's part 6 experiment on our model: cut units, then see whether the model still counts.
+"""The seed ablation experiment (docs/design.md §3) on our model: cut units, then see whether the model still counts.
 
 For each unit set and size, the same ``n`` tunes (same seed, same settings) are generated with
 the first ``size`` units of the set cut on one layer, and measured:

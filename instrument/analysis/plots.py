@@ -2,7 +2,7 @@
 
 - ``heatmap``: one layer's h (or c) over the steps of a tune, bar tokens marked;
 - ``mean_spectra``: per-layer mean magnitude spectrum against period, one standard error above and
-  below, and the output distribution's spectrum (the seed's part 7 figure);
+  below, and the output distribution's spectrum (the seed's figure, docs/design.md §3);
 - ``unit_spectra``: every unit's spectrum normalised to its own peak, units in band-share order;
 - ``output_distribution``: the model's distribution over the steps of a tune, tokens grouped by class;
 - ``windows``: Hann and rectangular window spectra with their main-lobe and sidelobe facts;
@@ -24,7 +24,7 @@ from instrument.analysis.record import Recording
 from instrument.analysis.spectra import Spectra, window_facts, window_magnitude_db
 from instrument.model.vocab import TokenClass
 
-SEED_PERIODS = (36, 18, 9, 4.5, 3, 2.25)  # where the seed saw peaks (part 7)
+SEED_PERIODS = (36, 18, 9, 4.5, 3, 2.25)  # where the seed saw peaks (docs/design.md §3)
 _BAR_TOKENS = {vocab.INDEX[t] for t in vocab.tokens_of(TokenClass.BAR)}
 _CLASS_ORDER = (
     (TokenClass.PITCH, "pitch"), (TokenClass.REST, "rest"), (TokenClass.DURATION, "duration"),

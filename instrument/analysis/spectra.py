@@ -1,4 +1,4 @@
-"""Spectral analysis of hidden-state sequences (the seed's parts 6 and 7) and the window facts.
+"""Spectral analysis of hidden-state sequences (the seed experiments, docs/design.md §3) and the window facts.
 
 Each unit's sequence over a tune (h, or c, at every body step) is windowed (Hann or rectangular),
 zero-padded to ``nfft`` points and transformed (``np.fft.rfft``). Power spectra are normalised by
@@ -85,14 +85,6 @@ def power_spectra(x: np.ndarray, window: str = "hann", nfft: int | None = None, 
     w = make_window(window, steps)
     spectrum = np.fft.rfft(x * w[:, None], n=nfft, axis=0)
     return (spectrum.real**2 + spectrum.imag**2) / float(np.sum(w**2))
-
-
-def band_mask(freqs: np.ndarray, band: Sequence[float] = BAR_BAND) -> np.ndarray:
-    """Bins whose period lies in ``band`` = (shortest, longest) period in steps."""
-    lo, hi = sorted(band)
-    if lo <= 0:
-        raise UsageError(f"band periods must be positive, not {band}")
-    return (freqs >= 1.0 / hi) & (freqs <= 1.0 / lo)
 
 
 def band_weights(freqs: np.ndarray, band: Sequence[float] = BAR_BAND) -> np.ndarray:

@@ -14,6 +14,27 @@ from typing import NoReturn, Sequence
 
 from instrument.errors import UsageError
 
+# What each third-party import is installed as: a missing one is named in one line.
+DEPENDENCIES = {"torch": "torch", "numpy": "numpy", "rtmidi": "python-rtmidi", "pythonosc": "python-osc",
+                "sounddevice": "sounddevice", "yaml": "pyyaml", "mido": "mido", "music21": "music21",
+                "matplotlib": "matplotlib", "rich": "rich"}
+CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+# (command, module that implements it, one line of help). Modules load only when used.
+COMMANDS = [
+    ("generate", "instrument.cli.generate", "generate tunes offline (tokens, ABC or JSON)"),
+    ("notes", "instrument.cli.notes", "turn tunes in the tokens format into notes and bar counts (JSON)"),
+    ("info", "instrument.cli.info", "describe a model checkpoint"),
+    ("import-folkrnn", "instrument.cli.import_folkrnn", "import the original folk-rnn v2 pickle"),
+    ("play", "instrument.cli.play", "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"),
+    ("render", "instrument.cli.render", "render a performance offline to a WAV file (no device needed)"),
+    ("train", "instrument.cli.train", "train a model on a corpus (folk-rnn v2 recipe, resumable, torchrun-ready)"),
+    ("corpus", "instrument.cli.corpus", "build the training corpus from music21's ABC folk collections"),
+    ("analyze", "instrument.cli.analyze", "the seeds' experiments: record activations, spectra and unit rankings, ablation"),
+    ("patch", "instrument.cli.patch", "check YAML patches (controller mappings, actions, start state)"),
+    ("gestures", "instrument.cli.gestures", "record, replay or synthesise a Myo Mapper gesture stream"),
+]
+
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and exit with code 2."""
@@ -44,12 +65,20 @@ def main(commands: Sequence[tuple[str, str, str]], argv: Sequence[str], prog: st
     if name not in names:
         print(f"{prog}: error: unknown command {name!r}; choose from: {', '.join(names)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(names[name][0])
-    parser = Parser(prog=f"{prog} {name}", description=names[name][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
     try:
+        module = importlib.import_module(names[name][0])
+        parser = Parser(prog=f"{prog} {name}", description=names[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
         return int(module.run(args) or 0)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in DEPENDENCIES:
+            raise
+        hint = f" (without an NVIDIA GPU: {CPU_TORCH})" if missing == "torch" else ""
+        print(f"{prog} {name}: error: the Python package {DEPENDENCIES[missing]!r} is missing; install it: "
+              f"pip install {DEPENDENCIES[missing]}{hint}, or pip install folk-instrument", file=sys.stderr)
+        return 1
     except UsageError as error:
         print(f"{prog} {name}: error: {error}", file=sys.stderr)
         return 2
@@ -57,3 +86,8 @@ def main(commands: Sequence[tuple[str, str, str]], argv: Sequence[str], prog: st
         return 130
     except BrokenPipeError:
         return 0
+
+
+def entry() -> int:
+    """The ``folk-instrument`` console command (``[project.scripts]``): the same as ``python run.py``."""
+    return main(COMMANDS, sys.argv[1:], prog="folk-instrument")

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plot-steps", type=int, default=300, help="steps shown in the heatmaps and the output plot (default 300; 0: all)")
     p.add_argument("--no-plots", action="store_true", help="write no PNG files")
 
-    p = sub.add_parser("ablate", help="the seed's part 6 experiment: cut bar-periodic or random units, measure counting")
+    p = sub.add_parser("ablate", help="the seed ablation experiment (docs/design.md §3): cut bar-periodic or random units, measure counting")
     _model_options(p)
     p.add_argument("--layer", type=int, default=3, help="layer whose units are cut, 1-based (default 3)")
     p.add_argument("--sets", default="periodic,random", help="comma-separated unit sets: periodic, random, or set files/names (default periodic,random)")
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--periodic", help="ablation-set file with the periodic ranking (default: rank from a fresh recording, same model and seed)")
     p.add_argument("--record-n", type=int, help="tunes recorded to rank units when no --periodic file is given (default: -n, at least 16)")
     p.add_argument("--cut", choices=("output", "silence"), default="output",
-                   help="output: cut the units' outgoing connections (the seed's part 6); silence: hold h at 0")
+                   help="output: cut the units' outgoing connections (the seed experiment, docs/design.md §3); silence: hold h at 0")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     p.add_argument("--out", default=".", help="directory for the chart and the rows (default: the current directory)")
     p.add_argument("--no-plots", action="store_true", help="write no chart")

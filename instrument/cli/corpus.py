@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated music21 corpus collections (default: %(default)s)")
     parser.add_argument("--out", required=True, type=Path,
                         help="directory for train.txt, valid.txt and report.json")
+    parser.add_argument("--modes", choices=("inferred", "written"), default="inferred",
+                        help="a tune whose K: names only a key: its mode found from its tonic (inferred, default) "
+                             "or taken as major (written)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed of the 5%% validation hold-out (default: %(default)s)")
 
@@ -35,10 +38,10 @@ def _writable_dir(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from instrument.training import corpus as corpus_build
+    from instrument.training import corpus
 
     try:
-        available = corpus_build.available_collections()
+        available = corpus.available_collections()
     except FileNotFoundError as error:
         fail(f"{error}; install the music21 package")
     names = [n.strip() for n in args.collections.split(",") if n.strip()]
@@ -47,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
         fail(f"unknown collection {', '.join(unknown) or '(none given)'}; choose from: {', '.join(available)}")
     _writable_dir(args.out)
     started = time.perf_counter()
-    tunes = {name: corpus_build.read_collection(name) for name in names}
-    corpus = corpus_build.build(tunes, seed=args.seed)
+    tunes = {name: corpus.read_collection(name) for name in names}
+    built = corpus.build(tunes, seed=args.seed, modes=args.modes)
     try:
-        summary = corpus_build.write(corpus, args.out)
+        summary = corpus.write(built, args.out)
     except OSError as error:
         fail(f"cannot write to --out {args.out} ({error.strerror})")
-    print("\n".join(corpus_build.summary_lines(summary)))
-    print(f"wrote {args.out}/train.txt, valid.txt, report.json in {time.perf_counter() - started:.1f} s")
+    print("\n".join(corpus.summary_lines(summary)))
+    print(f"wrote {args.out}/train.txt, valid.txt (+ .meta.tsv), report.json in {time.perf_counter() - started:.1f} s")
     return 0

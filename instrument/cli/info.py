@@ -27,8 +27,19 @@ def describe(path: str | None) -> dict:
         "parameters": model.parameter_count(),
         "parameters_with_initial_state": model.parameter_count(initial_state=True),
         "architecture": f"{cfg.layers} x {cfg.hidden} LSTM over {cfg.vocab_size} tokens",
+        "step": step_path(model),
         "metadata": metadata,
     }
+
+
+def step_path(model) -> dict:
+    """Which step path live play runs this model on (one voice), at which precision, and why not
+    the fast one where it is not."""
+    from instrument.model import fast_step
+    from instrument.model.stepper import Stepper
+
+    stepper = Stepper(model, voices=1)
+    return {"backend": stepper.backend, "precision": stepper.precision, "why_not_fast": fast_step.why_not}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1))
         return 0
     print(f"{info['path']}: {info['architecture']}, {info['parameters']:,} parameters, {info['file_size_bytes'] / 1e6:.1f} MB")
+    step = info["step"]
+    print(f"  live step: {step['backend']}, {step['precision']}" + (f" ({step['why_not_fast']})" if step["why_not_fast"] else ""))
     for key, value in info["metadata"].items():
         if isinstance(value, list) and len(value) > 6:
             value = f"[{len(value)} values, last {value[-1]:.4g}]"

@@ -8,7 +8,7 @@ from instrument.cli import fail
 from instrument.live.engine import Limits
 from instrument.model.generate import parse_meter, parse_mode
 from instrument.live.params import ParamError, Parameters
-from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, find_timbre, timbre_table
+from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, timbre_table
 from instrument.outputs.sound import SYNTHS
 
 
@@ -36,16 +36,14 @@ def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int
 
 
 class _TimbreAction(argparse.Action):
-    """``--timbre NAME`` (spelled as a user might) or ``--timbre list``, which prints the list and exits."""
+    """``--timbre list`` prints the list and exits; a name is checked (and its spelling taken) by
+    the ``timbre`` parameter when the start state is set, as from a patch or a controller."""
 
     def __call__(self, parser, namespace, value, option_string=None):
         if value.strip().lower() == "list":
             print(timbre_table())
             parser.exit(0)
-        try:
-            setattr(namespace, self.dest, find_timbre(value).name)
-        except ValueError as error:
-            parser.error(f"--timbre: {error}")
+        setattr(namespace, self.dest, value)
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
@@ -74,12 +72,7 @@ def apply_start_state(params: Parameters, args: argparse.Namespace) -> None:
         wanted.append((name.strip(), _parse_value(value.strip())))
     for name, value in wanted:
         try:
-            spec = params.specs.get(name)
-            if spec is not None and spec.kind in ("float", "int") and isinstance(value, (int, float)):
-                lo, hi = spec.minimum, spec.maximum
-                if (lo is not None and value < lo) or (hi is not None and value > hi):
-                    fail(f"{name} must be within {lo}..{hi}{' ' + spec.unit if spec.unit else ''}, not {value}")
-            params.set(name, value, source="command line", smoothing_ms=0)
+            params.set(name, value, source="command line", smoothing_ms=0, clamp=False)
         except ParamError as error:
             fail(f"{error}; 'run.py play --help' and the README list the parameters")
 

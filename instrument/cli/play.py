@@ -4,6 +4,7 @@ engine and the outputs are put together (data flows that way and never back)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta, where = checkpoint.load_or_default(args.model)
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = None
+    early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
     try:
         controllers = Controllers.open(params, args)  # the patch's start state first ...
         apply_start_state(params, args)  # ... then the command line's, which wins
@@ -61,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=where)
+        early.hand_to(performance)
+        controllers.publish_status(performance.status)
         publisher = _activity(args, performance, model)
-        for note in performance.opened.notes:
-            print(note, file=sys.stderr)
+        for line in performance.opened.messages:
+            print(line, file=sys.stderr)
         gate = None
         if args.sync == "midi-clock":
             from controllers.midi_clock import MidiClockFollower
@@ -78,15 +82,18 @@ def run(args: argparse.Namespace) -> int:
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
-        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars if engine.phrasing else 0} bars"
+        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
         if engine.late_notes:
             summary += f", {engine.late_notes} composed late"
         summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
         if performance.opened.record_path:
             summary += f"; recorded to {performance.opened.record_path}"
+        if follower is not None:
+            summary += f"; {follower.status()}, {follower.input.received} messages"
         print(summary, file=sys.stderr)
         return 1 if reason.startswith("error") else 0
     finally:
+        early.restore()
         if performance is not None:
             performance.engine.stop("interrupted")
         for part in (follower, controllers, publisher):
@@ -96,6 +103,33 @@ def run(args: argparse.Namespace) -> int:
                 except Exception:
                     pass
         pipe.close()
+
+
+class _EarlyStop:
+    """SIGINT and SIGTERM before the performance runs: remembered, then handed to it (which stops
+    at once), instead of killing the process with nothing closed."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.performance = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._caught)
+
+    def _caught(self, number, frame) -> None:
+        self.reason = self.reason or signal.Signals(number).name
+        if self.performance is not None:
+            self.performance.request_stop(self.reason)
+
+    def hand_to(self, performance) -> None:
+        self.performance = performance
+        if self.reason:
+            performance.request_stop(self.reason)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _activity(args, performance, model):

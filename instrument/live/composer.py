@@ -15,29 +15,25 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 
 from instrument.live import steering
 
-from instrument.model import vocab
+from instrument.model import header, vocab
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.params import Parameters
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
-from instrument.model.vocab import TokenClass
 
-log = logging.getLogger("instrument.live.composer")
-_METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
-_MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)
+log = logging.getLogger(__name__)
 _END = vocab.INDEX[vocab.END]
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
 
 
 @dataclass(frozen=True)
-class PlayedNote:
+class ComposedNote:
     """A note on the performance timeline (quarter-note beats from the performance start)."""
 
     pitch: int
@@ -60,9 +56,6 @@ class TuneState:
     offset: float = 0.0  # performance beat at which the tune's beat 0 sits
     ended: bool = False
 
-    def to_tune(self) -> Tune:
-        return Tune(self.meter, self.mode, list(self.body), ended=self.ended)
-
 
 class Composer:
     """Generates a performance note by note from a model, steered by live parameters."""
@@ -80,10 +73,10 @@ class Composer:
         self._stream: NoteStream | None = None
         self._seen_new = params.fired("tune.new")
         self._steer_key: tuple | None = None
-        self._bar_notes: list[PlayedNote] = []  # the bar being played, to find the last whole bar
-        self._last_bar: list[PlayedNote] = []
-        self._loop: deque[PlayedNote] = deque()
-        self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version, time) per token: control latency
+        self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
+        self._last_bar: list[ComposedNote] = []
+        self._loop: deque[ComposedNote] = deque()
+        self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
         self.tokens_sampled = 0
         params.listeners.append(self._preload)
         self._preload(None)
@@ -99,7 +92,7 @@ class Composer:
             log.warning("%s; using the random order", error)
 
     # -- the one entry point ---------------------------------------------------------------
-    def next_notes(self) -> list[PlayedNote]:
+    def next_notes(self) -> list[ComposedNote]:
         """Step until at least one note is certain and return the notes that became certain
         (several when a repeat is played out). May return [] after a bounded amount of work
         (e.g. a tune ended with nothing pending): just call again."""
@@ -132,18 +125,16 @@ class Composer:
         s.guard = bool(self.params.get("guard"))
         s.force(vocab.START)
         meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
-        header = []
-        for choice, only, make in ((meter, _METER_ONLY, vocab.meter_token), (mode, _MODE_ONLY, vocab.mode_token)):
+        tokens = []
+        for stage, choice, make in (("meter", meter, vocab.meter_token), ("mode", mode, vocab.mode_token)):
             if choice != "auto":
                 s.force(make(choice))
-                header.append(make(choice))
-            else:  # drawn by the model: its learned proportions of the corpus
-                s.logit_bias, temperature = only, s.temperature
-                s.temperature = 1.0
-                header.append(vocab.TOKENS[int(s.step()[0])])
-                s.temperature = temperature
+                tokens.append(make(choice))
+            else:  # drawn by the model, by the one rule of model.header
+                s.temperature, s.logit_bias = header.controls([stage], self.params.get("temperature"))
+                tokens.append(vocab.TOKENS[int(s.step()[0])])
                 s.logit_bias = None
-        self.tune.meter, self.tune.mode = vocab.meter_of(header[0]), vocab.mode_of(header[1])
+        self.tune.meter, self.tune.mode = vocab.meter_of(tokens[0]), vocab.mode_of(tokens[1])
         self._stream = NoteStream(self.tune.meter, self.tune.mode)
         self._steer_key = None
         self._bar_notes, self._last_bar = [], []
@@ -155,19 +146,20 @@ class Composer:
                 self._end_tune(produced_end=False)
             self.tune.ended = True
 
-    def _end_tune(self, produced_end: bool) -> list[PlayedNote]:
+    def _end_tune(self, produced_end: bool) -> list[ComposedNote]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
         notes = self._place(self._stream.close())
         self.tune.ended = True
         self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
         return notes
 
-    def _step(self) -> list[PlayedNote]:
-        version = self.params.version  # read before steering: the token is sampled with this or newer
+    def _step(self) -> list[ComposedNote]:
+        began = time.perf_counter()  # the time first, then the version the step is steered with:
+        version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
         self._steer()
         token = int(self.stepper.step()[0])
         self.tokens_sampled += 1
-        self.applied.append((version, time.perf_counter()))
+        self.applied.append((version, began))
         if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
             self.tap(self.stepper.readout, token)
         if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
@@ -179,10 +171,10 @@ class Composer:
         self._stream.repeats = self.params.get("repeats") == "play"
         return self._place(self._stream.push(text))
 
-    def _place(self, notes: list[Note]) -> list[PlayedNote]:
+    def _place(self, notes: list[Note]) -> list[ComposedNote]:
         out = []
         for n in notes:
-            played = PlayedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
+            played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter, self.tune.number)
             out.append(played)
             # the play head is where the next note can start: the stream's as-played position, not
             # the longest note's end (a chord's long note must not make the next note late)
@@ -191,14 +183,14 @@ class Composer:
         return out
 
     # -- hold: loop the last whole bar -----------------------------------------------------
-    def _remember(self, note: PlayedNote) -> None:
+    def _remember(self, note: ComposedNote) -> None:
         bar_start = note.beat - note.bar_offset
         if self._bar_notes and bar_start > self._bar_notes[-1].beat - self._bar_notes[-1].bar_offset + 1e-6:
             self._last_bar = self._bar_notes  # a new bar began: the previous one is whole
             self._bar_notes = []
         self._bar_notes.append(note)
 
-    def _next_loop_note(self) -> PlayedNote:
+    def _next_loop_note(self) -> ComposedNote:
         if not self._loop:
             first = self._last_bar[0]
             bar_start = first.beat - first.bar_offset
@@ -206,7 +198,7 @@ class Composer:
             length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
             self._loop.extend(
-                PlayedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
+                ComposedNote(n.pitch, n.beat + shift, n.duration, n.bar_offset, n.meter, n.tune, looped=True) for n in self._last_bar
             )
             self.tune.offset += length  # the tune resumes one loop later
             self.head += length

@@ -19,13 +19,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
-from instrument.live.composer import Composer, PlayedNote
+from instrument.live.composer import Composer, ComposedNote
 from instrument.music.phrasing import Phrasing
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler, clock
 
-log = logging.getLogger("instrument.live.engine")
+log = logging.getLogger(__name__)
 
 LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
 
@@ -38,7 +38,7 @@ class Limits:
     tunes: int = 0
     seconds: float = 0.0
 
-    def beyond(self, note: PlayedNote, phrasing: Phrasing, start_time: float) -> bool:
+    def beyond(self, note: ComposedNote, phrasing: Phrasing, start_time: float) -> bool:
         """Whether ``note`` lies past the end: it starts after ``seconds``, belongs to a tune
         past ``tunes``, or would begin bar ``bars + 1``."""
         if self.seconds and phrasing.tempo.time_at(note.beat) - start_time >= self.seconds:
@@ -58,6 +58,7 @@ class Engine:
         outputs: list[Output],
         scheduler: Scheduler,
         limits: Limits = Limits(),
+        phrasing: Phrasing | None = None,
         lookahead: float = 0.025,
         preroll: float = 0.2,
     ):
@@ -68,7 +69,7 @@ class Engine:
         self.limits = limits
         self.lookahead = lookahead
         self.preroll = preroll
-        self.phrasing: Phrasing | None = None
+        self.phrasing = phrasing or Phrasing(params)  # its tempo map is made before the outputs that follow it
         self.start_time = 0.0
         self.notes_played = 0
         self.late_notes = 0  # notes handed to the outputs after their onset time
@@ -81,8 +82,8 @@ class Engine:
         self._stopping = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._pending: deque[PlayedNote] = deque()
-        self._panics_seen = params.fired("panic")
+        self._pending: deque[ComposedNote] = deque()
+        self._panicked = threading.Event()  # set by panic(): the model thread drops its pending notes
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
         params.listeners.append(self._on_change)
 
@@ -92,7 +93,7 @@ class Engine:
         # (caches, the kernel's threads waking) that must not make the opening notes late.
         self._pending.extend(self.composer.next_notes())
         self.start_time = clock() + self.preroll
-        self.phrasing = Phrasing(self.params, self.start_time)
+        self.phrasing.tempo.start(self.start_time)
         self.scheduler.start()
         for out in self.outputs:
             out.start(self.start_time)
@@ -139,7 +140,7 @@ class Engine:
     def _perform(self) -> None:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
-            self._check_panic()
+            self._drop_after_panic()
             if not self._pending:
                 # compose only when the next note is nearly due: just in time
                 if not self._sleep_until(phrasing.tempo.time_at(composer.head) - self.lookahead):
@@ -157,7 +158,7 @@ class Engine:
             self._pending.popleft()
             self._schedule(note)
 
-    def _schedule(self, note: PlayedNote) -> None:
+    def _schedule(self, note: ComposedNote) -> None:
         phrasing = self.phrasing
         placed = phrasing.place(note)
         now = clock()
@@ -184,24 +185,30 @@ class Engine:
                 return True
             self._wake.wait(min(left, 0.1))
             self._wake.clear()
-            self._check_panic()
+            self._drop_after_panic()
         return False
 
-    def _check_panic(self) -> None:
-        fired = self.params.fired("panic")
-        if fired != self._panics_seen:
-            self._panics_seen = fired
+    def _drop_after_panic(self) -> None:
+        if self._panicked.is_set():
+            self._panicked.clear()
             self._pending.clear()
 
+    def panic(self) -> None:
+        """Silence now, from the caller's thread (a controller's): every output ends its sounding
+        notes at once, and the model thread drops the notes it composed but has not handed over.
+        The one way a panic is delivered: the ``panic`` trigger calls it."""
+        now = clock()
+        for out in self.outputs:
+            try:
+                out.panic(now)
+            except Exception:
+                log.exception("panic on %s failed", getattr(out, "name", out))
+        self._panicked.set()
+        self._wake.set()
+
     def _on_change(self, change) -> None:
-        if change.name == "panic":  # silence at once, from the controller's thread
-            now = clock()
-            for out in self.outputs:
-                try:
-                    out.panic(now)
-                except Exception:
-                    log.exception("panic on %s failed", getattr(out, "name", out))
-            self._wake.set()
+        if change.name == "panic":
+            self.panic()
         elif change.name in ("tune.new", "hold"):
             self._wake.set()
 

@@ -12,15 +12,13 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from instrument.model import vocab
-from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, GM_TIMBRES
+from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, GM_TIMBRES, find_timbre
 
-log = logging.getLogger("instrument.live.params")
-
-KINDS = ("float", "int", "bool", "choice", "text", "list", "trigger")
+log = logging.getLogger(__name__)
 
 
 class ParamError(ValueError):
@@ -42,25 +40,29 @@ class ParamSpec:
     doc: str = ""
     validate: Callable[[Any], Any] | None = None
 
-    def coerce(self, value: Any) -> tuple[Any, str | None]:
-        """The value this parameter takes for ``value``, and a warning if it was clamped.
+    def coerce(self, value: Any, clamp: bool = True) -> tuple[Any, str | None]:
+        """The value this parameter takes for ``value``, and a warning if it was clamped: the one
+        check of a value, whoever sends it (``Parameters.set``; patch checking, before a set).
 
-        Raises ParamError for a value of the wrong type or an unknown choice.
+        ``clamp`` (live controllers): a number outside the range is clamped with a warning, and a
+        number picks a choice by index (a knob or a fader). Without it (the command line, a
+        patch's values) both are errors. Raises ParamError for a value that cannot be taken: the
+        wrong type (a bool is not a number), NaN or infinity, an unknown choice, a refused item.
         """
         kind = self.kind
         if kind in ("float", "int"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                try:
-                    value = float(value)
-                except (TypeError, ValueError):
-                    raise ParamError(f"{self.name} takes a number, not {value!r}") from None
+                raise ParamError(f"{self.name} takes a number, not {_short(value)}")
             if math.isnan(value) or math.isinf(value):
                 raise ParamError(f"{self.name} takes a finite number, not {value!r}")
             warning = None
             lo, hi = self.minimum, self.maximum
             if (lo is not None and value < lo) or (hi is not None and value > hi):
+                unit = f" {self.unit}" if self.unit else ""
+                if not clamp:
+                    raise ParamError(f"{self.name}={value!r} is outside {lo}..{hi}{unit}")
                 clamped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
-                warning = f"{self.name}={value!r} is outside {lo}..{hi}{(' ' + self.unit) if self.unit else ''}; clamped to {clamped}"
+                warning = f"{self.name}={value!r} is outside {lo}..{hi}{unit}; clamped to {clamped}"
                 value = clamped
             return (int(round(value)) if kind == "int" else float(value)), warning
         if kind == "bool":
@@ -68,23 +70,31 @@ class ParamSpec:
                 return value.lower() in ("true", "on", "yes", "1"), None
             if isinstance(value, (bool, int, float)):
                 return bool(value), None
-            raise ParamError(f"{self.name} takes on/off (a bool or 0/1), not {value!r}")
+            raise ParamError(f"{self.name} takes on/off (a bool or 0/1), not {_short(value)}")
         if kind == "choice":
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and self.choices:
+            if clamp and isinstance(value, (int, float)) and not isinstance(value, bool) and self.choices:
                 index = min(max(int(value), 0), len(self.choices) - 1)  # a knob or a fader picks by index
                 return self.choices[index], None
-            if str(value) not in self.choices:
-                raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {value!r}")
-            return str(value), None
+            if isinstance(value, str) and self.validate:
+                value = self.validate(value)  # a spelling of a choice ('Tin Whistle' -> 'tin-whistle')
+            if not isinstance(value, str) or value not in self.choices:
+                raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {_short(value)}")
+            return value, None
         if kind == "text":
             value = str(value)
             return (self.validate(value) if self.validate else value), None
         if kind == "list":
             if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-                raise ParamError(f"{self.name} takes a list, not {value!r}")
+                raise ParamError(f"{self.name} takes a list, not {_short(value)}")
             value = tuple(value)
             return (self.validate(value) if self.validate else value), None
         raise ParamError(f"{self.name} is a trigger: fire it, do not set it")
+
+
+def _short(value: Any) -> str:
+    """A value in a message: its repr, cut short (a controller may send anything)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -124,15 +134,19 @@ class Parameters:
         self.listeners: list[Callable[[Change], None]] = []
 
     # -- writing (controller threads) -----------------------------------------------------
-    def set(self, name: str, value: Any, source: str = "", smoothing_ms: float | None = None) -> Any:
-        """Set ``name`` to ``value`` (clamped with a logged warning); returns the value taken.
+    def set(self, name: str, value: Any, source: str = "", smoothing_ms: float | None = None, *,
+            clamp: bool = True, warn: Callable[[str], None] | None = None) -> Any:
+        """Set ``name`` to ``value``; returns the value taken. The value is checked here, once,
+        by ``ParamSpec.coerce``: with ``clamp`` (live controllers) a value out of range is clamped
+        and the warning goes to ``warn`` (default: this module's log); without, it is an error.
 
-        Raises ParamError for an unknown parameter or a value of the wrong type.
+        Raises ParamError for an unknown parameter or a value it cannot take.
         """
         spec = self._spec(name)
-        value, warning = spec.coerce(value)
+        value, warning = spec.coerce(value, clamp)
         if warning:
-            log.warning("%s%s", warning, f" (from {source})" if source else "")
+            message = f"{warning}{f' (from {source})' if source else ''}"
+            (warn or log.warning)(message)
         tau = (spec.smoothing_ms if smoothing_ms is None else smoothing_ms) / 1000.0
         if spec.kind not in ("float", "int"):
             tau = 0.0
@@ -211,6 +225,13 @@ def _vocab_token(value: str) -> str:
     return value
 
 
+def _timbre(value: str) -> str:
+    try:
+        return find_timbre(value).name
+    except ValueError as error:
+        raise ParamError(str(error)) from None
+
+
 def _midi_notes(values: tuple) -> tuple[int, ...]:
     try:
         notes = tuple(sorted({int(v) for v in values}))
@@ -277,6 +298,7 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("bias.end", "float", 0.0, -20.0, 20.0, "logit", 0, doc="end tunes sooner (+) or later (-)"),
     ParamSpec("guard", "bool", True, doc="mask tokens that cannot follow (the grammar guard)"),
     ParamSpec("tempo", "float", 110.0, 20.0, 320.0, "BPM", 200, doc="beats per minute; the beat follows the meter (dotted quarter in 6/8)"),
+    ParamSpec("tempo.clock", "float", 0.0, 0.0, 1000.0, "qpm", doc="an external MIDI clock's tempo (--sync midi-clock), quarter notes per minute; while above 0 it rules instead of tempo"),
     ParamSpec("swing", "float", 0.0, 0.0, 1.0, "", 100, doc="0 straight, 1 triplet swing of eighth pairs"),
     ParamSpec("transpose", "int", 0, -24, 24, "semitones", doc="shift every note"),
     ParamSpec("velocity", "int", 90, 1, 127, "", doc="base MIDI velocity"),
@@ -287,7 +309,7 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("mode.next", "choice", "auto", choices=NEXT_MODES, doc="mode of the next tune ('auto': the model draws it)"),
     ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
     ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
-    ParamSpec("timbre", "choice", DEFAULT_TIMBRE, choices=tuple(GM_TIMBRES),
+    ParamSpec("timbre", "choice", DEFAULT_TIMBRE, choices=tuple(GM_TIMBRES), validate=_timbre,
               doc="the built-in sound's instrument (FluidSynth: its General MIDI program, changed live; numpy synth: plucked or bowed, at the start)"),
     ParamSpec("repeats", "choice", "play", choices=("play", "skip"),
               doc="repeated sections: play them as written, or each section once (then every note is newly composed, so a control is heard within one note)"),

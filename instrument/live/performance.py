@@ -19,13 +19,13 @@ from typing import Callable
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.errors import UsageError
-from instrument.music.phrasing import seconds_per_quarter
+from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
 from instrument.model.network import FolkRNN
 from instrument.outputs import Output
 from instrument.live.params import Parameters
 from instrument.live.scheduler import Scheduler
 
-log = logging.getLogger("instrument.live.performance")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class OutputChoice:
 @dataclass
 class Opened:
     outputs: list[Output] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what the performer is told at the start
+    messages: list[str] = field(default_factory=list)  # what the performer is told at the start
     record_path: Path | None = None
 
 
@@ -55,8 +55,7 @@ def default_take_path(now: float | None = None) -> Path:
     return Path("takes") / f"take-{stamp}.mid"
 
 
-def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
-                 tempo_map: Callable[[], object]) -> Opened:
+def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler, tempo_map: TempoMap) -> Opened:
     """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
 
     Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
@@ -72,12 +71,12 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             ok, why = midi_available()
             midi_target = "virtual" if ok else "none"
             if not ok:
-                opened.notes.append(f"no MIDI here ({why}); MIDI output off")
+                opened.messages.append(f"no MIDI here ({why}); MIDI output off")
         if midi_target.strip().lower() != "none":
             port = open_midi_port(midi_target, choice.midi_api, scheduler, program=params.get("program"),
                                   channel=params.get("channel"), send_clock=choice.send_clock, tempo=tempo_map)
             opened.outputs.append(port)
-            opened.notes.append(port.status())
+            opened.messages.append(port.status())
         elif choice.send_clock:
             raise UsageError("--send-clock needs a MIDI output; drop --midi-out none or --send-clock")
 
@@ -87,7 +86,7 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
 
             sound = open_sound(choice.synth, find_timbre(params.get("timbre")), choice.soundfont, choice.audio_device,
                                required=bool(choice.audio))
-            opened.notes.append(sound.note)
+            opened.messages.append(sound.message)
             if sound.output is not None:
                 opened.outputs.append(sound.output)
                 if hasattr(sound.output, "set_timbre"):  # FluidSynth changes instrument live
@@ -97,7 +96,7 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
         record = choice.record
         if record is None and not opened.outputs:
             record = str(default_take_path())
-            opened.notes.append(f"neither MIDI nor audio can play here: recording to {record} instead")
+            opened.messages.append(f"neither MIDI nor audio can play here: recording to {record} instead")
         if record is not None:
             from instrument.outputs.recording import Recording
 
@@ -111,7 +110,7 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             opened.outputs.append(Recording(path, program=params.get("program"), channel=params.get("channel"), qpm=qpm))
             opened.record_path = path
             if choice.record is not None:
-                opened.notes.append(f"recording to {path} and {path.with_suffix('.abc')}")
+                opened.messages.append(f"recording to {path} and {path.with_suffix('.abc')}")
     except BaseException:
         for out in opened.outputs:
             try:
@@ -130,24 +129,22 @@ class Performance:
         self.params = params
         self.scheduler = Scheduler()
         self.composer = Composer(model, params, seed=seed, model_path=model_path)
-        self._engine: Engine | None = None
-        self.opened = open_outputs(choice, params, self.scheduler, self._tempo_map)
-        self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits)
-        self._engine = self.engine
+        self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
+        self.opened = open_outputs(choice, params, self.scheduler, self.phrasing.tempo)
+        self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.signal_received: str | None = None
-        self.clock_qpm: float | None = None  # from an external MIDI clock, when following one
         self._stop_asked = threading.Event()
 
-    def _tempo_map(self):
-        engine = self._engine
-        return engine.phrasing.tempo if engine is not None and engine.phrasing is not None else None
-
     def follow_clock(self, qpm: float | None) -> None:
-        """Tempo from an external MIDI clock (``--sync midi-clock``); None gives it back to the patch."""
-        self.clock_qpm = qpm
-        phrasing = self.engine.phrasing
-        if phrasing is not None:
-            phrasing.qpm_override = qpm
+        """Tempo from an external MIDI clock (``--sync midi-clock``), through the parameter
+        registry (``tempo.clock``: /state and the view show it); None gives it back to ``tempo``."""
+        self.params.set("tempo.clock", qpm or 0.0, source="MIDI clock", smoothing_ms=0)
+
+    def status(self) -> dict:
+        """What runs, for /state: the step path and precision, and each output's line."""
+        stepper = self.composer.stepper
+        return {"step": {"backend": stepper.backend, "precision": stepper.precision},
+                "outputs": [out.status() for out in self.engine.outputs]}
 
     def request_stop(self, reason: str) -> None:
         """Safe from a signal handler: the main loop does the stopping."""
@@ -166,6 +163,8 @@ class Performance:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, lambda s, f: self.request_stop(signal.Signals(s).name))
         try:
+            if self._stop_asked.is_set():  # asked before it began (a signal while it opened)
+                return self.signal_received or "stopped"
             if start_gate is not None:
                 while not start_gate.wait(interval):
                     if self._stop_asked.is_set():
@@ -173,8 +172,6 @@ class Performance:
                     if tick:
                         tick()
             self.engine.start()
-            if self.clock_qpm:
-                self.follow_clock(self.clock_qpm)
             while not self.engine.finished.is_set():
                 if self._stop_asked.wait(interval):
                     self.engine.stop(self.signal_received or "stopped")

@@ -12,7 +12,7 @@ from instrument.live.composer import Composer
 from instrument.live.engine import Limits
 from instrument.music.phrasing import Phrasing
 from instrument.model.network import FolkRNN
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.live.params import Parameters
 from instrument.music.tunes import Tune
 

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from typing import Callable
 
-log = logging.getLogger("instrument.live.scheduler")
+log = logging.getLogger(__name__)
 
 REALTIME_PRIORITY = 40  # below JACK's own threads (typically 70+), above everything else
 clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: never jumps, high resolution

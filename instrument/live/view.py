@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from instrument.live.performance import Performance
 
-log = logging.getLogger("instrument.play")
+log = logging.getLogger(__name__)
 
 Lines = Callable[[], Sequence[str]]
 
@@ -72,7 +72,7 @@ class QuietView:
             self._last = now
             p99 = onset_p99_ms(p)
             log.info("%d notes, %d bars; onset p99 %s; %s", p.engine.notes_played,
-                     p.engine.phrasing.bars if p.engine.phrasing else 0,
+                     p.engine.phrasing.bars,
                      "n/a" if p99 is None else f"{p99:.2f} ms", "; ".join(self.controller_status()))
 
 
@@ -125,15 +125,19 @@ class LiveView:
         p, params = self.p, self.p.params
         engine = p.engine
         tune = p.composer.tune
-        bars = engine.phrasing.bars if engine.phrasing else 0
+        bars = engine.phrasing.bars
         p99 = onset_p99_ms(p)
         head = Text()
         head.append("folk-instrument ", style="bold")
         head.append(f"{self.model_name}  {time.strftime('%M:%S', time.gmtime(now - self._started))}  ")
         if tune is not None:
             head.append(f"tune {tune.number}  M:{tune.meter or '?'}  K:C{tune.mode or '?'}  ", style="cyan")
-        head.append(f"bar {bars}  notes {engine.notes_played}  tempo {params.get('tempo'):.0f} BPM  ")
-        head.append(f"onset p99 {'n/a' if p99 is None else f'{p99:.2f} ms'}")
+        clock_qpm = params.get("tempo.clock")
+        tempo = f"{clock_qpm:.1f} qpm (MIDI clock)" if clock_qpm else f"{params.get('tempo'):.0f} BPM"
+        head.append(f"bar {bars}  notes {engine.notes_played}  tempo {tempo}  ")
+        head.append(f"onset p99 {'n/a' if p99 is None else f'{p99:.2f} ms'}  ")
+        step = p.composer.stepper
+        head.append(f"step {step.backend} {step.precision}", style="yellow" if step.backend != "fast" else "")
         if engine.resyncs:
             head.append(f"  resyncs {engine.resyncs}", style="yellow")
         if params.get("hold"):

@@ -8,6 +8,8 @@ it silenced and the user gets one line from us instead.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import socket
 import sys
@@ -18,6 +20,8 @@ from typing import Iterator, TypeVar
 import rtmidi
 
 from instrument.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 PRODUCT = "folk-instrument"
 ALSA, JACK = rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK
@@ -178,3 +182,71 @@ def jack_server_id() -> int | None:
         return inode
     except OSError:
         return None
+
+
+def open_port(cls: type[Client], target: str, api: str, port_name: str, *, client_name: str | None = None,
+              flag: str = "--midi-out", api_flag: str = "--midi-api", kind: str = "input") -> tuple[Client, int, str | None]:
+    """Our port for ``target``: 'virtual' (a port named ``port_name`` for others to connect to) or
+    part of the name of another program's ``kind`` port, connected to it. Returns (client, API,
+    the full name of the port connected to, or None for virtual). UsageError (one line) otherwise."""
+    client, api_id = open_client(cls, api, client_name or port_name, flag=api_flag)
+    try:
+        if target.strip().lower() == "virtual":
+            client.open_virtual_port(port_name)
+            return client, api_id, None
+        ports = client.get_ports()
+        index = find_port(ports, target, flag=flag, kind=kind)
+        client.open_port(index, port_name)
+        return client, api_id, ports[index]
+    except UsageError:
+        client.delete()
+        raise
+    except Exception as error:  # e.g. no virtual ports on Windows
+        client.delete()
+        raise UsageError(f"{flag} {target}: cannot open it with {label(api_id)} ({error}); try another {flag}") from None
+
+
+def close_client(client: Client, server_gone: bool = False) -> None:
+    """Close a client's port and free it; never raises. A client whose JACK server has gone is
+    abandoned instead: closing it waits a second with the GIL held, or crashes the process once a
+    new server runs (seen here: exit 139 in close_port after a restart)."""
+    if server_gone:
+        abandon(client)
+        return
+    try:
+        client.close_port()
+        client.delete()
+    except Exception as error:
+        log.debug("closing a MIDI client: %s", error)
+
+
+def abandon(client: Client) -> None:
+    """Keep a client of a dead JACK server alive until the process ends: freeing it would close it,
+    which crashes or stalls (see ``close_client``). A few kilobytes per server loss."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(client))
+
+
+class ServerWatch:
+    """Notices a JACK server that stopped or restarted under a client on ``api``, by the server's
+    socket (``jack_server_id``): no rtmidi call, no lock, nothing printed. Other APIs (and a JACK
+    without jackd2's socket, such as PipeWire's) are never reported lost."""
+
+    def __init__(self, api: int):
+        self.tracking = api == JACK and os.path.exists(jack_server_socket())
+        self.server = jack_server_id() if self.tracking else None
+
+    def changed(self) -> int | None | bool:
+        """False while the server we opened on runs; else the new server's id (None: none runs)."""
+        if not self.tracking:
+            return False
+        server = jack_server_id()
+        return False if server == self.server else server
+
+    def follow(self, server: int | None) -> None:
+        """Our client now lives on ``server``."""
+        self.server = server
+
+    @property
+    def gone(self) -> bool:
+        """Whether the server we opened on has stopped or been replaced."""
+        return self.changed() is not False

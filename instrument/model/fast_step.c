@@ -1,6 +1,6 @@
 /* The fast live step of the folk-rnn LSTM stack: AVX2 + FMA, float32 (or bf16) weights, B voices.
  *
- * Built by instrument/fast_step.py with gcc (-O3 -mavx2 -mfma -mf16c) at first use and loaded with ctypes.
+ * Built by instrument/model/fast_step.py with gcc (-O3 -mavx2 -mfma -mf16c) at first use and loaded with ctypes.
  * Weights: float32, bf16 (prec 1) or IEEE half (prec 2, converted by F16C), products in float32.
  * One call to fs_step() runs every layer of one step for the active voices; fs_sample() then draws
  * the next token of every voice from uniforms the caller supplies (its seeded numpy generators).
@@ -33,7 +33,12 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
-#define MAXL 8
+/* The ABI version and the limits are defined once, in fast_step.py, and passed as -D flags (part of
+ * the build's cache key): a kernel built for other limits is another file. */
+#if !defined(FS_ABI) || !defined(FS_MAXL) || !defined(FS_MAX_VOCAB)
+#error "build with -DFS_ABI=.. -DFS_MAXL=.. -DFS_MAX_VOCAB=.. (fast_step.py does)"
+#endif
+#define MAXL FS_MAXL
 #define MAXB_TILE 2
 
 typedef struct {
@@ -492,9 +497,8 @@ static void run_phase_shared(const fs_job *job, int phase) {
  * (one or two voices: a late chunk costs little), larger ones when it computes */
 #define CHUNK_GROUPS(nact) ((nact) <= 2 ? 3 : 4)
 
-int fs_abi_version(void) { return 3; }
+int fs_abi_version(void) { return FS_ABI; }
 
-void fs_set_spin(long spin_ns) { atomic_store(&P.spin_ns, spin_ns); }
 
 /* One step for the active voices (NULL: voices 0..nact-1). hot_* give layer 0's input per active
  * position: nhot[i] (token, weight) pairs. threads: 1 = this thread only, 2 = with the helper. */
@@ -548,7 +552,10 @@ typedef struct {
     int64_t *tokens;
 } fs_call;
 
+/* Returns 0, or -1 (and does nothing) for a network beyond the limits the kernel was built for:
+ * its buffers (z and cdf below, the per-layer pointers) would overflow. */
 int fs_run(const fs_net *net, const fs_call *c) {
+    if (net->layers < 1 || net->layers > FS_MAXL || net->vocab < 1 || net->vocab > FS_MAX_VOCAB) return -1;
     if (c->advance && c->nact > 0) fs_step(net, c->active, c->nact, c->hot_tok, c->hot_w, c->nhot, c->maxhot, c->threads);
     if (c->sample)
         fs_sample(net->logits, c->sampling, net->vocab, c->active, c->nact, c->temp, c->bias, c->bias_stride, c->allowed,
@@ -557,13 +564,13 @@ int fs_run(const fs_net *net, const fs_call *c) {
 }
 
 /* Draw the next token of each active voice (position i, voice v = active[i], or i when active is NULL)
- * as instrument.stepper's reference path does in numpy (float64): z = logits[v] / T + bias (+ -inf where
+ * as the torch path (instrument/model/torch_step.py) does in numpy (float64): z = logits[v] / T + bias (+ -inf where
  * not allowed); T > 0: p = softmax(z), token = the first index whose cumulative p exceeds u[i] * total;
  * T == 0: argmax. Writes p (float32) to sampling[v]. temp, u, bias rows, allowed rows, tokens are per i. */
 void fs_sample(const float *logits, float *sampling, int V, const int32_t *active, int n, const double *temp,
                const double *bias, int64_t bias_stride, const uint8_t *allowed, int64_t allowed_stride, const double *u,
                int64_t *tokens) {
-    double z[1024], cdf[1024];
+    double z[FS_MAX_VOCAB], cdf[FS_MAX_VOCAB];
     for (int i = 0; i < n; i++) {
         int v = active ? active[i] : i;
         const float *L = logits + (size_t)v * V;

@@ -1,43 +1,45 @@
 """The fast step path: the whole LSTM step for B voices in one call to a small C kernel.
 
-``fast_step.c`` (beside this file) is compiled with gcc at first use into a cache directory keyed
-by a hash of the source and flags, and loaded with ctypes. Per step it gathers layer 1's input rows
-(the one- or multi-hot input needs no product), runs one fused [W_ih | W_hh] product per layer with
-the gate nonlinearities in the same pass, the softmax layer, and then draws every voice's token
-from uniforms the stepper's own seeded generators supply. Nothing is allocated per step: the state
+``fast_step.c`` (beside this file) is compiled at first use by ``instrument.native`` into a cache
+directory keyed by a hash of the source and flags, and loaded with ctypes. Per step it gathers
+layer 1's input rows (the one- or multi-hot input needs no product), runs one fused [W_ih | W_hh]
+product per layer with the gate nonlinearities in the same pass, the softmax layer, and then draws
+every voice's token from uniforms the stepper's own seeded generators supply. Nothing is allocated per step: the state
 lives in buffers made once, which the readout exposes as torch views.
 
 ``threads=2`` lets a helper thread (spinning briefly between steps, then sleeping) take chunks of
 unit groups; ``precision="bf16"`` stores the weights as bfloat16 (half the bytes to stream, products
-in float32). When the kernel cannot be built or this CPU lacks AVX2/FMA, :func:`load` returns None
-after a one-line notice and the stepper uses its reference torch path.
+in float32). When the kernel cannot be built (no compiler, no writable cache, a compiler error) or
+this CPU lacks AVX2/FMA/F16C, :func:`load` returns None after a one-line warning through logging
+saying why, and the stepper runs the torch path (``torch_step``), which is slower.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
+import logging
 import os
 import platform
 import subprocess
-import sys
-import tempfile
 import threading
 import weakref
 from pathlib import Path
 from typing import Sequence
 
-from instrument.native import build, cache_dir
-
 import numpy as np
 import torch
 
+from instrument import native
+
+log = logging.getLogger(__name__)
+
 SOURCE = Path(__file__).with_name("fast_step.c")
-FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=gnu11", "-fPIC", "-shared", "-pthread"]
-ABI = 3
-MAXL = 8
+ABI = 4  # the call structures' layout; the C file returns it from fs_abi_version()
+MAXL = 8  # layers: sizes the per-layer pointer arrays of the C structures
+MAX_VOCAB = 1024  # tokens: sizes the sampler's buffers
+FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=gnu11", "-fPIC", "-shared", "-pthread",
+         f"-DFS_ABI={ABI}", f"-DFS_MAXL={MAXL}", f"-DFS_MAX_VOCAB={MAX_VOCAB}"]  # the limits, defined here only
 PRECISIONS = {"float32": 0, "bf16": 1, "fp16": 2}
-MAX_VOCAB = 1024
 # Reduced-precision weights: the largest total-variation distance between the sampled distribution
 # and float32's in one step from the same state (tests/test_fast_step.py checks it). Over a whole
 # tune the state itself drifts at a rate that depends on the model (bench/step.py reports it).
@@ -46,7 +48,7 @@ TOLERANCE = {"bf16": 3e-3, "fp16": 5e-4}
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
-_notice_given = False
+why_not: str | None = None  # why the kernel is not used, once load() has said so
 
 
 def _cpu_ok() -> tuple[bool, str]:
@@ -60,20 +62,16 @@ def _cpu_ok() -> tuple[bool, str]:
     return (not missing), f"this CPU lacks {' and '.join(missing)}"
 
 
-def _build(target: Path) -> None:
-    build(SOURCE, target, FLAGS)
-
-
 def _notice(reason: str) -> None:
-    global _notice_given
-    if not _notice_given:
-        _notice_given = True
-        print(f"folk-instrument: fast step unavailable ({reason}); using the reference torch path", file=sys.stderr)
+    global why_not
+    if why_not is None:
+        why_not = reason
+        log.warning("fast step unavailable (%s); the torch path runs instead, several times slower", reason)
 
 
 def library_path() -> Path:
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    return cache_dir() / f"fast_step-{key}.so"
+    """Where the kernel is cached (``native.library_path``)."""
+    return native.library_path(SOURCE, FLAGS)
 
 
 def load() -> ctypes.CDLL | None:
@@ -84,30 +82,29 @@ def load() -> ctypes.CDLL | None:
             return _lib
         _tried = True
         if os.environ.get("FOLK_INSTRUMENT_NO_FAST"):
+            _notice("FOLK_INSTRUMENT_NO_FAST is set")
             return None
         ok, why = _cpu_ok()
         if not ok:
             _notice(why)
             return None
         try:
-            path = library_path()
-            if not path.exists():
-                try:
-                    _build(path)
-                except OSError:  # an unwritable cache: build into a private temporary one
-                    path = Path(tempfile.gettempdir()) / f"folk-instrument-{os.getuid()}" / path.name
-                    if not path.exists():
-                        _build(path)
+            path = native.built(SOURCE, FLAGS)
             lib = ctypes.CDLL(str(path))
             if lib.fs_abi_version() != ABI:
                 raise RuntimeError(f"{path.name} has another ABI version")
-        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        except native.CompilerMissing as error:
+            _notice(str(error))
+            return None
+        except OSError as error:
+            _notice(f"cannot build or load it: {error.strerror or error} ({getattr(error, 'filename', '') or ''}); "
+                    "make the cache writable or set FOLK_INSTRUMENT_CACHE")
+            return None
+        except (RuntimeError, subprocess.SubprocessError) as error:
             _notice(f"{type(error).__name__}: {str(error)[:160]}")
             return None
         lib.fs_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.fs_run.restype = ctypes.c_int
-        lib.fs_set_spin.argtypes = [ctypes.c_long]
-        lib.fs_set_spin.restype = None
         _lib = lib
         return lib
 
@@ -123,13 +120,6 @@ def default_threads(offline: bool = False) -> int:
 
 def available() -> bool:
     return load() is not None
-
-
-def set_spin(microseconds: float) -> None:
-    """How long the helper thread spins for more work before it sleeps (default 100 us)."""
-    lib = load()
-    if lib is not None:
-        lib.fs_set_spin(int(microseconds * 1000))
 
 
 class _Net(ctypes.Structure):
@@ -411,7 +401,7 @@ class FastNet:
         self._set_input(pending, sampled, stim, pcs)
         self._set_selection(sel)
         self.call.advance, self.call.sample = 1, 0
-        self.lib.fs_run(self._net_ref, self._call_ref)
+        self._run()
 
     def step(self, sel, pending, sampled, stim, pcs, masks, temperature, bias, allowed_rows, rngs) -> np.ndarray:
         """Advance the ``sel`` voices (None: all), then draw each one's next token (fs_sample in the C
@@ -424,8 +414,12 @@ class FastNet:
         self._set_selection(sel)
         self._set_sampling(temperature, bias, allowed_rows, rngs)
         self.call.advance, self.call.sample = 1, 1
-        self.lib.fs_run(self._net_ref, self._call_ref)
+        self._run()
         return self._tokens[: self.call.nact].copy()
+
+    def _run(self) -> None:
+        if self.lib.fs_run(self._net_ref, self._call_ref) != 0:  # PackedWeights checked the sizes first
+            raise RuntimeError(f"the fast step refused a network over {MAXL} layers or {MAX_VOCAB} tokens")
 
     def _set_sampling(self, temperature, bias, allowed_rows, rngs) -> None:
         c, n = self.call, len(rngs)

@@ -1,6 +1,6 @@
 """Import (and export) the original folk-rnn v2 checkpoint: a Python-2 pickle of Lasagne weights.
 
-Layout (REFERENCE section 1): ``param_values[0]`` is the fixed 137x137 embedding; then per
+Layout (docs/design.md §1): ``param_values[0]`` is the fixed 137x137 embedding; then per
 LSTM layer fourteen arrays: W_in, W_hid and b for the in-, forget-, cell- and out-gates,
 then cell_init and hid_init; then the dense W (hidden x vocab) and b. Input matrices are
 applied as ``x @ W``. The layer count and sizes are read off the arrays.
@@ -19,7 +19,6 @@ from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN, ModelConfig
 
-GATES = ("ingate", "forgetgate", "cell", "outgate")  # Lasagne's names, in torch's i, f, g, o order
 PER_LAYER = 14
 
 

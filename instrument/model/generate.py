@@ -10,15 +10,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from instrument.model import fast_step, vocab
 from instrument.errors import UsageError
+from instrument.model import fast_step, header, vocab
 from instrument.model.network import FolkRNN
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
-from instrument.model.vocab import TokenClass
 
-_METER_ONLY = np.where(vocab.class_mask(TokenClass.METER), 0.0, -np.inf)
-_MODE_ONLY = np.where(vocab.class_mask(TokenClass.MODE), 0.0, -np.inf)
 _END = vocab.INDEX[vocab.END]
 
 
@@ -68,8 +65,8 @@ def generate_tunes(
 
     Continuous batching: when a tune ends, its voice starts the next tune at once, so the batch
     stays full until the last tunes (a batch that waits for its longest tune computes a third as
-    much). Meter and mode are forced when given, else the model chooses them (sampling only
-    among meter, then mode tokens). Tune k draws from its own generator seeded by (seed, k), and
+    much). Meter and mode are forced when given, else the model draws them (``header``: among
+    meter, then mode tokens, at temperature 1). Tune k draws from its own generator seeded by (seed, k), and
     the step sums in the same order whatever the voices, so tune k is the same whatever
     ``batch`` is. ``configure`` sets further stepper controls once, before the first step
     (ablation, stimulation, bias); ``on_step(stepper, tokens, tunes)`` sees every step that
@@ -81,21 +78,17 @@ def generate_tunes(
     threads = fast_step.default_threads(offline=True) if threads is None else threads
     voices = min(batch, count)
     stepper = Stepper(model, voices=voices, seed=seed, threads=threads, backend=backend)
-    stepper.temperature = temperature
     if configure:
         configure(stepper)
-    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step).run()
-
-
-_HEADER_BIAS = {"meter": _METER_ONLY, "mode": _MODE_ONLY}
+    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step, temperature).run()
 
 
 class _Batch:
     """The voices of one stepper writing ``count`` tunes; each voice moves through the stages
     meter -> mode -> body of one tune, then takes the next tune's number."""
 
-    def __init__(self, stepper: Stepper, count: int, seed, meter, mode, prompt, max_tokens, on_step):
-        self.stepper, self.count, self.seed = stepper, count, seed
+    def __init__(self, stepper: Stepper, count: int, seed, meter, mode, prompt, max_tokens, on_step, temperature):
+        self.stepper, self.count, self.seed, self.temperature = stepper, count, seed, temperature
         self.meter = meter and vocab.meter_token(meter)
         self.mode = mode and vocab.mode_token(mode)
         self.prompt, self.max_tokens, self.on_step = prompt, max_tokens, on_step
@@ -106,7 +99,6 @@ class _Batch:
         self.body: list[list[str]] = [[] for _ in range(voices)]
         self.next_tune = 0
         self.done: dict[int, Tune] = {}
-        self.bias = np.zeros((voices, vocab.SIZE))
 
     def start(self, v: int) -> None:
         """Voice ``v`` begins the next tune (or rests when none is left)."""
@@ -154,17 +146,10 @@ class _Batch:
             live = np.array([v for v, s in enumerate(self.stage) if s != "idle"], dtype=np.int64)
             if not len(live):
                 break
-            header = [v for v in live if self.stage[v] != "body"]
-            if header:
-                self.bias[:] = 0.0
-                for v in header:
-                    self.bias[v] = _HEADER_BIAS[self.stage[v]]
-                stepper.logit_bias = self.bias
-            else:
-                stepper.logit_bias = None
+            stepper.temperature, stepper.logit_bias = header.controls(self.stage, self.temperature)
             sel = None if len(live) == stepper.voices else live
             tokens = np.full(stepper.voices, _END, dtype=np.int64)
-            tokens[live] = stepper._step(sel)
+            tokens[live] = stepper.step(sel)
             if self.on_step:
                 writing = np.full(stepper.voices, -1, dtype=np.int64)
                 body = [v for v in live if self.stage[v] == "body"]

@@ -22,7 +22,6 @@ _DURATION = vocab.class_mask(C.DURATION)
 _BROKEN = vocab.class_mask(C.BROKEN)
 _TUPLET = vocab.class_mask(C.TUPLET)
 _BAR_OR_END = vocab.class_mask(C.BAR, C.END)
-_CHORD_OPEN = vocab.class_mask(C.CHORD_OPEN)
 _CHORD_CLOSE = vocab.class_mask(C.CHORD_CLOSE)
 _PITCH = vocab.class_mask(C.PITCH)
 

@@ -15,6 +15,7 @@ Protocol::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -24,6 +25,9 @@ import torch
 from instrument.model import fast_step, vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.model.network import FolkRNN
+from instrument.model.torch_step import TorchNet
+
+log = logging.getLogger(__name__)
 
 ABLATION_MODES = ("output", "silence")
 _ANY = np.ones(vocab.SIZE, dtype=bool)
@@ -45,7 +49,7 @@ class Stimulation:
 
     @classmethod
     def seed_two_hot(cls, weight: float = 0.3) -> "Stimulation":
-        """The seed's preset (part 7): 0.7 on the generated token, 0.3 on a random pitch class."""
+        """The seed experiment's preset (docs/design.md §3): 0.7 on the generated token, 0.3 on a random pitch class."""
         return cls(sampled_weight=1.0 - weight, random_pitch_class=weight)
 
     @classmethod
@@ -62,8 +66,8 @@ class Stimulation:
 class Ablation:
     """Units cut per layer (0-based layer index -> unit indices) and how they are cut.
 
-    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed's
-    part 6); the unit's own recurrence still sees it. ``silence`` holds its h at zero
+    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed
+    experiment of docs/design.md §3); the unit's own recurrence still sees it. ``silence`` holds its h at zero
     everywhere, recurrence included.
     """
 
@@ -106,7 +110,8 @@ class Stepper:
     The sampled distribution is ``softmax(logits / T + logit_bias)``.
 
     ``backend`` "fast" (default) runs the compiled kernel of instrument.model.fast_step, falling back
-    to "reference" (the torch statement of the equations) where it cannot be built;
+    (with a logged warning saying why) to "torch" (``torch_step``, the equations as torch ops) where
+    it cannot be built; ``backend`` and ``precision`` say which runs;
     ``threads`` (1 or 2) is how many cores the fast step uses; ``precision`` "bf16" or "fp16"
     stores the fast path's weights at half size (see fast_step.TOLERANCE); "auto" (default) uses
     fp16 only where it is exact (weights that are float16 values, as in the shipped model) and
@@ -127,7 +132,7 @@ class Stepper:
         self.voices = voices
         self.config = model.config
         self._net = _make_net(model, voices, backend, threads, precision)
-        self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "reference"
+        self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "torch"
         self.precision = self._net.wt.precision if self.backend == "fast" else "float32"
         self.temperature: float | Sequence[float] = 1.0
         self.stimulation = Stimulation()
@@ -185,13 +190,11 @@ class Stepper:
                 self._pending_sampled[v] = False
                 self._grammar[v].push(index)
 
-    def step(self) -> np.ndarray:
-        """Feed every voice's pending token, sample the next one, and return it (one per voice)."""
-        return self._step(None)
-
-    def _step(self, sel: np.ndarray | None) -> np.ndarray:
-        """step() for the ``sel`` voices only (None: all); returns their tokens, in ``sel`` order.
-        Offline generation uses it to stop computing voices whose tune has ended."""
+    def step(self, voices: Sequence[int] | None = None) -> np.ndarray:
+        """Feed the pending token of every voice (or of ``voices`` only), sample the next one and
+        return the tokens, in ``voices`` order. Offline generation steps only the voices whose tune
+        has not ended."""
+        sel = None if voices is None else np.asarray(voices, dtype=np.int64)
         if sel is None:
             if not self._all_pending:
                 if (self._pending < 0).any():
@@ -273,9 +276,14 @@ class Stepper:
 _PC_ROWS = np.array([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])
 
 
+BACKENDS = ("fast", "torch")
+
+
 def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, precision: str):
-    if backend not in ("fast", "reference"):
-        raise ValueError(f"backend must be 'fast' or 'reference', not {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if precision != "auto" and precision not in fast_step.PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {tuple(fast_step.PRECISIONS)}, not {precision!r}")
     threads = fast_step.default_threads() if threads is None else threads
     if threads not in (1, 2):
         raise ValueError(f"threads must be 1 or 2, not {threads!r}")
@@ -284,147 +292,6 @@ def _make_net(model: FolkRNN, voices: int, backend: str, threads: int | None, pr
         if lib is not None:
             precision = fast_step.choose_precision(model, voices, precision)
             return fast_step.FastNet(lib, fast_step.packed(model, precision), voices, threads, _PC_ROWS)
-    if precision not in ("float32", "auto"):
-        raise ValueError(f"precision {precision!r} needs the fast backend")
-    return _TorchNet(model, voices)
-
-
-class _TorchNet:
-    """The reference path: the equations as torch ops on the stepper's buffers (what the fast
-    path is tested against)."""
-
-    def __init__(self, model: FolkRNN, voices: int):
-        self.voices = voices
-        self.config = model.config
-        self._weights = _Weights.from_model(model)
-        self._pc_rows = torch.tensor(_PC_ROWS)
-
-    @property
-    def h(self) -> list[torch.Tensor]:
-        return self._h
-
-    @property
-    def c(self) -> list[torch.Tensor]:
-        return self._c
-
-    @property
-    def logits(self) -> torch.Tensor:
-        return self._logits
-
-    @property
-    def sampling(self) -> torch.Tensor:
-        return self._sampling
-
-    def reset(self, voices: Sequence[int] | None) -> None:
-        w = self._weights
-        if voices is None:
-            self._h = [h0.expand(self.voices, -1).clone() for h0 in w.h0]
-            self._c = [c0.expand(self.voices, -1).clone() for c0 in w.c0]
-            self._logits = torch.zeros(self.voices, self.config.vocab_size)
-            self._sampling = torch.full((self.voices, self.config.vocab_size), 1.0 / self.config.vocab_size)
-            return
-        idx = torch.as_tensor(list(voices), dtype=torch.long)
-        for layer in range(self.config.layers):
-            self._h[layer][idx] = w.h0[layer]
-            self._c[layer][idx] = w.c0[layer]
-
-    def _input(self, pending, sampled, stim: Stimulation, pcs) -> torch.Tensor:
-        x = torch.zeros(len(pending), self.config.vocab_size)
-        rows = torch.arange(len(pending))
-        pending = torch.as_tensor(pending)
-        sampled = torch.as_tensor(sampled)
-        weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
-        x[rows, pending] = weight
-        if not stim.is_plain and bool(sampled.any()):
-            extra = torch.zeros_like(x)
-            for token, w in stim.forced:
-                extra[:, token] += w
-            if stim.random_pitch_class:
-                extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
-            x += extra * sampled[:, None]
-        return x
-
-    @torch.no_grad()
-    def advance(self, sel, pending, sampled, stim: Stimulation, pcs, masks) -> None:
-        every = sel is None
-        idx = None if every else torch.as_tensor(sel, dtype=torch.long)
-        w = self._weights
-        x = self._input(pending, sampled, stim, pcs)
-        for layer, (out_keep, silence_keep) in enumerate(masks):
-            h_prev = self._h[layer] if every else self._h[layer][idx]
-            c_prev = self._c[layer] if every else self._c[layer][idx]
-            gates = torch.addmm(w.bias[layer], x, w.w_ih_t[layer]).addmm_(h_prev, w.w_hh_t[layer])
-            i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            if silence_keep is not None:
-                h = h * silence_keep
-            if every:
-                self._h[layer], self._c[layer] = h, c
-            else:
-                self._h[layer][idx], self._c[layer][idx] = h, c
-            x = h if out_keep is None else h * out_keep
-        logits = torch.addmm(w.out_b, x, w.out_w_t)
-        if every:
-            self._logits = logits
-        else:
-            self._logits[idx] = logits
-
-    def step(self, sel, pending, sampled, stim, pcs, masks, temperature, logit_bias, allowed_rows, rngs) -> np.ndarray:
-        self.advance(sel, pending, sampled, stim, pcs, masks)
-        logits = (self._logits if sel is None else self._logits[torch.as_tensor(sel, dtype=torch.long)]).double().numpy()
-        n = len(logits)
-        temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (n,))
-        bias = None if logit_bias is None else np.broadcast_to(logit_bias, logits.shape)
-        guard_bias = np.where(np.stack(allowed_rows), 0.0, -np.inf)
-        bias = guard_bias if bias is None else bias + guard_bias
-        tokens = np.empty(n, dtype=np.int64)
-        probs = np.empty_like(logits)
-        for v in range(n):
-            t = temperature[v]
-            z = logits[v] / t if t > 0 else logits[v].copy()
-            if bias is not None:
-                z = z + bias[v]
-            if t > 0:
-                z = z - z.max()
-                p = np.exp(z)
-                p /= p.sum()
-                cdf = np.cumsum(p)
-                tokens[v] = int(np.searchsorted(cdf, rngs[v].random() * cdf[-1], side="right"))
-            else:  # greedy: the distribution sampled from is all on the argmax
-                tokens[v] = int(np.argmax(z))
-                p = np.zeros_like(z)
-                p[tokens[v]] = 1.0
-            probs[v] = p
-        if sel is None:
-            self._sampling = torch.from_numpy(probs.astype(np.float32))
-        else:
-            self._sampling[torch.as_tensor(sel, dtype=torch.long)] = torch.from_numpy(probs.astype(np.float32))
-        return tokens
-
-
-@dataclass
-class _Weights:
-    """The network's weights, transposed once for row-vector products on the live path."""
-
-    w_ih_t: list[torch.Tensor]
-    w_hh_t: list[torch.Tensor]
-    bias: list[torch.Tensor]
-    h0: list[torch.Tensor]
-    c0: list[torch.Tensor]
-    out_w_t: torch.Tensor
-    out_b: torch.Tensor
-
-    @classmethod
-    def from_model(cls, model: FolkRNN) -> "_Weights":
-        f32 = lambda t: t.detach().to(torch.float32).contiguous()  # noqa: E731
-        layers = list(model.layers)
-        return cls(
-            w_ih_t=[f32(l.w_ih.t()) for l in layers],
-            w_hh_t=[f32(l.w_hh.t()) for l in layers],
-            bias=[f32(l.bias) for l in layers],
-            h0=[f32(l.h0) for l in layers],
-            c0=[f32(l.c0) for l in layers],
-            out_w_t=f32(model.out.weight.t()),
-            out_b=f32(model.out.bias),
-        )
+        if precision not in ("float32", "auto"):  # half-size weights are the kernel's: float32 is exact
+            log.warning("precision %s needs the fast step, which is unavailable; the torch path runs in float32", precision)
+    return TorchNet(model, voices, _PC_ROWS, threads)

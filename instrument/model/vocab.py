@@ -88,7 +88,7 @@ def tokens_of(cls: TokenClass) -> list[str]:
 METERS: tuple[str, ...] = ("2/4", "3/4", "4/4", "6/8", "9/8", "12/8", "3/2")
 MODES: tuple[str, ...] = ("maj", "min", "dor", "mix")
 
-# Key signature of each mode on C, as accidentals per letter (REFERENCE section 2).
+# Key signature of each mode on C, as accidentals per letter (docs/design.md §2).
 MODE_SIGNATURE: dict[str, dict[str, int]] = {
     "maj": {},
     "mix": {"B": -1},

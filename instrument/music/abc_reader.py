@@ -68,11 +68,17 @@ def split_tunes(text: str, source: str = "") -> list[AbcTune]:
 
 @dataclass(frozen=True)
 class Key:
-    """A key as ``K:`` names it: tonic letter, tonic alteration (-1 flat .. +1 sharp) and mode."""
+    """A key as ``K:`` names it: tonic letter, tonic alteration (-1 flat .. +1 sharp) and mode.
+
+    ``stated`` says whether ``K:`` named the mode (``Ador``, ``Em``, ``G major``) or only a key
+    (``G``): the old books mostly write a signature, and then the mode is the music's to tell
+    (``training.modes``). It is not part of a key's identity.
+    """
 
     letter: str
     alter: int
     mode: str  # maj min dor mix lyd phr loc
+    stated: bool = field(default=True, compare=False)
 
     @property
     def name(self) -> str:
@@ -131,7 +137,7 @@ def parse_key(value: str) -> Key | None:
             raise TuneSkipped("key with explicit accidentals", value.strip())
         if not _HARMLESS_CLAUSE.match(word):
             raise TuneSkipped("key not usable", value.strip())
-    return Key(letter.upper(), {"": 0, "#": 1, "b": -1}[accidental], mode)
+    return Key(letter.upper(), {"": 0, "#": 1, "b": -1}[accidental], mode, stated=bool(mode_text))
 
 
 def meter_value(text: str) -> Fraction | None:
@@ -157,7 +163,7 @@ def parse_unit(text: str) -> Fraction:
 
 
 @dataclass(slots=True)
-class Note:
+class AbcNote:
     """A note: its sounding MIDI pitch, diatonic step (7 x octave + letter index, middle C
     octave = 0), length in eighth notes, whether a tie ``-`` follows it and whether it ends a
     line of music (``line_end``, also on rests and chords)."""
@@ -179,14 +185,14 @@ class Rest:
 class Chord:
     """``[...]``: its notes (lengths as written inside, in eighths) and the multiplier after ``]``."""
 
-    notes: list[Note]
+    notes: list[AbcNote]
     multiplier: Fraction = Fraction(1)
     tie: bool = False
     line_end: bool = False
 
 
 @dataclass(slots=True)
-class Bar:
+class BarLine:
     """A bar line: ``end`` closes a repeat (``:|``), ``start`` opens one (``|:``); ``double``
     for a section line (``||``, ``[|``, ``|]``)."""
 
@@ -218,7 +224,7 @@ class Tuplet:
     r: int | None = None
 
 
-Event = Note | Rest | Chord | Bar | Ending | Broken | Tuplet
+Event = AbcNote | Rest | Chord | BarLine | Ending | Broken | Tuplet
 
 
 @dataclass
@@ -294,7 +300,7 @@ class _BodyReader:
                 raise TuneSkipped("multi-voice body")
 
     # music ---------------------------------------------------------------------------
-    def pitch(self, accidental: str, letter: str, marks: str) -> Note:
+    def pitch(self, accidental: str, letter: str, marks: str) -> AbcNote:
         octave = (1 if letter.islower() else 0) + marks.count("'") - marks.count(",")
         upper = letter.upper()
         explicit = _ACCIDENTALS[accidental]
@@ -307,12 +313,12 @@ class _BodyReader:
         else:
             alter = self.accidentals.get((upper, octave), self.signature.get(upper, 0))
         midi = vocab.natural_midi(upper, octave) + alter
-        return Note(midi, 7 * octave + LETTERS.index(upper), Fraction(0))
+        return AbcNote(midi, 7 * octave + LETTERS.index(upper), Fraction(0))
 
-    def _tied_from(self, step: int) -> Note | None:
+    def _tied_from(self, step: int) -> AbcNote | None:
         """The note of this step that the last note or chord ties into this one, if any."""
         for event in reversed(self.events):
-            if isinstance(event, Note):
+            if isinstance(event, AbcNote):
                 return event if event.tie and event.step == step else None
             if isinstance(event, Chord):
                 return next((n for n in event.notes if (n.tie or event.tie) and n.step == step), None)
@@ -322,122 +328,124 @@ class _BodyReader:
 
     def bar(self, end: bool = False, start: bool = False, double: bool = False) -> None:
         self.accidentals.clear()
-        self.events.append(Bar(end, start, double))
+        self.events.append(BarLine(end, start, double))
 
     def line(self, text: str) -> None:
         """Read one line of music; mark its last note when the line is not continued with ``\\``."""
         self._scan(text)
         last = self.events[-1] if self.events else None
-        if isinstance(last, (Note, Rest, Chord)) and not text.split("%", 1)[0].rstrip().endswith("\\"):
+        if isinstance(last, (AbcNote, Rest, Chord)) and not text.split("%", 1)[0].rstrip().endswith("\\"):
             last.line_end = True
 
     def _scan(self, text: str) -> None:
         pos, n = 0, len(text)
         while pos < n:
-            ch = text[pos]
-            if ch in _IGNORED:
-                pos += 1
-                continue
-            if ch == "%":
+            if text[pos] == "%":
                 return
-            if ch == '"':
-                close = text.find('"', pos + 1)
-                if close < 0:
-                    raise TuneSkipped("unreadable ABC", "unclosed quote")
-                pos = close + 1
-                continue
-            if ch in "!+":
-                m = _DECORATION.match(text, pos)
-                if m:
-                    pos = m.end()
-                    continue
-                if ch == "!":  # an old-style line break
-                    pos += 1
-                    continue
-                raise TuneSkipped("unreadable ABC", "+")
-            if ch == "{":
-                close = text.find("}", pos)
-                if close < 0:
-                    raise TuneSkipped("unreadable ABC", "unclosed grace notes")
-                pos = close + 1
-                continue
-            if ch == "&":
-                raise TuneSkipped("multi-voice body")
-            m = _INLINE_FIELD.match(text, pos)
+            after = self._skip(text, pos)
+            if after is None:
+                after = self._structure(text, pos)
+            if after is None:
+                after = self._music(text, pos)
+            pos = after
+
+    def _skip(self, text: str, pos: int) -> int | None:
+        """Past what this reader drops (spaces, decorations, chord symbols, grace notes), or None."""
+        ch = text[pos]
+        if ch in _IGNORED:
+            return pos + 1
+        if ch == '"':
+            close = text.find('"', pos + 1)
+            if close < 0:
+                raise TuneSkipped("unreadable ABC", "unclosed quote")
+            return close + 1
+        if ch in "!+":
+            m = _DECORATION.match(text, pos)
             if m:
-                self.field(m[1], m[2])
-                pos = m.end()
-                continue
-            if text.startswith("[|]", pos):  # an invisible bar line
-                self.bar()
-                pos += 3
-                continue
-            m = _BAR.match(text, pos)
-            if m:
-                pos = m.end()
-                if m["double"]:
-                    self.bar(end=True, start=True)
-                else:
-                    self.bar(end=bool(m["left"]), start=bool(m["right"]), double=m["core"] in ("||", "[|", "|]"))
-                    if m["ending"]:
-                        self.ending(m["ending"].lstrip("["))
-                continue
-            if ch == ":" and self.events and isinstance(self.events[-1], Bar):
-                self.events[-1].start = True  # "||" then a continued line starting ":" is "||:"
-                pos += 1
-                continue
-            m = _ENDING.match(text, pos)
-            if m:
-                self.accidentals.clear()
-                self.ending(m[1])
-                pos = m.end()
-                continue
-            if ch == "[":
-                pos = self.chord(text, pos + 1)
-                continue
-            if ch == "]":
-                raise TuneSkipped("unreadable ABC", "stray ]")
-            m = _NOTE.match(text, pos)
-            if m:
-                note = self.pitch(m[1] or "", m[2], m[3])
-                note.length = _length(m[4], m[5], m[6]) * self.eighths
-                self.events.append(note)
-                pos = m.end()
-                continue
-            m = _REST.match(text, pos)
-            if m:
-                self.events.append(Rest(_length(m[2], m[3], m[4]) * self.eighths))
-                pos = m.end()
-                continue
-            if _MULTI_REST.match(text, pos):
-                raise TuneSkipped("multi-bar rest")
-            if ch == "(":  # a tuplet, else a slur
-                m = _TUPLET.match(text, pos)
-                if m:
-                    self.events.append(Tuplet(int(m[1]), int(m[2]) if m[2] else None, int(m[3]) if m[3] else None))
-                    pos = m.end()
-                else:
-                    pos += 1
-                continue
-            m = _BROKEN.match(text, pos)
-            if m:
-                self.events.append(Broken(m[0]))
-                pos = m.end()
-                continue
-            if ch == "-":  # a tie on the last note or chord (written after a broken rhythm too)
-                last = next((e for e in reversed(self.events) if not isinstance(e, Broken)), None)
-                if isinstance(last, (Note, Chord)):
-                    last.tie = True
-                pos += 1
-                continue
-            raise TuneSkipped("unreadable ABC", repr(ch))
+                return m.end()
+            if ch == "!":  # an old-style line break
+                return pos + 1
+            raise TuneSkipped("unreadable ABC", "+")
+        if ch == "{":
+            close = text.find("}", pos)
+            if close < 0:
+                raise TuneSkipped("unreadable ABC", "unclosed grace notes")
+            return close + 1
+        if ch == "&":
+            raise TuneSkipped("multi-voice body")
+        return None
+
+    def _structure(self, text: str, pos: int) -> int | None:
+        """Past an inline field, a bar line, an ending or a chord at ``pos``, or None."""
+        ch = text[pos]
+        m = _INLINE_FIELD.match(text, pos)
+        if m:
+            self.field(m[1], m[2])
+            return m.end()
+        if text.startswith("[|]", pos):  # an invisible bar line
+            self.bar()
+            return pos + 3
+        m = _BAR.match(text, pos)
+        if m:
+            if m["double"]:
+                self.bar(end=True, start=True)
+            else:
+                self.bar(end=bool(m["left"]), start=bool(m["right"]), double=m["core"] in ("||", "[|", "|]"))
+                if m["ending"]:
+                    self.ending(m["ending"].lstrip("["))
+            return m.end()
+        if ch == ":" and self.events and isinstance(self.events[-1], BarLine):
+            self.events[-1].start = True  # "||" then a continued line starting ":" is "||:"
+            return pos + 1
+        m = _ENDING.match(text, pos)
+        if m:
+            self.accidentals.clear()
+            self.ending(m[1])
+            return m.end()
+        if ch == "[":
+            return self.chord(text, pos + 1)
+        if ch == "]":
+            raise TuneSkipped("unreadable ABC", "stray ]")
+        return None
+
+    def _music(self, text: str, pos: int) -> int:
+        """Past the note, rest, tuplet, broken rhythm or tie at ``pos``; TuneSkipped for anything else."""
+        ch = text[pos]
+        m = _NOTE.match(text, pos)
+        if m:
+            note = self.pitch(m[1] or "", m[2], m[3])
+            note.length = _length(m[4], m[5], m[6]) * self.eighths
+            self.events.append(note)
+            return m.end()
+        m = _REST.match(text, pos)
+        if m:
+            self.events.append(Rest(_length(m[2], m[3], m[4]) * self.eighths))
+            return m.end()
+        if _MULTI_REST.match(text, pos):
+            raise TuneSkipped("multi-bar rest")
+        if ch == "(":  # a tuplet, else a slur
+            m = _TUPLET.match(text, pos)
+            if not m:
+                return pos + 1
+            self.events.append(Tuplet(int(m[1]), int(m[2]) if m[2] else None, int(m[3]) if m[3] else None))
+            return m.end()
+        m = _BROKEN.match(text, pos)
+        if m:
+            self.events.append(Broken(m[0]))
+            return m.end()
+        if ch == "-":  # a tie on the last note or chord (written after a broken rhythm too)
+            last = next((e for e in reversed(self.events) if not isinstance(e, Broken)), None)
+            if isinstance(last, (AbcNote, Chord)):
+                last.tie = True
+            return pos + 1
+        raise TuneSkipped("unreadable ABC", repr(ch))
 
     def ending(self, number: str) -> None:
         self.events.append(Ending(number))
 
     def chord(self, text: str, pos: int) -> int:
         """Read a chord from just after its ``[``; return the position after it."""
-        notes: list[Note] = []
+        notes: list[AbcNote] = []
         n = len(text)
         while pos < n and text[pos] != "]":
             ch = text[pos]
@@ -485,6 +493,7 @@ class Header:
     unit: Fraction
     voice: str | None
     body: list[str]
+    rhythm: str = ""  # the R: field (reel, jig, hornpipe, air ...), lower case, as written
 
 
 def read_header(tune: AbcTune) -> Header:
@@ -513,7 +522,7 @@ def read_header(tune: AbcTune) -> Header:
     else:  # ABC 2.1 section 3.1.7: 1/16 when the meter is below 3/4, else 1/8
         value = meter_value(meter)
         unit = Fraction(1, 16) if value is not None and value < Fraction(3, 4) else Fraction(1, 8)
-    return Header(key, meter, unit, fields.get("V"), tune.lines[index + 1:])
+    return Header(key, meter, unit, fields.get("V"), tune.lines[index + 1:], fields.get("R", "").strip().lower())
 
 
 def read_body(header: Header) -> list[Event]:
@@ -530,9 +539,3 @@ def read_body(header: Header) -> list[Event]:
             continue
         reader.line(line)
     return reader.events
-
-
-def read_tune(tune: AbcTune) -> ReadTune:
-    """Read one tune's header and body into events; raises ``TuneSkipped`` with the reason."""
-    header = read_header(tune)
-    return ReadTune(header.key, header.meter, read_body(header))

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-QUARTERS_PER_UNIT = Fraction(1, 2)  # the unit length is an eighth note: half a quarter-note beat
+QUARTERS_PER_EIGHTH = Fraction(1, 2)  # the unit length is an eighth note: half a quarter-note beat
 
 
-def beats(units: Fraction) -> float:
+def beats(eighths: Fraction) -> float:
     """Eighth notes to quarter-note beats, as the float the public API shows."""
-    return float(units * QUARTERS_PER_UNIT)
+    return float(eighths * QUARTERS_PER_EIGHTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class BarRecord:
     """A bar while it is counted: what judging it needs beyond what ``Bar`` shows."""
 
     index: int
-    start: Fraction  # written position, units
+    start: Fraction  # written position, in eighths
     length: Fraction = Fraction(0)
     head: bool = False  # starts the tune or a ``|:`` section at a bar line (may be a pickup)
     checks: list[Fraction] = field(default_factory=list)  # lengths it must have when played again
@@ -62,19 +62,19 @@ class BarTally:
     (abc2midi allows that to the tune's first bar only).
     """
 
-    def __init__(self, units: Fraction) -> None:
-        self.units = units
+    def __init__(self, eighths: Fraction) -> None:
+        self.eighths = eighths  # a full bar
         self.done: list[Bar] = []
         self.records: list[BarRecord] = []
         self.current = BarRecord(0, Fraction(0), head=True)
 
     def bar(self, record: BarRecord) -> Bar:
         """Judge a bar: full, a pickup, or a short closing bar (a first ending's or the tune's last)."""
-        checks_ok = all(c == self.units for c in record.checks)
-        short = record.length < self.units
+        checks_ok = all(c == self.eighths for c in record.checks)
+        short = record.length < self.eighths
         pickup = record.head and short and checks_ok
-        ok = (record.length == self.units and checks_ok) or pickup or (record.closing and short and checks_ok)
-        return Bar(beats(record.length), beats(self.units), ok, pickup, record.end_token)
+        ok = (record.length == self.eighths and checks_ok) or pickup or (record.closing and short and checks_ok)
+        return Bar(beats(record.length), beats(self.eighths), ok, pickup, record.end_token)
 
     def close(self, position: Fraction, token: int, closing: bool = False) -> bool:
         """End the current bar (at body index ``token``) if it holds anything; the next starts at ``position``."""

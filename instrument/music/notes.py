@@ -1,4 +1,4 @@
-"""How a token stream sounds: the token-to-note rules (REFERENCE section 2), streaming and whole-tune.
+"""How a token stream sounds: the token-to-note rules (docs/design.md §2), streaming and whole-tune.
 
 One implementation serves both the live loop and offline tools: ``NoteStream`` takes body tokens one
 by one and hands out each note as soon as its pitch and length are certain; ``tune_notes`` just feeds
@@ -98,7 +98,7 @@ class _Member:
 class _Event:
     """A note, rest or chord whose length may still change."""
 
-    start: Fraction  # written position, units
+    start: Fraction  # written position, in eighths
     bar: int
     bar_offset: Fraction
     factor: Fraction  # tuplet and incoming broken-rhythm factors, known when it starts
@@ -114,7 +114,7 @@ class _Event:
 class _Section:
     """Where the section that the next ``:|`` repeats starts, and its first ending if any."""
 
-    start: Fraction  # written position, units
+    start: Fraction  # written position, in eighths
     first_note: int  # index into the first-time notes
     head_bar: int  # the bar the section starts in
     head_offset: Fraction  # how far into that bar it starts
@@ -258,7 +258,7 @@ class NoteStream:
         out: list[Note] = []
         self._end_chord()
         self._settle(out)
-        self._tally.close(self._written, -1, closing=self._tally.current.length <= self._tally.units)
+        self._tally.close(self._written, -1, closing=self._tally.current.length <= self._tally.eighths)
         self._closed = True
         return out
 
@@ -307,7 +307,7 @@ class NoteStream:
         self._held.clear()
         tally = self._tally
         length = tally.current.length
-        full = length >= tally.units or tally.current.index == 0
+        full = length >= tally.eighths or tally.current.index == 0
         if token == ":|":
             self._repeat(length, full, out)
             return
@@ -341,7 +341,7 @@ class NoteStream:
         with_ending = section.ending is not None
         head = tally.length_of(section.head_bar) - section.head_offset
         # a section that lies inside one bar fills that bar when played twice
-        fills = section.head_bar == tally.current.index and length + head >= tally.units
+        fills = section.head_bar == tally.current.index and length + head >= tally.eighths
         if full:
             tail = Fraction(0) if tally.close(self._written, self._index) else length
         elif with_ending or fills:

@@ -10,6 +10,20 @@ from dataclasses import dataclass
 
 from instrument.model import vocab
 
+
+@dataclass(frozen=True, slots=True)
+class ScheduledNote:
+    """One note as it will sound: what every output receives. Times in seconds on the
+    performance's clock (the live scheduler's monotonic clock, or 0 at the start of a render)."""
+
+    on: float
+    off: float
+    pitch: int  # MIDI number, transposition applied
+    velocity: int  # 1..127
+    channel: int  # 1..16
+    tune: int  # number of the tune it belongs to (1 = first of the performance)
+
+
 # Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
 QUARTERS_PER_BEAT = {"2/4": 1.0, "3/4": 1.0, "4/4": 1.0, "6/8": 1.5, "9/8": 1.5, "12/8": 1.5, "3/2": 2.0}
 
@@ -52,6 +66,11 @@ class TempoMap:
         """New tempo from ``at_beat`` on; times before it stay where they were."""
         if spq != self._anchor.spq:
             self._anchor = _Anchor(at_beat, self.time_at(at_beat), spq)
+
+    def start(self, at: float) -> None:
+        """Beat 0 sounds at ``at`` (the performance starts; nothing was placed before)."""
+        a = self._anchor
+        self._anchor = _Anchor(0.0, at, a.spq)
 
     def shift(self, seconds: float) -> None:
         """Move everything later (a pause, or a restart after stop)."""
@@ -109,16 +128,18 @@ class Phrasing:
     tempo change applies from the next note on, without moving earlier ones) and counts bars.
     """
 
-    def __init__(self, params, start_time: float):
+    def __init__(self, params, start_time: float = 0.0):
         self.params = params
         self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
         self.bars = 0  # bars begun so far
         self._bar_key: tuple[int, float] | None = None
-        self.qpm_override: float | None = None  # quarter notes per minute from an external clock
 
     def spq(self, meter: str) -> float:
-        if self.qpm_override:
-            return 60.0 / self.qpm_override
+        """Seconds per quarter now: an external clock's tempo (``tempo.clock``) while one is
+        followed, else the ``tempo`` parameter, its beat following the meter."""
+        clock_qpm = self.params.get("tempo.clock")
+        if clock_qpm:
+            return 60.0 / clock_qpm
         return seconds_per_quarter(self.params.get("tempo"), meter)
 
     def bar_of(self, note) -> tuple[int, float]:
@@ -129,9 +150,7 @@ class Phrasing:
         return self.bar_of(note) != self._bar_key
 
     def place(self, note):
-        """The ScheduledNote for a PlayedNote (times on the tempo map's clock)."""
-        from instrument.outputs import ScheduledNote
-
+        """The ScheduledNote for a ComposedNote (times on the tempo map's clock)."""
         p = self.params
         self.tempo.change(self.spq(note.meter), note.beat)
         key = self.bar_of(note)

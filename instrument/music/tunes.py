@@ -41,7 +41,7 @@ class Tune:
         """Playable ABC: ``X:``, ``T:``, ``M:``, ``L:1/8``, ``K:`` headers and the body.
 
         The ``%%propagate-accidentals octave`` line makes abc2midi hold an accidental only in its own
-        octave, as the instrument plays it (REFERENCE section 2); abc2midi's default holds it in every
+        octave, as the instrument plays it (docs/design.md §2); abc2midi's default holds it in every
         octave. It sits inside the tune because abc2midi resets it at every ``X:``.
         """
         lines = [f"X:{number}"]

@@ -9,22 +9,10 @@ None of them may block the caller: no disk, network or slow lock inside ``schedu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledNote:
-    """One note as it will sound: times in seconds on the scheduler's monotonic clock."""
-
-    on: float
-    off: float
-    pitch: int  # MIDI number, transposition applied
-    velocity: int  # 1..127
-    channel: int  # 1..16
-    tune: int  # number of the tune it belongs to (1 = first of the performance)
 
 
 @runtime_checkable

@@ -45,7 +45,7 @@ import numpy as np
 from instrument.errors import UsageError
 from instrument.music.timbres import GmTimbre
 from instrument.music.tunes import Tune
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.synth import AudioUnavailable
 from instrument.live.scheduler import clock
 

@@ -7,26 +7,24 @@ reconnects when it comes back, while the clock and the notes go on being schedul
 Hazards of python-rtmidi on JACK shape this (all seen here):
 - it never releases the GIL, so a slow rtmidi call in any thread stalls the timing thread:
   the watchdog asks the JACK server whether it is alive with a socket probe, not rtmidi;
-- a client whose server died cannot be closed: closing waits a second with the GIL held, or
-  crashes the process once a new server runs. Such a client is abandoned, never touched again;
+- a client whose server died cannot be closed (``ports.close_client``): it is abandoned, never
+  touched again;
 - its JACK output spins while its 16 KiB ring buffer is full, which happens once the server is
   gone: ``send`` drops messages beyond what the watchdog has seen the server alive for.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 import threading
 import time
 
 import rtmidi
 
 from instrument.errors import UsageError
-from instrument.midi.ports import JACK, PRODUCT, find_port, jack_server_id, jack_server_socket, label, open_client, try_client
+from instrument.midi.ports import JACK, PRODUCT, ServerWatch, close_client, find_port, label, open_port, try_client
 
-log = logging.getLogger("instrument.midi.ports")
+log = logging.getLogger(__name__)
 
 JACK_SEND_BUDGET = 8192  # bytes per watchdog round, half of rtmidi's JACK ring buffer
 CLOSE_LINGER_S = 0.1  # before closing: JACK delivers the last messages (All Notes Off, Stop) at
@@ -50,8 +48,7 @@ class MidiLink:
         self._budget: int | None = JACK_SEND_BUDGET if api == JACK else None
         self._send_error: str | None = None
         self._closed = False
-        self._track_server = api == JACK and os.path.exists(jack_server_socket())
-        self._server = jack_server_id() if self._track_server else None
+        self._server = ServerWatch(api)
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="midi-watchdog", daemon=True)
         self._watchdog.start()
@@ -84,14 +81,13 @@ class MidiLink:
         if self._send_error:
             log.warning("MIDI: sending failed (%s); the performance goes on", self._send_error)
             self._send_error = None
-        if self._track_server:
-            server = jack_server_id()
-            if server != self._server:
-                if self._out is not None:
-                    self._lose("the JACK server " + ("stopped" if server is None else "restarted"), dead=True)
-                if server is None or not self._reopen():
-                    return
-                self._server = server
+        server = self._server.changed()
+        if server is not False:
+            if self._out is not None:
+                self._lose("the JACK server " + ("stopped" if server is None else "restarted"), dead=True)
+            if server is None or not self._reopen():
+                return
+            self._server.follow(server)
         if self._budget is not None:
             if self._budget < 0:
                 log.warning("MIDI: over %d bytes sent since the last check; the rest were dropped", JACK_SEND_BUDGET)
@@ -118,7 +114,7 @@ class MidiLink:
             with self._lock:
                 out, self._out = self._out, None
             if out is not None:
-                _abandon(out)
+                close_client(out, server_gone=True)
         self.lost = reason
         log.warning("MIDI: %s; waiting for it to come back (the performance goes on)", reason)
 
@@ -157,7 +153,7 @@ class MidiLink:
                     self.lost = f"port '{self.connected_to}' is gone"
         except Exception as error:
             log.warning("MIDI: reopening the port failed (%s); trying again", error)
-            client.delete()
+            close_client(client)
             return False
         with self._lock:
             self._out = client
@@ -176,7 +172,7 @@ class MidiLink:
         if self._closed:
             return f"MIDI: closed ({api})"
         if self.lost:
-            what = "the JACK server" if self._out is None and self._track_server else f"'{self.connected_to or self.port_name}'"
+            what = "the JACK server" if self._out is None and self._server.tracking else f"'{self.connected_to or self.port_name}'"
             return f"MIDI: port lost, waiting for {what} ({api})"
         if self.target is None:
             return f"MIDI: virtual port '{self.port_name}' ({api})"
@@ -193,37 +189,15 @@ class MidiLink:
             self._watchdog.join(5.0)
         with self._lock:
             out, self._out = self._out, None
-        if out is not None and self._track_server and jack_server_id() != self._server:
-            _abandon(out)  # its server went since the last check
-        elif out is not None:
-            time.sleep(CLOSE_LINGER_S)
-            try:
-                out.close_port()
-                out.delete()
-            except Exception as error:
-                log.debug("closing the MIDI port: %s", error)
-
-
-def _abandon(client: rtmidi.MidiOut) -> None:
-    """Keep a client of a dead JACK server alive until the process ends: freeing it would close
-    it, which crashes or stalls (see the module's docstring). A few kilobytes per server loss."""
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(client))
+        if out is not None:
+            gone = self._server.gone  # its server went since the last check
+            if not gone:
+                time.sleep(CLOSE_LINGER_S)
+            close_client(out, server_gone=gone)
 
 
 def open_link(target: str, api: str = "auto", port_name: str = PRODUCT, watch_interval: float = 1.0) -> MidiLink:
     """Open ``--midi-out virtual|NAME`` on ``--midi-api``; UsageError (one line) if that fails."""
-    out, api_id = open_client(rtmidi.MidiOut, api, PRODUCT)
-    try:
-        if target.strip().lower() == "virtual":
-            out.open_virtual_port(port_name)
-            return MidiLink(out, api_id, None, None, port_name, watch_interval)
-        ports = out.get_ports()
-        index = find_port(ports, target, flag="--midi-out", kind="input")
-        out.open_port(index, port_name)
-        return MidiLink(out, api_id, target, ports[index], port_name, watch_interval)
-    except UsageError:
-        out.delete()
-        raise
-    except Exception as error:  # e.g. no virtual ports on Windows
-        out.delete()
-        raise UsageError(f"--midi-out {target}: cannot open it with {label(api_id)} ({error}); try another --midi-out or --midi-api") from None
+    out, api_id, connected_to = open_port(rtmidi.MidiOut, target, api, port_name, client_name=PRODUCT,
+                                          flag="--midi-out", kind="input")
+    return MidiLink(out, api_id, None if connected_to is None else target, connected_to, port_name, watch_interval)

@@ -11,21 +11,16 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Callable
 
-from instrument.music.phrasing import TempoMap
-from instrument.midi.ports import PRODUCT, midi_available
-from instrument.outputs import ScheduledNote
-from instrument.outputs.midi_link import MidiLink, open_link
 from instrument.live.scheduler import Scheduler
+from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUARTER, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, START, STOP
+from instrument.midi.ports import PRODUCT, midi_available
+from instrument.music.phrasing import ScheduledNote, TempoMap
 from instrument.music.tunes import Tune
+from instrument.outputs.midi_link import MidiLink, open_link
 
-log = logging.getLogger("instrument.midi.ports")
+log = logging.getLogger(__name__)
 
-NOTE_ON, NOTE_OFF, CONTROL, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
-ALL_NOTES_OFF = 123
-CLOCK_START, CLOCK_TICK, CLOCK_STOP = 0xFA, 0xF8, 0xFC
-TICKS_PER_QUARTER = 24
 CLOCK_LATE_S = 0.0005  # a tick whose time moved later than this (slower tempo, pause) waits
 
 __all__ = ["MidiPort", "open_midi_port", "midi_available"]
@@ -37,9 +32,9 @@ class MidiPort:
     name = "midi"
 
     def __init__(self, link: MidiLink, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
-                 send_clock: bool = False, tempo: TempoMap | Callable[[], TempoMap] | None = None):
-        """``tempo``: the engine's tempo map, or a function giving it (the engine makes its map
-        when the performance starts); needed only with ``send_clock``."""
+                 send_clock: bool = False, tempo: TempoMap | None = None):
+        """``tempo``: the performance's tempo map (made before the outputs, moved by the model
+        thread, read here by the timing thread); needed only with ``send_clock``."""
         if send_clock and tempo is None:
             raise ValueError("send_clock needs the tempo map")
         self.link = link
@@ -47,7 +42,7 @@ class MidiPort:
         self.program = program
         self.channel = channel
         self.send_clock = send_clock
-        self._tempo = tempo if callable(tempo) else (lambda: tempo)
+        self.tempo = tempo
         self._sounding: dict[tuple[int, int], ScheduledNote] = {}  # timing thread only
         self._channels: set[int] = {channel} if program >= 0 else set()  # channels used
         self._clock_running = False  # ticking (from start until close)
@@ -62,10 +57,10 @@ class MidiPort:
         if self.program >= 0:
             self.scheduler.at(at, self._send_program)
         if self.send_clock:
-            self._clock_beat0 = self._tempo().beat_at(at)
+            self._clock_beat0 = self.tempo.beat_at(at)
             self._next_tick = 0
             self._clock_running = self._clock_started = True
-            self.scheduler.at(at, lambda due: self.link.send([CLOCK_START]))
+            self.scheduler.at(at, lambda due: self.link.send([START]))
             self.scheduler.at(at, self._tick)
 
     def schedule(self, note: ScheduledNote) -> None:
@@ -102,7 +97,7 @@ class MidiPort:
             else:
                 self._silence()
             if self._clock_started:
-                self.link.send([CLOCK_STOP])
+                self.link.send([STOP])
         except Exception:
             log.exception("MIDI: silencing at close failed")
         self.link.close()
@@ -143,7 +138,7 @@ class MidiPort:
             self._arm_tick()
 
     def _tick_time(self, tick: int) -> float:
-        return self._tempo().time_at(self._clock_beat0 + tick / TICKS_PER_QUARTER)
+        return self.tempo.time_at(self._clock_beat0 + tick / CLOCKS_PER_QUARTER)
 
     def _arm_tick(self) -> None:
         self.scheduler.at(self._tick_time(self._next_tick), self._tick)
@@ -161,7 +156,7 @@ class MidiPort:
 
 
 def open_midi_port(midi_out: str, midi_api: str, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
-                   send_clock: bool = False, tempo: TempoMap | Callable[[], TempoMap] | None = None,
+                   send_clock: bool = False, tempo: TempoMap | None = None,
                    port_name: str = PRODUCT, watch_interval: float = 1.0) -> MidiPort | None:
     """The MIDI output for ``--midi-out`` and ``--midi-api``; None for ``--midi-out none``.
     Raises ``UsageError`` with one line naming what is wrong and how to fix it."""

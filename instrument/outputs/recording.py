@@ -20,12 +20,12 @@ import mido
 
 from instrument.errors import UsageError
 from instrument.midi.ports import PRODUCT
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.recording")
+log = logging.getLogger(__name__)
 
-TICKS_PER_QUARTER = 960  # at most 1 ms per tick (more ticks at slow tempos): times within 0.5 ms
+FILE_TICKS_PER_QUARTER = 960  # the MIDI file's resolution (not MIDI clock's 24): at most 1 ms a tick, times within 0.5 ms
 
 
 def tune_title(number: int) -> str:
@@ -123,7 +123,7 @@ class Recording:
 
     def _write_midi(self, notes: list[ScheduledNote], end: float) -> None:
         tempo = round(60e6 / self.qpm)  # microseconds per quarter note
-        resolution = TICKS_PER_QUARTER * max(1, math.ceil(tempo / 1000 / TICKS_PER_QUARTER))
+        resolution = FILE_TICKS_PER_QUARTER * max(1, math.ceil(tempo / 1000 / FILE_TICKS_PER_QUARTER))
         origin = self._start if self._start is not None else min((n.on for n in notes), default=end)
 
         def tick(t: float) -> int:

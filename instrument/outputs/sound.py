@@ -15,7 +15,8 @@ import numpy as np
 
 from instrument.errors import UsageError
 from instrument.music.timbres import GmTimbre
-from instrument.outputs import Output, ScheduledNote
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
 
 SYNTHS = ("auto", "fluidsynth", "numpy")
 
@@ -26,13 +27,13 @@ def numpy_voice(timbre: GmTimbre) -> str:
 
 
 @dataclass
-class Opened:
+class Sound:
     output: Output | None
-    note: str  # one line for the performer: what plays, or why nothing does
+    message: str  # one line for the performer: what plays, or why nothing does
 
 
 def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, device: str | None = None,
-               required: bool = False) -> Opened:
+               required: bool = False) -> Sound:
     """Open the built-in sound. ``required`` (``--audio``): no sound is an error (UsageError).
     A ``--soundfont`` that is not there is always an error."""
     from instrument.outputs import fluid
@@ -41,7 +42,7 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     if synth in ("auto", "fluidsynth"):
         try:
             out = fluid.FluidSynth(timbre, soundfont=soundfont)
-            return Opened(out, out.status())
+            return Sound(out, out.status())
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
                 raise UsageError(f"--synth fluidsynth: {error}") from None
@@ -52,12 +53,12 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     if ok:
         try:
             out = Synth(device=device, timbre=numpy_voice(timbre))
-            return Opened(out, f"audio: numpy synth, {why}, {numpy_voice(timbre)} voice for {timbre.name}{fallback}")
+            return Sound(out, f"audio: numpy synth, {why}, {numpy_voice(timbre)} voice for {timbre.name}{fallback}")
         except AudioUnavailable as error:
             why = str(error)
     if required:
         raise UsageError(f"--audio: {why}; use --no-audio, or --audio-device to pick another device")
-    return Opened(None, f"no sound device ({why}); built-in synth off")
+    return Sound(None, f"built-in synth off: {why}")
 
 
 def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from instrument.outputs import ScheduledNote
+from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
 from instrument.live.scheduler import REALTIME_PRIORITY, clock
 from instrument.music.tunes import Tune
 
-log = logging.getLogger("instrument.synth")
+log = logging.getLogger(__name__)
 
 
 class AudioUnavailable(RuntimeError):
@@ -164,10 +164,13 @@ RING_LIBS = ["-l:libportaudio.so.2"]  # the library sounddevice loads; no PortAu
 
 def _ring_library() -> ctypes.CDLL:
     """The C audio callback (``audio_ring.c``), compiled at first use. Raises AudioUnavailable."""
-    from instrument.native import built
+    from instrument import native
 
     try:
-        lib = ctypes.CDLL(str(built(RING_SOURCE, RING_FLAGS, RING_LIBS)))
+        lib = ctypes.CDLL(str(native.built(RING_SOURCE, RING_FLAGS, RING_LIBS)))
+    except native.CompilerMissing as e:
+        raise AudioUnavailable(f"the numpy synth's C audio callback cannot be built: {e}, "
+                               "or play through FluidSynth") from None
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
         raise AudioUnavailable(f"the numpy synth's C audio callback cannot be built ({str(e)[:120]}); "
                                "install gcc, or play through FluidSynth") from None

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from instrument.model import vocab
-from instrument.music.abc_reader import (LETTERS, AbcTune, Bar, Broken, Chord, Ending, Event, Key, Note, ReadTune,
+from instrument.music.abc_reader import (LETTERS, AbcTune, BarLine, Broken, Chord, Ending, Event, Key, AbcNote, ReadTune,
                                    Rest, Tuplet, TuneSkipped, read_body, read_header)
 from instrument.music.notes import tuplet_ratio
+from instrument.training.modes import Inference, check_hidden, infer
 from instrument.music.tunes import Tune
 
 LOWEST, HIGHEST = 48, 95  # C, .. b' : the pitch range the vocabulary spells
@@ -29,8 +30,12 @@ class Converted:
     """A converted tune with what the report and the round-trip check need to know about it."""
 
     tune: Tune
-    key: Key
+    key: Key  # the key it plays in (its tonic moved to C)
     shift: int  # semitones added to every original pitch
+    written: Key | None = None  # the key its K: line names, where the mode was inferred
+    rule: str = "written"  # how the mode was found (``modes.Inference.rule``)
+    rhythm: str = ""  # the R: field: reel, jig, hornpipe, air ...
+    hidden_check: str = ""  # the mode rule's verdict with a stated mode hidden (``modes.check_hidden``)
 
 
 def vocab_meter(text: str) -> str:
@@ -96,25 +101,25 @@ def merge_ties(events: list[Event]) -> list[Event]:
         event = events[i]
         if isinstance(event, Tuplet):
             in_tuplet = event.r or event.p
-        if isinstance(event, (Note, Chord)) and event.tie:
+        if isinstance(event, (AbcNote, Chord)) and event.tie:
             after = events[i + 1] if i + 1 < len(events) else None
             if isinstance(event, Chord) or isinstance(after, Chord):
                 if _continues(event, events, i):
                     raise TuneSkipped("tied chord")
-            elif isinstance(after, Note) and after.midi == event.midi:
+            elif isinstance(after, AbcNote) and after.midi == event.midi:
                 previous = out[-1] if out else None
                 following = events[i + 2] if i + 2 < len(events) else None
                 if in_tuplet or isinstance(previous, Broken) or isinstance(following, Broken):
                     raise TuneSkipped("tie inside a tuplet or broken rhythm")
-                merged = Note(event.midi, event.step, event.length + after.length, after.tie, after.line_end)
+                merged = AbcNote(event.midi, event.step, event.length + after.length, after.tie, after.line_end)
                 events = events[:i] + [merged] + events[i + 2:]
                 continue
             elif _continues(event, events, i):
                 between = events[i + 1:]
-                if any(isinstance(e, (Bar, Ending)) for e in between[:_next_note(between)]):
+                if any(isinstance(e, (BarLine, Ending)) for e in between[:_next_note(between)]):
                     raise TuneSkipped("tie across a bar line")
                 raise TuneSkipped("tie inside a tuplet or broken rhythm")
-        if isinstance(event, (Note, Chord, Rest)) and in_tuplet:
+        if isinstance(event, (AbcNote, Chord, Rest)) and in_tuplet:
             in_tuplet -= 1
         out.append(event)
         i += 1
@@ -122,7 +127,7 @@ def merge_ties(events: list[Event]) -> list[Event]:
 
 
 def _pitches(event: Event) -> set[int]:
-    if isinstance(event, Note):
+    if isinstance(event, AbcNote):
         return {event.midi}
     if isinstance(event, Chord):
         return {note.midi for note in event.notes}
@@ -132,20 +137,20 @@ def _pitches(event: Event) -> set[int]:
 def _next_note(events: list[Event]) -> int:
     """Index of the first note, chord or rest in ``events`` (their length if none)."""
     for index, event in enumerate(events):
-        if isinstance(event, (Note, Chord, Rest)):
+        if isinstance(event, (AbcNote, Chord, Rest)):
             return index
     return len(events)
 
 
-def _continues(event: Note | Chord, events: list[Event], i: int) -> bool:
+def _continues(event: AbcNote | Chord, events: list[Event], i: int) -> bool:
     """Whether the next note or chord after ``events[i]`` repeats one of its tied pitches."""
-    tied = _pitches(event) if isinstance(event, Note) else {n.midi for n in event.notes if n.tie or event.tie}
+    tied = _pitches(event) if isinstance(event, AbcNote) else {n.midi for n in event.notes if n.tie or event.tie}
     j = i + 1 + _next_note(events[i + 1:])
     return j < len(events) and bool(tied & _pitches(events[j]))
 
 
 def _written_length(event: Event) -> Fraction | None:
-    if isinstance(event, (Note, Rest)):
+    if isinstance(event, (AbcNote, Rest)):
         return event.length
     if isinstance(event, Chord):
         return event.notes[0].length * event.multiplier
@@ -181,9 +186,9 @@ def mark_repeat_starts(events: list[Event]) -> None:
     vocabulary has no section line, so that line becomes an explicit ``|:``.
     """
     closed = opened = False
-    candidate: Bar | None = None
+    candidate: BarLine | None = None
     for event in events:
-        if not isinstance(event, Bar):
+        if not isinstance(event, BarLine):
             continue
         if event.end:
             if closed and not opened and candidate is not None:
@@ -211,7 +216,7 @@ class _Writer:
         self.next_factor = Fraction(1)  # what a broken rhythm does to the next one
         self.tuplet_left, self.tuplet_factor = 0, Fraction(1)
 
-    def advance(self, event: Note | Rest | Chord) -> None:
+    def advance(self, event: AbcNote | Rest | Chord) -> None:
         """Count a note, rest or chord into the bar; a line ending on a full bar gets its bar line.
 
         Some collections (the Essen songs above all) leave out the bar line where a line of
@@ -230,7 +235,7 @@ class _Writer:
         self.tokens.append(f"({p}")
         self.tuplet_left, self.tuplet_factor = r or p, tuplet_ratio(p, self.meter)
 
-    def note(self, note: Note) -> None:
+    def note(self, note: AbcNote) -> None:
         step = note.step + self.letters
         octave, index = divmod(step, 7)
         letter = LETTERS[index]
@@ -278,7 +283,7 @@ class _Writer:
 _BAR_TOKENS = frozenset(vocab.tokens_of(vocab.TokenClass.BAR))
 
 
-def _bar_tokens(event: Bar | Ending) -> list[str]:
+def _bar_tokens(event: BarLine | Ending) -> list[str]:
     if isinstance(event, Ending):
         if event.number not in ("1", "2"):
             raise TuneSkipped("ending not in the vocabulary", event.number)
@@ -301,7 +306,7 @@ def convert_events(read: ReadTune) -> Converted:
     letters = -LETTERS.index(read.key.letter) + 7 * round((shift + read.key.semitone) / 12)
     writer = _Writer(meter, mode, shift, letters)
     for event in events:
-        if isinstance(event, Note):
+        if isinstance(event, AbcNote):
             writer.note(event)
             writer.length(event.length)
             writer.advance(event)
@@ -312,7 +317,7 @@ def convert_events(read: ReadTune) -> Converted:
         elif isinstance(event, Chord):
             _write_chord(writer, event)
             writer.advance(event)
-        elif isinstance(event, (Bar, Ending)):
+        elif isinstance(event, (BarLine, Ending)):
             writer.bar(_bar_tokens(event))
         elif isinstance(event, Broken):
             writer.broken(event.symbol)
@@ -350,9 +355,21 @@ def _write_chord(writer: _Writer, chord: Chord) -> None:
         writer.length(lengths.pop() * chord.multiplier)
 
 
-def convert(tune: AbcTune) -> Converted:
-    """Read and convert one ABC tune; raises ``TuneSkipped`` with the reason."""
+MODE_SOURCES = ("inferred", "written")
+
+
+def convert(tune: AbcTune, modes: str = "inferred") -> Converted:
+    """Read and convert one ABC tune; raises ``TuneSkipped`` with the reason.
+
+    ``modes``: "inferred" finds the mode of a tune whose K: names only a key from its tonic
+    (``training.modes``); "written" takes every K: at its word (a plain key is major).
+    """
     header = read_header(tune)
     vocab_meter(header.meter)  # an unusable meter or mode is the reason, before any body problem
     vocab_mode(header.key)
-    return convert_events(ReadTune(header.key, header.meter, read_body(header)))
+    events = read_body(header)
+    inference = infer(header.key, events) if modes == "inferred" else Inference(header.key, "written")
+    converted = convert_events(ReadTune(inference.key, header.meter, events))
+    converted.written, converted.rule, converted.rhythm = header.key, inference.rule, header.rhythm
+    converted.hidden_check = check_hidden(header.key, events)
+    return converted

@@ -1,4 +1,4 @@
-"""Training with the folk-rnn v2 recipe (REFERENCE section 1), resumable and interruptible.
+"""Training with the folk-rnn v2 recipe (docs/design.md §1), resumable and interruptible.
 
 Recipe: batches of 64 tunes of similar length, loss = NLL summed over each tune's tokens and
 averaged over the batch, RMSprop (lr 0.003, Lasagne's rho 0.9 and epsilon 1e-6), dropout 0.5
@@ -40,7 +40,7 @@ class TrainConfig:
     out: str
     epochs: int = 100
     layers: int = 3
-    size: int = 512
+    hidden: int = 512  # units per layer (ModelConfig.hidden)
     dropout: float = 0.5
     forget_bias: float = 5.0
     batch: int = 64
@@ -53,6 +53,11 @@ class TrainConfig:
     half: bool = False
     max_length: int = 1000
     limit_batches: int = 0  # for quick runs: at most this many batches an epoch (0 = all)
+    collections: tuple[str, ...] = ()  # train only on these collections (empty: all)
+    weights: dict[str, float] = field(default_factory=dict)  # collection -> times each tune is seen an epoch
+    min_repeated_parts: int = 0  # train only on tunes with at least this many repeated parts
+    init: str = ""  # start from this checkpoint's weights (fine-tuning) instead of at random
+    bf16: bool = False  # bfloat16 autocast for the products (faster on CPUs with AVX512-BF16/AMX)
 
 
 @dataclass
@@ -68,27 +73,74 @@ class History:
     best_epoch: int = 0
 
 
-def load_split(path: Path, max_length: int) -> list[list[int]]:
-    """Encoded tunes (``<s>`` .. ``</s>``) of one split file, longest ones dropped.
+@dataclass
+class Split:
+    """One split's encoded tunes with each tune's corpus row (collection, dance type, form)."""
+
+    tunes: list[list[int]]
+    meta: list[dict[str, str]]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for m in self.meta:
+            out[m.get("collection", "?")] = out.get(m.get("collection", "?"), 0) + 1
+        return out
+
+
+def read_split(path: Path, collections: tuple[str, ...] = (), min_repeated_parts: int = 0
+               ) -> tuple[list[Tune], list[dict[str, str]]]:
+    """The tunes of one split file with their corpus rows, only those of ``collections`` (all when
+    empty) with at least ``min_repeated_parts``. The rows come from ``<split>.meta.tsv`` beside
+    it; a corpus without one has empty rows (and selecting from it keeps nothing)."""
+    from instrument.training.corpus import meta_path, read_meta
+
+    if not path.is_file():
+        raise UsageError(f"{path} not found; build a corpus with 'run.py corpus --out DIR' and give --data DIR")
+    tunes: list[Tune] = parse_tunes(path.read_text(), source=str(path))
+    meta = read_meta(meta_path(path))
+    if meta and len(meta) != len(tunes):
+        raise UsageError(f"{meta_path(path)} has {len(meta)} rows for {len(tunes)} tunes; rebuild the corpus with 'run.py corpus'")
+    meta = meta or [{} for _ in tunes]
+    keep = [i for i, m in enumerate(meta)
+            if (not collections or m.get("collection", "") in collections)
+            and int(m.get("repeated_parts", 0) or 0) >= min_repeated_parts]
+    return [tunes[i] for i in keep], [meta[i] for i in keep]
+
+
+def load_split(path: Path, max_length: int, collections: tuple[str, ...] = (), min_repeated_parts: int = 0) -> Split:
+    """Encoded tunes (``<s>`` .. ``</s>``) of one split and their corpus rows, longest dropped.
 
     A corpus file holds whole tunes without ``</s>`` (folk-rnn's data format), so every tune is
     marked ended here: the model must learn where tunes stop, or its tunes never end.
     """
-    if not path.is_file():
-        raise UsageError(f"{path} not found; build a corpus with 'run.py corpus --out DIR' and give --data DIR")
-    tunes: list[Tune] = parse_tunes(path.read_text(), source=str(path))
+    tunes, meta = read_split(path, collections, min_repeated_parts)
     encoded = [vocab.encode(replace(t, ended=True).tokens()) for t in tunes]
-    return [e for e in encoded if len(e) <= max_length]
+    keep = [i for i, e in enumerate(encoded) if len(e) <= max_length]
+    return Split([encoded[i] for i in keep], [meta[i] for i in keep])
 
 
-def length_batches(tunes: list[list[int]], batch: int, rng: np.random.Generator) -> list[list[int]]:
-    """Indices of tunes grouped into batches of similar length, in random order.
+def epoch_indices(split: Split, weights: dict[str, float], rng: np.random.Generator) -> list[int]:
+    """Which tunes an epoch sees: a tune of a collection weighted w is seen floor(w) times and
+    once more with probability w - floor(w) (weight 1, the default, is once)."""
+    out: list[int] = []
+    for i, m in enumerate(split.meta):
+        w = weights.get(m.get("collection", ""), 1.0)
+        times = int(w) + (1 if rng.random() < w - int(w) else 0)
+        out += [i] * times
+    return out
+
+
+def length_batches(tunes: list[list[int]], batch: int, rng: np.random.Generator,
+                   indices: list[int] | None = None) -> list[list[int]]:
+    """Indices of tunes (``indices``: an epoch's, repeats allowed; default every tune once)
+    grouped into batches of similar length, in random order.
 
     Tunes are sorted by length with random tie-breaking, cut into batches, and the batches
     shuffled, so padding stays small and every epoch sees different neighbours.
     """
-    lengths = np.array([len(t) for t in tunes])
-    order = np.lexsort((rng.random(len(tunes)), lengths))
+    pool = np.arange(len(tunes)) if indices is None else np.asarray(indices)
+    lengths = np.array([len(tunes[i]) for i in pool])
+    order = pool[np.lexsort((rng.random(len(pool)), lengths))]
     batches = [order[i : i + batch].tolist() for i in range(0, len(order), batch)]
     rng.shuffle(batches)
     return batches
@@ -188,29 +240,21 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cfg.device == "cuda" and dist.is_initialized() else cfg.device)
     data = Path(cfg.data)
-    train_set = load_split(data / "train.txt", cfg.max_length)
-    valid_set = load_split(data / "valid.txt", cfg.max_length)
-    torch.manual_seed(cfg.seed)
-    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.size, dropout=cfg.dropout))
-    for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
-        layer.reset_parameters(forget_bias=cfg.forget_bias)
-    model = model.to(device)
+    train_split, valid_split = _splits(cfg, data)
+    train_set, valid_set = train_split.tunes, valid_split.tunes
+    model = _initial_model(cfg, resume).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-6)
     history = History()
     spath = state_path(cfg.out)
     if resume:
-        if not spath.is_file():
-            raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
-        state = torch.load(spath, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = History(**state["history"])
-        if state["config"]["layers"] != cfg.layers or state["config"]["size"] != cfg.size:
-            raise UsageError(f"{spath} holds a {state['config']['layers']} x {state['config']['size']} model; give the same --layers/--size")
+        history = _resume(spath, model, optimizer, cfg, device)
     trainee = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
     progress = Progress(verbose and rank == 0)
+    if cfg.collections or cfg.min_repeated_parts or cfg.weights:
+        progress.line("training tunes by collection: " + ", ".join(f"{k} {v}" for k, v in sorted(train_split.counts().items()))
+                      + (f" (weights {cfg.weights})" if cfg.weights else ""))
     progress.line(
-        f"training {cfg.layers} x {cfg.size} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
+        f"training {cfg.layers} x {cfg.hidden} LSTM ({model.parameter_count():,} parameters) on {len(train_set)} tunes "
         f"({sum(map(len, train_set)):,} tokens), validating on {len(valid_set)}; {world} process(es) on {device}"
         + (" (DistributedDataParallel)" if dist.is_initialized() else "")
     )
@@ -223,32 +267,14 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rng = np.random.default_rng([cfg.seed, epoch])
-            batches = length_batches(train_set, cfg.batch, rng)
+            batches = length_batches(train_set, cfg.batch, rng, epoch_indices(train_split, cfg.weights, rng))
             if cfg.limit_batches:
                 batches = batches[: cfg.limit_batches]
             batches = batches[: max(world, len(batches) // world * world)]  # every process steps equally often
             mine = batches[rank::world]
-            total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
-            started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
-            for number, indices in enumerate(mine, 1):
-                x, lengths = collate(train_set, indices, device)
-                loss = loss_per_tune(trainee, x, lengths).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                optimizer.step()
-                tokens = int((lengths - 1).sum())
-                done_tokens += tokens
-                loss_sum += float(loss.detach()) * len(indices)
-                elapsed = time.monotonic() - started
-                rate = done_tokens / max(elapsed, 1e-9)
-                left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
-                progress.update(
-                    f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
-                    f"{rate * world:,.0f} tok/s, {_clock(left)} left"
-                )
-                if flag.stop:
-                    break
+            started = time.monotonic()
+            number, done_tokens, loss_sum = _epoch(trainee, model, optimizer, train_set, mine, cfg, epoch, world,
+                                                   device, progress, flag)
             if flag.stop and number < len(mine):
                 break  # an unfinished epoch is not counted; resuming repeats it
             valid = evaluate(model, valid_set, cfg.batch, device)
@@ -267,7 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
                 )
                 _save_state(spath, model, optimizer, history, cfg)
                 if best:
-                    checkpoint.save(cfg.out, model, _metadata(cfg, history, data, device, world), half=cfg.half)
+                    checkpoint.save(cfg.out, model, _metadata(cfg, history, data, device, world, train_split, valid_split), half=cfg.half)
     if rank == 0:
         if flag.stop:
             _save_state(spath, model, optimizer, history, cfg)
@@ -279,18 +305,96 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: bool = True) -> Histo
     return history
 
 
+def _resume(spath: Path, model, optimizer, cfg: TrainConfig, device) -> History:
+    """Load the saved training state into ``model`` and ``optimizer``; its history."""
+    if not spath.is_file():
+        raise UsageError(f"nothing to resume: {spath} not found; start without --resume")
+    state = torch.load(spath, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    saved = state["config"].get("hidden", state["config"].get("size"))  # "size": states saved before the rename
+    if state["config"]["layers"] != cfg.layers or saved != cfg.hidden:
+        raise UsageError(f"{spath} holds a {state['config']['layers']} x {saved} model; give the same --layers/--hidden")
+    return History(**state["history"])
+
+
+def _epoch(trainee, model, optimizer, train_set, mine, cfg: TrainConfig, epoch: int, world: int, device,
+           progress: "Progress", flag: "_StopFlag") -> tuple[int, int, float]:
+    """One epoch's batches ``mine``: (batches done, tokens done, summed loss); stops early at Ctrl-C."""
+    total_tokens = sum(len(train_set[i]) - 1 for b in mine for i in b)
+    started, done_tokens, loss_sum, number = time.monotonic(), 0, 0.0, 0
+    for number, indices in enumerate(mine, 1):
+        x, lengths = collate(train_set, indices, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = loss_per_tune(trainee, x, lengths).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        done_tokens += int((lengths - 1).sum())
+        loss_sum += float(loss.detach()) * len(indices)
+        rate = done_tokens / max(time.monotonic() - started, 1e-9)
+        left = (total_tokens - done_tokens) / max(rate, 1e-9) + (cfg.epochs - epoch) * total_tokens / max(rate, 1e-9)
+        progress.update(
+            f"epoch {epoch}/{cfg.epochs} batch {number}/{len(mine)} loss/token {loss_sum / done_tokens:.3f} "
+            f"{rate * world:,.0f} tok/s, {_clock(left)} left"
+        )
+        if flag.stop:
+            break
+    return number, done_tokens, loss_sum
+
+
+def _splits(cfg: TrainConfig, data: Path) -> tuple[Split, Split]:
+    """The training and validation tunes this run learns from (its selection of the corpus)."""
+    train_split = load_split(data / "train.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
+    valid_split = load_split(data / "valid.txt", cfg.max_length, cfg.collections, cfg.min_repeated_parts)
+    if not train_split.tunes or not valid_split.tunes:
+        held = sorted(load_split(data / "train.txt", cfg.max_length).counts())
+        raise UsageError(f"no tunes left in {data} after --collections/--min-repeated-parts; "
+                         f"the corpus holds {', '.join(held) or 'no collection names'}")
+    unknown = sorted(set(cfg.weights) - set(train_split.counts()))
+    if unknown:
+        raise UsageError(f"--weights names {', '.join(unknown)}, not a collection of this training set "
+                         f"({', '.join(sorted(train_split.counts()))})")
+    return train_split, valid_split
+
+
+def _initial_model(cfg: TrainConfig, resume: bool) -> FolkRNN:
+    """A fresh network with the recipe's initialisation, or ``--init``'s weights to fine-tune."""
+    torch.manual_seed(cfg.seed)
+    model = FolkRNN(ModelConfig(layers=cfg.layers, hidden=cfg.hidden, dropout=cfg.dropout))
+    for layer in model.layers:  # a smaller forget bias leaves the unigram plateau sooner on short budgets
+        layer.reset_parameters(forget_bias=cfg.forget_bias)
+    if cfg.init and not resume:
+        start, _ = checkpoint.load(cfg.init)
+        if (start.config.layers, start.config.hidden) != (cfg.layers, cfg.hidden):
+            raise UsageError(f"--init {cfg.init} is a {start.config.layers} x {start.config.hidden} model; "
+                             f"give --layers {start.config.layers} --hidden {start.config.hidden}")
+        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+    return model
+
+
 def _save_state(path: Path, model, optimizer, history: History, cfg: TrainConfig) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": asdict(history), "config": asdict(cfg)}, tmp)
     tmp.replace(path)
 
 
-def _metadata(cfg: TrainConfig, history: History, data: Path, device, world: int) -> dict[str, Any]:
+def _metadata(cfg: TrainConfig, history: History, data: Path, device, world: int,
+              train_split: Split, valid_split: Split) -> dict[str, Any]:
     import json
 
     report = data / "report.json"
     corpus = json.loads(report.read_text()) if report.is_file() else {}
+    init = {}
+    if cfg.init:
+        _, start = checkpoint.load(cfg.init)
+        init = {"path": cfg.init, "name": start.get("name"), "train_config": start.get("train_config"),
+                "valid_loss": start.get("valid_loss"), "training_seconds": start.get("training_seconds")}
     return {
+        "trained_on": {"train": train_split.counts(), "valid": valid_split.counts(),
+                       "train_tokens": sum(map(len, train_split.tunes)), "valid_tokens": sum(map(len, valid_split.tunes))},
+        "init": init,
         "name": Path(cfg.out).stem,
         "trained": True,
         "recipe": "folk-rnn v2 (config5)",

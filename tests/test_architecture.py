@@ -1,0 +1,93 @@
+"""The parts of the instrument import each other in one direction only (docs/design.md, "Layout").
+
+Read with ``ast`` from the source (nothing is imported): every ``import`` and ``from ... import``
+of a module, wherever it stands (inside a function too), is checked against the rules, and every
+offending import is named with its file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+# (the part whose modules are checked, the parts it must not import, why)
+RULES = [
+    ("instrument.model", ("instrument.live", "instrument.outputs", "instrument.training", "controllers"),
+     "the network knows nothing of performances, devices, training or controllers"),
+    ("instrument.music", ("instrument.live", "instrument.outputs", "instrument.training", "controllers"),
+     "what tokens mean as music knows nothing of performances, devices, training or controllers"),
+    ("instrument.live", ("instrument.training",), "the live instrument never needs the trainer"),
+]
+ONLY_CLI_IMPORTS = "controllers"  # nothing in instrument/ but instrument.cli imports it
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package and the controllers, by dotted name."""
+    out = {}
+    for top in ("instrument", "controllers"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def imports(name: str, path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import in a module; relative imports resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.append((base, node.lineno))
+            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def within(module: str, part: str) -> bool:
+    return module == part or module.startswith(part + ".")
+
+
+def violations() -> list[str]:
+    out = []
+    for name, path in modules().items():
+        where = path.relative_to(ROOT)
+        for imported, line in imports(name, path):
+            for part, banned, why in RULES:
+                if within(name, part):
+                    for ban in banned:
+                        if within(imported, ban):
+                            out.append(f"{where}:{line}: {name} imports {imported} ({why})")
+            if within(imported, ONLY_CLI_IMPORTS) and within(name, "instrument") and not within(name, "instrument.cli"):
+                out.append(f"{where}:{line}: {name} imports {imported} (only instrument.cli puts controllers in)")
+    return sorted(set(out))
+
+
+def test_the_parts_import_each_other_in_one_direction_only():
+    found = violations()
+    assert not found, "\n".join(found)
+
+
+def test_the_rule_check_names_an_offending_import(tmp_path, monkeypatch):
+    """The check can fail: a model module that reaches up into the live instrument is named."""
+    fake = tmp_path / "instrument" / "model"
+    fake.mkdir(parents=True)
+    (fake / "bad.py").write_text("import numpy\n\ndef f():\n    from instrument.live import engine\n")
+    (tmp_path / "controllers").mkdir()
+    (tmp_path / "controllers" / "ok.py").write_text("from instrument.live.params import Parameters\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert violations() == [
+        "instrument/model/bad.py:4: instrument.model.bad imports instrument.live "
+        f"({RULES[0][2]})",
+        "instrument/model/bad.py:4: instrument.model.bad imports instrument.live.engine "
+        f"({RULES[0][2]})",
+    ]
