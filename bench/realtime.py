@@ -30,6 +30,7 @@ server's own cost per update (poll and encode) and its update rate (at most 30 a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -264,8 +265,9 @@ class WebPages:
 
 
 def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, seed: int,
-        web: tuple[int, str] | None = None) -> dict:
+        web: tuple[int, str] | None = None, repeats: str = "play") -> dict:
     params = Parameters()
+    params.set("repeats", repeats)
     params.set("tempo", tempo, smoothing_ms=0)
     params.set("meter.next", "4/4")
     port = free_port()
@@ -320,7 +322,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
     notes = max(engine.notes_played, 1)
     note_s = wall / notes
     return {
-        "tempo": tempo, "flood": bool(flood_rate), "osc_server": controllers is not None, "midi": out.status() if use_jack else "null",
+        "tempo": tempo, "repeats": repeats, "flood": bool(flood_rate), "osc_server": controllers is not None, "midi": out.status() if use_jack else "null",
         "onset_ms": percentiles(list(scheduler.errors)),
         "control_to_token_ms": percentiles(latencies),
         "control_minus_note_ms": percentiles(excess),  # latency minus the sounding note's length: <= 2 ms is the target
@@ -341,6 +343,9 @@ def main() -> int:
     ap.add_argument("--tempos", default="120,200,320", help="BPM list; the first is the reference (default 120,200,320)")
     ap.add_argument("--flood", type=float, default=2000.0, help="OSC messages per second in the flood runs")
     ap.add_argument("--no-jack", action="store_true", help="do not use a JACK MIDI port even when a server runs")
+    ap.add_argument("--repeats", default="play,skip",
+                    help="the 'repeats' parameter of each run: play (repeated sections replayed from notes already "
+                         "composed) and/or skip (every note newly composed) (default both)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--web-clients", type=int, metavar="N",
                     help="measure the web page (no flood): without its server, with it and no page, with N pages")
@@ -358,17 +363,17 @@ def main() -> int:
     if args.web_clients is not None:
         return web_main(args, model, where, use_jack)
     results = []
-    for tempo in [float(t) for t in args.tempos.split(",")]:
-        for flood in (0.0, args.flood) if args.flood else (0.0,):
-            r = run(model, tempo, args.seconds, flood, use_jack, args.seed)
-            results.append(r)
-            if not args.json:
-                o, c = r["onset_ms"], r["control_to_token_ms"]
-                print(f"{tempo:5.0f} BPM {'flood ' + str(int(flood)) + '/s' if flood else 'no flood':>15}: onset p50 {o['p50']:.3f} "
-                      f"p99 {o['p99']:.3f} max {o['max']:.3f} ms ({o['n']} msgs) | control->token p50 {c['p50']:.2f} "
-                      f"p99 {c['p99']:.2f} ms, minus the sounding note's length p99 {r['control_minus_note_ms']['p99']:.2f} ms | cpu {r['cpu_percent']:.0f}% "
-                      f"| resyncs {r['resyncs']}, late notes {r['late_notes']}" + (f" | flood sent {r['flood_sender']['sent']}, its cpu {r['flood_sender']['cpu_percent']:.0f}%" if flood else ""),
-                      flush=True)
+    floods = (0.0, args.flood) if args.flood else (0.0,)
+    for tempo, flood, repeats in itertools.product([float(t) for t in args.tempos.split(",")], floods, args.repeats.split(",")):
+        r = run(model, tempo, args.seconds, flood, use_jack, args.seed, repeats)
+        results.append(r)
+        if not args.json:
+            o, c = r["onset_ms"], r["control_to_token_ms"]
+            print(f"{tempo:5.0f} BPM {'flood ' + str(int(flood)) + '/s' if flood else 'no flood':>15} repeats {repeats:4s}: onset p50 {o['p50']:.3f} "
+                  f"p99 {o['p99']:.3f} max {o['max']:.3f} ms ({o['n']} msgs) | control->token p50 {c['p50']:.2f} "
+                  f"p99 {c['p99']:.2f} ms, minus the sounding note's length p99 {r['control_minus_note_ms']['p99']:.2f} ms | cpu {r['cpu_percent']:.0f}% "
+                  f"| resyncs {r['resyncs']}, late notes {r['late_notes']}" + (f" | flood sent {r['flood_sender']['sent']}, its cpu {r['flood_sender']['cpu_percent']:.0f}%" if flood else ""),
+                  flush=True)
     ok = {}
     for r in results:  # a tempo is sustained when every run at it (with and without flood) kept time
         ok[r["tempo"]] = ok.get(r["tempo"], True) and r["resyncs"] == 0 and r["late_notes"] == 0 and r["onset_ms"]["p99"] <= 1.0

@@ -145,9 +145,21 @@ def realtime_jack_server(priority: int = 70) -> Iterator[None]:
                 pass
 
 
-def start_jack(name: str) -> subprocess.Popen:
-    """A JACK dummy server of our own under ``name`` (for tests that stop and restart it)."""
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
+def start_jack(name: str, frames: int = 32, realtime: bool = False) -> subprocess.Popen:
+    """A JACK dummy server of our own under ``name``, ``frames`` per period at 48 kHz (for tests
+    that stop and restart it, or need another period). ``realtime``: real-time priority (-R) where
+    allowed, as a performer's server runs (else, or where refused, without)."""
+    command = ["-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)]
+    if realtime:
+        proc = subprocess.Popen(["jackd", "-R", "-P", "70", *command], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        if proc.poll() is None:
+            if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0:
+                return proc
+            proc.kill()
+            proc.wait(5)
+    proc = subprocess.Popen(["jackd", "--no-realtime", *command],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode != 0:
         proc.kill()

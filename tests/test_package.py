@@ -12,6 +12,7 @@ along: the test checks that ``instrument`` and ``patches`` are imported from the
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -30,8 +31,13 @@ def installed(tmp_path_factory) -> Path:
     """The bin/ directory of a fresh venv holding our wheel."""
     work = tmp_path_factory.mktemp("package")
     wheels = work / "dist"
+    # from a copy without earlier builds: a stale build/ or egg-info would bring files that
+    # pyproject.toml's package data no longer names
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
+                                                                ".venv", "takes"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=600)
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     [wheel] = list(wheels.glob("folk_instrument-*.whl"))
     venv = work / "venv"
@@ -78,6 +84,18 @@ def test_the_wheel_installs_a_command_that_plays_its_part_from_anywhere(installe
                  "--no-osc", "--no-myo", "--midi-in", "none", "--record", "take.mid", "--tempo", "300", cwd=tmp_path)
     assert played.returncode == 0 and "limit reached" in played.stderr, played.stderr  # the shipped default patch
     assert (tmp_path / "take.mid").stat().st_size > 0
+
+    # the C parts ship as package data and build from the wheel's copies (into a fresh cache)
+    cache = tmp_path / "cache"
+    built = run(installed, "env", f"FOLK_INSTRUMENT_CACHE={cache}", str(installed / "python"), "-c",
+                "import ctypes; from instrument import native; from instrument.model import fast_step; "
+                "from instrument.outputs import synth; "
+                "ctypes.CDLL(str(native.built(synth.RING_SOURCE, synth.RING_FLAGS, synth.RING_LIBS))); "
+                "print(synth.RING_SOURCE); print(fast_step.available())", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    source, fast = built.stdout.split()
+    assert source.startswith(str(installed.parent)) and fast == "True", built.stdout
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.so")) == ["audio_ring", "fast_step"]
 
 
 def test_the_wheel_serves_the_web_page_with_its_vendored_abcjs(installed, tmp_path):

@@ -28,3 +28,15 @@ def test_the_command_line_and_a_patch_refuse_what_a_controller_would_have_clampe
 def test_a_number_is_a_finite_int_or_float_and_nothing_else(value):
     with pytest.raises(ParamError):
         Parameters().set("temperature", value)
+
+
+def test_a_timbre_is_taken_in_a_users_spelling_and_an_unknown_one_refused_by_the_same_check():
+    params = Parameters()
+    assert params.set("timbre", "Tin Whistle", clamp=False) == "tin-whistle"  # the command line, a patch
+    assert params.set("timbre", "bow", source="OSC") == "fiddle"  # a controller, an alias
+    assert params.set("timbre", 0, source="knob") == params.specs["timbre"].choices[0]  # a knob picks by index
+    with pytest.raises(ParamError, match="unknown timbre 'kazoo'"):
+        params.set("timbre", "kazoo", source="OSC")
+    with pytest.raises(ParamError, match="takes one of"):
+        params.set("timbre", 0, clamp=False)
+    assert params.get("timbre") == params.specs["timbre"].choices[0]

@@ -18,7 +18,8 @@ def test_take_has_the_bars_asked_for_and_sounds(small_model):
     params.set("meter.next", "2/4")
     take = perform(small_model, params, Limits(bars=3), seed=2)
     assert take.bars == 3
-    audio = render_audio(take, 24000)
+    audio, by = render_audio(take, 24000, synth="numpy")
+    assert by.startswith("numpy synth")
     assert len(audio) >= int(take.seconds * 24000)
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # audible
     last_off = max(n.off for n in take.notes)
@@ -54,3 +55,28 @@ def test_render_command_writes_a_wav_of_the_right_length(small_checkpoint, tmp_p
 def test_render_bad_input(tmp_path, args, words):
     result = run_cli("render", "--out", str(tmp_path / "x.wav"), *args)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_repeats_skip_plays_each_section_once_and_play_plays_them_again(small_model):
+    from instrument.music.notes import tune_notes
+
+    def tunes_with_repeats(mode: str):
+        params = Parameters()
+        params.set("repeats", mode)
+        params.set("meter.next", "4/4")
+        take = perform(small_model, params, Limits(tunes=3), seed=4)
+        by_tune = {}
+        for n in take.notes:
+            by_tune.setdefault(n.tune, []).append(n)
+        return [(tune, by_tune.get(number, [])) for number, tune in take.tunes if ":|" in tune.body and tune.ended]
+
+    checked = 0
+    for mode in ("skip", "play"):
+        for tune, played in tunes_with_repeats(mode):
+            once = [n.pitch for n in tune_notes(tune, repeats=False).notes]
+            twice = [n.pitch for n in tune_notes(tune, repeats=True).notes]
+            if once == twice:
+                continue  # a ':|' that repeats nothing
+            assert [n.pitch for n in played] == (once if mode == "skip" else twice), mode
+            checked += 1
+    assert checked >= 2, "no tune with a repeat was written: choose another seed"

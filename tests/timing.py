@@ -24,6 +24,11 @@ class Jitter:
     """How late a bare sleep-until loop woke, in seconds, over the measured stretch."""
 
     late: list[float] = field(default_factory=list)
+    due: list[float] = field(default_factory=list)  # when each wake-up was due, on ``clock``
+
+    def stalls(self, longer_than: float) -> list[float]:
+        """When the loop woke more than ``longer_than`` late (due times on ``clock``): the machine stalled."""
+        return [due for due, late in zip(self.due, self.late) if late > longer_than]
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.late) or [0.0]
@@ -65,6 +70,7 @@ def machine_jitter(period: float = 0.002) -> Iterator[Jitter]:
             if left > 0:
                 time.sleep(left)
             jitter.late.append(max(0.0, clock() - target))
+            jitter.due.append(target)
             target = max(target + period, clock())
 
     thread = threading.Thread(target=loop, name="jitter", daemon=True)

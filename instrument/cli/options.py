@@ -9,6 +9,8 @@ from instrument.cli import fail
 from instrument.live.engine import Limits
 from instrument.model.generate import parse_meter, parse_mode
 from instrument.live.params import ParamError, Parameters
+from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, timbre_table
+from instrument.outputs.sound import SYNTHS
 
 
 def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:
@@ -25,7 +27,24 @@ def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int
     start.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     start.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="any live parameter's start value, e.g. --set bias.scale=dorian (repeatable)")
-    parser.add_argument("--timbre", choices=("pluck", "bow"), default="pluck", help="built-in synth voice (default pluck)")
+    sound = parser.add_argument_group("built-in sound")
+    sound.add_argument("--timbre", action=_TimbreAction, metavar="NAME|list",
+                       help=f"instrument: fiddle, flute, tin-whistle, uilleann-pipes, accordion, concertina, harp, banjo, "
+                            f"guitar, piano, ... ('--timbre list' shows all; default {DEFAULT_TIMBRE})")
+    sound.add_argument("--synth", choices=SYNTHS, default="auto",
+                       help="auto: FluidSynth where libfluidsynth and a GM SoundFont are installed, else the numpy synth")
+    sound.add_argument("--soundfont", metavar="FILE.sf2", help="SoundFont for FluidSynth (default: the system's General MIDI one)")
+
+
+class _TimbreAction(argparse.Action):
+    """``--timbre list`` prints the list and exits; a name is checked (and its spelling taken) by
+    the ``timbre`` parameter when the start state is set, as from a patch or a controller."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value.strip().lower() == "list":
+            print(timbre_table())
+            parser.exit(0)
+        setattr(namespace, self.dest, value)
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
@@ -45,6 +64,8 @@ def apply_start_state(params: Parameters, args: argparse.Namespace) -> None:
         wanted.append(("mode.next", parse_mode(args.mode)))
     if args.temperature is not None:
         wanted.append(("temperature", args.temperature))
+    if args.timbre is not None:
+        wanted.append(("timbre", args.timbre))
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep:

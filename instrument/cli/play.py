@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if params.target("model.next") != first:  # the patch chose another model
             model, meta, where = checkpoint.load_or_default(models[params.target("model.next")])
         choice = OutputChoice(midi_out=args.midi_out, midi_api=args.midi_api, audio=args.audio,
-                              audio_device=args.audio_device, timbre=args.timbre, record=args.record,
+                              audio_device=args.audio_device, synth=args.synth, soundfont=args.soundfont, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=where, models=models)
@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
         summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
+        if engine.late_notes:
+            summary += f", {engine.late_notes} composed late"
+        summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
         failed = performance.record_error
         if failed:
             summary += f"; the recording FAILED ({failed})"

@@ -34,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
     fit_to_model(params, model.config.hidden, model.config.layers, where)
     apply_start_state(params, args)
     take = perform(model, params, limits, seed=args.seed, model_path=where)
-    audio = render_audio(take, args.samplerate, args.timbre)
+    audio, by = render_audio(take, args.samplerate, params.get("timbre"), args.synth, args.soundfont)
     try:
         write_wav(args.out, audio, args.samplerate)
     except OSError as error:
         fail(f"cannot write {args.out!r}: {error.strerror}")
     print(f"wrote {args.out}: {len(audio) / args.samplerate:.1f} s, {take.bars} bars, {len(take.notes)} notes, "
-          f"{len(take.tunes)} tune(s)", file=sys.stderr)
+          f"{len(take.tunes)} tune(s); {by}", file=sys.stderr)
     return 0

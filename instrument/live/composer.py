@@ -217,6 +217,9 @@ class Composer:
         text = vocab.TOKENS[token]
         self.tune.versions.append(version)
         self.tune.body.append(text)
+        # read at each token: a repeat sign plays its section again only while repeats is 'play';
+        # with 'skip' every note is newly composed, so a control is heard within one note there too
+        self._stream.repeats = self.params.get("repeats") == "play"
         return self._place(self._stream.push(text))
 
     def _place(self, notes: list[Note]) -> list[ComposedNote]:

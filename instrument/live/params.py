@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from instrument.errors import excerpt
 from instrument.model import catalog, vocab
+from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, GM_TIMBRES, find_timbre
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class ParamSpec:
             if clamp and isinstance(value, (int, float)) and not isinstance(value, bool) and self.choices:
                 index = min(max(int(value), 0), len(self.choices) - 1)  # a knob or a fader picks by index
                 return self.choices[index], None
+            if isinstance(value, str) and self.validate:
+                value = self.validate(value)  # a spelling of a choice ('Tin Whistle' -> 'tin-whistle')
             if not isinstance(value, str) or value not in self.choices:
                 raise ParamError(f"{self.name} takes one of {', '.join(self.choices)}, not {excerpt(value, 60, quote=True)}")
             return value, None
@@ -217,6 +220,13 @@ def _vocab_token(value: str) -> str:
     return value
 
 
+def _timbre(value: str) -> str:
+    try:
+        return find_timbre(value).name
+    except ValueError as error:
+        raise ParamError(str(error)) from None
+
+
 def _midi_notes(values: tuple) -> tuple[int, ...]:
     try:
         notes = tuple(sorted({int(v) for v in values}))
@@ -297,6 +307,10 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
                   "loaded in the background, it takes over at the next tune boundary"),
     ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
     ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
+    ParamSpec("timbre", "choice", DEFAULT_TIMBRE, choices=tuple(GM_TIMBRES), validate=_timbre,
+              doc="the built-in sound's instrument (FluidSynth: its General MIDI program, changed live; numpy synth: plucked or bowed, at the start)"),
+    ParamSpec("repeats", "choice", "play", choices=("play", "skip"),
+              doc="repeated sections: play them as written, or each section once (then every note is newly composed, so a control is heard within one note)"),
     ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
     ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
     ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),

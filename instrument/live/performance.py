@@ -38,7 +38,8 @@ class OutputChoice:
     midi_api: str = "auto"
     audio: bool | None = None
     audio_device: str | None = None
-    timbre: str = "pluck"
+    synth: str = "auto"  # auto | fluidsynth | numpy (instrument.outputs.sound)
+    soundfont: str | None = None
     record: str | None = None
     send_clock: bool = False
 
@@ -82,19 +83,17 @@ def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler,
             raise UsageError("--send-clock needs a MIDI output; drop --midi-out none or --send-clock")
 
         if choice.audio is not False:
-            from instrument.outputs.synth import AudioUnavailable, Synth, audio_available
+            from instrument.music.timbres import find_timbre
+            from instrument.outputs.sound import open_sound
 
-            ok, why = audio_available(choice.audio_device)
-            if ok:
-                try:
-                    opened.outputs.append(Synth(device=choice.audio_device, timbre=choice.timbre))
-                    opened.messages.append(f"audio: {why}")
-                except AudioUnavailable as error:
-                    ok, why = False, str(error)
-            if not ok:
-                if choice.audio:
-                    raise UsageError(f"--audio: {why}; use --no-audio, or --audio-device to pick another device")
-                opened.messages.append(f"no sound device ({why}); built-in synth off")
+            sound = open_sound(choice.synth, find_timbre(params.get("timbre")), choice.soundfont, choice.audio_device,
+                               required=bool(choice.audio))
+            opened.messages.append(sound.message)
+            if sound.output is not None:
+                opened.outputs.append(sound.output)
+                if hasattr(sound.output, "set_timbre"):  # FluidSynth changes instrument live
+                    params.listeners.append(lambda change, out=sound.output: change.name == "timbre" and
+                                            out.set_timbre(find_timbre(change.value)))
 
         record = choice.record
         if record is None and not opened.outputs:

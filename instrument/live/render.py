@@ -49,12 +49,15 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     return take
 
 
-def render_audio(take: Take, samplerate: int = 48000, timbre: str = "pluck") -> np.ndarray:
-    """The take as float32 audio (frames, 2), at least as long as its bars, tail included."""
-    from instrument.outputs.synth import render
+def render_audio(take: Take, samplerate: int = 48000, timbre: str = "harp", synth: str = "auto",
+                 soundfont: str | None = None) -> tuple[np.ndarray, str]:
+    """The take as float32 audio (frames, 2), at least as long as its bars, tail included, rendered
+    by the sound ``play`` would use (``instrument.outputs.sound``); and what rendered it."""
+    from instrument.music.timbres import find_timbre
+    from instrument.outputs.sound import render
 
-    audio = render(take.notes, samplerate=samplerate, timbre=timbre, start=0.0)
+    audio, by = render(take.notes, find_timbre(timbre), synth, samplerate, start=0.0, soundfont=soundfont)
     frames = int(round(take.seconds * samplerate))
     if len(audio) < frames:
         audio = np.concatenate([audio, np.zeros((frames - len(audio), audio.shape[1]), dtype=audio.dtype)])
-    return audio
+    return audio, by

@@ -1,13 +1,19 @@
 """The timing thread: runs actions at absolute times on the monotonic clock.
 
-It sleeps until a little before an event, then spins for the last stretch, because a sleeping
-thread wakes up late by a scheduler quantum or more. Producers (the model thread) never wait
-for it: they append to a queue and set an event. It keeps the onset error of every event it
-ran (when it ran minus when it was due) for the benchmark and the live view.
+It waits on an event until a little before an action is due (so a new, earlier action can
+wake it), then sleeps the last stretch in C until the exact instant: ``clock_nanosleep`` on the
+monotonic clock with an absolute deadline and no timer slack, without the GIL. It used to spin
+in Python for that last ~1.2 ms before every event, holding the GIL (or fighting for it) the
+whole while, which kept the audio callback of the numpy synth waiting (docs/audio.md).
+Producers (the model thread) never wait for it: they append to a queue and set an event. It
+keeps the onset error of every event it ran (when it ran minus when it was due) for the
+benchmark and the live view.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import heapq
 import itertools
 import logging
@@ -26,10 +32,44 @@ clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: never jumps, high resolut
 Action = Callable[[float], None]  # called with the time it was due
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _precise_sleeper() -> Callable[[float], None]:
+    """``sleep_until(t)``: sleep until ``t`` on ``clock`` in C, the GIL released (ctypes releases it
+    around the call). Linux: clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME), the clock that
+    ``perf_counter`` reads; elsewhere time.sleep of what is left (also without the GIL)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        nanosleep = libc.clock_nanosleep
+        nanosleep.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Timespec), ctypes.c_void_p]
+        if sys.platform != "linux" or time.clock_gettime(time.CLOCK_MONOTONIC) - clock() > 0.001:
+            raise OSError("perf_counter is not CLOCK_MONOTONIC here")
+    except (OSError, AttributeError):
+        return lambda t: time.sleep(max(0.0, t - clock()))
+    monotonic, absolute = time.CLOCK_MONOTONIC, 1  # TIMER_ABSTIME
+
+    def sleep_until(t: float) -> None:
+        spec = _Timespec(int(t), int((t - int(t)) * 1e9))
+        while nanosleep(monotonic, absolute, ctypes.byref(spec), None) == 4:  # EINTR: a signal; sleep on
+            pass
+    return sleep_until
+
+
+def _no_timer_slack() -> None:
+    """Linux lets a normal thread's timers fire up to 50 us late to save power: not this thread."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK, 1 ns
+    except (OSError, AttributeError):
+        pass
+
+
 class Scheduler:
     """A heap of (due time, action) run by one dedicated thread."""
 
-    SPIN_S = 0.0012  # spin for the last ~1 ms: sleep wake-ups are later than that too often
+    SPIN_S = 0.002  # the last stretch is slept in C (an event wait can wake a scheduler quantum late)
 
     def __init__(self, name: str = "timing", spin_s: float | None = None, switch_interval_s: float = 0.0005, realtime: bool = True):
         self.realtime = realtime
@@ -42,6 +82,7 @@ class Scheduler:
         self._running = False
         self._clear: deque[Action | None] = deque()
         self.errors: deque[float] = deque(maxlen=100_000)  # onset errors in seconds
+        self._sleep_until = _precise_sleeper()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         # A thread that wakes must get the GIL quickly; Python's default hand-over is 5 ms.
         if switch_interval_s and sys.getswitchinterval() > switch_interval_s:
@@ -87,6 +128,7 @@ class Scheduler:
 
     def _run(self) -> None:
         self._raise_priority()
+        _no_timer_slack()
         heap, inbox = self._heap, self._inbox
         while self._running:
             while inbox:
@@ -109,8 +151,7 @@ class Scheduler:
                 self._wake.wait(wait)
                 self._wake.clear()
                 continue  # re-check: something earlier may have arrived
-            while clock() < due:
-                pass
+            self._sleep_until(due)
             due, _, action = heapq.heappop(heap)
             now = clock()
             try:

@@ -81,7 +81,7 @@ class LiveView:
     """A full-screen ``rich`` view, redrawn ``fps`` times a second."""
 
     def __init__(self, performance: Performance, log_pipe, controller_status: Lines = lambda: (),
-                 controller_activity: Lines = lambda: (), model_name: str = "", fps: float = 4.0):
+                 controller_activity: Lines = lambda: (), model_name: str = "", fps: float = 2.0):
         from rich.console import Console
         from rich.live import Live
 

@@ -1,10 +1,10 @@
 """The fast step path: the whole LSTM step for B voices in one call to a small C kernel.
 
-``fast_step.c`` (beside this file) is compiled with gcc at first use into a cache directory keyed
-by a hash of the source and flags, and loaded with ctypes. Per step it gathers layer 1's input rows
-(the one- or multi-hot input needs no product), runs one fused [W_ih | W_hh] product per layer with
-the gate nonlinearities in the same pass, the softmax layer, and then draws every voice's token
-from uniforms the stepper's own seeded generators supply. Nothing is allocated per step: the state
+``fast_step.c`` (beside this file) is compiled at first use by ``instrument.native`` into a cache
+directory keyed by a hash of the source and flags, and loaded with ctypes. Per step it gathers
+layer 1's input rows (the one- or multi-hot input needs no product), runs one fused [W_ih | W_hh]
+product per layer with the gate nonlinearities in the same pass, the softmax layer, and then draws
+every voice's token from uniforms the stepper's own seeded generators supply. Nothing is allocated per step: the state
 lives in buffers made once, which the readout exposes as torch views.
 
 ``threads=2`` lets a helper thread (spinning briefly between steps, then sleeping) take chunks of
@@ -17,12 +17,10 @@ saying why, and the stepper runs the torch path (``torch_step``), which is slowe
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import platform
 import subprocess
-import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -30,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from instrument import native
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,6 @@ _tried = False
 why_not: str | None = None  # why the kernel is not used, once load() has said so
 
 
-class CompilerMissing(OSError):
-    """No C compiler to build the kernel with (not an unwritable cache: building elsewhere won't help)."""
-
-
-def cache_dir() -> Path:
-    """Where the compiled kernel is kept: $FOLK_INSTRUMENT_CACHE, else the user cache directory."""
-    if os.environ.get("FOLK_INSTRUMENT_CACHE"):
-        return Path(os.environ["FOLK_INSTRUMENT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "folk-instrument"
-
-
 def _cpu_ok() -> tuple[bool, str]:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return False, f"needs Linux on x86-64 (this is {platform.system()} {platform.machine()})"
@@ -74,24 +62,6 @@ def _cpu_ok() -> tuple[bool, str]:
     return (not missing), f"this CPU lacks {' and '.join(missing)}"
 
 
-def _build(target: Path) -> None:
-    compiler = os.environ.get("CC") or "gcc"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        try:
-            result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True, timeout=120)
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
-            raise CompilerMissing(f"no C compiler: {compiler!r} cannot be run ({error.strerror}); install gcc or set CC") from None
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-        os.replace(tmp, target)  # atomic: concurrent builders all end with a whole file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _notice(reason: str) -> None:
     global why_not
     if why_not is None:
@@ -100,8 +70,8 @@ def _notice(reason: str) -> None:
 
 
 def library_path() -> Path:
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    return cache_dir() / f"fast_step-{key}.so"
+    """Where the kernel is cached (``native.library_path``)."""
+    return native.library_path(SOURCE, FLAGS)
 
 
 def load() -> ctypes.CDLL | None:
@@ -119,20 +89,11 @@ def load() -> ctypes.CDLL | None:
             _notice(why)
             return None
         try:
-            path = library_path()
-            if not path.exists():
-                try:
-                    _build(path)
-                except CompilerMissing:
-                    raise
-                except OSError:  # an unwritable cache: build into a private temporary one
-                    path = Path(tempfile.gettempdir()) / f"folk-instrument-{os.getuid()}" / path.name
-                    if not path.exists():
-                        _build(path)
+            path = native.built(SOURCE, FLAGS)
             lib = ctypes.CDLL(str(path))
             if lib.fs_abi_version() != ABI:
                 raise RuntimeError(f"{path.name} has another ABI version")
-        except CompilerMissing as error:
+        except native.CompilerMissing as error:
             _notice(str(error))
             return None
         except OSError as error:

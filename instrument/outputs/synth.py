@@ -1,8 +1,9 @@
 """The built-in synth: an ``Output`` that plays notes through an audio device, and offline renders.
 
-Live and offline sound come from the same code: the audio callback and ``render`` both call
+Live and offline sound come from the same code: the render thread and ``render`` both call
 ``VoiceBank.render`` (``instrument.outputs.voices``) block after block. This module only adds
-what differs: finding and opening a PortAudio device, mapping the scheduler's clock to stream
+what differs: finding and opening a PortAudio device, a ring buffer that a C callback plays from
+(``audio_ring.c``: the audio thread never runs Python), mapping the scheduler's clock to stream
 samples, and writing WAV files.
 
 ``sounddevice`` is imported only when a device is wanted: where PortAudio is missing its import
@@ -11,10 +12,14 @@ raises OSError, which is reported as "no audio" with the reason, and offline ren
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 import logging
 import math
+import os
+import subprocess
+import threading
 import time
 import wave
 from collections import deque
@@ -26,7 +31,7 @@ import numpy as np
 
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
-from instrument.live.scheduler import clock
+from instrument.live.scheduler import REALTIME_PRIORITY, clock
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -147,55 +152,110 @@ class _Panic(NamedTuple):
     at: float
 
 
-class Synth:
-    """The built-in polyphonic synth as an output (``pluck`` or ``bow``).
+class _Record(ctypes.Structure):
+    """What the C callback leaves for each block: its first frame, the clock then, and its lead."""
+    _fields_ = [("position", ctypes.c_int64), ("now", ctypes.c_double), ("lead", ctypes.c_double), ("frames", ctypes.c_int64)]
 
-    Notes arrive ahead of time from any thread and go into a deque (append and popleft are
-    atomic, so neither side ever waits); the audio callback drains it, maps each note's times
-    to stream samples with ``SampleClock`` and starts and ends it at those exact samples.
-    Notes must arrive at least ``latency_s`` (plus a block) ahead; a later one starts late.
+
+RING_SOURCE = Path(__file__).with_name("audio_ring.c")
+RING_FLAGS = ["-O2", "-std=gnu11", "-fPIC", "-shared", "-pthread"]
+RING_LIBS = ["-l:libportaudio.so.2"]  # the library sounddevice loads; no PortAudio headers needed
+
+
+def _ring_library() -> ctypes.CDLL:
+    """The C audio callback (``audio_ring.c``), compiled at first use. Raises AudioUnavailable."""
+    from instrument import native
+
+    try:
+        lib = ctypes.CDLL(str(native.built(RING_SOURCE, RING_FLAGS, RING_LIBS)))
+    except native.CompilerMissing as e:
+        raise AudioUnavailable(f"the numpy synth's C audio callback cannot be built: {e}, "
+                               "or play through FluidSynth") from None
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        raise AudioUnavailable(f"the numpy synth's C audio callback cannot be built ({str(e)[:120]}); "
+                               "install gcc, or play through FluidSynth") from None
+    P, I64 = ctypes.c_void_p, ctypes.c_int64
+    for name, restype, argtypes in (
+        ("ar_open", P, [ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_ulong, ctypes.c_double, I64,
+                        ctypes.c_char_p, ctypes.c_int]),
+        ("ar_latency", ctypes.c_double, [P]), ("ar_start", ctypes.c_int, [P]), ("ar_buffer", P, [P]),
+        ("ar_read", I64, [P]), ("ar_written", I64, [P]), ("ar_commit", None, [P, I64]), ("ar_records", I64, [P]),
+        ("ar_short_blocks", I64, [P]), ("ar_underflows", I64, [P]), ("ar_callbacks", I64, [P]),
+        ("ar_record", ctypes.c_int, [P, I64, ctypes.POINTER(_Record)]), ("ar_close", None, [P]),
+    ):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+class Synth:
+    """The built-in polyphonic numpy synth as an output (``pluck`` or ``bow``).
+
+    PortAudio's audio thread runs a callback in C (``audio_ring.c``) that only copies frames from
+    a ring buffer: it never needs Python's GIL, which the live view, the model and the timing
+    thread hold much of the time (docs/audio.md measures it). A render thread of ours fills the
+    ring ``ahead_s`` ahead of the callback with ``VoiceBank.render`` (the function ``render``
+    uses offline), so a Python thread may be held up for almost that long before a block is
+    late. Notes arrive from any thread into a deque (append and popleft are atomic, so neither
+    side waits); the render thread maps their times to stream samples with ``SampleClock``, fed
+    by the callback's records of when each block sounds, and starts and ends them at those
+    exact samples. Notes must arrive ``ahead_s`` plus a block before their time.
     """
 
     name = "synth"
 
     def __init__(self, device: int | str | None = None, samplerate: float | None = None, blocksize: int = 256,
                  timbre: str = "pluck", gain: float = 1.0, polyphony: int = 16, channels: int = 2,
-                 latency: str | float = "low"):
+                 latency: str | float = "low", ahead_s: float = 0.010):
         """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``.
 
         ``device``: PortAudio index or name substring (None: see ``find_output_device``);
-        ``samplerate``: None for the device's own; ``blocksize``: frames per callback (0: the
-        host's); ``latency``: PortAudio's suggested output latency ("low", "high" or seconds).
+        ``samplerate``: None for the device's own; ``blocksize``: frames per callback;
+        ``latency``: PortAudio's suggested output latency ("low", "high" or seconds);
+        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks).
         """
-        sd = _sounddevice()
         self.device = find_output_device(device)
+        info = _sounddevice().query_devices(self.device.index)
         self.samplerate = float(samplerate or self.device.samplerate)
         self.channels = min(channels, self.device.channels, 2)
         self.timbre = get_timbre(timbre)
+        self.blocksize = blocksize = blocksize or 256
         self._bank = VoiceBank(self.samplerate, self.timbre, self.channels, polyphony, gain)
         self._clock = SampleClock(self.samplerate)
         self._inbox: deque[ScheduledNote | _Panic] = deque()
-        self._waiting: list[tuple[float, int, ScheduledNote]] = []  # heap by onset, audio thread only
+        self._waiting: list[tuple[float, int, ScheduledNote]] = []  # heap by onset, render thread only
         self._seq = itertools.count()
-        self.callback_times: deque[tuple[float, float]] = deque(maxlen=100_000)  # (wall, cpu) s
-        self.underruns = 0
+        self.callback_times: deque[tuple[float, float]] = deque(maxlen=100_000)  # (wall, cpu) s per block rendered
         self._errors = 0
         self._closed = False
-        try:
-            self._stream = sd.OutputStream(
-                device=self.device.index, samplerate=self.samplerate, blocksize=blocksize,
-                channels=self.channels, dtype="float32", latency=latency, callback=self._callback,
-            )
-        except Exception as e:  # PortAudioError, ValueError: the device refuses these settings
-            raise AudioUnavailable(f"cannot open {self.device} at {self.samplerate:g} Hz: {e}") from None
-        self.latency_s = float(self._stream.latency)
-        self.blocksize = blocksize
+        self._ahead = max(2, math.ceil(ahead_s * self.samplerate / blocksize)) * blocksize
+        self._lib = lib = _ring_library()
+        suggested = {"low": info["default_low_output_latency"], "high": info["default_high_output_latency"]}.get(latency, latency)
+        error = ctypes.create_string_buffer(256)
+        self._ring = lib.ar_open(self.device.index, self.samplerate, self.channels, blocksize, float(suggested),
+                                 4 * self._ahead, error, len(error))
+        if not self._ring:
+            raise AudioUnavailable(f"cannot open {self.device} at {self.samplerate:g} Hz: {error.value.decode()}")
+        self.latency_s = float(lib.ar_latency(self._ring))
+        buf = ctypes.cast(lib.ar_buffer(self._ring), ctypes.POINTER(ctypes.c_float))
+        self._buffer = np.ctypeslib.as_array(buf, shape=(4 * self._ahead, self.channels))
+        self._running = False
+        self._thread = threading.Thread(target=self._render_loop, name="synth-render", daemon=True)
+
+    @property
+    def underruns(self) -> int:
+        """Blocks the callback found the ring short of, plus those PortAudio reports as underflows."""
+        return 0 if self._closed else int(self._lib.ar_short_blocks(self._ring) + self._lib.ar_underflows(self._ring))
 
     # -- Output ---------------------------------------------------------------------------------
 
     def start(self, at: float) -> None:
-        if not self._closed and not self._stream.active:
-            self._stream.start()
+        if not self._closed and not self._running:
+            self._running = True
+            self._write(self._bank.render(self._ahead))  # silence until the first callback says when it sounds
+            self._thread.start()
+            if self._lib.ar_start(self._ring):
+                log.warning("the audio stream did not start")
 
     def schedule(self, note: ScheduledNote) -> None:
         self._inbox.append(note)
@@ -211,18 +271,20 @@ class Synth:
         if self._closed:
             return
         self.panic(at)
-        if self._stream.active:
-            block = (self.blocksize or 256) / self.samplerate
-            done = max(at, clock()) + PANIC_S + self.latency_s + 2 * block + 0.005
+        if self._running:
+            block = self.blocksize / self.samplerate
+            done = max(at, clock()) + PANIC_S + self._ahead / self.samplerate + self.latency_s + 2 * block + 0.005
             while clock() < done:
                 time.sleep(min(0.005, max(0.0, done - clock())))
-            self._stream.stop()
-        self._stream.close()
+            self._running = False
+            self._thread.join(1.0)
+        self._underruns_at_close = self.underruns
+        self._lib.ar_close(self._ring)
         self._closed = True
 
     def status(self) -> str:
         if self._closed:
-            return "audio: closed"
+            return f"audio: closed ({self._underruns_at_close} underruns, {self._bank.late} late notes)"
         line = f"audio: {self.device}, {self.samplerate:g} Hz, {self.timbre.name}"
         if self._bank.late:
             line += f", {self._bank.late} late notes"
@@ -230,38 +292,61 @@ class Synth:
             line += f", {self.underruns} underruns"
         return line
 
-    # -- the audio thread -----------------------------------------------------------------------
+    # -- the render thread ----------------------------------------------------------------------
 
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        now, cpu = clock(), time.thread_time()
-        try:
-            if status.output_underflow:
-                self.underruns += 1
-            lead = time_info.outputBufferDacTime - time_info.currentTime
-            if not 0.0 <= lead < 1.0:  # some host APIs give no times: use the stream's latency
-                lead = self.latency_s
-            bank, mapping, inbox, waiting = self._bank, self._clock, self._inbox, self._waiting
-            mapping.update(bank.position, now, lead, frames)
-            while inbox:
-                item = inbox.popleft()
-                if isinstance(item, _Panic):
-                    waiting.clear()
-                    bank.panic(mapping.sample(item.at))
-                else:
-                    heapq.heappush(waiting, (item.on, next(self._seq), item))
-            # Times become samples only when due, with the freshest mapping: a stream that
-            # loses time would otherwise play notes queued long ago late.
-            horizon = mapping.time(bank.position + frames)
-            while waiting and waiting[0][0] < horizon:
-                note = heapq.heappop(waiting)[2]
-                bank.add(mapping.sample(note.on), mapping.sample(note.off), note.pitch, note.velocity)
-            outdata[:] = bank.render(frames)
-        except Exception:  # never let an error kill the stream: play silence, say it once
-            outdata.fill(0.0)
-            self._errors += 1
-            if self._errors == 1:
-                log.exception("synth callback failed")
-        self.callback_times.append((clock() - now, time.thread_time() - cpu))
+    def _write(self, block: np.ndarray) -> None:
+        """Copy a rendered block into the ring after what is there, and publish it to the callback."""
+        size = len(self._buffer)
+        at = self._lib.ar_written(self._ring) % size
+        first = min(len(block), size - at)
+        self._buffer[at: at + first] = block[:first]
+        self._buffer[: len(block) - first] = block[first:]
+        self._lib.ar_commit(self._ring, len(block))
+
+    def _render_loop(self) -> None:
+        try:  # like the timing thread: a core at once when a block is due, where allowed
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY - 1))
+        except (AttributeError, OSError):
+            pass
+        lib, ring, record, seen = self._lib, self._ring, _Record(), 0
+        frames, half_block = self.blocksize, self.blocksize / self.samplerate / 2
+        while self._running:
+            count = lib.ar_records(ring)
+            seen = max(seen, count - 512)
+            while seen < count:
+                if lib.ar_record(ring, seen, ctypes.byref(record)):
+                    lead = record.lead if 0.0 <= record.lead < 1.0 else self.latency_s
+                    self._clock.update(record.position, record.now, lead, record.frames)
+                seen += 1
+            if self._clock.origin is None or lib.ar_written(ring) - lib.ar_read(ring) >= self._ahead:
+                time.sleep(half_block)  # without the GIL
+                continue
+            now, cpu = clock(), time.thread_time()
+            try:
+                self._write(self._next_block(frames))
+            except Exception:  # never let an error stop the sound: play silence, say it once
+                self._write(np.zeros((frames, self.channels), dtype=np.float32))
+                self._errors += 1
+                if self._errors == 1:
+                    log.exception("synth render failed")
+            self.callback_times.append((clock() - now, time.thread_time() - cpu))
+
+    def _next_block(self, frames: int) -> np.ndarray:
+        bank, mapping, inbox, waiting = self._bank, self._clock, self._inbox, self._waiting
+        while inbox:
+            item = inbox.popleft()
+            if isinstance(item, _Panic):
+                waiting.clear()
+                bank.panic(mapping.sample(item.at))
+            else:
+                heapq.heappush(waiting, (item.on, next(self._seq), item))
+        # Times become samples only when due, with the freshest mapping: a stream that loses time
+        # would otherwise play notes queued long ago late.
+        horizon = mapping.time(bank.position + frames)
+        while waiting and waiting[0][0] < horizon:
+            note = heapq.heappop(waiting)[2]
+            bank.add(mapping.sample(note.on), mapping.sample(note.off), note.pitch, note.velocity)
+        return bank.render(frames)
 
 
 def render(notes: Sequence[ScheduledNote], samplerate: int = 48000, timbre: str = "pluck", start: float | None = None,

@@ -1,0 +1,81 @@
+"""The built-in sound: FluidSynth where it is installed, else the numpy synth; one choice for live and offline.
+
+``--synth auto`` (the default) takes FluidSynth when libfluidsynth and a General MIDI SoundFont
+are here, and says in one line what to install when they are not; ``--synth fluidsynth`` insists
+on it, ``--synth numpy`` takes the numpy synth. The timbre (``instrument.music.timbres``) picks
+FluidSynth's GM program, or the numpy synth's voice that plucks or sustains like it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from instrument.errors import UsageError
+from instrument.music.timbres import GmTimbre
+from instrument.music.phrasing import ScheduledNote
+from instrument.outputs import Output
+
+SYNTHS = ("auto", "fluidsynth", "numpy")
+
+
+def numpy_voice(timbre: GmTimbre) -> str:
+    """The numpy synth's voice for a timbre: ``bow`` for what sustains, ``pluck`` for the rest."""
+    return "bow" if timbre.sustains else "pluck"
+
+
+@dataclass
+class Sound:
+    output: Output | None
+    message: str  # one line for the performer: what plays, or why nothing does
+
+
+def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, device: str | None = None,
+               required: bool = False) -> Sound:
+    """Open the built-in sound. ``required`` (``--audio``): no sound is an error (UsageError).
+    A ``--soundfont`` that is not there is always an error."""
+    from instrument.outputs import fluid
+
+    fallback = ""
+    if synth in ("auto", "fluidsynth"):
+        try:
+            out = fluid.FluidSynth(timbre, soundfont=soundfont)
+            return Sound(out, out.status())
+        except fluid.FluidSynthUnavailable as error:
+            if synth == "fluidsynth":
+                raise UsageError(f"--synth fluidsynth: {error}") from None
+            fallback = f" ({error})"
+    from instrument.outputs.synth import AudioUnavailable, Synth, audio_available
+
+    ok, why = audio_available(device)
+    if ok:
+        try:
+            out = Synth(device=device, timbre=numpy_voice(timbre))
+            return Sound(out, f"audio: numpy synth, {why}, {numpy_voice(timbre)} voice for {timbre.name}{fallback}")
+        except AudioUnavailable as error:
+            why = str(error)
+    if required:
+        raise UsageError(f"--audio: {why}; use --no-audio, or --audio-device to pick another device")
+    return Sound(None, f"built-in synth off: {why}")
+
+
+def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
+           start: float | None = None, soundfont: str | None = None) -> tuple[np.ndarray, str]:
+    """Render offline with the sound ``play`` would use: (float32 (frames, 2), what rendered it)."""
+    from instrument.outputs import fluid
+
+    fallback = ""
+    if synth in ("auto", "fluidsynth"):
+        try:
+            audio = fluid.render(notes, timbre, samplerate, start=start, soundfont=soundfont)
+            return audio, f"FluidSynth, {timbre.name} from {fluid.find_soundfont(soundfont).resolve().name}"
+        except fluid.FluidSynthUnavailable as error:
+            if synth == "fluidsynth":
+                raise UsageError(f"--synth fluidsynth: {error}") from None
+            fallback = f" ({error})"
+    from instrument.outputs.synth import render as numpy_render
+
+    audio = numpy_render(notes, samplerate=samplerate, timbre=numpy_voice(timbre), start=start)
+    return audio, f"numpy synth, {numpy_voice(timbre)} voice for {timbre.name}{fallback}"
