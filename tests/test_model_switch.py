@@ -11,7 +11,8 @@ from instrument.live.models import ModelSwitch
 from instrument.live.params import ParamError, Parameters, params_for_models
 from instrument.model import catalog, checkpoint
 from tests.helpers import make_model
-from tests.player import Player, message
+from tests.osc_helpers import osc_message as message
+from tests.player import Player
 
 
 def composer_with(tmp_path, other_hidden: int = 32):
@@ -93,6 +94,7 @@ def test_model_next_over_osc_switches_models_at_a_tune_boundary_while_playing(tm
         player.send(message("/model/next", "/etc/passwd"))  # only the names given at the start
         time.sleep(0.5)
         assert player.state()["model.next"] == "songs"
+        player.wait_for(lambda s: s["status"]["tune"] > since + 1, timeout=90)  # a boundary of one model to compare
     finally:
         err = player.stop()
     assert f"the songs model writes from tune {since} on" in err
