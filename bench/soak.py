@@ -115,7 +115,7 @@ def pct(values, scale: float = 1000.0) -> dict[str, float]:
 
 
 def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
-    where = model or str(checkpoint.DEFAULT_MODEL)
+    where = model or str(checkpoint.resolve(None))
     folder = Path(tempfile.mkdtemp(prefix="soak-"))
     take = folder / "soak.mid"
     port = free_port()

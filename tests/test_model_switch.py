@@ -94,16 +94,17 @@ def test_model_next_over_osc_switches_models_at_a_tune_boundary_while_playing(tm
         player.send(message("/model/next", "/etc/passwd"))  # only the names given at the start
         time.sleep(0.5)
         assert player.state()["model.next"] == "songs"
-        player.wait_for(lambda s: s["status"]["tune"] > since + 1, timeout=90)  # a boundary of one model to compare
+        player.wait_for(lambda s: s["status"]["tune"] > since + 2, timeout=90)  # boundaries of one model to compare
     finally:
         err = player.stop()
     assert f"the songs model writes from tune {since} on" in err
     # No gap in the music: the silence before the first tune of the new model is no longer than
     # the silence between any two tunes of one model in the same take (+ 50 ms for a loaded machine).
     silences = silences_before_tunes(tmp_path / "take.mid")
-    assert since in silences and len(silences) >= 2, silences
-    others = [s for n, s in silences.items() if n != since]
-    assert silences[since] <= max(others) + 0.05, silences
+    first = min((n for n in silences if n >= since), default=None)  # a tune ended at once (bias.end) has no notes
+    others = [s for n, s in silences.items() if n != first]
+    assert first is not None and others, (since, silences)
+    assert silences[first] <= max(others) + 0.05, (since, silences)
 
 
 def silences_before_tunes(path) -> dict[int, float]:

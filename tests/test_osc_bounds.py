@@ -38,7 +38,7 @@ def rig():
     """An OSC port on all interfaces, its parameters fitted to the shipped model (512 units,
     its installed ablation sets), as ``play --osc-host 0.0.0.0`` opens it."""
     params = Parameters()
-    fit_to_model(params, 512, 3, str(checkpoint.DEFAULT_MODEL))
+    fit_to_model(params, 512, 3, str(checkpoint.resolve(None)))
     osc = OscControl(params, Router(params, parse_patch("name: t\n")), host="0.0.0.0", port=0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
