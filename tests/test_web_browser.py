@@ -205,7 +205,7 @@ def test_a_recorded_take_opens_on_the_same_page_with_a_time_slider(player, brows
         line = view.stderr.readline() + view.stderr.readline()
         assert f"web page: http://127.0.0.1:{port}/" in line, line
         browser.get(f"http://127.0.0.1:{port}/")
-        wait_until(lambda: browser.execute_script("return take && S.notes.length") > 10, 20, "the take's notes")
+        wait_until(lambda: (browser.execute_script("return take && S.notes.length") or 0) > 10, 20, "the take's notes")
         assert browser.find_element("css selector", "#time").is_displayed()
         assert not browser.find_element("css selector", "#pad").is_displayed()
         aligned = browser.execute_script("return S.notes.filter(n => n.tok >= 0).length / S.notes.length")
