@@ -28,11 +28,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Prepared:
     """A model ready to play: what ``prepare`` made of it (the composer's stepper and unit
-    orders, warmed up and read from disk) and where it came from."""
+    orders, warmed up and read from disk), by name."""
 
     name: str
-    path: str
-    model: FolkRNN
     parts: Any
 
 
@@ -83,7 +81,7 @@ class ModelSwitch:
             if shape != self.shape:
                 raise UsageError(f"{path} is a {shape[1]} x {shape[2]} model; the playing one is "
                                  f"{self.shape[1]} x {self.shape[2]}: switch only between models of one shape")
-            prepared = Prepared(name, path, model, self._prepare(model, path))
+            prepared = Prepared(name, self._prepare(model, path))
         except UsageError as error:
             self.failed[name] = str(error)
             log.warning("cannot switch to %s: %s", name, error)
