@@ -107,6 +107,15 @@ def test_render_command_with_fiddle_differs_from_the_numpy_synth(small_checkpoin
     assert np.array_equal(read_wav(auto), a)  # and offline renders are repeatable
 
 
+def test_loading_the_library_writes_nothing_to_stdout_even_where_pyfluidsynth_would_print():
+    """pyfluidsynth prints where it found the library when CI is set; our stdout carries ABC and JSON."""
+    code = "import instrument.outputs.fluid as f; f.library(); print('ok')"
+    probe = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), CI="true"),
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout == "ok\n", probe.stdout
+
+
 def test_timbre_list_and_bad_timbre_or_soundfont_are_one_line(tmp_path):
     listed = run_cli("play", "--timbre", "list")
     assert listed.returncode == 0 and all(name in listed.stdout for name in GM_TIMBRES)
@@ -343,7 +352,9 @@ def test_without_libfluidsynth_play_falls_back_to_the_numpy_synth_and_says_what_
     line = lines[0]
     assert "bow voice for fiddle" in line and "libfluidsynth" in line and "apt-get install libfluidsynth3" in line, line
     check, _ = _hidden_library_command([sys.executable, "-c", "import instrument.outputs.fluid as f; print(f.available())"])
-    probe = subprocess.run(check, cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
+    # CI set: pyfluidsynth then prints where it found the library, which must not reach our stdout
+    probe = subprocess.run(check, cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT), CI="true"), capture_output=True,
+                           text=True, timeout=60)
     assert probe.stdout.startswith("(False, 'FluidSynth: libfluidsynth"), (how, probe.stdout, probe.stderr)
     forced = subprocess.run(_hidden_library_command([sys.executable, str(ROOT / "run.py"), "render", "--model",
                                                      str(small_checkpoint), "--bars", "1", "--synth", "fluidsynth",

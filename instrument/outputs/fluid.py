@@ -27,9 +27,11 @@ library on each system (Linux, macOS's Homebrew, Windows).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
+import io
 import logging
 import math
 import os
@@ -87,7 +89,10 @@ _LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 def library() -> SimpleNamespace:
     """libfluidsynth (2.2 or later) with the functions we use declared. Raises FluidSynthUnavailable."""
     try:
-        import fluidsynth as pyfluidsynth  # finds (and loads) the library where each system puts it
+        # pyfluidsynth finds (and loads) the library where each system puts it; where the CI variable is set
+        # it prints where it found it, which must not land in our stdout (ABC and JSON are written there)
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth as pyfluidsynth
     except ImportError as e:
         if e.name == "fluidsynth":
             raise FluidSynthUnavailable(f"FluidSynth: the Python package pyfluidsynth is missing; {INSTALL}") from None
