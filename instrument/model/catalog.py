@@ -21,10 +21,21 @@ def shipped(name: str) -> Path:
     return SHIPPED_DIR / f"{name}.pt"
 
 
+def shipped_name(spec: str | Path | None) -> str | None:
+    """The shipped model ``--model`` names (none given: the default), or None where it names a path.
+
+    A name wins over a file of the same name in the working directory; write ``./songs`` for that.
+    """
+    if spec is None:
+        return DEFAULT_NAME
+    return str(spec) if str(spec) in SHIPPED else None
+
+
 def name_of(spec: str | Path | None) -> str:
     """The name a model is known by in a performance: a shipped model's name, else its file's stem."""
-    if spec is None or str(spec) in SHIPPED:
-        return DEFAULT_NAME if spec is None else str(spec)
+    name = shipped_name(spec)
+    if name is not None:
+        return name
     stem = Path(spec).stem
     return f"{stem} (file)" if stem in SHIPPED else stem
 
@@ -33,7 +44,7 @@ def choices(spec: str | Path | None) -> dict[str, str]:
     """Every model a performance may switch between, by name: the shipped ones that are
     installed, and the one ``spec`` names by path."""
     out = {name: str(shipped(name)) for name in SHIPPED if shipped(name).is_file()}
-    if spec is not None and str(spec) not in SHIPPED:
+    if shipped_name(spec) is None:
         out[name_of(spec)] = str(spec)
     return out
 

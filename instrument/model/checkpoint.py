@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from instrument.model import vocab
-from instrument.model.catalog import DEFAULT_NAME, SHIPPED, shipped
+from instrument.model.catalog import shipped, shipped_name
 from instrument.errors import UsageError
 from instrument.model.network import FolkRNN, ModelConfig
 
@@ -22,12 +22,10 @@ FORMAT = "folk-instrument-checkpoint"
 VERSION = 1
 
 def resolve(spec: str | Path | None) -> Path:
-    """``--model`` as given: a shipped model's name (default ``session``) or a checkpoint's path.
-
-    A name wins over a file of the same name in the working directory; write ``./songs`` for that.
-    """
-    if spec is None or str(spec) in SHIPPED:
-        path = shipped(DEFAULT_NAME if spec is None else str(spec))
+    """``--model`` as given: a shipped model's name (default ``session``) or a checkpoint's path."""
+    name = shipped_name(spec)
+    if name is not None:
+        path = shipped(name)
         if not path.is_file():
             raise UsageError(f"the shipped model {path} is missing; reinstall the package or give --model PATH")
         return path
