@@ -45,7 +45,7 @@ from instrument.model import fast_step, vocab  # noqa: E402
 from instrument.model.folkrnn_import import params_from_model  # noqa: E402
 from instrument.model.generate import generate_tunes  # noqa: E402
 from instrument.model.network import FolkRNN  # noqa: E402
-from instrument.model.reference import NumpyFolkRNN, _sigmoid  # noqa: E402
+from instrument.model.reference import NumpyFolkRNN  # noqa: E402
 from instrument.model.stepper import Stepper  # noqa: E402
 
 BATCHES = (1, 4, 16)
@@ -124,24 +124,12 @@ class NumpyBatched:
 
     def __init__(self, model: FolkRNN, voices: int):
         self.ref = NumpyFolkRNN(params_from_model(model), vocab.INDEX, dtype=np.float32)
-        self.h = [np.tile(layer["h0"], (voices, 1)) for layer in self.ref.layers]
-        self.c = [np.tile(layer["c0"], (voices, 1)) for layer in self.ref.layers]
+        self.ref.h = [np.tile(h, (voices, 1)) for h in self.ref.h]
+        self.ref.c = [np.tile(c, (voices, 1)) for c in self.ref.c]
         self.eye = np.eye(V, dtype=np.float32)
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
-        x = self.eye[tokens] @ self.ref.embedding
-        for l, layer in enumerate(self.ref.layers):
-            (wxi, whi, bi), (wxf, whf, bf), (wxc, whc, bc), (wxo, who, bo) = layer["gates"]
-            h_prev, c_prev = self.h[l], self.c[l]
-            i = _sigmoid(x @ wxi + h_prev @ whi + bi)
-            f = _sigmoid(x @ wxf + h_prev @ whf + bf)
-            c = f * c_prev + i * np.tanh(x @ wxc + h_prev @ whc + bc)
-            o = _sigmoid(x @ wxo + h_prev @ who + bo)
-            self.h[l], self.c[l] = o * np.tanh(c), c
-            x = self.h[l]
-        z = x @ self.ref.V + self.ref.v
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return self.ref.step_vector(self.eye[tokens])
 
 
 def ours(model: FolkRNN, voices: int, threads: int, precision: str = "auto") -> Stepper:

@@ -34,7 +34,8 @@ class NumpyFolkRNN:
         self.c = [layer["c0"].copy() for layer in self.layers]
 
     def step_vector(self, x: np.ndarray) -> np.ndarray:
-        """Feed an input vector in the original token order; return the softmax output."""
+        """Feed an input vector in the original token order (or one row per voice, with ``h`` and ``c``
+        tiled to as many rows, as the step benchmark does); return the softmax output."""
         x = x @ self.embedding
         for l, layer in enumerate(self.layers):
             (wxi, whi, bi), (wxf, whf, bf), (wxc, whc, bc), (wxo, who, bo) = layer["gates"]
@@ -47,9 +48,9 @@ class NumpyFolkRNN:
             self.h[l], self.c[l] = h, c
             x = h
         z = x @ self.V + self.v
-        z = z - z.max()
+        z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum()
+        return e / e.sum(axis=-1, keepdims=True)
 
     def step(self, token: str) -> np.ndarray:
         x = np.zeros(len(self.token2idx), dtype=self.dtype)
