@@ -40,6 +40,22 @@ def test_the_guard_closes_a_chord_at_four_notes():
     assert np.flatnonzero(guard.allowed()).tolist() == [vocab.INDEX["]"]]
 
 
+def test_the_guard_always_allows_a_token_whatever_was_forced_or_sampled_unguarded_before():
+    """Forced tokens and the unguarded stretch before the guard is turned on can leave any state
+    (a full chord then a rest, a bar inside a chord): the next token must still be drawable."""
+    rng = np.random.default_rng(5)
+    guard = GrammarGuard()
+    for token in ("<s>", "M:4/4", "K:Cmaj", "[", "C", "E", "G", "c", "z"):
+        guard.push(vocab.INDEX[token])
+    assert np.flatnonzero(guard.allowed()).tolist() == [vocab.INDEX["]"]]  # full chord, then a rest
+    guard.push(vocab.INDEX["|"])  # a bar inside the chord closes it, as the note rules play it
+    assert guard.allowed()[vocab.class_mask(vocab.TokenClass.PITCH)].all() and not guard.allowed()[vocab.INDEX["]"]]
+    body = np.flatnonzero(~vocab.class_mask(vocab.TokenClass.START, vocab.TokenClass.METER, vocab.TokenClass.MODE))
+    for _ in range(20000):
+        guard.push(int(rng.choice(body)))
+        assert guard.allowed().any(), (guard.last, guard.in_chord, guard.chord_pitches, guard.tuplet_left)
+
+
 @pytest.fixture(scope="module")
 def jack(jack_server):
     with realtime_jack_server():

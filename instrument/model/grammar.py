@@ -49,6 +49,8 @@ class GrammarGuard:
             self.stage = "ended"
         elif cls is C.CHORD_OPEN:
             self.in_chord, self.chord_pitches = True, 0
+        elif cls is C.BAR and self.in_chord:  # forced or unguarded: closes the chord, as the note rules play it
+            self.in_chord = False
         elif cls is C.CHORD_CLOSE:
             self.in_chord = False
             self.tuplet_left = max(0, self.tuplet_left - 1)
@@ -77,6 +79,8 @@ class GrammarGuard:
                 mask |= _DURATION | (_CHORD_CLOSE if self.chord_pitches else False)
             elif last is C.DURATION and self.chord_pitches:
                 mask |= _CHORD_CLOSE
+            if not mask.any():  # a full chord after a rest or a forced token: only its close
+                mask = _CHORD_CLOSE.copy()
             return mask
         mask = _BODY & ~_CHORD_CLOSE
         if last not in (C.PITCH, C.REST, C.CHORD_CLOSE):
