@@ -213,7 +213,9 @@ def test_play_survives_a_jack_restart_and_ends_cleanly_on_sigterm(tmp_path, smal
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         both = lambda: DEFAULT_PORT in jack_ports(name) and f"{PRODUCT}:{PRODUCT}" in jack_ports(name)  # noqa: E731
-        assert wait_for(lambda: both() or proc.poll() is not None, timeout=60)
+        if not wait_for(lambda: both() or proc.poll() is not None, timeout=60):
+            proc.kill()
+            raise AssertionError(f"no ports after 60 s: {jack_ports(name)}; play said: {proc.communicate()[1][-3000:]}")
         time.sleep(0.5)  # playing
         assert proc.poll() is None, proc.communicate()[1]
         stop_jack(server)

