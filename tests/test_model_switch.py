@@ -106,15 +106,17 @@ def test_model_next_over_osc_switches_models_at_a_tune_boundary_while_playing(tm
     first = min((n for n in silences if n >= since), default=None)
     others = [s for n, s in silences.items() if n != first]
     assert first is not None and others, (since, silences)
-    # a tune that ended at once adds its own gap: the bound grows by one gap per such tune
-    assert silences[first] <= (first - since + 1) * max(others) + 0.05, (since, silences)
+    # a tune that ended at once adds its own gap: the bound grows by one gap per such tune; the
+    # last note's articulation and a tune's opening rest move a gap by up to a beat (0.19 s here),
+    # far less than a model read or prepared at the boundary would hold the music up
+    assert silences[first] <= (first - since + 1) * max(others) + 60 / 320, (since, silences)
 
 
 def _boundary_after_first(path, since: int) -> bool:
-    """Whether the take on disk has notes in two tunes of the model that writes from ``since``."""
+    """Whether the take on disk has notes in three tunes of the model that writes from ``since``."""
     if not path.exists():
         return False
-    return sum(1 for n in silences_before_tunes(path) if n >= since) >= 2
+    return sum(1 for n in silences_before_tunes(path) if n >= since) >= 3
 
 
 def silences_before_tunes(path) -> dict[int, float]:
