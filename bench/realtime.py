@@ -365,7 +365,7 @@ def main() -> int:
     results = []
     floods = (0.0, args.flood) if args.flood else (0.0,)
     for tempo, flood, repeats in itertools.product([float(t) for t in args.tempos.split(",")], floods, args.repeats.split(",")):
-        r = run(model, tempo, args.seconds, flood, use_jack, args.seed, repeats)
+        r = run(model, tempo, args.seconds, flood, use_jack, args.seed, repeats=repeats)
         results.append(r)
         if not args.json:
             o, c = r["onset_ms"], r["control_to_token_ms"]
