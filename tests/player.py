@@ -47,9 +47,10 @@ class Player:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.5)
         deadline = time.monotonic() + 60
-        while self.state() is None:
+        # /state answers as soon as the controllers listen; "status" joins once the performance is open
+        while "status" not in (self.state() or {}):
             assert self.proc.poll() is None, self.proc.stderr.read()
-            assert time.monotonic() < deadline, "play never answered /state"
+            assert time.monotonic() < deadline, "play never answered /state with its status"
 
     def send(self, data: bytes, port: int | None = None) -> None:
         self.sock.sendto(data, ("127.0.0.1", port or self.osc))
