@@ -39,44 +39,6 @@ def open_section_after_second_ending(body: list[str]) -> Fix:
     return out, list(range(len(out)))
 
 
-def plain_chord_brackets(body: list[str]) -> Fix:
-    """Write the chords as ``notes`` reads them: drop a nested ``[``, a stray ``]`` and empty chords,
-    and close an open chord before a bar line and at the end."""
-    out: list[str] = []
-    origin: list[int | None] = []
-    open_ = False
-
-    def shut() -> None:
-        if out[-1] == "[":
-            out.pop()
-            origin.pop()
-        else:
-            out.append("]")
-            origin.append(None)
-
-    for k, token in enumerate(body):
-        if token == "[":
-            if open_:
-                continue
-            open_ = True
-        elif token == "]":
-            if not open_:
-                continue
-            open_ = False
-            if out[-1] == "[":
-                out.pop()
-                origin.pop()
-                continue
-        elif token in BAR_TOKENS and open_:
-            shut()
-            open_ = False
-        out.append(token)
-        origin.append(k)
-    if open_:
-        shut()
-    return out, origin
-
-
 ENDINGS_REASON = (
     "a section that no |: opens after a section with |1/|2 endings: abc2midi counts endings over the whole "
     "tune (fixreps never resets), so it assumes no |: there, then either skips the repeat ('Need || |: :| "
@@ -87,12 +49,6 @@ MISREAD: dict[int, tuple[str, Callable[[list[str]], Fix]]] = {
     23: (ENDINGS_REASON, open_section_after_second_ending),
     27: (ENDINGS_REASON, open_section_after_second_ending),
     43: (ENDINGS_REASON, open_section_after_second_ending),
-    61: (
-        "chord brackets left open across bar lines and a repeat ('[C2C,2 :|'), nested '[' and a trailing '[': "
-        "abc2midi keeps the chord open across the bar lines and plays the repeat from inside the chord; notes "
-        "closes a chord at a bar line and ignores a nested '[' or stray ']' (as abc2midi does)",
-        plain_chord_brackets,
-    ),
 }
 
 
@@ -213,9 +169,6 @@ DISAGREE = [
     ("M:4/4 K:Cmaj c 9 | c 8 |", "abc2midi never checks the first bar of a tune unless it is repeated"),
     ("M:4/4 K:Cmaj c 8 | |: G | c 8 | c 7 :|", "abc2midi only lets the tune's first bar be a pickup"),
     ("M:4/4 K:Cmaj |: A 8 |: B 8 :|", "abc2midi turns a second |: into :: and repeats the first section"),
-    ("M:4/4 K:Cmaj A 8 | > B 8 |", "a broken rhythm after a bar line: abc2midi reaches back, notes leaves it"),
-    ("M:4/4 K:Cmaj A 2 2 B |", "the ABC text joins two duration tokens into one number (A22)"),
-    ("M:4/4 K:Cmaj A /2 /2 B |", "the ABC text A/2/2 is an error to abc2midi ('stray /')"),
 ]
 
 

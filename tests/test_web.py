@@ -123,7 +123,7 @@ def test_the_patch_takes_web_sources_and_refuses_wrong_ones_at_their_line():
     assert ":3:" in str(caught.value) and "actions" in str(caught.value)
     with pytest.raises(PatchError) as caught:
         parse_patch("name: x\nmappings:\n  - source: {web: z}\n    target: tempo\n")
-    assert "'z' is not one of" in str(caught.value)
+    assert "web: not one of: x, y" in str(caught.value)
 
 
 def test_web_address_parsing():
@@ -137,8 +137,10 @@ def test_web_address_parsing():
 
 def test_abc_read_back_gives_the_tokens_that_were_written():
     tokens = "|: G 3/2 A /2 B c d 2 | (3 e f g [ c e ] z | B > A G F :| |1 E 4 |2 ^F 2 _B, =c' |".split()
-    assert abc_body_tokens(abc_body(tokens)) == tokens
-    assert Tune("4/4", "maj", tokens).to_abc().endswith(abc_body(tokens) + "\n")
+    assert abc_body_tokens(abc_body("4/4", "maj", tokens)) == tokens
+    assert Tune("4/4", "maj", tokens).to_abc().endswith(abc_body("4/4", "maj", tokens) + "\n")
+    # tokens the note rules leave out are not written, and read back as nothing
+    assert abc_body_tokens(abc_body("4/4", "maj", "A /4 2< B | 2 ] c".split())) == "A /4 < B | c".split()
 
 
 # -- the server, on a real engine -------------------------------------------------------------------

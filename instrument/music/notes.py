@@ -7,13 +7,19 @@ exposed in quarter-note beats as floats.
 
 Choices where the spec is silent (tests/test_notes.py pins each one):
 
-- A duration or broken-rhythm token only acts on the note, rest or chord right before it (durations in
-  a row multiply); a stray one (after a bar line, at the start) is ignored, so a note once emitted
-  never changes.
+- A duration token acts only on the pitch, rest or ``]`` right before it: a duration after a duration
+  is ignored, like a stray one after a bar line or at the start, so a note's length is one token (as in
+  ABC, which has no way to write two) and a note once emitted never changes. A broken-rhythm token
+  right after a duration keeps its direction and leaves out its own length (``A /4 2<`` plays ``A/4<``).
+- A note, chord or rest lasts at most two bars of the meter (``MAX_HELD_BARS``; docs/design.md §2), what a
+  player would hold, so no run of tokens can silence the instrument: a duration that would carry it
+  further stands for the longest duration token that does not (none: it is ignored), and a ``>`` that
+  would is ignored.
 - A ``(p`` while a tuplet is still running is ignored (abc2midi: "nested tuples"); a tuplet runs on
   across bar lines.
 - A ``[`` inside a chord and a ``]`` outside one are ignored (as abc2midi does); a bar token inside a
-  chord first closes the chord, so no note spans a bar line; a rest inside a chord is a silent member.
+  chord first closes the chord, so no note spans a bar line; a rest inside a chord is ignored, with its
+  duration (ABC has no rest inside a chord), and an empty chord is nothing.
 - A chord is played as a hand plays it: at most ``vocab.MAX_CHORD_NOTES`` members (a pitch past them
   closes the chord and sounds after it, as if ``]`` came first), and a pitch already in the chord
   sounds once (the repeat and its inner duration are left out).
@@ -26,21 +32,31 @@ Choices where the spec is silent (tests/test_notes.py pins each one):
   with nothing since the last one repeats nothing.
 
 Bars are the written bars, counted the way abc2midi counts them (see ``instrument.music.bars``).
+
+The stream also says how it took each token, as ABC (``spelling``): the token, nothing for a token
+the rules ignore, the shorter length the bound put in its place, a ``]`` that a bar line closes
+first. ``instrument.music.tunes`` writes a tune's ABC from it, so the ABC says what was played.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from instrument.model import vocab
 from instrument.music.bars import Bar, BarTally, beats
-from instrument.music.tunes import Tune
 from instrument.model.vocab import TokenClass
 
-__all__ = ["Bar", "Note", "NoteStream", "Score", "note_pitch", "tune_notes", "tuplet_ratio"]
+if TYPE_CHECKING:  # tunes.py writes ABC with the stream: it imports this module
+    from instrument.music.tunes import Tune
+
+__all__ = ["Bar", "MAX_HELD_BARS", "Note", "NoteStream", "Score", "held_bound", "note_pitch", "tune_notes", "tuplet_ratio"]
 
 _BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), "<": (Fraction(1, 2), Fraction(3, 2))}
+MAX_HELD_BARS = 2  # the longest a note, chord or rest lasts, in bars of the meter
+# duration token values, longest first: what a duration the bound shortens becomes
+_LENGTHS = sorted(((vocab.duration_value(t), t) for t in vocab.tokens_of(TokenClass.DURATION)), reverse=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,22 @@ def note_pitch(token: str, mode: str, held: dict[tuple[str, int], int]) -> int:
     return vocab.natural_midi(letter, octave) + accidental
 
 
+def held_bound(meter: str) -> Fraction:
+    """The longest a note, chord or rest lasts in ``meter``, in eighths: ``MAX_HELD_BARS`` bars."""
+    return MAX_HELD_BARS * Fraction(vocab.METER_EIGHTHS[meter])
+
+
+def _within(value: Fraction, room: Fraction) -> tuple[Fraction, str | None]:
+    """A duration ``value`` where at most ``room`` fits: itself, else the longest duration token that
+    fits, as (multiplier, its token); (1, None) when none longer than 1 does."""
+    if value <= room:
+        return value, None
+    for length, token in _LENGTHS:
+        if 1 < length <= room:
+            return length, token
+    return Fraction(1), None
+
+
 @dataclass
 class _Member:
     """One pitch (or silent rest) of an event, with its own multiplier from inner durations."""
@@ -95,6 +127,7 @@ class _Member:
     pitch: int | None
     token: int
     own: Fraction = Fraction(1)
+    timed: bool = False  # a duration token has set ``own``
 
 
 @dataclass
@@ -106,7 +139,8 @@ class _Event:
     bar_offset: Fraction
     factor: Fraction  # tuplet and incoming broken-rhythm factors, known when it starts
     members: list[_Member] = field(default_factory=list)
-    mult: Fraction = Fraction(1)  # durations (and outgoing broken rhythm) after it / after ``]``
+    mult: Fraction = Fraction(1)  # the duration (and outgoing broken rhythm) after it / after ``]``
+    timed: bool = False  # a duration token has set ``mult``
 
     @property
     def length(self) -> Fraction:
@@ -148,7 +182,6 @@ class NoteStream:
         self._event: _Event | None = None  # waiting for its length
         self._in_chord = False  # between ``[`` and ``]``
         self._chord: _Event | None = None  # the chord being written, once it has a member
-        self._repeat_in_chord = False  # the last pitch was one the chord holds already
         self._next_factor = Fraction(1)  # broken rhythm owed to the next event
         self._tuplet_left = 0
         self._tuplet = Fraction(1)
@@ -159,6 +192,9 @@ class NoteStream:
         self._after_repeat: _Section | None = None  # a section with a first ending just repeated
         self._second_left = 0  # bars of the second ending still to come
         self._closed = False
+        self.bound = held_bound(meter)  # eighths a note, chord or rest lasts at most
+        self._timing: _Member | _Event | None = None  # what a duration token right now would act on
+        self.spelling: tuple[str, str] = ("", "")  # the last token as ABC: (what it closes first, itself)
 
     # -- read-only state for the live loop ---------------------------------------------------
     @property
@@ -187,6 +223,17 @@ class NoteStream:
         return tuple(self._tally.done)
 
     @property
+    def horizon(self) -> float:
+        """As-played beats up to which the music is known: the end of everything certain, and past
+        it a rest still open as far as its length is known. A rest sounds nothing, so the live loop
+        waits out what is known of it before the network says whether it goes on (a run of rests
+        holds the model back as notes do)."""
+        event = self._event
+        if event is not None and not self._in_chord and all(m.pitch is None for m in event.members):
+            return beats(self._written + self._offset + event.length)
+        return self.played
+
+    @property
     def in_chord(self) -> bool:
         return self._in_chord
 
@@ -202,7 +249,8 @@ class NoteStream:
 
     # -- feeding ------------------------------------------------------------------------------
     def push(self, token: str) -> list[Note]:
-        """Take the next body token; return the notes that became certain with it."""
+        """Take the next body token; return the notes that became certain with it. ``spelling``
+        then says how it was taken."""
         if self._closed:
             raise ValueError("the tune is closed; start a new NoteStream")
         if token not in vocab.INDEX:
@@ -210,66 +258,105 @@ class NoteStream:
         self._index += 1
         cls = vocab.TOKEN_CLASS[vocab.INDEX[token]]
         out: list[Note] = []
+        timing, self._timing = self._timing, None  # a duration acts only right after what it times
+        before, spelled = "", ""
         if cls is TokenClass.PITCH or cls is TokenClass.REST:
             pitch = note_pitch(token, self.mode, self._held) if cls is TokenClass.PITCH else None
             if self._in_chord:
-                if self._chord is None:
-                    self._chord = self._begin()
-                members = self._chord.members
-                self._repeat_in_chord = pitch is not None and any(m.pitch == pitch for m in members)
-                if self._repeat_in_chord:
-                    pass  # the same pitch again sounds once
+                members = self._chord.members if self._chord is not None else []
+                if pitch is None or any(m.pitch == pitch for m in members):
+                    pass  # a rest in a chord, or the same pitch again: left out, with its duration
                 elif len(members) < vocab.MAX_CHORD_NOTES:
+                    if self._chord is None:  # its first member starts it (and takes a tuplet's place)
+                        self._chord = self._begin()
+                        members = self._chord.members
                     members.append(_Member(pitch, self._index))
+                    self._timing = members[-1]
+                    before, spelled = ("[" if len(members) == 1 else ""), token
                 else:  # a hand holds no more: the chord closes here and this note follows it
+                    before = self._close_written()
                     self._end_chord()
                     self._settle(out)
                     self._event = self._begin()
                     self._event.members.append(_Member(pitch, self._index))
+                    self._timing, spelled = self._event, token
             else:
                 self._settle(out)
                 self._event = self._begin()
                 self._event.members.append(_Member(pitch, self._index))
+                self._timing, spelled = self._event, token
         elif cls is TokenClass.DURATION:
-            value = vocab.duration_value(token)
-            if self._in_chord:
-                if self._chord is not None and not self._repeat_in_chord:
-                    self._chord.members[-1].own *= value
-            elif self._event is not None:
-                self._event.mult *= value
+            spelled = self._time(timing, vocab.duration_value(token), token)
         elif cls is TokenClass.BROKEN:
             if self._event is not None and not self._in_chord:
                 mult, direction = vocab.broken_parts(token)
-                before, after = _BROKEN[direction]
-                self._event.mult *= (mult or 1) * before
+                if mult is not None and timing is self._event:  # ``2>`` right after its note: its 2 counts
+                    spelled = self._time(timing, mult, token[:-1])
+                before_factor, after = _BROKEN[direction]
+                event = self._event
+                if self._longest(event) * event.factor * event.mult * before_factor <= self.bound:
+                    event.mult *= before_factor
+                    self._next_factor = after
+                    spelled += direction
                 self._settle(out)
-                self._next_factor = after
         elif cls is TokenClass.TUPLET:
             if not self._in_chord:
                 self._settle(out)
                 if self._tuplet_left == 0:
                     p = vocab.tuplet_size(token)
                     self._tuplet_left, self._tuplet = p, tuplet_ratio(p, self.meter)
+                    spelled = token
         elif cls is TokenClass.CHORD_OPEN:
-            if not self._in_chord:
+            if not self._in_chord:  # written with its first pitch: an empty chord is nothing
                 self._settle(out)
                 self._in_chord = True
         elif cls is TokenClass.CHORD_CLOSE:
+            spelled = self._close_written()
             self._end_chord()
+            if spelled:
+                self._timing = self._event
         elif cls is TokenClass.BAR:
+            before = self._close_written()
             self._end_chord()
             self._settle(out)
             self._bar_line(token, out)
+            spelled = token
         elif cls is TokenClass.END:
+            before = self._close_written()
             out += self.close()
         # <s>, meter and mode tokens carry nothing to play inside a body
+        self.spelling = (before, spelled)
         return out
+
+    def _close_written(self) -> str:
+        """``]`` where a chord with members is open (it closes now), else nothing."""
+        return "]" if self._in_chord and self._chord is not None else ""
+
+    def _longest(self, event: _Event) -> Fraction:
+        return max(m.own for m in event.members)
+
+    def _time(self, timing: _Member | _Event | None, value: Fraction, token: str) -> str:
+        """A duration on what it times (a chord member, or an event), within the bound; how it was
+        taken, as ABC (``""``: ignored)."""
+        if timing is None or timing.timed:
+            return ""
+        timing.timed = True
+        if isinstance(timing, _Member):  # inside a chord: the member's own length
+            room = self.bound / self._chord.factor
+            timing.own, shorter = _within(value, room)
+        else:
+            room = self.bound / (self._longest(timing) * timing.factor)
+            timing.mult, shorter = _within(value, room)
+        if shorter is None and value > room:  # no token shorter fits: the duration is left out
+            return ""
+        return shorter or token
 
     def close(self) -> list[Note]:
         """Flush the last note at the end of the tune; the unfinished last bar is counted."""
         if self._closed:
             return []
         out: list[Note] = []
+        self.spelling = (self._close_written(), "")
         self._end_chord()
         self._settle(out)
         self._tally.close(self._written, -1, closing=self._tally.current.length <= self._tally.eighths)

@@ -2,6 +2,10 @@
 
 The data format (as in folk-rnn's own files) is ``M:<meter>`` and ``K:<mode>`` lines, then
 the body tokens separated by spaces, with a blank line between tunes.
+
+ABC is written here and only here (``AbcWriter``): each token as the note rules took it
+(``NoteStream.spelling``), so that abc2midi, abcjs and music21 read the notes the instrument
+played. Tokens cannot simply be joined: ``A /4 2<`` would read as ``A/42<``, a length of /42.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.vocab import TokenClass
+from instrument.music.notes import NoteStream
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
 ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave
@@ -47,23 +52,49 @@ class Tune:
         lines = [f"X:{number}"]
         if title:
             lines.append(f"T:{title}")
-        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.body)]
+        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.meter, self.mode, self.body)]
         return "\n".join(lines) + "\n"
 
 
-def abc_piece(token: str) -> str:
-    """One body token as it stands in ABC text: bar tokens set apart by spaces, others joined."""
-    return f" {token} " if token in BAR_TOKENS else token
+class AbcWriter:
+    """A tune's body as ABC, one piece per token as the tokens come (the live page draws the tune
+    as it is written). A piece is the token as the note rules took it: itself, nothing for a token
+    they ignore (a duration after a duration, a stray ``]``), the shorter length the bound put in
+    its place, with a ``]`` first where a bar line closes a chord; bar tokens set apart by spaces,
+    everything else joined. So the text never runs two tokens into one (``A/4`` then ``2<``)."""
+
+    def __init__(self, meter: str, mode: str):
+        self._stream = NoteStream(meter, mode, repeats=False)
+
+    def piece(self, token: str) -> str:
+        self._stream.push(token)
+        before, text = self._stream.spelling
+        return f"{before} {text} " if token in BAR_TOKENS else before + text
+
+    def end(self) -> str:
+        """What the end of the tune adds: a ``]`` for a chord left open."""
+        self._stream.close()
+        return self._stream.spelling[0]
 
 
-def abc_body(body: list[str]) -> str:
-    """Body tokens as ABC: joined without spaces, bar tokens set apart by spaces."""
-    return "".join(abc_piece(token) for token in body).strip()
+def abc_pieces(meter: str, mode: str, body: list[str]) -> list[str]:
+    """Each body token's piece of ABC (``AbcWriter``); the last one carries the tune's end."""
+    writer = AbcWriter(meter, mode)
+    pieces = [writer.piece(token) for token in body]
+    if pieces:
+        pieces[-1] += writer.end()
+    return pieces
+
+
+def abc_body(meter: str, mode: str, body: list[str]) -> str:
+    """Body tokens as ABC: the pieces joined, bar tokens set apart by spaces."""
+    return "".join(abc_pieces(meter, mode, body)).strip()
 
 
 def abc_body_tokens(text: str) -> list[str]:
     """The body tokens of ABC that ``abc_body`` wrote (its inverse, up to spellings that sound the
-    same, such as ``/2`` ``>`` and ``/2>``): the longest token of the vocabulary at each place.
+    same, such as ``/2`` ``>`` and ``/2>``, and tokens that sound nothing, which it leaves out):
+    the longest token of the vocabulary at each place.
     Raises UsageError naming the first text that is no token."""
     tokens: list[str] = []
     for word in text.split():
