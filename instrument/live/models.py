@@ -9,10 +9,18 @@ Only models of the playing model's shape are taken (the activity taps, ablation 
 patches are per layer and unit), and only the names the performance was started with can be
 asked for, so a controller can never make the instrument read an arbitrary file
 (docs/design.md §10).
+
+Memory: a switch frees a whole model (its weights, its stepper's buffers) and the loader's
+temporaries. The C allocator keeps freed memory for reuse rather than give it back, so each
+switch left tens of MB more resident (a soak that switched every 80 s grew 476 MB/h). After a
+load, and after the composer has let the old model go, the freed memory is handed back to the
+system (``release_freed_memory``), on the loader's thread, never the model thread's.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -23,6 +31,23 @@ from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 
 log = logging.getLogger(__name__)
+RELEASE_AFTER_S = 1.0  # after a switch: by then the composer has dropped the old model
+_TRIM = None
+
+
+def release_freed_memory() -> None:
+    """Give memory the C allocator holds free back to the system (glibc's ``malloc_trim``; a no-op
+    where there is none). Walks the allocator's arenas with the GIL released: call it off the
+    model thread."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            _TRIM.argtypes, _TRIM.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,9 @@ class ModelSwitch:
         self._ready = None
         self.current, self.since_tune = name, tune
         log.info("the %s model writes from tune %d on", name, tune)
+        release = threading.Timer(RELEASE_AFTER_S, release_freed_memory)  # the old model, once dropped
+        release.daemon = True
+        release.start()
         return ready
 
     def _load(self, name: str) -> None:
@@ -95,3 +123,4 @@ class ModelSwitch:
                 self._ready = prepared
             if self._loading == name:
                 self._loading = None
+        release_freed_memory()  # what loading it left: the checkpoint as read, the float32 copy
