@@ -35,13 +35,12 @@ def abc_text(meter: str, mode: str, body: list[str]) -> str:
 
 
 def token_offsets(meter: str, mode: str, body: list[str]) -> list[int]:
-    """Where each bar token's bar line stands in ``abc_body``, the line abc2midi reports positions in
-    (a bar line that closes a chord stands after its ``]``)."""
+    """Where each token starts in ``abc_body``, the line abc2midi reports positions in."""
     pieces = abc_pieces(meter, mode, body)
     lead = len("".join(pieces)) - len("".join(pieces).lstrip())
     offsets, at = [], 0
     for token, piece in zip(body, pieces):
-        offsets.append(at + (len(piece) - len(piece.lstrip("]")) + 1 if token in BAR_TOKENS else 0) - lead)
+        offsets.append(at + (1 if token in BAR_TOKENS else 0) - lead)
         at += len(piece)
     assert "".join(pieces).strip() == abc_body(meter, mode, body)  # same layout as Tune.to_abc
     return offsets

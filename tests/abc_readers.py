@@ -44,17 +44,39 @@ def ours(notes) -> Notes:
 
 
 def abc2midi_all(texts: list[str], folder: Path) -> list[Notes | None]:
-    """abc2midi on each tune (one run for all: a file of X:1, X:2, ...); None where it wrote no MIDI.
+    """abc2midi on each tune; None where it wrote no MIDI. A file of X:1, X:2, ... at a time, for
+    speed; abc2midi gives up the whole file at an error it cannot pass (``/3``: "not a power of
+    2"), so from the first tune without MIDI it goes on one tune, then the rest, again.
     ``%%MIDI chordattack 0`` so that a chord's notes start together."""
     folder.mkdir(parents=True, exist_ok=True)
-    book = "\n".join(text.replace("K:", "%%MIDI chordattack 0\nK:", 1) for text in texts)
-    (folder / "book.abc").write_text(book)
-    subprocess.run([ABC2MIDI, "book.abc"], cwd=folder, capture_output=True, text=True, timeout=300)
     out: list[Notes | None] = []
-    for number in range(1, len(texts) + 1):
-        path = folder / f"book{number}.mid"
-        out.append(midi_notes(mido.MidiFile(path), LEAD_TICKS) if path.exists() else None)
+    alone = False
+    while len(out) < len(texts):
+        batch = texts[len(out):len(out) + 1] if alone else texts[len(out):]
+        for old in folder.glob("book*.mid"):
+            old.unlink()
+        book = [_numbered(text, i).replace("K:", "%%MIDI chordattack 0\nK:", 1) for i, text in enumerate(batch, 1)]
+        (folder / "book.abc").write_text("\n".join(book))
+        subprocess.run([ABC2MIDI, "book.abc"], cwd=folder, capture_output=True, text=True, timeout=300)
+        read = []
+        for number in range(1, len(batch) + 1):
+            path = folder / f"book{number}.mid"
+            if not path.exists():
+                break
+            read.append(midi_notes(mido.MidiFile(path), LEAD_TICKS))
+        if len(read) == len(batch) or alone:
+            out += read or [None]
+            alone = False
+        else:  # it stopped at or after the first tune it wrote nothing for: that one alone, then on
+            out += read
+            alone = True
     return out
+
+
+def _numbered(text: str, number: int) -> str:
+    """A tune's ABC as tune ``number`` of a book (its own ``X:`` line replaced)."""
+    lines = text.split("\n")
+    return "\n".join([f"X:{number}", *(lines[1:] if lines[0].startswith("X:") else lines)])
 
 
 def music21_all(texts: list[str]) -> list[Notes | None]:
@@ -68,6 +90,7 @@ def music21_all(texts: list[str]) -> list[Notes | None]:
         except Exception:  # music21 raises many kinds for what it cannot read
             out.append(None)
             continue
+        score = score.stripTies()  # a note music21 split at a bar line it overfills is one note
         notes = [(round(float(n.offset) * TICKS), p.midi, round(float(n.quarterLength) * TICKS))
                  for n in score.flatten().notes for p in n.pitches]
         out.append(sorted(notes))

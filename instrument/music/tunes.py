@@ -3,19 +3,20 @@
 The data format (as in folk-rnn's own files) is ``M:<meter>`` and ``K:<mode>`` lines, then
 the body tokens separated by spaces, with a blank line between tunes.
 
-ABC is written here and only here (``AbcWriter``): each token as the note rules took it
-(``NoteStream.spelling``), so that abc2midi, abcjs and music21 read the notes the instrument
-played. Tokens cannot simply be joined: ``A /4 2<`` would read as ``A/42<``, a length of /42.
+ABC is written here and only here (``AbcWriter``), from what the note rules played
+(``NoteStream.spelled``), so that abc2midi, abcjs and music21 read the notes the instrument played.
+Tokens cannot simply be joined: ``A /4 2<`` would read as ``A/42<``, a length of /42.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.vocab import TokenClass
-from instrument.music.notes import NoteStream
+from instrument.music.notes import ABC_LENGTH, NoteStream
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
 ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave
@@ -57,33 +58,46 @@ class Tune:
 
 
 class AbcWriter:
-    """A tune's body as ABC, one piece per token as the tokens come (the live page draws the tune
-    as it is written). A piece is the token as the note rules took it: itself, nothing for a token
-    they ignore (a duration after a duration, a stray ``]``), the shorter length the bound put in
-    its place, with a ``]`` first where a bar line closes a chord; bar tokens set apart by spaces,
-    everything else joined. So the text never runs two tokens into one (``A/4`` then ``2<``)."""
+    """A tune's body as ABC, one piece per token, handed out as the tokens come (the live page draws
+    the tune as it is written): each piece once the note rules know what its note is
+    (``NoteStream.spelled``), so the pieces of a note come when it is certain, in order. Bar tokens
+    are set apart by spaces, everything else joined: the text never runs two tokens into one."""
 
     def __init__(self, meter: str, mode: str):
         self._stream = NoteStream(meter, mode, repeats=False)
+        self._tokens: list[str] = []
+        self.given = 0  # pieces handed out so far (one per token, in order)
 
-    def piece(self, token: str) -> str:
+    @property
+    def pushed(self) -> int:
+        """Tokens taken so far."""
+        return len(self._tokens)
+
+    def pieces(self, token: str) -> list[str]:
+        """Take the next token; return the pieces that became certain (none, or several)."""
+        self._tokens.append(token)
         self._stream.push(token)
-        before, text = self._stream.spelling
-        return f"{before} {text} " if token in BAR_TOKENS else before + text
+        return self._laid_out(self._stream.spelled)
 
-    def end(self) -> str:
-        """What the end of the tune adds: a ``]`` for a chord left open."""
+    def end(self) -> list[str]:
+        """The tune ends: the pieces still open."""
         self._stream.close()
-        return self._stream.spelling[0]
+        return self._laid_out(self._stream.spelled)
+
+    def _laid_out(self, texts: list[str]) -> list[str]:
+        out = []
+        for text in texts:
+            token = self._tokens[self.given]
+            out.append(f" {text} " if token in BAR_TOKENS else text)
+            self.given += 1
+        return out
 
 
 def abc_pieces(meter: str, mode: str, body: list[str]) -> list[str]:
-    """Each body token's piece of ABC (``AbcWriter``); the last one carries the tune's end."""
+    """Each body token's piece of ABC (``AbcWriter``)."""
     writer = AbcWriter(meter, mode)
-    pieces = [writer.piece(token) for token in body]
-    if pieces:
-        pieces[-1] += writer.end()
-    return pieces
+    pieces = [piece for token in body for piece in writer.pieces(token)]
+    return pieces + writer.end()
 
 
 def abc_body(meter: str, mode: str, body: list[str]) -> str:
@@ -93,13 +107,19 @@ def abc_body(meter: str, mode: str, body: list[str]) -> str:
 
 def abc_body_tokens(text: str) -> list[str]:
     """The body tokens of ABC that ``abc_body`` wrote (its inverse, up to spellings that sound the
-    same, such as ``/2`` ``>`` and ``/2>``, and tokens that sound nothing, which it leaves out):
-    the longest token of the vocabulary at each place.
+    same: ``B3/2A/2`` for ``B > A``, and tokens that sound nothing, which it leaves out). A note
+    length is read whole, as one duration (``9/4`` is a length no token spells, which the note rules
+    take); ``(5:2:5`` is ``(5``; elsewhere the longest token of the vocabulary at each place.
     Raises UsageError naming the first text that is no token."""
     tokens: list[str] = []
     for word in text.split():
         i = 0
         while i < len(word):
+            found = _TUPLET_SPELLED.match(word, i) or ABC_LENGTH.match(word, i)
+            if found:
+                tokens.append(found.group(1) if found.re is _TUPLET_SPELLED else found.group())
+                i = found.end()
+                continue
             for size in range(min(_LONGEST, len(word) - i), 0, -1):
                 if word[i:i + size] in _BODY_TOKENS:
                     tokens.append(word[i:i + size])
@@ -110,6 +130,7 @@ def abc_body_tokens(text: str) -> list[str]:
     return tokens
 
 
+_TUPLET_SPELLED = re.compile(r"(\(\d)(?::\d*:\d*)?")  # (3, or (5:2:5 with its q and r written out
 _BODY_TOKENS = frozenset(t for t, c in zip(vocab.TOKENS, vocab.TOKEN_CLASS)
                          if c not in (TokenClass.METER, TokenClass.MODE, TokenClass.START, TokenClass.END))
 _LONGEST = max(map(len, _BODY_TOKENS))

@@ -172,10 +172,13 @@ class LiveSource:
         else:
             new = False
         start = len(tune["pieces"])
-        body = state.body[start:]  # the model thread only appends: a slice is a consistent copy
         writer = self._writers[state.number]
-        pieces = [writer.piece(token) for token in body]  # a chord left open at the end stays open here
         ended = bool(state.ended)
+        body = state.body[writer.pushed:]  # the model thread only appends: a slice is a consistent copy
+        # a note's pieces come once it is certain (the one being written is not sounding yet)
+        pieces = [piece for token in body for piece in writer.pieces(token)]
+        if ended and not tune["ended"]:
+            pieces += writer.end()
         if not pieces and not new and ended == tune["ended"]:
             return None
         tune["pieces"].extend(pieces)
