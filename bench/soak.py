@@ -153,7 +153,7 @@ def soak(minutes: float, model: str | None, seed: int, every: float, trace_every
     receiver = Receiver("soak-listener", "in")
     launcher = [sys.executable]
     if trace_every:
-        launcher += [str(ROOT / "bench" / "memory_trace.py"), "--every", str(trace_every),
+        launcher += [str(ROOT / "bench" / "memory_trace.py"), "--every", str(trace_every), "--warmup", str(trace_every),
                      "--out", str(folder / "tracemalloc.txt"), "--"]
     args = launcher + [str(ROOT / "run.py"), "play", "--quiet", "--no-myo", "--midi-in", "none", "--no-audio",
                        "--midi-out", "soak-listener", "--midi-api", "jack", "--record", str(take), "--osc-port", str(port),
