@@ -49,7 +49,7 @@ from instrument.live.composer import Composer  # noqa: E402
 from instrument.live.engine import Engine, Limits  # noqa: E402
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
-from instrument.live.scheduler import Scheduler, clock  # noqa: E402
+from instrument.timing import Scheduler, clock  # noqa: E402
 
 FLOOD = r"""
 import random, socket, sys, time

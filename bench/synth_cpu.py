@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.outputs.voices import TIMBRES, VoiceBank  # noqa: E402
-from instrument.live.scheduler import clock  # noqa: E402
+from instrument.timing import clock  # noqa: E402
 
 SR = 48000
 PITCHES = [45, 48, 52, 55, 57, 60, 62, 64, 67, 69, 72, 74, 76, 79, 81, 84]

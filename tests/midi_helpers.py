@@ -15,7 +15,7 @@ from typing import Iterator
 
 import rtmidi
 
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CONTINUE, CONTROL, NOTE_OFF, NOTE_ON, START, STOP
 from instrument.midi.ports import jack_server_socket, realtime_jack_threads  # noqa: F401 (re-exported for the tests)
 from instrument.outputs.midi_port import MidiPort, open_midi_port

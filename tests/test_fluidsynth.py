@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from instrument.music.timbres import GM_TIMBRES, find_timbre
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.music.phrasing import ScheduledNote
 from tests.helpers import ROOT, run_cli
 from tests.midi_helpers import start_jack, stop_jack

@@ -16,7 +16,7 @@ from instrument.music.phrasing import TempoMap
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 from tests.timing import Jitter, machine_jitter, timing_problem
 from tests.midi_helpers import Receiver, midi_port, realtime_jack_server, start_jack, stop_jack, wait_for
 

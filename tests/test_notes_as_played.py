@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
 from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard

@@ -19,7 +19,7 @@ from controllers.web import WebControl, pad_labels
 from instrument.live.composer import Composer
 from instrument.live.engine import LATE_RESYNC_S, Engine, Limits
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 from instrument.music.tunes import Tune, abc_body, abc_body_tokens
 from instrument.web.live import LiveSource
 from instrument.web.server import WebServer, parse_address

@@ -25,7 +25,7 @@ from instrument.model.network import FolkRNN
 from instrument.outputs import Output
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 
 log = logging.getLogger(__name__)
 

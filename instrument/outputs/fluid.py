@@ -49,7 +49,7 @@ from instrument.music.timbres import GmTimbre
 from instrument.music.tunes import Tune
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.synth import AudioUnavailable
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 
 log = logging.getLogger("instrument.fluidsynth")
 

@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUARTER, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, START, STOP
 from instrument.midi.ports import PRODUCT, midi_available
 from instrument.music.phrasing import ScheduledNote, TempoMap

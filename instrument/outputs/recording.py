@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from instrument.errors import UsageError, excerpt
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.midi.ports import PRODUCT
 from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune

@@ -31,7 +31,7 @@ import numpy as np
 
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
-from instrument.live.scheduler import REALTIME_PRIORITY, clock
+from instrument.timing import REALTIME_PRIORITY, clock
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from instrument.live.performance import Performance
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
 from instrument.music.tunes import Tune, abc_piece
