@@ -21,7 +21,10 @@ RULES = [
      "what tokens mean as music knows nothing of performances, devices, training or controllers"),
     ("instrument.live", ("instrument.training", "instrument.web"),
      "the live instrument never needs the trainer, nor the page that shows it"),
-    ("instrument.outputs", ("instrument.web",), "where notes go knows nothing of the page that shows them"),
+    ("instrument.outputs", ("instrument.live", "instrument.web", "instrument.training", "controllers"),
+     "where notes go is below the live instrument: the engine hands outputs notes, never the reverse"),
+    ("instrument.timing", ("instrument.live", "instrument.outputs", "instrument.training", "controllers", "instrument.web"),
+     "the clock and the timing thread are the floor that live/ and outputs/ both stand on"),
     ("instrument.web", ("instrument.training",),
      "the web page shows the live instrument and hands what a page sends to the control cli/ gives it"),
 ]
@@ -94,4 +97,19 @@ def test_the_rule_check_names_an_offending_import(tmp_path, monkeypatch):
         f"({RULES[0][2]})",
         "instrument/model/bad.py:4: instrument.model.bad imports instrument.live.engine "
         f"({RULES[0][2]})",
+    ]
+
+
+def test_the_rule_check_names_an_output_that_reaches_up_into_the_live_instrument(tmp_path, monkeypatch):
+    """The check can fail for outputs: an output that takes a type from the live instrument is named,
+    and one that takes it from the clock below both is not."""
+    outputs = tmp_path / "instrument" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "bad.py").write_text("from instrument.live.engine import Engine\n")
+    (outputs / "good.py").write_text("from instrument.timing import Scheduler, clock\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    why = next(why for part, _, why in RULES if part == "instrument.outputs")
+    assert violations() == [
+        f"instrument/outputs/bad.py:1: instrument.outputs.bad imports instrument.live.engine ({why})",
+        f"instrument/outputs/bad.py:1: instrument.outputs.bad imports instrument.live.engine.Engine ({why})",
     ]
