@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
-from instrument.outputs.voices import TIMBRES, VoiceBank  # noqa: E402
+from instrument.outputs.tones import TIMBRES, VoiceBank  # noqa: E402
 from instrument.timing import clock  # noqa: E402
 
 SR = 48000

@@ -11,7 +11,8 @@ import torch
 
 from instrument.model import fast_step, vocab
 from instrument.model.network import FolkRNN, ModelConfig
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import Ablation, Stimulation
+from instrument.model.stepper import Stepper
 from tests.helpers import make_model, run_cli
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]

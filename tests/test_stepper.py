@@ -7,7 +7,8 @@ import torch
 from instrument.model import vocab
 from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import Ablation, Stimulation
+from instrument.model.stepper import Stepper
 from instrument.model.vocab import TokenClass
 from tests.helpers import make_model
 

@@ -16,7 +16,7 @@ import pytest
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.synth import AudioUnavailable, SampleClock, Synth, audio_available, render, write_wav
-from instrument.outputs.voices import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
+from instrument.outputs.tones import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
 from instrument.timing import clock
 from tests.helpers import ROOT
 

@@ -29,7 +29,7 @@ from instrument.model.generate import generate_tunes
 from instrument.model.network import FolkRNN
 from instrument.music.notes import tune_notes
 from instrument.live.params import SCALES
-from instrument.model.stepper import Ablation
+from instrument.model.controls import Ablation
 from instrument.music.tunes import Tune
 
 SEED_SIZES = (0, 48, 96, 138, 169)  # none, half the 5% set, and the seed's 5%, 4% and 3.5% cuts

@@ -32,7 +32,8 @@ from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.generate import generate_tunes
 from instrument.model.network import FolkRNN
-from instrument.model.stepper import Ablation, Stepper
+from instrument.model.controls import Ablation
+from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
 FORMAT = "folk-instrument-recording"

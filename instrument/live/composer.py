@@ -23,7 +23,8 @@ from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import Ablation, Stimulation
+from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)

@@ -10,15 +10,13 @@ equations in numpy, straight from the folk-rnn parameter layout.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from instrument.model.controls import Stimulation
 from instrument.model.network import FolkRNN
-
-if TYPE_CHECKING:
-    from instrument.model.stepper import Stimulation
 
 
 class TorchNet:

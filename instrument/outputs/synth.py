@@ -1,7 +1,7 @@
 """The built-in synth: an ``Output`` that plays notes through an audio device, and offline renders.
 
 Live and offline sound come from the same code: the render thread and ``render`` both call
-``VoiceBank.render`` (``instrument.outputs.voices``) block after block. This module only adds
+``VoiceBank.render`` (``instrument.outputs.tones``) block after block. This module only adds
 what differs: finding and opening a PortAudio device, a ring buffer that a C callback plays from
 (``audio_ring.c``: the audio thread never runs Python), mapping the scheduler's clock to stream
 samples, and writing WAV files.
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from instrument.music.phrasing import ScheduledNote
-from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
+from instrument.outputs.tones import PANIC_S, VoiceBank, timbre as get_timbre
 from instrument.timing import REALTIME_PRIORITY, clock
 from instrument.music.tunes import Tune
 
