@@ -9,7 +9,8 @@ import socket
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.mapping import Mapping, Router, curve
+from controllers.mapping import Mapping, curve
+from controllers.router import Router
 from controllers.patch import PatchError, load_patch, parse_patch
 from controllers.report import Reporter
 from controllers.rig import Controllers, add_controller_arguments

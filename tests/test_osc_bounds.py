@@ -13,7 +13,7 @@ import threading
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.osc import STATE_BURST, OscControl
 from controllers.patch import parse_patch
 from instrument.live.model_checks import fit_to_model

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.patch import PatchError, parse_patch
 from controllers.report import Reporter
 from controllers.web import WebControl, pad_labels
