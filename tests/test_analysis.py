@@ -23,7 +23,7 @@ from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Readout
 from instrument.music.tunes import Tune
 from tests.helpers import make_model, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

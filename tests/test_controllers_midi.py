@@ -23,8 +23,10 @@ from instrument.live.params import ParamError, Parameters
 from instrument.midi.messages import BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from instrument.midi.ports import PRODUCT
 from tests.helpers import ROOT
-from tests.midi_helpers import jack_ports, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
-from tests.osc_helpers import osc_message
+from bench.harness.jack_server import jack_ports, realtime_jack_server, start_jack, stop_jack
+from bench.harness.midi import wait_for
+from instrument.midi.ports import realtime_jack_threads
+from bench.harness.osc import osc_message
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from controllers.myo import EmgEnvelope
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 
 def stream() -> list[dict]:

@@ -17,7 +17,7 @@ from controllers.osc import OscControl
 from controllers.patch import parse_patch
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 PATCH = """
 name: test

@@ -17,7 +17,7 @@ from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 GOOD = """\
 name: good

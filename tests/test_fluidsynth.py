@@ -23,7 +23,7 @@ from instrument.music.timbres import GM_TIMBRES, find_timbre
 from instrument.timing import clock
 from instrument.music.phrasing import ScheduledNote
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import start_jack, stop_jack
+from bench.harness.jack_server import start_jack, stop_jack
 from tests.timing import Jitter, machine_jitter, timing_problem
 
 fluid = pytest.importorskip("instrument.outputs.fluid")
@@ -201,7 +201,7 @@ class Heard:
                 f"{len(self.missed_alone)} in {self.alone_s:.0f} s alone; {self.jitter}")
 
     def xrun_problem(self) -> str | None:
-        from tests.audio_helpers import xrun_problem
+        from bench.harness.audio import xrun_problem
 
         return xrun_problem(self.missed_during, self.played_s, self.missed_alone, self.alone_s)
 
@@ -220,7 +220,7 @@ def hear_play(server: str, tmp_path: Path, checkpoint: Path, python: tuple[str, 
     one notes the server's missed cycles (also for ``alone_s`` in all before and after play) and a
     bare sleep-until loop measures the machine's jitter; find each note of play's own MIDI
     recording in the audio."""
-    from tests.audio_helpers import JackRecorder, envelope, note_lag
+    from bench.harness.audio import envelope, JackRecorder, note_lag
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", JACK_DEFAULT_SERVER=server)
     recorder = JackRecorder("fluid-recorder", server=server)
@@ -303,7 +303,7 @@ def test_notes_placed_up_to_15_ms_late_fail_the_heard_timing_check(jack_256, tmp
 def test_a_client_that_holds_up_cycles_fails_the_xrun_check(jack_256):
     """The xrun check above fails a run during which a client holds up cycles, counted by the same
     bare client against its own count alone."""
-    from tests.audio_helpers import JackRecorder, xrun_problem
+    from bench.harness.audio import JackRecorder, xrun_problem
 
     bare = JackRecorder("hog-bare", record=False, server=jack_256)
     try:

@@ -18,7 +18,10 @@ from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
 from instrument.timing import Scheduler, clock
 from tests.timing import Jitter, machine_jitter, timing_problem
-from tests.midi_helpers import Receiver, midi_port, realtime_jack_server, start_jack, stop_jack, wait_for
+from bench.harness.jack_server import realtime_jack_server, start_jack, stop_jack
+
+# Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
+from bench.harness.midi import midi_port, Receiver, wait_for
 
 # Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
 # takes up to a period or two), to which the machine's jitter measured during the test is added.

@@ -16,9 +16,10 @@ from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.midi_link import NOTE_ON_BUDGET
-from tests.audio_helpers import JackRecorder
-from tests.helpers import notes_in
-from tests.midi_helpers import Receiver, heard_notes, losses_not_in_stalls, match_notes, midi_port, realtime_jack_server, sounding_after, wait_for
+from bench.harness.audio import JackRecorder
+from bench.harness.midi import notes_in
+from bench.harness.jack_server import realtime_jack_server
+from bench.harness.midi import heard_notes, losses_not_in_stalls, match_notes, midi_port, Receiver, sounding_after, wait_for
 from tests.player import play
 from tests.timing import machine_jitter, timing_problem
 

@@ -19,8 +19,8 @@ from controllers.patch import parse_patch
 from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 from instrument.model import checkpoint
-from tests.midi_helpers import wait_for
-from tests.osc_helpers import bundle, osc_message
+from bench.harness.midi import wait_for
+from bench.harness.osc import bundle, osc_message
 
 _opened: list[str] = []  # files opened on an OSC server thread, while a test watches
 

@@ -23,7 +23,7 @@ from instrument.timing import Scheduler
 from instrument.music.tunes import Tune, abc_body, abc_body_tokens
 from instrument.web.live import LiveSource
 from instrument.web.server import WebServer, parse_address
-from tests.browser import wait_until
+from bench.harness.browser import wait_until
 from tests.helpers import make_model, run_cli
 from tests.timing import machine_jitter
 
