@@ -217,7 +217,7 @@ def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
 
 
 def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
+    caplog.set_level(logging.WARNING, logger="instrument.midi.output")
     daw = Receiver("Test DAW", "in")
     start = clock() + 0.05
     tempo = TempoMap(start, 60 / 150)
@@ -246,7 +246,7 @@ def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(
 
 @pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed (Debian package jackd2)")
 def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
+    caplog.set_level(logging.WARNING, logger="instrument.midi.output")
     name = f"folk-instrument-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     server = start_jack(name)

@@ -15,7 +15,7 @@ from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
 from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.music.phrasing import ScheduledNote
-from instrument.outputs.midi_link import NOTE_ON_BUDGET
+from instrument.midi.output import NOTE_ON_BUDGET
 from bench.harness.audio import JackRecorder
 from bench.harness.midi import notes_in
 from bench.harness.jack_server import realtime_jack_server
@@ -85,7 +85,7 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
         for i in range(count):
             on = t + i * 0.00025
             port.schedule(ScheduledNote(on, on + 0.05, 40 + i % 48, 80, 1, 1))
-        with caplog.at_level(logging.WARNING, logger="instrument.outputs.midi_link"):
+        with caplog.at_level(logging.WARNING, logger="instrument.midi.output"):
             time.sleep(2.5)  # the watchdog's round ends: it says what it shed
         port.panic(clock())
         assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL for _, m in receiver.messages), timeout=3)

@@ -17,7 +17,7 @@ from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUART
 from instrument.midi.ports import PRODUCT, midi_available
 from instrument.music.phrasing import ScheduledNote, TempoMap
 from instrument.music.tunes import Tune
-from instrument.outputs.midi_link import MidiLink, open_link
+from instrument.midi.output import MidiLink, open_link
 
 log = logging.getLogger(__name__)
 
