@@ -13,7 +13,7 @@ import rtmidi
 
 from instrument.timing import clock
 from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CONTINUE, CONTROL, NOTE_OFF, NOTE_ON, START, STOP
-from instrument.midi.ports import realtime_jack_threads
+from instrument.midi.ports import close_client, realtime_jack_threads
 from instrument.outputs.midi_port import MidiPort, open_midi_port
 
 
@@ -69,11 +69,14 @@ class Receiver:
         """The messages whose status byte (channel masked for channel messages) is one of these."""
         return [(t, m) for t, m in self.messages if (m[0] if m[0] >= 0xF0 else m[0] & 0xF0) in statuses]
 
-    def close(self) -> None:
+    def close(self, server_gone: bool = False) -> None:
+        """Stop listening and close the port; ``server_gone``: its JACK server died, so the client
+        is abandoned instead (closing it crashes python-rtmidi once a new server runs). Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join(2)
-        self._in.close_port()
-        self._in.delete()
+        close_client(self._in, server_gone=server_gone)
 
 
 class ClockSource:
