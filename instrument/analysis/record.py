@@ -32,7 +32,7 @@ from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.generate import generate_tunes
 from instrument.model.network import FolkRNN
-from instrument.model.controls import Ablation
+from instrument.model.controls import Ablation, Controls
 from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
@@ -137,14 +137,9 @@ class Recording:
 class _Recorder:
     """Collects every body step from ``generate_tunes``' hooks, then orders the steps by tune."""
 
-    def __init__(self, dtype: np.dtype, ablation: Ablation | None):
+    def __init__(self, dtype: np.dtype):
         self.dtype = dtype
-        self.ablation = ablation
         self._steps: list[tuple] = []
-
-    def configure(self, stepper: Stepper) -> None:  # called once, before the first step
-        if self.ablation is not None:
-            stepper.ablation = self.ablation
 
     def on_step(self, stepper: Stepper, tokens: np.ndarray, tunes: np.ndarray) -> None:
         idx = np.flatnonzero(tunes >= 0)
@@ -196,10 +191,10 @@ def record(
     if dtype not in ("float16", "float32"):
         raise UsageError(f"dtype must be float16 or float32, not {dtype!r}")
     cuts = {int(layer) - 1: sorted(int(u) for u in units) for layer, units in (ablation or {}).items() if len(units)}
-    recorder = _Recorder(np.dtype(dtype), Ablation(cuts, ablation_mode) if cuts else None)
+    recorder = _Recorder(np.dtype(dtype))
     tunes = generate_tunes(
         model, n, meter, mode, (), temperature, seed, max_tokens, batch,
-        configure=recorder.configure, on_step=recorder.on_step,
+        controls=Controls(ablation=Ablation(cuts, ablation_mode)), on_step=recorder.on_step,
     )
     cfg = model.config
     steps = recorder.arrays(len(tunes), cfg.layers, cfg.hidden)

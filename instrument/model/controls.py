@@ -1,13 +1,21 @@
-"""What steers a step of the network: the seeds' stimulation and ablation.
+"""What steers one step of the network: ``Controls`` (temperature, logit bias, the seeds'
+stimulation and ablation, the grammar guard), one immutable value handed to every step.
 
 Owned by the model (nothing here knows of performances): live play, ``generate`` and ``analyze``
-hand the stepper these values, and both step paths (``fast_step``, ``torch_step``) read them.
+hand ``Stepper.step`` these values (as nanoGPT's ``generate`` takes its controls as arguments),
+never attributes set on the stepper before a step, so no step can see half of a change. A step
+takes one ``Controls`` for every voice, or one per voice: each voice (a line of music, one row
+of the stepper's batch) then plays with its own temperature, stimulation and ablation, in both
+step paths (``fast_step``, ``torch_step``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from instrument.model import vocab
 
@@ -26,6 +34,7 @@ class Stimulation:
     sampled_weight: float = 1.0
     forced: tuple[tuple[int, float], ...] = ()
     random_pitch_class: float = 0.0
+    # (a voice's random pitch classes come from its own generator: voices do not share a stream)
 
     @classmethod
     def seed_two_hot(cls, weight: float = 0.3) -> "Stimulation":
@@ -61,3 +70,38 @@ class Ablation:
     @property
     def size(self) -> int:
         return sum(len(u) for u in self.units.values())
+
+
+@dataclass(frozen=True, eq=False)
+class Controls:
+    """Everything that steers one step of one voice; immutable (``dataclasses.replace`` makes a
+    changed copy), so a value handed to the stepper can be shared by any number of steps and voices.
+
+    ``temperature``: 0 is greedy (argmax). ``logit_bias``: None or an array over the vocabulary
+    (read-only; ``-inf`` forbids a token): the sampled distribution is
+    ``softmax(logits / temperature + logit_bias)``. ``stimulation`` and ``ablation`` shape how the
+    voice's pending token is fed (docs/design.md §3). ``guard``: mask the tokens the grammar says
+    cannot follow (``grammar.GrammarGuard``); without it a tune's header is still written once.
+    """
+
+    temperature: float = 1.0
+    logit_bias: np.ndarray | None = None
+    stimulation: Stimulation = Stimulation()
+    ablation: Ablation = Ablation()
+    guard: bool = False
+
+    def __post_init__(self) -> None:
+        t = float(self.temperature)
+        if not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, not {self.temperature!r}")
+        object.__setattr__(self, "temperature", t)
+        if self.logit_bias is not None:
+            bias = np.array(self.logit_bias, dtype=np.float64)  # a copy: the caller may reuse its array
+            if bias.shape != (vocab.SIZE,):
+                raise ValueError(f"logit_bias must have one value per token ({vocab.SIZE}), not shape {bias.shape}")
+            bias.flags.writeable = False
+            object.__setattr__(self, "logit_bias", bias)
+
+
+PLAIN = Controls()  # temperature 1, nothing else: the model as trained
+
