@@ -8,7 +8,7 @@ import pytest
 from instrument.live.engine import Limits
 from instrument.music.phrasing import seconds_per_quarter
 from instrument.live.params import Parameters
-from instrument.live.render import perform, render_audio
+from instrument.live.render import perform, render_take
 from tests.helpers import run_cli
 
 
@@ -18,7 +18,7 @@ def test_take_has_the_bars_asked_for_and_sounds(small_model):
     params.set("meter.next", "2/4")
     take = perform(small_model, params, Limits(bars=3), seed=2)
     assert take.bars == 3
-    audio, by = render_audio(take, 24000, synth="numpy")
+    audio, by = render_take(take, 24000, synth="numpy")
     assert by.startswith("numpy synth")
     assert len(audio) >= int(take.seconds * 24000)
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # audible

@@ -42,7 +42,7 @@ STATES = ("h", "c")
 
 
 @dataclass
-class Recording:
+class ActivationRecording:
     """Tunes and the network's activity at every step of them (see the module docstring)."""
 
     tokens: np.ndarray
@@ -117,7 +117,7 @@ class Recording:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recording":
+    def load(cls, path: str | Path) -> "ActivationRecording":
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"recording {str(path)!r} not found; make one with 'run.py analyze record --out FILE.npz'")
@@ -180,7 +180,7 @@ def record(
     ablation_mode: str = "output",
     dtype: str = "float16",
     model_name: str = "",
-) -> Recording:
+) -> ActivationRecording:
     """Generate ``n`` tunes and record every body step (see the module docstring).
 
     ``ablation`` maps 1-based layers to units cut during generation (empty/None: the plain model).
@@ -204,7 +204,7 @@ def record(
         "max_tokens": max_tokens, "batch": batch, "layers": cfg.layers, "hidden": cfg.hidden, "dtype": dtype,
         "ablation": {str(k + 1): v for k, v in cuts.items()}, "ablation_mode": ablation_mode,
     }
-    return Recording(
+    return ActivationRecording(
         tokens=steps["tokens"],
         offsets=offsets,
         h=steps["h"],

@@ -3,7 +3,7 @@
 ``--synth auto`` (the default) takes FluidSynth when libfluidsynth and a General MIDI SoundFont
 are here, and says in one line what to install when they are not; ``--synth fluidsynth`` insists
 on it, ``--synth numpy`` takes the numpy synth. The timbre (``instrument.music.timbres``) picks
-FluidSynth's GM program, or the numpy synth's voice that plucks or sustains like it.
+FluidSynth's GM program, or the numpy synth's timbre that plucks or sustains like it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from instrument.outputs import Output
 SYNTHS = ("auto", "fluidsynth", "numpy")
 
 
-def numpy_voice(timbre: GmTimbre) -> str:
-    """The numpy synth's voice for a timbre: ``bow`` for what sustains, ``pluck`` for the rest."""
+def numpy_timbre(timbre: GmTimbre) -> str:
+    """The numpy synth's timbre for a folk timbre: ``bow`` for what sustains, ``pluck`` for the rest."""
     return "bow" if timbre.sustains else "pluck"
 
 
@@ -52,8 +52,8 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     ok, why = audio_available(device)
     if ok:
         try:
-            out = Synth(device=device, timbre=numpy_voice(timbre))
-            return Sound(out, f"audio: numpy synth, {why}, {numpy_voice(timbre)} voice for {timbre.name}{fallback}")
+            out = Synth(device=device, timbre=numpy_timbre(timbre))
+            return Sound(out, f"audio: numpy synth, {why}, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}")
         except AudioUnavailable as error:
             why = str(error)
     if required:
@@ -61,7 +61,7 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     return Sound(None, f"built-in synth off: {why}")
 
 
-def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
+def render_notes(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
            start: float | None = None, soundfont: str | None = None) -> tuple[np.ndarray, str]:
     """Render offline with the sound ``play`` would use: (float32 (frames, 2), what rendered it)."""
     from instrument.outputs import fluid
@@ -69,13 +69,13 @@ def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto"
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
-            audio = fluid.render(notes, timbre, samplerate, start=start, soundfont=soundfont)
+            audio = fluid.render_with_fluidsynth(notes, timbre, samplerate, start=start, soundfont=soundfont)
             return audio, f"FluidSynth, {timbre.name} from {fluid.find_soundfont(soundfont).resolve().name}"
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
                 raise UsageError(f"--synth fluidsynth: {error}") from None
             fallback = f" ({error})"
-    from instrument.outputs.synth import render as numpy_render
+    from instrument.outputs.synth import render_with_numpy
 
-    audio = numpy_render(notes, samplerate=samplerate, timbre=numpy_voice(timbre), start=start)
-    return audio, f"numpy synth, {numpy_voice(timbre)} voice for {timbre.name}{fallback}"
+    audio = render_with_numpy(notes, samplerate=samplerate, timbre=numpy_timbre(timbre), start=start)
+    return audio, f"numpy synth, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}"
