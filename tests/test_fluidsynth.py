@@ -341,6 +341,29 @@ def _hidden_library_command(args: list[str]) -> tuple[list[str], str]:
     return [args[0], "-c", code, *args[1:]], "find_library patched"
 
 
+def test_the_gain_parameter_sets_fluidsynths_gain_live(jack_server, small_model):
+    """``gain`` is a live parameter like the others: moved during a performance (here as a
+    controller would, through the parameters), FluidSynth's own gain follows at once."""
+    from instrument.live.engine import Limits
+    from instrument.live.params import Parameters
+    from instrument.live.performance import Performance
+    from instrument.outputs.opening import OutputChoice
+
+    params = Parameters()
+    params.set("gain", -6.0, clamp=False)  # as --set gain=-6 does
+    performance = Performance(small_model, params, OutputChoice(midi_out="none", audio=True, synth="fluidsynth"),
+                              Limits(bars=1))
+    try:
+        (synth,) = [out for out in performance.opened.outputs if isinstance(out, fluid.FluidSynth)]
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (-6 / 20), rel=1e-4)
+        params.set("gain", -20.0, source="OSC")
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (-20 / 20), rel=1e-4)
+        params.set("gain", 40.0, source="OSC")  # clamped to +12 dB, as any live control
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (12 / 20), rel=1e-4)
+    finally:
+        performance.engine.stop("test over")
+
+
 def test_without_libfluidsynth_play_falls_back_to_the_numpy_synth_and_says_what_to_install(jack_server, tmp_path, small_checkpoint):
     command, how = _hidden_library_command([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model",
                                             str(small_checkpoint), "--seconds", "2", "--timbre", "fiddle"])

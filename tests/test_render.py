@@ -80,3 +80,22 @@ def test_repeats_skip_plays_each_section_once_and_play_plays_them_again(small_mo
             assert [n.pitch for n in played] == (once if mode == "skip" else twice), mode
             checked += 1
     assert checked >= 2, "no tune with a repeat was written: choose another seed"
+
+
+@pytest.mark.parametrize("synth", ["numpy", "auto"])
+def test_render_writes_the_take_at_the_stated_peak(small_checkpoint, tmp_path, synth):
+    """``render`` normalises the take to RENDER_PEAK_DBFS (it used to peak at -17 to -21 dBFS with
+    the fiddle): read back from the WAV it wrote, with FluidSynth where installed (auto)."""
+    from instrument.outputs.sound import RENDER_PEAK_DBFS
+
+    out = tmp_path / "take.wav"
+    result = run_cli("render", "--model", str(small_checkpoint), "--bars", "8", "--tempo", "120", "--seed", "3",
+                     "--timbre", "fiddle", "--synth", synth, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"peak normalised to {RENDER_PEAK_DBFS:g} dBFS" in result.stderr
+    with wave.open(str(out)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32767.0
+    peak_db = 20 * np.log10(np.abs(pcm).max())
+    rms_db = 20 * np.log10(np.sqrt(np.mean(pcm ** 2)))
+    assert abs(peak_db - RENDER_PEAK_DBFS) < 0.05, peak_db
+    assert rms_db > -30.0, rms_db  # a take that sounds, at a level a listener need not turn up

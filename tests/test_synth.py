@@ -158,6 +158,25 @@ def test_limiter_keeps_a_full_chord_below_full_scale():
         assert single.limiter.gain == 1.0
 
 
+def test_the_master_level_scales_the_sound_and_glides_to_a_new_level_over_one_block():
+    """The live ``gain`` on the numpy synth: -6 dB halves the sound, and a change glides over the
+    next block instead of stepping (no click), sounding notes included."""
+    def bank(level):
+        b = ToneBank(SR, "bow", limiter=False, level=level)
+        b.add(0, SR, 57, 100)
+        return b
+
+    plain, half = bank(1.0), bank(10 ** (-6 / 20))
+    a, b = plain.block(4096), half.block(4096)
+    assert np.allclose(b, a * 10 ** (-6 / 20), atol=1e-6) and np.abs(a).max() > 0.05
+    plain.level = 10 ** (-6 / 20)  # moved while the note sounds
+    a, b = plain.block(256), half.block(256)
+    ramp = a[:, 0] / b[:, 0]
+    assert ramp[0] == pytest.approx(10 ** (6 / 20) * (1 - 1 / 256) + 1 / 256, rel=1e-3)  # starts at the old level
+    assert ramp[-1] == pytest.approx(1.0, rel=1e-4) and np.all(np.diff(ramp) <= 1e-6)  # and glides down to the new
+    assert np.allclose(plain.block(256), half.block(256), atol=1e-6)
+
+
 def test_write_wav_reads_back(tmp_path):
     audio = render_with_numpy([note(0.0, 0.2, 60)], SR, "pluck")
     path = tmp_path / "take.wav"

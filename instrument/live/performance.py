@@ -2,7 +2,7 @@
 
 The outputs are opened by ``instrument.outputs.opening`` (what sounds, with a performer's
 fallbacks) from the parameters' start values; the live parameters that steer an output as it
-plays (``timbre``) are wired to it here. However it ends (its limits, Ctrl-C, SIGTERM, an error),
+plays (``timbre``, ``gain``) are wired to it here. However it ends (its limits, Ctrl-C, SIGTERM, an error),
 every sounding note is ended and the recording is closed.
 """
 
@@ -44,11 +44,14 @@ class Performance:
         meter = params.get("meter.next")
         qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
         self.opened = open_outputs(choice, self.scheduler, self.phrasing.tempo, program=params.get("program"),
-                                   channel=params.get("channel"), timbre=find_timbre(params.get("timbre")), qpm=qpm)
+                                   channel=params.get("channel"), timbre=find_timbre(params.get("timbre")),
+                                   gain_db=params.get("gain"), qpm=qpm)
         for out in self.opened.outputs:
             if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live
                 params.listeners.append(lambda change, out=out: change.name == "timbre" and
                                         out.set_timbre(find_timbre(change.value)))
+            if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
+                params.listeners.append(lambda change, out=out: change.name == "gain" and out.set_gain(change.value))
         for out in self.opened.outputs:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress

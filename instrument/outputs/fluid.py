@@ -118,6 +118,7 @@ def library() -> SimpleNamespace:
         "fluid_synth_get_program": (I, P, I, ctypes.POINTER(I), ctypes.POINTER(I), ctypes.POINTER(I)),
         "fluid_synth_cc": (I, P, I, I, I), "fluid_synth_all_sounds_off": (I, P, I),
         "fluid_synth_get_active_voice_count": (I, P),
+        "fluid_synth_set_gain": (None, P, ctypes.c_float), "fluid_synth_get_gain": (ctypes.c_float, P),
         "fluid_synth_write_float": (I, P, I, P, I, I, P, I, I),
         "new_fluid_audio_driver": (P, P, P), "delete_fluid_audio_driver": (None, P),
         "new_fluid_sequencer2": (P, I), "delete_fluid_sequencer": (None, P),
@@ -378,6 +379,17 @@ class FluidSynth:
         if not self._closed and timbre != self.timbre:
             self.timbre = timbre
             self._engine.send(None, "program_change", CHANNEL, timbre.program)
+
+    def set_gain(self, db: float) -> None:
+        """The live parameter ``gain``: FluidSynth's own gain, ``db`` above or below ``GAIN``
+        (sounding notes follow at once; FluidSynth applies it in its audio thread)."""
+        if not self._closed:
+            self._engine.f.synth_set_gain(self._engine.synth, GAIN * 10.0 ** (db / 20.0))
+
+    @property
+    def gain(self) -> float:
+        """FluidSynth's gain now (linear)."""
+        return float(self._engine.f.synth_get_gain(self._engine.synth))
 
     def control(self, number: int, value: int) -> None:
         """A MIDI control change to the synth now (CC 7 volume, 11 expression, 64 sustain, ...)."""

@@ -47,9 +47,10 @@ def default_take_path(now: float | None = None) -> Path:
 
 
 def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap, *, program: int = -1,
-                 channel: int = 1, timbre: GmTimbre, qpm: float = 120.0) -> Opened:
+                 channel: int = 1, timbre: GmTimbre, gain_db: float = 0.0, qpm: float = 120.0) -> Opened:
     """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
-    ``program``, ``channel``, ``timbre``: what they start with; ``qpm``: the recording's tempo.
+    ``program``, ``channel``, ``timbre``, ``gain_db`` (the built-in sound's): what they start
+    with; ``qpm``: the recording's tempo.
 
     Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
     a note. With neither MIDI nor audio, the take is recorded to ``default_take_path()``.
@@ -76,7 +77,8 @@ def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap
         if choice.audio is not False:
             from instrument.outputs.sound import open_sound
 
-            sound = open_sound(choice.synth, timbre, choice.soundfont, choice.audio_device, required=bool(choice.audio))
+            sound = open_sound(choice.synth, timbre, choice.soundfont, choice.audio_device, required=bool(choice.audio),
+                               gain_db=gain_db)
             opened.messages.append(sound.message)
             if sound.output is not None:
                 opened.outputs.append(sound.output)

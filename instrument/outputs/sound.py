@@ -8,6 +8,7 @@ FluidSynth's GM program, or the numpy synth's timbre that plucks or sustains lik
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,6 +20,12 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 
 SYNTHS = ("auto", "fluidsynth", "numpy")
+# Offline renders are normalised to this peak: as loud as a file can be with a decibel of headroom
+# for the peaks between samples that a resampler or a lossy encoder brings out. A peak, not a
+# loudness (LUFS) target: no loudness library is a dependency, and a peak never clips, where
+# loudness normalisation of a sparse take (a solo fiddle's RMS sits 15-20 dB under its peaks)
+# would need a limiter. The live sound is set by the parameter ``gain`` instead.
+RENDER_PEAK_DBFS = -1.0
 
 
 def numpy_timbre(timbre: GmTimbre) -> str:
@@ -33,15 +40,17 @@ class Sound:
 
 
 def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, device: str | None = None,
-               required: bool = False) -> Sound:
-    """Open the built-in sound. ``required`` (``--audio``): no sound is an error (UsageError).
-    A ``--soundfont`` that is not there is always an error."""
+               required: bool = False, gain_db: float = 0.0) -> Sound:
+    """Open the built-in sound at ``gain_db`` (the live parameter ``gain``; ``set_gain`` moves it).
+    ``required`` (``--audio``): no sound is an error (UsageError). A ``--soundfont`` that is not
+    there is always an error."""
     from instrument.outputs import fluid
 
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
             out = fluid.FluidSynth(timbre, soundfont=soundfont)
+            out.set_gain(gain_db)
             return Sound(out, out.status())
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
@@ -53,6 +62,7 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     if ok:
         try:
             out = Synth(device=device, timbre=numpy_timbre(timbre))
+            out.set_gain(gain_db)
             return Sound(out, f"audio: numpy synth, {why}, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}")
         except AudioUnavailable as error:
             why = str(error)
@@ -79,3 +89,13 @@ def render_notes(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = 
 
     audio = render_with_numpy(notes, samplerate=samplerate, timbre=numpy_timbre(timbre), start=start)
     return audio, f"numpy synth, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}"
+
+
+def normalise_peak(audio: np.ndarray, peak_dbfs: float = RENDER_PEAK_DBFS) -> tuple[np.ndarray, float]:
+    """``audio`` scaled so that its largest sample is ``peak_dbfs`` (silence stays silent), and
+    the gain applied in dB."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak <= 0.0:
+        return audio, 0.0
+    gain = 10.0 ** (peak_dbfs / 20.0) / peak
+    return (audio * np.float32(gain)).astype(np.float32, copy=False), 20.0 * math.log10(gain)

@@ -240,6 +240,11 @@ class Synth:
         self._lib.ar_close(self._ring)
         self._closed = True
 
+    def set_gain(self, db: float) -> None:
+        """The live parameter ``gain``: the synth's master level, ``db`` above or below its own
+        (glides over the next block; the limiter still keeps chords from clipping)."""
+        self._bank.level = 10.0 ** (db / 20.0)
+
     def status(self) -> str:
         if self._closed:
             return f"audio: closed ({self._underruns_at_close} underruns, {self._bank.late} late notes)"

@@ -124,10 +124,13 @@ class ToneBank:
     Polyphony: at most ``polyphony`` notes are held at once; a new note beyond that fades out the
     oldest held one over 20 ms (its slot keeps sounding the fade, so there are twice as many
     slots as held notes).
+
+    ``level``: the master level (linear, before the limiter), the live parameter ``gain``; any
+    thread may set it, and the sound glides to it over the next block (no click).
     """
 
     def __init__(self, samplerate: float, timbre_: str | Timbre = "pluck", channels: int = 2,
-                 polyphony: int = 16, gain: float = 1.0, seed: int = 0, limiter: bool = True):
+                 polyphony: int = 16, gain: float = 1.0, seed: int = 0, limiter: bool = True, level: float = 1.0):
         if channels not in (1, 2):
             raise ValueError("channels must be 1 or 2")
         self.sr = float(samplerate)
@@ -135,6 +138,8 @@ class ToneBank:
         self.channels = channels
         self.polyphony = polyphony
         self.gain = gain
+        self.level = level
+        self._level = level  # the level the last block ended at
         self.position = 0
         self.late = 0  # notes that arrived after their onset (started late or dropped)
         self.limiter = Limiter(self.sr) if limiter else None
@@ -201,6 +206,12 @@ class ToneBank:
             on, _, off, pitch, velocity = heapq.heappop(self._pending)
             self._start(on, off, pitch, velocity)
         out = self._synthesise(start, frames)
+        level = self.level
+        if level != self._level:
+            out *= np.linspace(self._level, level, frames + 1, dtype=np.float32)[1:, None]
+            self._level = level
+        elif level != 1.0:
+            out *= np.float32(level)
         if self.limiter is not None:
             self.limiter.process(out)
         self._free(end)
