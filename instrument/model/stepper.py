@@ -234,8 +234,11 @@ class Stepper:
     def _per_voice_masks(self, controls: Sequence[Controls]) -> Masks:
         """Per layer (output mask, silence mask), one row per voice of the stepper (a voice whose
         ablation leaves the layer whole keeps every unit), or None where no voice cuts the layer
-        that way; rebuilt only when some voice's ablation changed."""
+        that way; rebuilt only when some voice's ablation changed. Voices that share one ablation
+        share its masks."""
         ablations = tuple(c.ablation for c in controls)
+        if all(a is ablations[0] for a in ablations):  # one ablation (the header of a batch's tunes): shared masks
+            return self._ablation_masks(ablations[0])
         if len(ablations) != len(self._voice_masks_for) or any(a is not b for a, b in zip(ablations, self._voice_masks_for)):
             masks = []
             for layer in range(self.config.layers):
