@@ -101,7 +101,7 @@ class Abcjs:
     """abcjs in a headless chromium: its MIDI writer reads the ABC as its sheet and playback do."""
 
     def __init__(self):
-        from tests.browser import open_browser
+        from bench.harness.browser import open_browser
 
         self.driver = open_browser()
         self.driver.get("about:blank")

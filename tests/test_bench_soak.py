@@ -9,10 +9,8 @@ import sys
 
 import pytest
 
+from bench.soak import rss_fit
 from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-from soak import rss_fit  # noqa: E402
 
 
 def test_the_slope_is_fitted_from_the_first_model_switch_to_the_end():

@@ -18,8 +18,9 @@ from instrument.web.take import read_abc, read_midi
 from tests.abc2midi_helpers import ABC2MIDI
 from tests.abc_readers import abc2midi_all, ours
 from tests.helpers import run_cli
-from tests.midi_helpers import Receiver, realtime_jack_server
-from tests.osc_helpers import osc_message
+from bench.harness.jack_server import realtime_jack_server
+from bench.harness.midi import Receiver
+from bench.harness.osc import osc_message
 from tests.player import Player, play
 from tests.timing import clock, machine_jitter
 
