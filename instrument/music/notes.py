@@ -45,14 +45,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
 from instrument.model import vocab
 from instrument.music.bars import Bar, BarTally, beats
 from instrument.model.vocab import TokenClass
-
-if TYPE_CHECKING:  # tunes.py writes ABC with the stream: it imports this module
-    from instrument.music.tunes import Tune
 
 __all__ = ["Bar", "MAX_HELD_BARS", "Note", "NoteStream", "Score", "held_bound", "note_pitch", "tune_notes", "tuplet_ratio"]
 
@@ -524,7 +521,16 @@ class NoteStream:
             current.head = True
 
 
-def tune_notes(tune: Tune, repeats: bool = True) -> Score:
+class TuneLike(Protocol):
+    """What the note rules read of a tune (``instrument.music.tunes.Tune``, which imports this
+    module to write ABC, so it is not imported back)."""
+
+    meter: str
+    mode: str
+    body: Sequence[str]
+
+
+def tune_notes(tune: TuneLike, repeats: bool = True) -> Score:
     """All notes and written bars of a tune (repeats played out unless ``repeats`` is False)."""
     stream = NoteStream(tune.meter, tune.mode, repeats)
     notes: list[Note] = []
