@@ -16,6 +16,7 @@ from controllers.router import Router
 from controllers.patch import PatchError, parse_patch
 from controllers.report import Reporter
 from controllers.web import WebControl, pad_labels
+from instrument.errors import UsageError
 from instrument.live.composer import Composer
 from instrument.live.engine import LATE_RESYNC_S, Engine, Limits
 from instrument.live.params import Parameters
@@ -149,6 +150,9 @@ def test_abc_read_back_gives_tokens_that_play_and_write_the_same():
     assert abc_body_tokens(abc_body("4/4", "maj", "A /4 2< B | 2 ] c".split())) == "A /8 B 3/2 | c".split()
     assert abc_body_tokens(abc_body("4/4", "maj", "A 3/2 > B".split())) == ["A", "9/4", "B", "/2"]
     assert abc_body_tokens("A2>B /2<c") == ["A", "2", ">", "B", "/2", "<", "c"]  # takes written before: the same notes
+    for zero in ("A/0", "A0B"):
+        with pytest.raises(UsageError, match="is not a note length"):
+            abc_body_tokens(zero)
 
 
 # -- the server, on a real engine -------------------------------------------------------------------

@@ -140,7 +140,7 @@ class Composer:
 
     def _start_tune(self) -> None:
         if self.models is not None:  # a model prepared in the background takes over here, between tunes
-            ready = self.models.take(self.params.get("model.next"), self.tune_count + 1)
+            ready = self.models.take(self.params.get("model.next"), self.tune_count + 1, (self.stepper, self.orders))
             if ready is not None:
                 self.stepper, self.orders = ready.parts
         self.tune_count += 1

@@ -118,13 +118,21 @@ def abc_length(written: Fraction) -> str:
     return f"{written.numerator if written.numerator != 1 else ''}/{written.denominator}"
 
 
+def is_abc_length(text: str) -> bool:
+    """Whether ``text`` is a note length as ABC writes it, above 0 (``9/4``, ``/16``; not ``/0``)."""
+    if not ABC_LENGTH.fullmatch(text):
+        return False
+    num, _, den = text.partition("/")
+    return (int(num) if num else 1) > 0 and (int(den) if den else 1) > 0
+
+
 def _kind(token: str) -> TokenClass:
     """A token's class; a note length that no token spells (``9/4``, which ABC we wrote may hold)
     is a duration."""
     index = vocab.INDEX.get(token)
     if index is not None:
         return vocab.TOKEN_CLASS[index]
-    if ABC_LENGTH.fullmatch(token) and vocab.duration_value(token) > 0:
+    if is_abc_length(token):
         return TokenClass.DURATION
     raise ValueError(f"unknown token {token!r}; nearest valid: {', '.join(vocab.nearest(token))}")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.vocab import TokenClass
-from instrument.music.notes import ABC_LENGTH, NoteStream
+from instrument.music.notes import ABC_LENGTH, NoteStream, is_abc_length
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
 ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave
@@ -117,6 +117,8 @@ def abc_body_tokens(text: str) -> list[str]:
         while i < len(word):
             found = _TUPLET_SPELLED.match(word, i) or ABC_LENGTH.match(word, i)
             if found:
+                if found.re is ABC_LENGTH and not is_abc_length(found.group()):
+                    raise UsageError(f"{found.group()!r} is not a note length: it is 0 or divides by 0")
                 tokens.append(found.group(1) if found.re is _TUPLET_SPELLED else found.group())
                 i = found.end()
                 continue
