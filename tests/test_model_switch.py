@@ -37,6 +37,16 @@ def tunes_until(composer, number: int) -> None:
     raise AssertionError("the tunes never ended")
 
 
+def ask_for(composer, params, name: str) -> None:
+    """Set ``model.next`` and wait until the model is prepared (loaded in the background)."""
+    params.set("model.next", name, source="test")
+    composer.models.request(name)
+    deadline = time.monotonic() + 30
+    while composer.models._ready is None:
+        assert time.monotonic() < deadline and not composer.models.failed
+        time.sleep(0.01)
+
+
 def test_the_next_model_takes_over_at_the_next_tune_and_not_before(tmp_path):
     plain, _ = composer_with(tmp_path)
     tunes_until(plain, 2)
@@ -45,12 +55,7 @@ def test_the_next_model_takes_over_at_the_next_tune_and_not_before(tmp_path):
     composer, params = composer_with(tmp_path)
     composer.next_notes()  # tune 1 has begun
     before = composer.stepper
-    params.set("model.next", "b", source="test")
-    composer.models.request("b")
-    deadline = time.monotonic() + 30
-    while composer.models._ready is None:
-        assert time.monotonic() < deadline and not composer.models.failed
-        time.sleep(0.01)
+    ask_for(composer, params, "b")
     assert composer.stepper is before  # ready, but tune 1 is still being written by model a
     tunes_until(composer, 2)
     assert composer.stepper is not before and composer.models.current == "b" and composer.models.since_tune == 2
@@ -63,12 +68,7 @@ def test_a_model_played_before_is_kept_ready_and_switching_back_reads_nothing(tm
     composer, params = composer_with(tmp_path)
     composer.next_notes()
     first = composer.stepper
-    params.set("model.next", "b", source="test")
-    composer.models.request("b")
-    deadline = time.monotonic() + 30
-    while composer.models._ready is None:
-        assert time.monotonic() < deadline and not composer.models.failed
-        time.sleep(0.01)
+    ask_for(composer, params, "b")
     tunes_until(composer, 2)
     second = composer.stepper
     assert second is not first and composer.models.current == "b"
