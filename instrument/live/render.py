@@ -37,6 +37,9 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     end_beat = 0.0
     done = False
     while not done and composer.tokens_sampled < MAX_TOKENS:
+        if limits.past_time(composer.head, phrasing, 0.0):  # rests run past the end: it ends there
+            end_beat = max(end_beat, phrasing.tempo.beat_at(limits.seconds))
+            break
         for note in composer.next_notes():
             if limits.beyond(note, phrasing, 0.0):
                 done = True

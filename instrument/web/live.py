@@ -23,7 +23,7 @@ from instrument.live.performance import Performance
 from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
-from instrument.music.tunes import Tune, abc_piece
+from instrument.music.tunes import AbcWriter, Tune
 from instrument.outputs.recording import tune_title
 
 NOTES_KEPT = 600  # notes a page can draw (the piano roll's last bars and the highlights)
@@ -74,6 +74,7 @@ class LiveSource:
         self._sources: dict[str, str] = {}
         self._version = -1
         self._tunes: dict[int, dict[str, Any]] = {}
+        self._writers: dict[int, AbcWriter] = {}  # each mirrored tune's ABC, written as its tokens come
         self._tune_state = None  # the composer's TuneState being mirrored
         self._notes: deque[dict] = deque(maxlen=NOTES_KEPT)
         self._next_note = 0
@@ -163,15 +164,21 @@ class LiveSource:
             tune = {"number": state.number, "meter": state.meter, "mode": state.mode,
                     "header": tune_header(state.number, state.meter, state.mode), "pieces": [], "ended": False}
             self._tunes[state.number] = tune
+            self._writers[state.number] = AbcWriter(state.meter, state.mode)
             while len(self._tunes) > TUNES_KEPT:
-                del self._tunes[min(self._tunes)]
+                oldest = min(self._tunes)
+                del self._tunes[oldest], self._writers[oldest]
             new = True
         else:
             new = False
         start = len(tune["pieces"])
-        body = state.body[start:]  # the model thread only appends: a slice is a consistent copy
-        pieces = [abc_piece(token) for token in body]
+        writer = self._writers[state.number]
         ended = bool(state.ended)
+        body = state.body[writer.pushed:]  # the model thread only appends: a slice is a consistent copy
+        # a note's pieces come once it is certain (the one being written is not sounding yet)
+        pieces = [piece for token in body for piece in writer.pieces(token)]
+        if ended and not tune["ended"]:
+            pieces += writer.end()
         if not pieces and not new and ended == tune["ended"]:
             return None
         tune["pieces"].extend(pieces)
