@@ -6,6 +6,10 @@ snapshot (taken once the performance has played a minute), grouped by where they
 few frames of traceback), with the traced total and the process's RSS beside it. RSS that grows
 while the traced total stays flat is memory Python does not allocate (torch, the C allocator).
 
+Tracing starts at the first snapshot, not before: what was allocated earlier cannot be growth
+since then, and importing torch traced takes a minute instead of two seconds. The traced total
+is therefore what was allocated since the first snapshot and is still held.
+
     python bench/memory_trace.py --every 60 --out trace.txt -- run.py play ...
 """
 
@@ -51,6 +55,7 @@ def watch(every: float, out: Path, warmup: float) -> None:
     """The watcher thread: a first snapshot after ``warmup`` s, then a report every ``every`` s."""
     started = time.monotonic()
     time.sleep(warmup)
+    tracemalloc.start(FRAMES + 2)
     first = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
     while True:
         time.sleep(every)
@@ -67,7 +72,6 @@ def main() -> None:
     parser.add_argument("script", help="the script to run (run.py)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = parser.parse_args()
-    tracemalloc.start(FRAMES + 2)
     threading.Thread(target=watch, args=(args.every, Path(args.out), args.warmup), name="memory-trace",
                      daemon=True).start()
     sys.argv = [args.script, *args.args]

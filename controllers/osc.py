@@ -5,8 +5,9 @@ Addresses are parameter names with dots as slashes: ``/temperature 0.7``,
 several arguments), ``/hold 1``; triggers ``/tune/new`` and ``/panic``. ``/state`` answers the
 sender with one message ``/state`` holding a JSON string of every parameter's value, and under
 ``status`` what the instrument runs (step path and precision, outputs, controllers: a MIDI input
-lost with its JACK server says so there); senders on other machines are answered a few times a
-second (see ``StateGate``). A datagram up to 64 KiB arrives whole.
+lost with its JACK server says so there) and what each controller counted (``counts``); senders
+on other machines are answered a few times a second (see ``StateGate``). A datagram up to 64 KiB
+arrives whole.
 ``/midi/learn NAME`` arms MIDI learn for a parameter.
 
 Anything can arrive on a UDP port: every datagram is parsed and handled inside a catch-all,

@@ -44,9 +44,10 @@ class Reporter:
         self.received += 1
 
     def ignore(self, why: str) -> None:
-        """A message was ignored: counted, and logged unless too many came lately."""
-        self.ignored += 1
+        """A message was ignored: logged unless too many came lately, and counted (once said: a
+        count that moved means the line is in the log)."""
         self.warn(why)
+        self.ignored += 1
 
     def warn(self, message: str) -> None:
         """A rate-limited warning: ``burst`` per ``interval_s``, then a count of those left out."""

@@ -134,9 +134,19 @@ class Controllers:
         self.activity.append((time.time(), "patch", f"{'switched to' if switched else 'reloaded'} {patch.name}"))
 
     def publish_status(self, performance_status: Callable[[], dict]) -> None:
-        """Have ``/state`` report ``performance_status()`` and every controller's line under ``status``."""
+        """Have ``/state`` report ``performance_status()``, every controller's line and what each
+        counted under ``status``."""
         if self.osc is not None:
-            self.osc.status_of = lambda: {**performance_status(), "controllers": self.status()}
+            self.osc.status_of = lambda: {**performance_status(), "controllers": self.status(), "counts": self.counts()}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """What each controller received and ignored, and the patch saves loaded and rejected: a
+        sender (or a test) sees its message handled, taken or refused, by a count that moved."""
+        counts = {name: {"received": part.reporter.received, "ignored": part.reporter.ignored}
+                  for name, part in (("osc", self.osc), ("midi", self.midi), ("myo", self.myo)) if part is not None}
+        if self.watcher is not None:
+            counts["patch"] = {"reloads": self.watcher.reloads, "rejected": self.watcher.rejected}
+        return counts
 
     def status(self) -> list[str]:
         """One line per controller for the live view."""

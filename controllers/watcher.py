@@ -98,10 +98,10 @@ class PatchWatcher:
         try:
             patch = load_isolated(path, self.specs)
         except PatchError as error:
-            self.rejected += 1
             self.last_error = str(error)
             what = "not switching to it" if switched else "keeping the previous version"
             log.warning("patch not loaded, %s: %s", what, error)
+            self.rejected += 1  # once said: a count that moved means the line is in the log
             return
         if switched:
             self.path, self._stamp = path, stamp

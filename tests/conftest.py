@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import torch
 
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
+from bench.harness.jack_server import jack_ports, start_jack, stop_jack
 from tests.helpers import make_model
 from tests.player import STARTED
 
@@ -92,39 +91,19 @@ def jack_server():
     if not shutil.which("jackd"):
         pytest.skip("jackd is not installed (Debian package jackd2)")
     name = os.environ.get("JACK_DEFAULT_SERVER")
-    if name and _jack_running(name):
+    if name and jack_ports(name):  # it answers
         yield name
         return
     name = f"folk-instrument-test-{os.getpid()}"
-    proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "32"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = start_jack(name)  # as CI starts it: 32 frames, no real-time priority
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
-    deadline = time.monotonic() + 20
-    while not _jack_running(name):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("could not start a JACK dummy server")
-        time.sleep(0.2)
     try:
         yield name
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_jack(server)
         if previous is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
 
-
-def _jack_running(name: str) -> bool:
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    try:
-        return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=5).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False

@@ -1,4 +1,5 @@
-"""An in-process output that keeps what the engine hands it, and an engine playing to it, for engine tests."""
+"""An in-process output that keeps what the engine hands it, an engine playing to it, and the check that
+it handed each note over just in time, for engine tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from instrument.live.engine import Engine, Limits
 from instrument.live.params import Parameters
 from instrument.timing import Scheduler, clock
 from tests.helpers import make_model
+from tests.timing import Jitter
 
 
 class Collector:
@@ -49,3 +51,17 @@ def engine_for(limits: Limits, seed: int = 3, params: Parameters | None = None, 
     composer = Composer(make_model(hidden=48, seed=seed), params, seed=seed)
     out = Collector()
     return Engine(composer, params, [out], Scheduler(realtime=False), limits), params, out
+
+
+def hand_over_problem(notes: list, jitter: Jitter, lookahead: float, ahead_s: float, late_s: float = 0.001) -> str | None:
+    """Why ``notes`` ((ScheduledNote, when it was handed over), as a Collector keeps them) were not
+    handed over just in time, or None: each at most ``lookahead + ahead_s`` before its onset and at
+    most ``late_s`` after it, each beyond that only by the machine's worst stall near it (from a
+    lookahead before the earlier of the two to the later: tests/timing.py)."""
+    bad = []
+    for i, (note, handed) in enumerate(notes):
+        ahead = note.on - handed
+        stall = jitter.near(min(note.on, handed) - lookahead - ahead_s, max(note.on, handed))
+        if not -late_s - stall <= ahead <= lookahead + ahead_s + stall:
+            bad.append(f"note {i + 1} handed {ahead * 1e3:.1f} ms before its onset (the machine's {stall * 1e3:.1f} ms near it)")
+    return f"{len(bad)} of {len(notes)} notes not just in time: {bad[:5]}; {jitter}" if bad else None

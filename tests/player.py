@@ -9,11 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
+import threading
 
 from tests.helpers import ROOT
 from bench.harness.net import free_udp_port
 from bench.harness.osc import osc_message
+from bench.harness.wait import wait_for
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
@@ -33,6 +34,25 @@ def play(*args: str, cwd=ROOT, **popen) -> subprocess.Popen:
     return proc
 
 
+class Lines:
+    """The lines a running process writes to ``pipe``, kept as they come by a thread of their own,
+    so that a test can wait for a line (``wait_for(lambda: lines.said(...))``) while it runs."""
+
+    def __init__(self, pipe):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(pipe), name="lines", daemon=True)
+        self._thread.start()
+
+    def said(self, *words: str) -> bool:
+        """Whether a line so far holds every one of ``words``."""
+        return any(all(word in line for word in words) for line in self.lines)
+
+    def text(self, timeout: float = 10.0) -> str:
+        """Everything written, once the pipe closed (the process ended) or ``timeout`` passed."""
+        self._thread.join(timeout)
+        return "".join(self.lines)
+
+
 class Player:
     """``run.py play`` in a subprocess with its OSC and Myo ports, and a UDP socket to talk to it
     (a module may keep one for all its tests: it is stopped by ``stop``, not after each test)."""
@@ -46,18 +66,26 @@ class Player:
                             "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra], tmp_path)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-        deadline = time.monotonic() + 60
-        # /state answers as soon as the controllers listen; "status" joins once the performance is open
-        while "status" not in (self.state() or {}):
+
+        def answers() -> bool:  # /state answers as soon as the controllers listen; "status" joins once the performance is open
             assert self.proc.poll() is None, self.proc.stderr.read()
-            assert time.monotonic() < deadline, "play never answered /state with its status"
+            return "status" in (self.state() or {})
+
+        wait_for(answers, 60, "play to answer /state with its status")
 
     def send(self, data: bytes, port: int | None = None) -> None:
         self.sock.sendto(data, ("127.0.0.1", port or self.osc))
 
-    def state(self) -> dict | None:
-        """Ask /state and decode the one reply: an OSC message /state with a JSON string."""
+    def state(self, timeout: float = 0.5) -> dict | None:
+        """Ask /state and decode the one reply: an OSC message /state with a JSON string (None
+        when none came within ``timeout``; a reply that comes later is dropped by the next ask)."""
+        self.sock.setblocking(False)
+        try:
+            while True:  # a late reply to an earlier ask must not pass for this one's
+                self.sock.recv(65536)
+        except BlockingIOError:
+            pass
+        self.sock.settimeout(timeout)
         self.send(osc_message("/state"))
         try:
             data, _ = self.sock.recvfrom(65536)
@@ -68,13 +96,23 @@ class Player:
         return json.loads(text)
 
     def wait_for(self, condition, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        """/state, asked until ``condition(state)`` holds (``bench.harness.wait.wait_for``)."""
+        last: list[dict] = []
+
+        def matched() -> dict | None:
             state = self.state()
-            if state is not None and condition(state):
-                return state
-            assert time.monotonic() < deadline, f"state never matched: {state}"
-            time.sleep(0.05)
+            if state is not None:
+                last[:] = [state]
+                return state if condition(state) else None
+            return None
+
+        return wait_for(matched, timeout, lambda: f"/state to match; last {last}", step=0.05)
+
+    def counts(self, state: dict | None = None) -> dict:
+        """What the controllers counted (``status.counts`` of /state: messages received and
+        ignored, patch saves loaded and rejected), from ``state`` or a /state asked now."""
+        state = state or self.wait_for(lambda s: "status" in s)
+        return state["status"]["counts"]
 
     def stop(self) -> str:
         self.proc.terminate()

@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN, ModelConfig
 from instrument.music.tunes import parse_tunes
+from bench.harness.wait import wait_for
 from tests.helpers import ROOT, run_cli
 
 
@@ -139,10 +139,11 @@ def test_generate_writes_each_tune_as_it_is_made_and_ctrl_c_keeps_them(tmp_path,
         proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "generate", "--model", str(small_checkpoint),
                                  "-n", "1000000", "--seed", "1", "--max-tokens", "40", "--format", form, "--out", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while out.stat().st_size < 2000 if out.exists() else True:
-            assert proc.poll() is None and time.monotonic() < deadline, "no tunes were written while it ran"
-            time.sleep(0.05)
+        def written() -> bool:
+            assert proc.poll() is None, proc.communicate()[1]
+            return out.exists() and out.stat().st_size >= 2000
+
+        wait_for(written, 60, "tunes written while it runs")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130 and "Traceback" not in err, err

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import rtmidi
@@ -24,8 +23,9 @@ from instrument.midi.messages import BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
 from instrument.midi.input import MidiInputPort
 from instrument.midi.ports import PRODUCT, abandon
 from tests.helpers import ROOT
+from tests.player import Lines
 from bench.harness.jack_server import jack_ports, realtime_jack_server, start_jack, stop_jack
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 from instrument.midi.ports import realtime_jack_threads
 from bench.harness.osc import osc_message
 
@@ -69,14 +69,14 @@ def test_knobs_bend_and_pedal_move_parameters(rig):
     send([BEND, 0, 0])  # pitch bend fully down -> bias.rests -5
     send([CONTROL, 64, 127])  # sustain pedal down: hold on
     send([CONTROL, 64, 0])  # up: nothing
-    assert wait_for(lambda: params.target("bias.rests") == pytest.approx(-5.0) and params.target("hold") is True, timeout=3)
+    wait_for(lambda: params.target("bias.rests") == pytest.approx(-5.0) and params.target("hold") is True, 10)
     assert params.target("temperature") == pytest.approx(2.0)
     assert params.target("tempo") == pytest.approx(60.0)
     assert params.source("temperature") == "MIDI CC 1 ch 1"
     send([BEND, 0x7F, 0x7F])
     send([CONTROL, 64, 127])  # pedal again: hold off
     send([CONTROL, 1, 0])
-    assert wait_for(lambda: params.target("hold") is False and params.target("temperature") == pytest.approx(0.2), timeout=3)
+    wait_for(lambda: params.target("hold") is False and params.target("temperature") == pytest.approx(0.2), 10)
     assert params.target("bias.rests") == pytest.approx(5.0)
     assert controllers.midi.reporter.ignored == 0
     assert any(line.startswith(f"MIDI in '{DEFAULT_PORT}' (JACK)") for line in controllers.status())
@@ -86,14 +86,14 @@ def test_held_keys_are_the_stimulation(rig):
     params, controllers, send = rig
     send([NOTE_ON, 60, 100])
     send([NOTE_ON, 64, 90])
-    assert wait_for(lambda: params.target("stimulation.keys") == (60, 64), timeout=3)
+    wait_for(lambda: params.target("stimulation.keys") == (60, 64), 10)
     assert params.target("stimulation.weight") == pytest.approx(0.4)  # the patch's keys: weight
     assert params.target("stimulation.source") == "keys"
     send([NOTE_OFF, 60, 0])
-    assert wait_for(lambda: params.target("stimulation.keys") == (64,), timeout=3)
+    wait_for(lambda: params.target("stimulation.keys") == (64,), 10)
     assert params.target("stimulation.weight") == pytest.approx(0.4)
     send([NOTE_ON, 64, 0])  # note on with velocity 0 is a release
-    assert wait_for(lambda: params.target("stimulation.keys") == (), timeout=3)
+    wait_for(lambda: params.target("stimulation.keys") == (), 10)
     assert params.target("stimulation.weight") == 0.0
 
 
@@ -103,31 +103,31 @@ def test_midi_learn_maps_the_next_knob(rig):
         controllers.learn("tune.new")  # a trigger: no knob moves it
     assert "swing" in controllers.learn("swing")
     send([CONTROL | 1, 20, 127])  # CONTROL 20 on channel 2, not in the patch
-    assert wait_for(lambda: params.target("swing") == 1.0, timeout=3)
+    wait_for(lambda: params.target("swing") == 1.0, 10)
     assert controllers.midi.learned == ["- {source: {midi: {cc: 20, channel: 2}}, target: swing}"]
     assert controllers.midi.learning is None
     send([CONTROL | 1, 20, 0])
-    assert wait_for(lambda: params.target("swing") == 0.0, timeout=3)
+    wait_for(lambda: params.target("swing") == 0.0, 10)
     send([CONTROL, 20, 127])  # the same number on another channel is another knob
     send([CONTROL, 2, 127])  # and the patch's own knobs still work
-    assert wait_for(lambda: params.target("stimulation.weight") == 1.0, timeout=3)
+    wait_for(lambda: params.target("stimulation.weight") == 1.0, 10)
     assert params.target("swing") == 0.0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # learn armed over OSC
         osc.sendto(osc_message("/midi/learn", "accent"), ("127.0.0.1", controllers.osc.port))
-        assert wait_for(lambda: controllers.midi.learning == "accent", timeout=3)
+        wait_for(lambda: controllers.midi.learning == "accent", 10)
     send([CONTROL, 2, 0])  # a knob of the patch, now learned for accent instead
-    assert wait_for(lambda: params.target("accent") == 0.0, timeout=3)
+    wait_for(lambda: params.target("accent") == 0.0, 10)
     assert params.target("stimulation.weight") == 1.0
 
 
 def test_program_change_switches_patch(rig):
     params, controllers, send = rig
     send([PROGRAM, 1])  # default.yaml: programs 1 -> myo-lobotomy.yaml
-    assert wait_for(lambda: controllers.patch.name == "myo lobotomy", timeout=3)
+    wait_for(lambda: controllers.patch.name == "myo lobotomy", 10)
     assert params.target("ablation.set") == "periodic"  # its start state
     send([PROGRAM, 99])  # no such entry: ignored
     send([PROGRAM, 0])  # myo-lobotomy.yaml: 0 -> default.yaml
-    assert wait_for(lambda: controllers.patch.name == "default", timeout=3)
+    wait_for(lambda: controllers.patch.name == "default", 10)
     assert controllers.midi.reporter.ignored == 1
 
 
@@ -158,7 +158,7 @@ def test_a_program_change_to_a_file_that_is_no_patch_names_it_and_never_shows_it
         for number, name in enumerate(SECRETS, 1):
             rejected = controllers.watcher.rejected
             send([PROGRAM, number])
-            assert wait_for(lambda: controllers.watcher.rejected == rejected + 1, timeout=30), name
+            wait_for(lambda: controllers.watcher.rejected == rejected + 1, 30, what=lambda: name)
             error = controllers.watcher.last_error
             assert str(tmp_path / name) in error, error  # the file is named, and what is wrong with it
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # what any /state reader sees
@@ -189,12 +189,12 @@ def test_a_malformed_message_is_counted_and_ignored_and_the_keyboard_plays_on(ri
     send([PROGRAM, 237])
     send([NOTE_ON, 60])  # a data byte short
     send([NOTE_ON, 64, 90])  # and then a well-formed key
-    assert wait_for(lambda: params.target("stimulation.keys") == (64,), timeout=3), params.target("stimulation.keys")
+    wait_for(lambda: params.target("stimulation.keys") == (64,), 10, what=lambda: params.target("stimulation.keys"))
     midi = controllers.midi
     assert midi.input.bad == 4 and midi.reporter.ignored == 4 and midi.reporter.received == 5
     assert controllers.patch.name == "default"  # no program change happened
     send([NOTE_OFF, 64, 0])
-    assert wait_for(lambda: params.target("stimulation.keys") == (), timeout=3)
+    wait_for(lambda: params.target("stimulation.keys") == (), 10)
     assert "6 msgs, 4 ignored" in midi.status()
 
 
@@ -225,11 +225,11 @@ def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
                             if line.startswith("MIDI in")]
     try:
         stop_jack(server)
-        assert wait_for(lambda: controllers.midi.lost == "the JACK server stopped", timeout=3)
+        wait_for(lambda: controllers.midi.lost == "the JACK server stopped", 10)
         assert any("LOST (the JACK server stopped" in line for line in controllers.status())
         assert "LOST (the JACK server stopped" in midi_in_line()[0]
         server = start_jack(name)
-        assert wait_for(lambda: controllers.midi.lost is None, timeout=5)
+        wait_for(lambda: controllers.midi.lost is None, 10)
         assert controllers.midi.input.reconnects == 1
         assert "LOST" not in midi_in_line()[0]
         with realtime_jack_threads():
@@ -239,12 +239,12 @@ def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
             ours = [p for p in keyboard.get_ports() if DEFAULT_PORT in p]
             subprocess.run(["jack_connect", "test-keyboard:out", ours[0]], check=True, capture_output=True, timeout=10)
             keyboard.send_message([CONTROL, 1, 127])
-            assert wait_for(lambda: params.target("temperature") == pytest.approx(2.0), timeout=3)
+            wait_for(lambda: params.target("temperature") == pytest.approx(2.0), 10)
         finally:
             keyboard.close_port()
             keyboard.delete()
         stop_jack(server)  # and once more, then close with the server gone
-        assert wait_for(lambda: controllers.midi.lost is not None, timeout=3)
+        wait_for(lambda: controllers.midi.lost is not None, 10)
     finally:
         controllers.close()
         stop_jack(server)
@@ -271,17 +271,17 @@ def test_a_named_midi_input_follows_its_keyboard_across_a_jack_restart(monkeypat
                              watch_s=0.1)
         assert port.status() == "'test-keyboard:out' (JACK)"
         keyboard.send_message([CONTROL, 1, 10])
-        assert wait_for(lambda: heard == [[CONTROL, 1, 10]], timeout=3), heard
+        wait_for(lambda: heard == [[CONTROL, 1, 10]], 10, what=lambda: heard)
         stop_jack(server)
         abandon(keyboard)  # its client died with the server
         keyboard = None
-        assert wait_for(lambda: port.lost == "the JACK server stopped", timeout=3)
+        wait_for(lambda: port.lost == "the JACK server stopped", 10)
         server = start_jack(name)
-        assert wait_for(lambda: port.lost == "port 'test-keyboard:out' is gone", timeout=5)
+        wait_for(lambda: port.lost == "port 'test-keyboard:out' is gone", 10)
         keyboard = open_keyboard()
-        assert wait_for(lambda: port.lost is None, timeout=5)
+        wait_for(lambda: port.lost is None, 10)
         keyboard.send_message([CONTROL, 1, 20])
-        assert wait_for(lambda: heard[-1:] == [[CONTROL, 1, 20]], timeout=3), heard
+        wait_for(lambda: heard[-1:] == [[CONTROL, 1, 20]], 10, what=lambda: heard)
         assert port.reconnects == 1
     finally:
         if port is not None:
@@ -302,25 +302,24 @@ def test_play_survives_a_jack_restart_and_ends_cleanly_on_sigterm(tmp_path, smal
                              "--model", str(small_checkpoint), "--midi-out", "virtual", "--midi-in", "virtual",
                              "--midi-api", "jack", "--no-audio", "--seed", "1"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = Lines(proc.stderr)
     try:
         both = lambda: DEFAULT_PORT in jack_ports(name) and f"{PRODUCT}:{PRODUCT}" in jack_ports(name)  # noqa: E731
-        if not wait_for(lambda: both() or proc.poll() is not None, timeout=60):
-            proc.kill()
-            raise AssertionError(f"no ports after 60 s: {jack_ports(name)}; play said: {proc.communicate()[1][-3000:]}")
-        time.sleep(0.5)  # playing
-        assert proc.poll() is None, proc.communicate()[1]
+        wait_for(lambda: both() or proc.poll() is not None, 60, lambda: f"MIDI in and out: {jack_ports(name)}; {said.lines[-20:]}")
+        assert proc.poll() is None, said.text()
         stop_jack(server)
-        time.sleep(1.5)  # the inputs and the output notice (they check every second)
+        # the input and the output notice (each checks every second) before the server is back
+        stopped = lambda what: said.said(what, "the JACK server stopped")  # noqa: E731
+        wait_for(lambda: stopped("MIDI in ") and stopped(f"MIDI {PRODUCT}:"), 30, lambda: f"both to notice: {said.lines[-20:]}")
         server = start_jack(name)
-        if not wait_for(both, timeout=10):
-            proc.kill()
-            raise AssertionError(f"MIDI in or out did not come back: {proc.communicate()[1][-3000:]}")
+        wait_for(both, 30, lambda: f"MIDI in and out back: {said.lines[-20:]}")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait(10)
         stop_jack(server)
+    err = said.text()
     assert proc.returncode == 0, err[-2000:]
     assert "MIDI in" in err and "the JACK server stopped" in err and "back" in err, err[-2000:]

@@ -16,7 +16,7 @@ from controllers.myo import EmgEnvelope
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 from bench.harness.net import free_udp_port
 
 
@@ -62,7 +62,7 @@ def test_recorded_stream_replayed_plays_the_lobotomy_patch_both_ways(tmp_path):
         result = run_cli("gestures", "replay", str(recording), "--port", str(rig.myo.port), timeout=30)
         assert result.returncode == 0, result.stderr
         assert f"sent {len(stream())} messages" in result.stderr
-        assert wait_for(lambda: rig.myo.reporter.received >= len(stream()), timeout=3)
+        wait_for(lambda: rig.myo.reporter.received >= len(stream()), 10)
         depth, weight = seen["ablation.depth"], seen["stimulation.weight"]
         top = depth.index(max(depth))
         assert max(depth) > 0.9 and min(depth[top:]) < 0.1 and depth[0] < 0.1, depth
@@ -116,7 +116,7 @@ def test_record_then_load_keeps_messages_and_timing(tmp_path):
                   (0.3, "/myo1/emg/scaled/abs/mav", [0.125])]
         assert ready.wait(2)
         assert gestures.send(events, port=port) == 3
-        assert wait_for(lambda: len(path.read_text().splitlines()) == 3, timeout=2)
+        wait_for(lambda: len(path.read_text().splitlines()) == 3, 10)
     finally:
         stop.set()
         thread.join(3)
@@ -144,7 +144,7 @@ def test_synthetic_stream_moves_the_instrument(tmp_path):
     rig = open_rig(params, "--patch", str(ROOT / "patches" / "myo-lobotomy.yaml"), "--no-osc", "--midi-in", "none",
                    "--myo-port", "0", "--gestures", "synthetic")
     try:
-        assert wait_for(lambda: rig.myo.reporter.received > 40 and params.target("ablation.depth") > 0, timeout=3)
+        wait_for(lambda: rig.myo.reporter.received > 40 and params.target("ablation.depth") > 0, 10)
         assert rig.myo.reporter.ignored == 0
         assert any("Gestures: feeding synthetic" in line for line in rig.status())
     finally:

@@ -17,7 +17,7 @@ from controllers.osc import OscControl
 from controllers.patch import parse_patch
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 
 PATCH = """
 name: test
@@ -155,10 +155,10 @@ def test_a_flood_of_garbage_does_not_stop_the_server(rig, caplog):
             data = b"#bundle\x00" + rng.randbytes(rng.randint(0, 40))
         client.raw(data)
         if i % 100 == 99:  # in bursts a UDP receive buffer holds: none lost, all counted
-            assert wait_for(lambda: osc.reporter.received >= i + 1, timeout=3, step=0.002), osc.reporter.received
+            wait_for(lambda: osc.reporter.received >= i + 1, 10, what=lambda: osc.reporter.received, step=0.002)
     assert osc.reporter.received == 3000
     client.send("/temperature", 0.3)
-    assert wait_for(lambda: params.target("temperature") == pytest.approx(0.3), timeout=3)
+    wait_for(lambda: params.target("temperature") == pytest.approx(0.3), 10)
     assert client.state()["temperature"] == pytest.approx(0.3)
     assert osc.reporter.ignored >= 2400
     warnings = [r for r in caplog.records if r.name.startswith("controllers")]

@@ -17,7 +17,7 @@ from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 
 GOOD = """\
 name: good
@@ -181,15 +181,15 @@ def test_hot_reload_applies_a_valid_save_and_keeps_the_old_mapping_on_a_bad_one(
             sock.sendto(fader, ("127.0.0.1", rig.osc.port))
 
         move()
-        assert wait_for(lambda: params.target("tempo") == pytest.approx(120.0), timeout=2)
+        wait_for(lambda: params.target("tempo") == pytest.approx(120.0), 10)
         path.write_text(GOOD.replace("[60, 180]", "[100, 200]"))
-        assert wait_for(lambda: rig.watcher.reloads == 1, timeout=3)
+        wait_for(lambda: rig.watcher.reloads == 1, 10)
         move()
-        assert wait_for(lambda: params.target("tempo") == pytest.approx(150.0), timeout=2)
+        wait_for(lambda: params.target("tempo") == pytest.approx(150.0), 10)
         path.write_text(GOOD.replace("[60, 180]", "[100, 2000]"))
-        assert wait_for(lambda: rig.watcher.rejected == 1, timeout=3)
+        wait_for(lambda: rig.watcher.rejected == 1, 10)
         move()
-        assert wait_for(lambda: params.target("tempo") == pytest.approx(150.0), timeout=2)
+        wait_for(lambda: params.target("tempo") == pytest.approx(150.0), 10)
         status = rig.status()
         assert any("NOT loaded" in line and "live.yaml:7" in line for line in status)
         assert status[1].startswith("OSC 127.0.0.1:") and status[2] == "MIDI in: off (--midi-in none)"

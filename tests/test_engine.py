@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from bench.harness.wait import wait_for
 from tests.timing import machine_jitter
 
 from instrument.live.engine import Limits
@@ -13,7 +14,7 @@ from instrument.live.params import Parameters
 from instrument.timing import clock
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune
-from tests.engine_helpers import engine_for
+from tests.engine_helpers import engine_for, hand_over_problem
 
 
 @pytest.mark.realtime
@@ -25,8 +26,8 @@ def test_notes_are_handed_over_just_in_time_and_follow_the_tempo():
     assert out.closed_at is not None and engine.stop_reason == "limit reached"
     notes = [n for n, _ in out.notes]
     assert len(notes) > 5
-    for note, handed in out.notes:  # never composed far ahead: within the lookahead (+ the machine's jitter)
-        assert note.on - handed <= engine.lookahead + 0.001 + jitter.max, jitter
+    problem = hand_over_problem(out.notes, jitter, engine.lookahead, 0.001)  # never composed far ahead
+    assert problem is None, problem
     spq = seconds_per_quarter(240.0, "4/4")
     number, tune = out.tunes[0]
     expected = [engine.start_time + n.start * spq for n in tune_notes(tune).notes]
@@ -63,15 +64,13 @@ def test_tune_limit_and_new_tune_trigger():
 
 @pytest.mark.realtime
 def test_a_change_applies_to_the_very_next_token():
-    engine, params, out = engine_for(Limits(seconds=6.0))
+    engine, params, out = engine_for(Limits(seconds=60.0))
     engine.start()
-    time.sleep(0.5)
+    wait_for(lambda: len(out.notes) >= 2, 10, "the music playing")
     version = params.version
     params.set("bias.rests", 10.0, source="test", smoothing_ms=0)  # rests everywhere from the next token
     set_at = clock()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sum(1 for v, t in list(engine.composer.applied) if t >= set_at) < 20:
-        time.sleep(0.05)
+    wait_for(lambda: sum(1 for v, t in list(engine.composer.applied) if t >= set_at) >= 20, 30, "20 tokens after the set")
     applied = [v for v, t in list(engine.composer.applied) if t >= set_at]
     body = list(engine.composer.tune.body)
     engine.stop()
@@ -81,16 +80,18 @@ def test_a_change_applies_to_the_very_next_token():
 
 @pytest.mark.realtime
 def test_panic_silences_outputs_at_once_and_play_continues():
-    engine, params, out = engine_for(Limits(seconds=2.0))
+    engine, params, out = engine_for(Limits(seconds=60.0))
     engine.start()
-    time.sleep(0.6)
+    wait_for(lambda: len(out.notes) >= 2, 10, "the music playing")
     before = len(out.notes)
     with machine_jitter() as jitter:
         t = clock()
         params.fire("panic", source="test")
-    assert out.panics and out.panics[0] - t < 0.002 + jitter.max, jitter  # from the controller's own thread
+    # from the controller's own thread, at once but for the machine's stalls while it ran
+    assert out.panics and out.panics[0] - t < 0.002 + jitter.near(t, out.panics[0]), (out.panics[0] - t, str(jitter))
+    wait_for(lambda: len(out.notes) > before, 10, "notes after the panic")  # the music went on
+    engine.stop()
     assert engine.wait(20)
-    assert len(out.notes) > before  # the music went on
 
 
 def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_goes_on():
@@ -109,7 +110,7 @@ def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_g
 
     engine.composer.next_notes = eight_at_once
     engine.start()
-    time.sleep(0.8)
+    wait_for(lambda: len(out.notes) >= 3, 10, "notes handed over, more waiting their time")
     params.fire("panic", source="test")
     panicked, before = clock(), len(out.notes)
     assert engine.wait(20)
@@ -121,10 +122,10 @@ def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_g
 def test_hold_loops_the_last_bar_and_the_model_waits():
     engine, params, out = engine_for(Limits(seconds=3.0), seed=5)
     engine.start()
-    time.sleep(1.0)
+    wait_for(lambda: engine.phrasing.bars >= 2, 10, "a whole bar played")  # the bar to hold
     params.set("hold", True)
     tokens_at_hold = engine.composer.tokens_sampled
-    time.sleep(1.0)
+    time.sleep(1.0)  # paces the stimulus: the tokens sampled over a second of hold are counted
     looped_tokens = engine.composer.tokens_sampled
     params.set("hold", False)
     assert engine.wait(20)
@@ -141,7 +142,7 @@ def test_a_failing_composer_still_closes_every_output():
         raise RuntimeError("model exploded")
 
     engine.start()
-    time.sleep(0.3)
+    wait_for(lambda: out.notes, 10, "the music playing")
     engine.composer.next_notes = broken
     assert engine.wait(10)
     assert boom.is_set() and out.closed_at is not None
@@ -151,7 +152,7 @@ def test_a_failing_composer_still_closes_every_output():
 def test_stop_is_idempotent_from_many_threads():
     engine, params, out = engine_for(Limits())
     engine.start()
-    time.sleep(0.3)
+    wait_for(lambda: out.notes, 10, "the music playing")
     threads = [threading.Thread(target=engine.stop) for _ in range(5)]
     for th in threads:
         th.start()
@@ -171,7 +172,7 @@ def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
     def stalling(now=None):
         calls.append(1)
         if len(calls) == 6:
-            time.sleep(0.08)  # longer than the lookahead, shorter than a resync
+            time.sleep(0.08)  # the stimulus, a stall: longer than the lookahead, shorter than a resync
         return original(now)
 
     composer.next_notes = stalling
@@ -179,8 +180,9 @@ def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
         engine.start()
         assert engine.wait(20)
     assert engine.late_notes >= 1
-    for note, handed in out.notes:  # never handed over with a time already past (beyond the machine's jitter)
-        assert note.on >= handed - 0.001 - jitter.max, jitter
+    # never handed over with a time already past (beyond the machine's stalls around the hand-over)
+    past = [handed - note.on for note, handed in out.notes if note.on < handed - 0.001 - jitter.near(handed - 0.05, handed)]
+    assert not past, (past, str(jitter))
 
 
 def test_an_external_clock_tempo_goes_through_the_registry_and_rules_the_tempo_map():

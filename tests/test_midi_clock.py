@@ -9,7 +9,8 @@ import pytest
 from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
 from instrument.errors import UsageError
 from bench.harness.jack_server import realtime_jack_server
-from bench.harness.midi import ClockSource, wait_for
+from bench.harness.midi import ClockSource
+from bench.harness.wait import wait_for
 from instrument.midi.ports import realtime_jack_threads
 
 
@@ -43,11 +44,11 @@ def test_tempo_follows_the_clock_and_start_continue_stop_are_reported(source):
         assert f.status() == f"MIDI clock: no clock yet (stopped) on '{DEFAULT_PORT}' (JACK)"
         source.connect(f"{DEFAULT_PORT}:{DEFAULT_PORT}")
         source.play([("start", 0), ("ticks", (48, 150.0))]).join()
-        assert wait_for(lambda: f.ticks == 48, timeout=1)
+        wait_for(lambda: f.ticks == 48, 10)
         assert f.qpm == pytest.approx(150.0, rel=0.01) and tempos[-1] == f.qpm
         assert events == ["start"] and f.running
         source.play([("ticks", (60, 100.0)), ("stop", 0), ("continue", 0), ("ticks", (6, 100.0)), ("stop", 0)]).join()
-        assert wait_for(lambda: events == ["start", "stop", "continue", "stop"], timeout=1), events
+        wait_for(lambda: events == ["start", "stop", "continue", "stop"], 10, what=lambda: events)
         assert f.qpm == pytest.approx(100.0, rel=0.01)
         assert f.beats == 114 / 24 and not f.running
         assert f.status() == f"MIDI clock: {f.qpm:.1f} qpm (stopped) on '{DEFAULT_PORT}' (JACK)"
@@ -65,7 +66,7 @@ def test_listening_to_a_named_port(source):
     try:
         assert f.port == "Clock Source:out"
         source.play([("start", 0), ("ticks", (36, 123.0))]).join()
-        assert wait_for(lambda: f.ticks == 36, timeout=1)
+        wait_for(lambda: f.ticks == 36, 10)
         assert f.qpm == pytest.approx(123.0, rel=0.01) and events == ["start"]
     finally:
         f.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from instrument.live.composer import Composer
@@ -12,6 +10,7 @@ from instrument.live.params import ParamError, Parameters, params_for_models
 from instrument.model import catalog, checkpoint
 from tests.helpers import make_model
 from bench.harness.osc import osc_message as message
+from bench.harness.wait import wait_for
 from tests.player import Player
 
 
@@ -41,10 +40,12 @@ def ask_for(composer, params, name: str) -> None:
     """Set ``model.next`` and wait until the model is prepared (loaded in the background)."""
     params.set("model.next", name, source="test")
     composer.models.request(name)
-    deadline = time.monotonic() + 30
-    while composer.models._ready is None:
-        assert time.monotonic() < deadline and not composer.models.failed
-        time.sleep(0.01)
+
+    def prepared() -> bool:
+        assert not composer.models.failed, composer.models.failed
+        return composer.models._ready is not None
+
+    wait_for(prepared, 30, f"model {name} prepared", step=0.01)
 
 
 def test_the_next_model_takes_over_at_the_next_tune_and_not_before(tmp_path):
@@ -89,10 +90,7 @@ def test_a_model_of_another_shape_is_refused_and_the_music_goes_on(tmp_path):
     composer, params = composer_with(tmp_path, other_hidden=48)
     params.set("model.next", "b", source="test")
     composer.models.request("b")
-    deadline = time.monotonic() + 30
-    while "b" not in composer.models.failed:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: "b" in composer.models.failed, 30, "model b refused", step=0.01)
     assert "32" in composer.models.failed["b"] and "48" in composer.models.failed["b"]
     tunes_until(composer, 2)
     assert composer.models.current == "a"
@@ -119,9 +117,10 @@ def test_model_next_over_osc_switches_models_at_a_tune_boundary_while_playing(tm
         assert state["model.next"] == "songs" and state["status"]["model"]["failed"] == {}
         since = state["status"]["model"]["since_tune"]
         assert since > asked_in  # not in the middle of the tune it was asked in
+        ignored = player.counts(state)["osc"]["ignored"]
         player.send(message("/model/next", "/etc/passwd"))  # only the names given at the start
-        time.sleep(0.5)
-        assert player.state()["model.next"] == "songs"
+        state = player.wait_for(lambda s: player.counts(s)["osc"]["ignored"] == ignored + 1)  # handled: refused
+        assert state["model.next"] == "songs"
         # play on until the take (checkpointed every 2 s) holds three tunes with notes of the new
         # model: tunes that end at once (bias.end) have no notes and no boundary to measure
         player.wait_for(lambda s: _tunes_with_notes_from(tmp_path / "take.mid", since) >= 3, timeout=120)

@@ -5,13 +5,12 @@ JACK leaves no note hanging, no more than eight at once, and the listener hearin
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
 
 from instrument.timing import Scheduler, clock
-from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
+from instrument.midi.messages import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON
 from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.music.phrasing import ScheduledNote
@@ -19,7 +18,8 @@ from instrument.midi.output import NOTE_ON_BUDGET
 from bench.harness.audio import JackRecorder
 from bench.harness.midi import notes_in
 from bench.harness.jack_server import realtime_jack_server
-from bench.harness.midi import heard_notes, losses_not_in_stalls, match_notes, midi_port, Receiver, sounding_after, wait_for
+from bench.harness.midi import heard_notes, losses_not_in_stalls, match_notes, midi_port, Receiver, sounding_after
+from bench.harness.wait import wait_for
 from tests.player import play
 from tests.timing import machine_jitter, timing_problem
 
@@ -86,10 +86,12 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
             on = t + i * 0.00025
             port.schedule(ScheduledNote(on, on + 0.05, 40 + i % 48, 80, 1, 1))
         with caplog.at_level(logging.WARNING, logger="instrument.midi.output"):
-            time.sleep(2.5)  # the watchdog's round ends: it says what it shed
+            # the watchdog's round ends: it says what it shed
+            wait_for(lambda: any("note-ons shed" in r.getMessage() for r in caplog.records), 30, "the shed note-ons logged")
         port.panic(clock())
-        assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL for _, m in receiver.messages), timeout=3)
-        time.sleep(0.1)
+        # the panic's All Notes Off comes after every message due before it (the last note-off was due
+        # long before): once it is heard, everything is
+        wait_for(lambda: receiver.of(CONTROL), 10, "the panic's All Notes Off")
     finally:
         port.close(clock())
         scheduler.stop()
@@ -106,8 +108,8 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
 
 @pytest.mark.realtime
 def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
-    """The issue's check, with the shipped model: no note sounding over 5 s, at most 8 at once,
-    the listener's notes the recording's (pitch, order, onset and length) but for a note lost in
+    """With the shipped model at its wildest: no note sounding over 5 s, at most 8 at once,
+    the listener's notes the recording's (pitch, order, onset and note-off) but for a note lost in
     a cycle the server reported missed, nothing shed."""
     take = tmp_path / "hot.mid"
     receiver = Receiver("hot-receiver", "in")
@@ -118,7 +120,8 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
                         "--tempo", "200", "--temperature", "2", "--seconds", "60", "--seed", "4")
             out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
-        time.sleep(0.3)  # the last messages reach the listener
+        # play's last message is All Notes Off (sent at its close): once it is heard, everything is
+        wait_for(lambda: any(m[1] == ALL_NOTES_OFF for _, m in receiver.of(CONTROL)), 10, "play's closing All Notes Off")
     finally:
         receiver.close()
         bare.close()
@@ -138,9 +141,9 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     assert len(recorded) - len(pairs) <= len(recorded) // 100, (len(recorded), len(pairs), bare.xruns)
     if len(pairs) < len(recorded):
         print(f"{len(recorded) - len(pairs)} of {len(recorded)} notes lost in the server's {bare.xruns} xruns")
-    onsets = [abs(h[0] - r[0] - offset) for h, r in pairs]
-    lengths = [abs((h[1] - h[0]) - (r[1] - r[0])) for h, r in pairs]
-    # when they sounded: as recorded, within the port's budget and the machine's own jitter
-    for name, errors in (("onsets", onsets), ("lengths", lengths)):
-        problem = timing_problem(errors, jitter, TYPICAL_S, WORST_S)
+    # when each note began and ended (so how long it lasted): as recorded, within the port's budget
+    # and what the machine stalled near that moment
+    for name, at in (("onsets", 0), ("note-offs", 1)):
+        errors = [abs(h[at] - r[at] - offset) for h, r in pairs]
+        problem = timing_problem(errors, jitter, TYPICAL_S, WORST_S, due=[r[at] + offset for _, r in pairs])
         assert problem is None, f"{name}: {problem}"

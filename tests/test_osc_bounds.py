@@ -19,7 +19,7 @@ from controllers.patch import parse_patch
 from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 from instrument.model import checkpoint
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 from bench.harness.osc import bundle, osc_message
 
 _opened: list[str] = []  # files opened on an OSC server thread, while a test watches
@@ -72,7 +72,7 @@ def test_long_inputs_give_one_short_line_and_no_traceback(rig, caplog):
         sock.sendto(osc_message("/ablation/set", "x" * 5000), ("127.0.0.1", osc.port))
         sock.sendto(osc_message("/stimulation/token", "y" * 5000), ("127.0.0.1", osc.port))
         sock.sendto(osc_message("/" + "z" * 5000, 1.0), ("127.0.0.1", osc.port))
-        assert wait_for(lambda: osc.reporter.ignored == 3, timeout=3)
+        wait_for(lambda: osc.reporter.ignored == 3, 10)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and all(len(line) < 400 and "\n" not in line for line in lines), lines
     assert not any(r.exc_info for r in caplog.records)
@@ -82,7 +82,7 @@ def test_a_unit_the_layer_lacks_is_refused_in_one_line(rig, caplog):
     params, osc, sock = rig
     with caplog.at_level(logging.WARNING):
         sock.sendto(osc_message("/ablation/units", 3, 600), ("127.0.0.1", osc.port))
-        assert wait_for(lambda: osc.reporter.ignored == 1, timeout=3)
+        wait_for(lambda: osc.reporter.ignored == 1, 10)
     assert state(sock, osc.port)["ablation.units"] == []
     assert "0..511, not 600" in caplog.records[-1].getMessage()
 
@@ -104,7 +104,7 @@ def test_a_60_kib_bundle_arrives_whole(rig):
     assert 55_000 < len(data) < 65_000
     before = osc.reporter.received
     sock.sendto(data, ("127.0.0.1", osc.port))
-    assert wait_for(lambda: osc.reporter.received - before == 2_000, timeout=3)
+    wait_for(lambda: osc.reporter.received - before == 2_000, 10)
     assert state(sock, osc.port)["temperature"] == pytest.approx(0.5 + 1999 / 10_000)
     assert osc.reporter.ignored == 0
 

@@ -15,7 +15,7 @@ import pytest
 from controllers.patch import MAX_PATCH_BYTES, PatchError, load_patch, parse_patch
 from controllers.watcher import PatchWatcher, load_isolated
 from tests.helpers import DATA, ROOT
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 from tests.timing import machine_jitter
 
 ALIAS_BOMB = (DATA / "alias-bomb.yaml").read_text()  # 475 bytes, 9^9 strings once expanded
@@ -104,16 +104,16 @@ def test_the_hot_reload_checks_in_a_child_and_keeps_the_old_patch(tmp_path):
     watcher = PatchWatcher(path, lambda patch, switched: loaded.append(patch), interval=0.05)
     try:
         path.write_text(ALIAS_BOMB)
-        assert wait_for(lambda: watcher.rejected == 1, timeout=10)
+        wait_for(lambda: watcher.rejected == 1, 10)
         assert "aliases" in watcher.last_error and len(watcher.last_error) < 300
         big = tmp_path / "big.tmp"
         with big.open("wb") as f:
             f.truncate(50_000_000)
         os.replace(big, path)
-        assert wait_for(lambda: watcher.rejected == 2, timeout=10)
+        wait_for(lambda: watcher.rejected == 2, 10)
         assert "50,000,000 bytes" in watcher.last_error
         path.write_text(GOOD.replace("[60, 180]", "[70, 170]"))
-        assert wait_for(lambda: watcher.reloads == 1, timeout=10)
+        wait_for(lambda: watcher.reloads == 1, 10)
         assert loaded[0].mappings[("osc", "/1/fader1", 0)][0].lo == 70.0
     finally:
         watcher.close()

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import socket
 import sys
-import time
 
 import mido
 import numpy as np
@@ -17,9 +16,10 @@ import pytest
 
 from instrument.midi.messages import CONTROL, NOTE_ON
 from tests.helpers import ROOT, run_cli
-from tests.timing import machine_jitter
+from tests.timing import clock, machine_jitter
 from bench.harness.jack_server import connections, realtime_jack_server
-from bench.harness.midi import ClockSource, Receiver, sounding_after, wait_for
+from bench.harness.midi import ClockSource, Receiver, sounding_after
+from bench.harness.wait import wait_for
 from tests.player import QUIET, STARTED, play
 
 
@@ -50,7 +50,7 @@ def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkp
             out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "limit reached" in err
-        assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in receiver.messages), 2)  # the last message
+        wait_for(lambda: any(m[0] & 0xF0 == CONTROL and m[1] == 123 for _, m in receiver.messages), 10)  # the last message
     finally:
         receiver.close()
     received = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -66,7 +66,10 @@ def test_notes_arrive_as_recorded_in_order_and_time(jack, tmp_path, plain_checkp
     shown = (f"p99 {p99 * 1000:.2f} ms, max {errors[-1] * 1000:.2f} ms (note {worst + 1}) over {len(errors)} notes; "
              f"first notes' errors {[round(e * 1000, 2) for e in by_note[:4]]} ms; {jitter}")
     assert p99 <= 0.002 + jitter.p99, shown + err  # our budget, plus the machine's own jitter over the take
-    assert errors[-1] <= 0.008 + jitter.max, shown + err
+    # each note within 8 ms, plus what the machine stalled near it
+    late = [i + 1 for i, ((got, _), (want, _)) in enumerate(zip(received, recorded))
+            if abs(got - want - offset) > 0.008 + jitter.near(want + offset - 0.05, got)]
+    assert not late, f"notes {late[:10]} late; " + shown + err
     assert not sounding_after(receiver.messages)
     assert take.with_suffix(".abc").read_text().startswith("X:")
 
@@ -78,14 +81,14 @@ def test_sigterm_in_the_middle_of_a_note_leaves_nothing_sounding(jack, tmp_path,
         # slow and legato: notes last long, so the signal lands inside one
         proc = play("--model", str(small_checkpoint), "--midi-out", "term-receiver", "--midi-api", "jack",
                     "--no-audio", "--record", str(take), "--tempo", "40", "--set", "articulation=1", "--seed", "5")
-        assert wait_for(lambda: len(sounding_after(receiver.messages)) > 0, 30), proc.stderr.read() if proc.poll() is not None else "no note"
-        time.sleep(0.05)
-        assert sounding_after(receiver.messages)  # a note is sounding now
-        proc.send_signal(signal.SIGTERM)
+        sounding = lambda: sounding_after(receiver.messages) or proc.poll() is not None  # noqa: E731
+        wait_for(sounding, 30, "a note sounding")
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)  # a note is sounding now, held long: the signal lands inside it
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "SIGTERM" in err
-        assert wait_for(lambda: not sounding_after(receiver.messages), 2)
+        wait_for(lambda: not sounding_after(receiver.messages), 10)
     finally:
         receiver.close()
     messages = receiver.messages
@@ -99,7 +102,7 @@ def test_with_neither_midi_nor_audio_it_says_so_and_records(tmp_path, small_chec
     os.environ["JACK_DEFAULT_SERVER"] = "no-such-server-here"
     try:
         proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "play", "--model", str(small_checkpoint), *QUIET,
-                               "--bars", "4", "--no-audio", "--seed", "1"], cwd=tmp_path, capture_output=True,
+                               "--bars", "1", "--no-audio", "--seed", "1"], cwd=tmp_path, capture_output=True,
                               text=True, timeout=120)
     finally:
         if env_server is None:
@@ -163,20 +166,19 @@ def test_follows_an_incoming_midi_clock_start_tempo_and_stop(jack, tmp_path, sma
         proc = play("--model", str(small_checkpoint), "--midi-out", "sync-receiver", "--midi-api", "jack",
                     "--no-audio", "--sync", "midi-clock", "--clock-in", "rig-clock", "--send-clock", "--tempo", "90",
                     "--seed", "2")
-        assert wait_for(lambda: connections(source.name) or proc.poll() is not None, 30)
+        wait_for(lambda: connections(source.name) or proc.poll() is not None, 30)
         assert proc.poll() is None, proc.communicate()[1]
-        time.sleep(0.5)
-        assert not receiver.of(NOTE_ON)  # nothing before Start
         qpm = 150.0
+        started = clock()  # Start is sent after this (ClockSource begins 20 ms on)
         source.play([("start", 0), ("ticks", (24 * 20, qpm)), ("stop", 0)]).join(30)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "MIDI clock stop" in err
-        assert wait_for(lambda: receiver.of(0xFC), 2)  # its own clock's Stop, the last message
+        wait_for(lambda: receiver.of(0xFC), 10)  # its own clock's Stop, the last message
     finally:
         receiver.close()
         source.close()
-    assert receiver.of(NOTE_ON)
+    assert receiver.of(NOTE_ON) and min(t for t, _ in receiver.of(NOTE_ON)) > started  # nothing before Start
     ticks = [t for t, m in receiver.of(0xF8)]
     later = np.diff(ticks[len(ticks) // 2:])  # after the follower has settled
     assert len(later) > 48
@@ -190,8 +192,8 @@ def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     for n in range(2):
         take = tmp_path / f"seed{n}.mid"
         proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model", str(plain_checkpoint),
-                               "--midi-out", "none", "--no-audio", "--record", str(take), "--bars", "6", "--tempo", "300",
-                               "--seed", "11"], capture_output=True, text=True, timeout=120)
+                               "--midi-out", "none", "--no-audio", "--record", str(take), "--bars", "1", "--tempo", "300",
+                               "--seed", "11"], capture_output=True, text=True, timeout=120)  # a bar of 41 notes
         assert proc.returncode == 0, proc.stderr
         takes.append(take)
         # a note the model thread composed after its time (a stalled machine) is recorded when it sounded
@@ -215,7 +217,7 @@ def test_sigterm_while_it_opens_ends_it_cleanly(tmp_path, small_checkpoint):
                              "--midi-out", "none", "--no-audio", "--record", str(tmp_path / "take.mid")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     STARTED.append(proc)
-    assert wait_for(lambda: (tmp_path / "cache").exists() or proc.poll() is not None, 60)  # building now
+    wait_for(lambda: (tmp_path / "cache").exists() or proc.poll() is not None, 60)  # building now
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

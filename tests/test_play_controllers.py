@@ -58,7 +58,7 @@ def test_myo_orientation_and_emg_move_the_lobotomy_patch_both_ways(tmp_path, lob
                 player.send(osc_message("/myo1/orientation/scaled", 0.5, pitch, 0.5), player.myo)
                 player.send(osc_message("/myo1/emg/scaled/abs", *([tension] * 8)), player.myo)
                 player.send(osc_message("/myo1/emg/scaled/abs/mav", tension), player.myo)
-                time.sleep(0.02)
+                time.sleep(0.02)  # paces the stimulus: 50 frames a second, as Myo Mapper streams
 
         arm(0.9, 0.6)
         player.wait_for(lambda s: s["ablation.depth"] > 0.7 and s["stimulation.weight"] > 0.3)

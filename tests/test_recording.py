@@ -15,7 +15,7 @@ from instrument.outputs.recording import Recording, tune_title
 from instrument.music.tunes import Tune, parse_tunes
 from tests.helpers import DATA
 from bench.harness.midi import notes_in
-from bench.harness.midi import wait_for
+from bench.harness.wait import wait_for
 
 START = 1000.0  # the performance's start on the clock; the file counts from it
 
@@ -81,7 +81,7 @@ def test_abc_is_written_as_each_tune_ends_and_abc2midi_reads_it(tmp_path):
     rec.start(START)
     rec.schedule(ScheduledNote(START, START + 0.2, 60, 80, 1, 1))
     rec.tune(1, tunes[0])
-    assert wait_for(lambda: "X:1" in rec.abc_path.read_text(), timeout=5)  # before the end: a crash keeps it
+    wait_for(lambda: "X:1" in rec.abc_path.read_text(), 10)  # before the end: a crash keeps it
     assert notes_in(rec.path)[0] == [(0.0, 0.2, 60, 80, 1)]  # and the MIDI file so far, complete
     rec.tune(2, tunes[1])
     rec.tune(2, tunes[1])  # the same tune twice is written once

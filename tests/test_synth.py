@@ -19,6 +19,7 @@ from instrument.outputs.stream_clock import StreamClock
 from instrument.outputs.synth import AudioUnavailable, Synth, audio_available, render_with_numpy, write_wav
 from instrument.outputs.tones import NEVER, PANIC_S, STEAL_S, TIMBRES, ToneBank
 from instrument.timing import clock
+from bench.harness.wait import wait_for
 from tests.helpers import ROOT
 
 SR = 48000
@@ -291,6 +292,11 @@ class Recorder:
         self.stream = sd.InputStream(device=device, samplerate=SR, channels=2, dtype="float32", callback=self._callback)
         self.ports = sorted(_ports() - before)
 
+    def covers(self, t: float) -> bool:
+        """Whether the frames recorded so far reach ``t`` (on clock)."""
+        blocks = self.blocks
+        return bool(blocks) and blocks[-1][1] + len(blocks[-1][2]) / SR >= t
+
     def _callback(self, indata, frames, time_info, status):
         self.blocks.append((self.position, clock() + time_info.inputBufferAdcTime - time_info.currentTime, indata[:, 0].copy()))
         self.position += frames
@@ -336,9 +342,9 @@ def test_live_synth_sounds_through_jack_at_the_notes_times_and_panics(jack_audio
     synth.schedule(a)
     synth.schedule(b)
     panic = t0 + 1.1
-    time.sleep(max(0.0, panic - clock()))
+    time.sleep(max(0.0, panic - clock()))  # paces the stimulus: the panic comes at its time, in the long note
     synth.panic(panic)
-    time.sleep(0.3)
+    wait_for(lambda: recorder.covers(panic + 0.3), 10, "the recording past the panic")
     synth.close(clock())
     assert synth.status().startswith("audio: closed (")
     recorder.stream.stop()

@@ -16,14 +16,14 @@ from instrument.midi.messages import NOTE_ON
 from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
 from instrument.outputs.recording import CHECKPOINT_S, Recording
-from bench.harness.midi import notes_in
 from bench.harness.jack_server import realtime_jack_server
-from bench.harness.midi import Receiver, wait_for
+from bench.harness.midi import notes_in, Receiver
+from bench.harness.wait import wait_for
 from tests.player import play
 from tests.timing import machine_jitter
 
 START = 1000.0
-KILLED_AFTER_S = 40.0  # the check: kill -9 after 40 s
+KILLED_AFTER_S = 40.0  # the stimulus: kill -9 after a take of many checkpoints
 
 
 class Clock:
@@ -85,7 +85,7 @@ def test_a_checkpoint_holds_what_has_started_with_the_note_offs_it_owes(tmp_path
     rec.schedule(ScheduledNote(START + 0.2, START + 9.0, 64, 80, 1, 1))  # sounding long after the checkpoint
     clock.t = START + 1.0
     rec.progress = lambda: (1, Tune("4/4", "maj", ["C", "E", "|"], ended=False))
-    assert wait_for(lambda: rec.path.exists() and len(notes_in(rec.path)[0]) == 2, timeout=3)
+    wait_for(lambda: rec.path.exists() and len(notes_in(rec.path)[0]) == 2, 10)
     got, _ = notes_in(rec.path)
     assert [(round(on, 3), round(off, 3), pitch) for on, off, pitch, _, _ in got] == [(0.0, 0.5, 60), (0.2, 9.0, 64)]
     assert "X:1" in rec.abc_path.read_text() and "CE" in rec.abc_path.read_text()  # the tune being written
@@ -128,8 +128,8 @@ def test_kill_9_after_40_s_leaves_a_readable_take_missing_only_the_last_seconds(
         try:
             proc = play("--model", str(plain_checkpoint), "--no-audio", "--midi-out", "kill-receiver", "--midi-api", "jack",
                         "--record", str(take), "--tempo", "200", "--seed", "2")
-            assert wait_for(lambda: len(receiver.of(NOTE_ON)) >= 1, timeout=60), proc.stderr.read() if proc.poll() else ""
-            time.sleep(KILLED_AFTER_S)
+            wait_for(lambda: len(receiver.of(NOTE_ON)) >= 1, 60, what=lambda: proc.stderr.read() if proc.poll() else "")
+            time.sleep(KILLED_AFTER_S)  # paces the stimulus: the take grows for this long before kill -9
             proc.kill()
             killed = receiver.messages[-1][0] if receiver.messages else 0.0
             proc.communicate(timeout=10)
@@ -192,7 +192,7 @@ def test_the_recording_is_the_same_on_both_sides_of_a_full_disk(tmp_path):
 def test_sigterm_during_a_checkpoint_never_leaves_a_part_file(tmp_path, plain_checkpoint):
     take = tmp_path / "take.mid"
     proc = play("--model", str(plain_checkpoint), "--no-audio", "--midi-out", "none", "--record", str(take), "--tempo", "200")
-    assert wait_for(lambda: take.exists() and take.stat().st_size > 40, timeout=60)
+    wait_for(lambda: take.exists() and take.stat().st_size > 40, 60)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

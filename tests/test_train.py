@@ -3,7 +3,6 @@
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -11,6 +10,7 @@ from instrument.model import checkpoint
 from instrument.music.form import tune_form
 from instrument.music.tunes import format_tunes, parse_tunes
 from instrument.training.corpus import META_FIELDS, meta_path
+from bench.harness.wait import wait_for
 from tests.helpers import DATA, ROOT, run_cli
 
 
@@ -69,10 +69,8 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
          "--hidden", "24", "--layers", "2", "--batch", "8"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
-    while not out.exists() and time.monotonic() < deadline:  # the first epoch has finished
-        time.sleep(0.2)
-    assert out.exists()
+    wait_for(lambda: out.exists() or proc.poll() is not None, 60, "the first epoch's checkpoint", step=0.2)
+    assert out.exists(), proc.communicate()[1]
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

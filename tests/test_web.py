@@ -25,7 +25,7 @@ from instrument.music.notes import tune_notes
 from instrument.music.tunes import AbcWriter, Tune, abc_body, abc_body_tokens
 from instrument.web.live import LiveSource
 from instrument.web.server import WebServer, parse_address
-from bench.harness.browser import wait_until
+from bench.harness.wait import wait_for
 from tests.helpers import make_model, run_cli
 from tests.timing import machine_jitter
 
@@ -190,6 +190,11 @@ def live():
     player.close()
 
 
+async def _waited(condition, what: str, timeout: float = 20.0):
+    """``wait_for`` from a coroutine: in a worker thread, so the event loop runs the pages meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, wait_for, condition, timeout, what)
+
+
 async def _messages(url: str, seconds: float, origin: str | None = None, send: list | None = None,
                     until=None) -> list[dict]:
     """What a page receives for ``seconds``, or (``until``) until what it received satisfies
@@ -275,7 +280,7 @@ def test_a_change_sent_by_a_page_reaches_the_parameters_and_comes_back_to_every_
 
     async def run():
         watcher = asyncio.ensure_future(_messages(live.base + "/ws", 20.0, origin=live.base, until=echoed))
-        await asyncio.sleep(0.3)
+        await _waited(lambda: live.server.clients, "the watching page connected")
         await _messages(live.base + "/ws", 0.5, origin=live.base, send=[{"op": "set", "name": "swing", "value": 0.25}])
         return await watcher
 
@@ -299,8 +304,7 @@ def test_on_another_address_control_needs_the_token():
                         assert hello["control"] is allowed
                         received = player.reporter.received
                         await ws.send_str(json.dumps({"op": "set", "name": "accent", "value": 0.9 if allowed else 0.1}))
-                        heard = lambda: player.reporter.received > received  # noqa: E731
-                        await asyncio.get_running_loop().run_in_executor(None, wait_until, heard, 20.0, "the message")
+                        await _waited(lambda: player.reporter.received > received, "the message")
 
         asyncio.run(run())
         assert player.params.target("accent") == 0.9 and player.params.source("accent") == "web"
@@ -323,7 +327,7 @@ def test_a_message_over_4_kib_closes_that_connection_and_changes_nothing(live):
     assert kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING) and code == 1009
     assert live.params.target("ablation.units") == ()
     # the server's thread logs the refusal as it closes: it may come just after the client sees the close
-    wait_until(lambda: any("connection closed" in line for line in live.reporter.lines), 5, "the refusal logged")
+    wait_for(lambda: any("connection closed" in line for line in live.reporter.lines), 10, "the refusal logged")
 
 
 @pytest.mark.realtime
@@ -357,7 +361,7 @@ def test_the_notes_a_control_changed_and_the_units_an_ablation_cuts_reach_the_pa
 
     async def run():
         watcher = asyncio.ensure_future(_messages(live.base + "/ws", 20.0, origin=live.base, until=seen))
-        await asyncio.sleep(0.5)
+        await _waited(lambda: live.server.clients, "the watching page connected")
         await _messages(live.base + "/ws", 0.3, origin=live.base,
                         send=[{"op": "set", "name": "ablation.depth", "value": 0.5}])
         return await watcher

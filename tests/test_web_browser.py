@@ -1,4 +1,4 @@
-"""The web page in a real headless browser on a running ``play``, as the issue checks it: the
+"""The web page in a real headless browser on a running ``play``, as a performer uses it: the
 page loads with no console errors and shows the tune being written as notation, a slider moved
 in the page changes /state over OSC and an OSC change moves the slider, the XY pad plays through
 the patch, a page from another origin cannot open the socket, on another address control needs
@@ -15,11 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from instrument.music.tunes import abc_body_tokens
-from bench.harness.browser import BrowserMissing, artifact, console_errors, open_browser, wait_until
+from bench.harness.browser import BrowserMissing, artifact, console_errors, open_browser
+from bench.harness.wait import wait_for
 from bench.harness.net import free_tcp_port
 from tests.helpers import ROOT
 from bench.harness.osc import osc_message
-from tests.player import Player
+from tests.player import Lines, Player
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,19 +32,17 @@ class WebPlayer(Player):
         self.web_port = free_tcp_port(host)
         super().__init__(None, "default.yaml", tmp_path, "--web", f"{host}:{self.web_port}")
         self.take = tmp_path / "take.mid"
-        self.lines: list[str] = []
-        self._drain = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self._drain.start()
-        line = wait_until(lambda: next((l for l in self.lines if l.startswith("web page: ")), None), 30, "the page's address")
+        self.err = Lines(self.proc.stderr)
+        line = wait_for(lambda: next((l for l in self.err.lines if l.startswith("web page: ")), None), 30, "the page's address")
         self.url = line.split()[2]
 
     def stop(self) -> str:
         self.proc.terminate()
         self.proc.wait(30)
-        self._drain.join(5)
         self.sock.close()
-        assert self.proc.returncode == 0, "".join(self.lines)
-        return "".join(self.lines)
+        err = self.err.text(5)
+        assert self.proc.returncode == 0, err
+        return err
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +70,14 @@ def page_tune(browser) -> dict | None:
 
 def test_the_page_loads_clean_and_shows_the_tune_as_it_is_written(player, browser, tmp_path):
     browser.get(player.url)
-    wait_until(lambda: browser.execute_script("return document.querySelectorAll('#sheet svg .abcjs-note').length") > 3,
+    wait_for(lambda: browser.execute_script("return document.querySelectorAll('#sheet svg .abcjs-note').length") > 3,
                30, "notes in the sheet music")
     tune = page_tune(browser)
     title = browser.execute_script("return document.querySelector('#sheet svg .abcjs-title').textContent")
     assert title == f"folk-instrument tune {tune['number']}"
-    wait_until(lambda: browser.execute_script("return document.querySelectorAll('#sheet svg .sounding').length") > 0,
+    wait_for(lambda: browser.execute_script("return document.querySelectorAll('#sheet svg .sounding').length") > 0,
                10, "a sounding note lit in the notation")
-    wait_until(lambda: browser.execute_script("return S.columns.length") > 2, 10, "the network's activity")
+    wait_for(lambda: browser.execute_script("return S.columns.length") > 2, 10, "the network's activity")
     shot = artifact("web-page-live.png", tmp_path)
     browser.save_screenshot(str(shot))
     print(f"screenshot of the live page: {shot}")
@@ -87,13 +86,13 @@ def test_the_page_loads_clean_and_shows_the_tune_as_it_is_written(player, browse
     number = page_tune(browser)["number"]
     player.send(osc_message("/tune/new", 1))
     abc = player.take.with_suffix(".abc")
-    wait_until(lambda: (browser.execute_script("const t = S.tunes.get(arguments[0]); return t && t.ended;", number)), 10, "the end")
+    wait_for(lambda: (browser.execute_script("const t = S.tunes.get(arguments[0]); return t && t.ended;", number)), 10, "the end")
     pieces = [p.strip() for p in browser.execute_script("return S.tunes.get(arguments[0]).pieces;", number)]
     # the take's checkpoints hold the tune as it stood while it was written; the ended tune is
     # written at once, and it must be the very tune the page shows
     recorded = lambda: abc_body_tokens(_abc_body(abc.read_text(), number) or "")
     try:
-        wait_until(lambda: recorded() == pieces, 20, f"tune {number} in the recording as the page shows it")
+        wait_for(lambda: recorded() == pieces, 20, f"tune {number} in the recording as the page shows it")
     except AssertionError:
         assert pieces == recorded()
 
@@ -111,21 +110,21 @@ def test_a_slider_moved_in_the_page_changes_state_over_osc(player, browser):
     from selenium.webdriver.common.keys import Keys
 
     browser.get(player.url)
-    slider = wait_until(lambda: browser.find_elements("css selector", '#controls input[name="temperature"]'), 20, "controls")[0]
+    slider = wait_for(lambda: browser.find_elements("css selector", '#controls input[name="temperature"]'), 20, "controls")[0]
     slider.send_keys(Keys.END)  # a keyboard user's way to the top of the range
     state = player.wait_for(lambda s: s["temperature"] == 4.0)
     assert state["temperature"] == 4.0
     slider.send_keys(Keys.HOME)
     player.wait_for(lambda s: s["temperature"] == 0.0)
-    wait_until(lambda: "by web" in browser.find_element("css selector", '.control[data-name="temperature"] .source').text, 5, "source")
+    wait_for(lambda: "by web" in browser.find_element("css selector", '.control[data-name="temperature"] .source').text, 10, "source")
     assert console_errors(browser) == []
 
 
 def test_an_osc_change_moves_the_slider(player, browser):
     browser.get(player.url)
-    wait_until(lambda: browser.find_elements("css selector", '#controls input[name="swing"]'), 20, "controls")
+    wait_for(lambda: browser.find_elements("css selector", '#controls input[name="swing"]'), 20, "controls")
     player.send(osc_message("/swing", 0.7))
-    wait_until(lambda: _slider(browser, "swing").get_attribute("value") == "0.7", 5, "the slider at 0.7")
+    wait_for(lambda: _slider(browser, "swing").get_attribute("value") == "0.7", 10, "the slider at 0.7")
     assert "by OSC /swing" in browser.find_element("css selector", '.control[data-name="swing"] .source').text
 
 
@@ -133,7 +132,7 @@ def test_the_xy_pad_plays_the_patch(player, browser):
     from selenium.webdriver.common.action_chains import ActionChains
 
     browser.get(player.url)
-    pad = wait_until(lambda: browser.find_elements("css selector", "#pad:not(.disabled)"), 20, "the pad")[0]
+    pad = wait_for(lambda: browser.find_elements("css selector", "#pad:not(.disabled)"), 20, "the pad")[0]
     size = pad.size
     # top right: x = 1 (temperature 2.0 in the default patch), y = 1 (stimulation weight 1)
     ActionChains(browser).move_to_element_with_offset(pad, size["width"] // 2 - 2, -size["height"] // 2 + 2) \
@@ -168,14 +167,14 @@ def test_a_page_from_another_origin_cannot_open_the_socket(player, browser):
     threading.Thread(target=site.serve_forever, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{site.server_address[1]}/")
-        wait_until(lambda: browser.title != "waiting", 10, "the foreign page's attempt")
+        wait_for(lambda: browser.title != "waiting", 10, "the foreign page's attempt")
         assert browser.title == "refused"
         assert player.state()["transpose"] == 0
         console_errors(browser)  # the refusal is logged by the browser: expected here
     finally:
         site.shutdown()
         site.server_close()
-    assert any("Origin 'http://127.0.0.1:" in line and "refused" in line for line in player.lines)
+    wait_for(lambda: player.err.said("Origin 'http://127.0.0.1:", "refused"), 10, "the refusal in play's log")
 
 
 def test_on_another_address_control_needs_the_printed_token(tmp_path, browser):
@@ -186,12 +185,12 @@ def test_on_another_address_control_needs_the_printed_token(tmp_path, browser):
         assert "?token=" in guarded.url
         bare = guarded.url.split("?")[0]
         browser.get(bare)
-        wait_until(lambda: browser.find_element("css selector", "#view-only").is_displayed(), 20, "the view-only notice")
+        wait_for(lambda: browser.find_element("css selector", "#view-only").is_displayed(), 20, "the view-only notice")
         slider = _slider(browser, "temperature")
         assert not slider.is_enabled()
         browser.execute_script("send({op: 'set', name: 'temperature', value: 3})")  # a page that tries anyway
         browser.get(guarded.url)
-        slider = wait_until(lambda: [e for e in browser.find_elements("css selector", '#controls input[name="temperature"]')
+        slider = wait_for(lambda: [e for e in browser.find_elements("css selector", '#controls input[name="temperature"]')
                                      if e.is_enabled()], 20, "enabled controls")[0]
         assert not browser.find_element("css selector", "#view-only").is_displayed()
         slider.send_keys(Keys.END)
@@ -214,7 +213,7 @@ def test_a_recorded_take_opens_on_the_same_page_with_a_time_slider(player, brows
         line = view.stderr.readline() + view.stderr.readline()
         assert f"web page: http://127.0.0.1:{port}/" in line, line
         browser.get(f"http://127.0.0.1:{port}/")
-        wait_until(lambda: (browser.execute_script("return take && S.notes.length") or 0) > 10, 20, "the take's notes")
+        wait_for(lambda: (browser.execute_script("return take && S.notes.length") or 0) > 10, 20, "the take's notes")
         assert browser.find_element("css selector", "#time").is_displayed()
         assert not browser.find_element("css selector", "#pad").is_displayed()
         aligned = browser.execute_script("return S.notes.filter(n => n.tok >= 0).length / S.notes.length")
@@ -226,7 +225,7 @@ def test_a_recorded_take_opens_on_the_same_page_with_a_time_slider(player, brows
         # the page redraws at its next frame: until then the sheet shown before the move may be lit
         lit = "return shownTune === arguments[0] && rendered && rendered.number === arguments[0] && " \
               "document.querySelectorAll('#sheet svg .sounding').length > 0"
-        wait_until(lambda: browser.execute_script(lit, note["tune"]), 10, f"the note at the slider lit in tune {note['tune']}")
+        wait_for(lambda: browser.execute_script(lit, note["tune"]), 10, f"the note at the slider lit in tune {note['tune']}")
         shot = artifact("web-page-take.png", tmp_path)
         browser.save_screenshot(str(shot))
         print(f"screenshot of a take's page: {shot}")

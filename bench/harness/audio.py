@@ -33,6 +33,7 @@ class JackRecorder:
         self.client.set_xrun_callback(self._xrun)
         self.client.set_process_callback(self._process)
         self.client.activate()
+        self.activated = clock()  # its joining changed the server's graph
 
     def _xrun(self, delay_us: float) -> None:
         self.xruns += 1
@@ -63,19 +64,32 @@ class JackRecorder:
             time.sleep(0.005)
         raise TimeoutError(f"no audio ports of {client_pattern!r} appeared in {timeout:g} s")
 
-    def audio(self) -> tuple[np.ndarray, np.ndarray]:
-        """The recording (frames, 2) and each frame's time on ``clock()``. A cycle's measured start
-        is late by the callback's wake-up, never early, and the dummy server loses time now and
-        then: each block's origin is the earliest that its neighbours within 10 ms imply."""
+    def _origins(self) -> tuple[list, np.ndarray]:
+        """The blocks and each one's origin (where frame 0 would lie on ``clock()``): the earliest
+        that the block and its neighbours within 10 ms imply, since a cycle's measured start is late
+        by the callback's wake-up, never early."""
         blocks = list(self.blocks)
         frame = np.array([f for _, f, _ in blocks], dtype=np.int64)
         origin = np.array([t for t, _, _ in blocks]) - frame / self.sr
         k = max(1, int(0.01 * self.sr / max(1, len(blocks[0][2]))))  # blocks within 10 ms either side
         padded = np.concatenate([np.full(k, np.inf), origin, np.full(k, np.inf)])
-        origin = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).min(axis=1)
+        return blocks, np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).min(axis=1)
+
+    def audio(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recording (frames, 2) and each frame's time on ``clock()``; the dummy server loses
+        time now and then, and each block is placed by its own origin (``_origins``)."""
+        blocks, origin = self._origins()
         x = np.concatenate([b for _, _, b in blocks])
         t = np.concatenate([o + (f + np.arange(len(b))) / self.sr for o, (_, f, b) in zip(origin, blocks)])
         return x, t
+
+    def time_lost(self, more_than: float = 0.0005) -> list[tuple[float, float]]:
+        """When the server lost time, as the listener heard it: (clock time, seconds) of each step
+        of the origin (a cycle that ran late and was never made up: the stream is that much later
+        from then on, a stall of the server that no client may have missed a cycle in)."""
+        blocks, origin = self._origins()
+        steps = np.diff(origin)
+        return [(blocks[i + 1][0], float(steps[i])) for i in np.flatnonzero(steps > more_than)]
 
     def close(self) -> None:
         self.client.deactivate()

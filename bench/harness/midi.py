@@ -1,5 +1,5 @@
 """A JACK MIDI client that keeps what it receives, the port under test, what a listener heard
-matched against what was recorded (a MIDI file's notes), and small waits."""
+matched against what was recorded (a MIDI file's notes)."""
 
 from __future__ import annotations
 
@@ -118,16 +118,6 @@ class ClockSource:
     def close(self) -> None:
         self._out.close_port()
         self._out.delete()
-
-
-def wait_for(condition, timeout: float = 5.0, step: float = 0.02) -> bool:
-    """Poll ``condition()`` until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return bool(condition())
 
 
 def midi_port(target, scheduler, **options) -> MidiPort:

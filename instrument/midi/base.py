@@ -41,7 +41,8 @@ class BasePort:
 
     ``client_class``: rtmidi.MidiIn or rtmidi.MidiOut; ``other_kind``: what the other program's
     port is ("input" for our output); ``what``: how log lines name the port ("MIDI", "MIDI in").
-    ``lost`` says why the port is gone while it is; ``reconnects`` counts its returns.
+    ``lost`` says why the port is gone while it is; ``reconnects`` counts its returns, ``checks``
+    the checks made (what a test waits for to know a check has seen something).
     """
 
     client_class: type = rtmidi.MidiOut
@@ -60,6 +61,7 @@ class BasePort:
         self.target = None if self.connected_to is None else target  # None: our virtual port
         self.lost: str | None = None
         self.reconnects = 0
+        self.checks = 0
         self._client: rtmidi.MidiIn | rtmidi.MidiOut | None = client  # None once abandoned
         self._live = client  # the client while its port is open (what is sent to or read from), else None
         self._lock = threading.Lock()  # held only to swap the clients (and by a subclass around one use)
@@ -107,6 +109,7 @@ class BasePort:
                     self._check()
                 except Exception:
                     log.exception("%s: checking the port failed", self.what)
+                self.checks += 1
             self._serve(next_check)
 
     def _check(self) -> None:
