@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 from bench.harness.jack_server import jack_ports, start_jack, stop_jack
-from tests.helpers import make_model
+from tests.helpers import make_model, plain_model
 from tests.player import STARTED
 
 
@@ -38,23 +37,6 @@ def small_checkpoint(tmp_path, small_model) -> Path:
     path = tmp_path / "small.pt"
     checkpoint.save(path, small_model, {"name": "test-small"})
     return path
-
-
-def plain_model(layers: int = 2) -> FolkRNN:
-    """A small random model biased to write plain notes and bars only (no chords, tuplets,
-    repeats or endings, which an untrained model strings together for hundreds of tokens
-    without a note): for timing tests, where the music must keep coming like a trained model's."""
-    from instrument.model import vocab
-
-    model = make_model(layers=layers, hidden=32, seed=1)
-    bias = {vocab.TokenClass.PITCH: 3.0, vocab.TokenClass.DURATION: 1.0, vocab.TokenClass.REST: -2.0}
-    with torch.no_grad():
-        for i, token in enumerate(vocab.TOKENS):
-            cls = vocab.TOKEN_CLASS[i]
-            model.out.bias[i] = bias.get(cls, -30.0)
-            if token == "|":
-                model.out.bias[i] = 5.0  # a bar line every ten notes or so
-    return model
 
 
 @pytest.fixture

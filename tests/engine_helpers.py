@@ -6,6 +6,7 @@ from __future__ import annotations
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.live.params import Parameters
+from instrument.model.network import FolkRNN
 from instrument.timing import Scheduler, clock
 from tests.helpers import make_model
 from tests.timing import Jitter
@@ -42,13 +43,14 @@ class Collector:
         return f"collector: {len(self.notes)} notes"
 
 
-def engine_for(limits: Limits, seed: int = 3, params: Parameters | None = None, **settings) -> tuple[Engine, Parameters, Collector]:
-    """An engine playing a small random model (48 units) to a Collector at 240 BPM in 4/4 major;
-    ``params``: the registry to use (a new one by default), ``settings``: more start values."""
+def engine_for(limits: Limits, seed: int = 3, params: Parameters | None = None, model: FolkRNN | None = None,
+               **settings) -> tuple[Engine, Parameters, Collector]:
+    """An engine playing a small random model (48 units, or ``model``) to a Collector at 240 BPM in
+    4/4 major; ``params``: the registry to use (a new one by default), ``settings``: more start values."""
     params = params or Parameters()
     for name, value in {"tempo": 240.0, "meter.next": "4/4", "mode.next": "maj", **settings}.items():
         params.set(name, value, smoothing_ms=0)  # a start state, not a glide
-    composer = Composer(make_model(hidden=48, seed=seed), params, seed=seed)
+    composer = Composer(model or make_model(hidden=48, seed=seed), params, seed=seed)
     out = Collector()
     return Engine(composer, params, [out], Scheduler(realtime=False), limits), params, out
 

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(ROOT))
 
+from instrument.model import vocab  # noqa: E402
 from instrument.model.network import FolkRNN, ModelConfig  # noqa: E402
 
 
@@ -28,6 +29,21 @@ def make_model(layers: int = 3, hidden: int = 32, seed: int = 0) -> FolkRNN:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     return model.eval()
+
+
+def plain_model(layers: int = 2) -> FolkRNN:
+    """A small random model biased to write plain notes and bars only (no chords, tuplets,
+    repeats or endings, which an untrained model strings together for hundreds of tokens
+    without a note): for timing tests, where the music must keep coming like a trained model's."""
+    model = make_model(layers=layers, hidden=32, seed=1)
+    bias = {vocab.TokenClass.PITCH: 3.0, vocab.TokenClass.DURATION: 1.0, vocab.TokenClass.REST: -2.0}
+    with torch.no_grad():
+        for i, token in enumerate(vocab.TOKENS):
+            cls = vocab.TOKEN_CLASS[i]
+            model.out.bias[i] = bias.get(cls, -30.0)
+            if token == "|":
+                model.out.bias[i] = 5.0  # a bar line every ten notes or so
+    return model
 
 
 def run_cli(*args: str, input: str | None = None, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ from instrument.timing import clock
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune
 from tests.engine_helpers import engine_for, hand_over_problem
+from tests.helpers import plain_model
 
 
 @pytest.mark.realtime
@@ -43,7 +44,7 @@ def test_notes_are_handed_over_just_in_time_and_follow_the_tempo():
 
 
 def test_bar_limit_plays_whole_bars_then_stops():
-    engine, params, out = engine_for(Limits(bars=3))
+    engine, params, out = engine_for(Limits(bars=3), model=plain_model())  # a bar every ten notes or so
     engine.start()
     assert engine.wait(30)
     assert engine.phrasing.bars == 3

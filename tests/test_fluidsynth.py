@@ -181,12 +181,14 @@ HEARD_MEDIAN_S, HEARD_WORST_S = 0.001, 0.003
 # instead, against those of a bare client alone on the same server for as long.
 MISSED_CYCLE_BEFORE_S = 0.1
 # Every other note is judged against what was measured near it: the machine's stalls (a bare
-# sleep-until loop) while the recorder placed it, and the time the server lost (as the recorder
-# heard it) over the window in which FluidSynth's lead estimate follows such a loss.
+# sleep-until loop) while the recorder placed it, and how far the server's timeline moved (as the
+# recorder heard it: time the server lost) over the window in which FluidSynth's lead estimate
+# follows such a move.
 STALL_AROUND_S = 0.05  # the recorder's placement of a note: its level curve 10 ms before to 40 ms after
-LOST_BEFORE_S = fluid.LEAD_WINDOW_S
+NEIGHBOURS_S = 1.5  # the notes a note's lag is judged against: about ten either side at 100 BPM
+MOVED_BEFORE_S = fluid.LEAD_WINDOW_S
 SETTLE_S = 1.0  # after our clients join the server (a change of its graph), before its missed cycles are counted
-PLAY_S = 20
+PLAY_S = 12  # some 36 notes at 100 BPM
 # play with FluidSynth placing every note up to 15 ms late at random: a regression the check must catch
 MISPLACED = ("import dataclasses, random, runpy, sys; import instrument.outputs.fluid as f; "
              "real = f.FluidSynth.schedule; rng = random.Random(1); "
@@ -210,7 +212,7 @@ class Heard:
     found: int
     lags: list[float]
     heard_at: list[float]  # on clock
-    near: list[float]  # the machine's stall or the server's lost time near each judged note, whichever is larger
+    near: list[float]  # the machine's stall or the server's timeline moving near each judged note, the larger
     judged_out: int  # notes found but sounding near a missed cycle
     jitter: Jitter
     missed_during: list[float]
@@ -221,7 +223,7 @@ class Heard:
     def __repr__(self) -> str:
         disturbed = sum(1 for x in self.near if x > HEARD_WORST_S)
         return (f"{self.found} of {self.notes} notes found, {len(self.lags)} judged ({self.judged_out} near a missed "
-                f"cycle left out, {disturbed} near a stall or lost time over {HEARD_WORST_S * 1e3:g} ms); "
+                f"cycle left out, {disturbed} near a stall or a move of the server's time over {HEARD_WORST_S * 1e3:g} ms); "
                 f"{len(self.missed_during)} xruns in {self.played_s:.1f} s of play, "
                 f"{len(self.missed_alone)} in {self.alone_s:.0f} s alone; {self.jitter}")
 
@@ -231,12 +233,17 @@ class Heard:
         return xrun_problem(self.missed_during, self.played_s, self.missed_alone, self.alone_s)
 
     def timing_problem(self) -> str | None:
-        """Each note's deviation from the run's median lag: the median within our budget plus the
-        machine's, and each within our budget plus what was measured near it, but for the furthest
-        tenth (a note whose sound the reference matches poorly, such as a short one in the last
-        one's tail, can be misplaced by the search)."""
-        median = float(np.median(self.lags))
-        deviations = [abs(lag - median) for lag in self.lags]
+        """Each note's deviation from the lag of the notes around it (within NEIGHBOURS_S): the
+        median within our budget plus the machine's, and each within our budget plus what was
+        measured near it, but for the furthest tenth (a note whose sound the reference matches
+        poorly, such as a short one in the last one's tail, can be misplaced by the search).
+        Judged against its neighbours, not the run's median lag: what a listener hears is the
+        rhythm, and on a loaded machine FluidSynth's lead estimate may place a stretch of notes
+        a JACK period later until it follows (a synth's latency moving once), where notes
+        started when due would scatter over every period."""
+        at = np.asarray(self.heard_at)
+        lags = np.asarray(self.lags)
+        deviations = [abs(lag - float(np.median(lags[np.abs(at - t) <= NEIGHBOURS_S]))) for t, lag in zip(at, lags)]
         return timing_problem(deviations, self.jitter, HEARD_MEDIAN_S, HEARD_WORST_S, due=self.heard_at,
                               spare=0.1, near=self.near)
 
@@ -276,7 +283,7 @@ def hear_play(server: str, tmp_path: Path, checkpoint: Path, python: tuple[str, 
         recorder.close()
         bare.close()
     x, t = recorder.audio()
-    lost = recorder.time_lost()
+    cycles, origins = recorder.origins()
     assert np.abs(x).max() > 0.05, "the recording is silent"
     notes = recorded_notes(take)
     assert len(notes) >= 12
@@ -299,10 +306,11 @@ def hear_play(server: str, tmp_path: Path, checkpoint: Path, python: tuple[str, 
             judged_out += 1
             continue
         stall = jitter.near(found_at - STALL_AROUND_S, found_at + STALL_AROUND_S)
-        lost_near = sum(s for at, s in lost if found_at - LOST_BEFORE_S <= at <= found_at + STALL_AROUND_S)
+        around = origins[np.searchsorted(cycles, found_at - MOVED_BEFORE_S): np.searchsorted(cycles, found_at + STALL_AROUND_S)]
+        moved = float(around.max() - around.min()) if len(around) else 0.0
         lags.append(lag)
         heard_at.append(found_at)
-        near.append(max(stall, lost_near))
+        near.append(max(stall, moved))
     return Heard(len(notes), found, lags, heard_at, near, judged_out, jitter, missed_during, played_s, missed_alone,
                  alone_s)
 

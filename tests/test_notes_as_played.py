@@ -1,5 +1,5 @@
 """Notes as a player plays them, whatever the network writes: chords of at most four, the port's
-budget sheds note-ons and never a note-off, and a minute at temperature 2 and 200 BPM through
+budget sheds note-ons and never a note-off, and half a minute at temperature 2 and 200 BPM through
 JACK leaves no note hanging, no more than eight at once, and the listener hearing the recording."""
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
 
 
 @pytest.mark.realtime
-def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
+def test_half_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     """With the shipped model at its wildest: no note sounding over 5 s, at most 8 at once,
     the listener's notes the recording's (pitch, order, onset and note-off) but for a note lost in
     a cycle the server reported missed, nothing shed."""
@@ -117,14 +117,14 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     try:
         with machine_jitter() as jitter:
             proc = play("--midi-out", "hot-receiver", "--midi-api", "jack", "--no-audio", "--record", str(take),
-                        "--tempo", "200", "--temperature", "2", "--seconds", "60", "--seed", "4")
+                        "--tempo", "200", "--temperature", "2", "--seconds", "30", "--seed", "4")
             out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         # play's last message is All Notes Off (sent at its close): once it is heard, everything is
         wait_for(lambda: any(m[1] == ALL_NOTES_OFF for _, m in receiver.of(CONTROL)), 10, "play's closing All Notes Off")
     finally:
+        bare.close()  # first: the receiver's close holds the GIL while JACK waits on every client's callback
         receiver.close()
-        bare.close()
     assert "shed" not in err
     notes, most, still = heard_notes(receiver.messages)
     assert not still and not sounding_after(receiver.messages)  # every note-on had its own note-off
@@ -132,7 +132,7 @@ def test_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     assert max(off - on for on, off, _, _ in notes) < 5.0
     recorded = [(on, off, pitch, channel - 1) for on, off, pitch, _, channel in notes_in(take)[0]]
     pairs = match_notes(notes, recorded, window=0.1 + jitter.max)  # the notes of a chord in any order
-    assert len(notes) == len(pairs) and len(recorded) > 300, (len(notes), len(recorded), len(pairs))
+    assert len(notes) == len(pairs) and len(recorded) > 150, (len(notes), len(recorded), len(pairs))
     offset = float(np.median([h[0] - r[0] for h, r in pairs]))
     # every recorded note heard, but for a note in a cycle the server missed (an xrun, 1 in ~1000
     # notes seen in CI on a VM): none lost otherwise, and never more than 1 in 100

@@ -293,9 +293,8 @@ class Recorder:
         self.ports = sorted(_ports() - before)
 
     def covers(self, t: float) -> bool:
-        """Whether the frames recorded so far reach ``t`` (on clock)."""
-        blocks = self.blocks
-        return bool(blocks) and blocks[-1][1] + len(blocks[-1][2]) / SR >= t
+        """Whether the frames recorded so far reach ``t`` (on clock, placed as ``audio`` places them)."""
+        return bool(self.blocks) and self.audio()[1][-1] >= t
 
     def _callback(self, indata, frames, time_info, status):
         self.blocks.append((self.position, clock() + time_info.inputBufferAdcTime - time_info.currentTime, indata[:, 0].copy()))
@@ -305,12 +304,13 @@ class Recorder:
         """The recording and each frame's time on clock. A block's capture time is late by its
         callback's wake-up delay, never early, and the stream loses time now and then: so each
         block's time is the earliest that its neighbours within 10 ms of frames imply."""
-        pos = np.array([p for p, _, _ in self.blocks])
-        origin = np.array([t for _, t, _ in self.blocks]) - pos / SR
+        blocks = list(self.blocks)  # the callback may add one meanwhile
+        pos = np.array([p for p, _, _ in blocks])
+        origin = np.array([t for _, t, _ in blocks]) - pos / SR
         near = np.abs(pos[:, None] - pos[None, :]) <= 10 * MS
         origin = np.where(near, origin[None, :], np.inf).min(axis=1)
-        x = np.concatenate([b for _, _, b in self.blocks])
-        t = np.concatenate([o + (p + np.arange(len(b))) / SR for o, (p, _, b) in zip(origin, self.blocks)])
+        x = np.concatenate([b for _, _, b in blocks])
+        t = np.concatenate([o + (p + np.arange(len(b))) / SR for o, (p, _, b) in zip(origin, blocks)])
         return x, t
 
 

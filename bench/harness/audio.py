@@ -83,13 +83,13 @@ class JackRecorder:
         t = np.concatenate([o + (f + np.arange(len(b))) / self.sr for o, (_, f, b) in zip(origin, blocks)])
         return x, t
 
-    def time_lost(self, more_than: float = 0.0005) -> list[tuple[float, float]]:
-        """When the server lost time, as the listener heard it: (clock time, seconds) of each step
-        of the origin (a cycle that ran late and was never made up: the stream is that much later
-        from then on, a stall of the server that no client may have missed a cycle in)."""
+    def origins(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each block's cycle start and origin (where frame 0 lies), on ``clock()``. The origin moves
+        later when the server loses time (a cycle that ran late and was never made up), which
+        no client may have missed a cycle in: a stream placed by an estimate of it (FluidSynth's
+        lead) is off by as much until the estimate follows."""
         blocks, origin = self._origins()
-        steps = np.diff(origin)
-        return [(blocks[i + 1][0], float(steps[i])) for i in np.flatnonzero(steps > more_than)]
+        return np.array([b[0] for b in blocks]), origin
 
     def close(self) -> None:
         self.client.deactivate()

@@ -71,7 +71,9 @@ class Receiver:
 
     def close(self, server_gone: bool = False) -> None:
         """Stop listening and close the port; ``server_gone``: its JACK server died, so the client
-        is abandoned instead (closing it crashes python-rtmidi once a new server runs). Idempotent."""
+        is abandoned instead (closing it crashes python-rtmidi once a new server runs). Idempotent.
+        Close a ``JackRecorder`` of the same process first: rtmidi closes its client holding the
+        GIL, and the JACK server waits for every client's cycle, a Python callback among them."""
         if self._stop.is_set():
             return
         self._stop.set()
