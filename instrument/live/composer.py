@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 _END = vocab.INDEX[vocab.END]
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
+# the parameters that steer the network and take no glide (numbers are read as they glide, rounded)
+STEERING_TARGETS = ("stimulation.source", "stimulation.token", "stimulation.keys", "ablation.layer", "ablation.set",
+                    "ablation.mode", "ablation.units", "bias.scale", "bias.pitch_classes")
 
 
 @dataclass(frozen=True)
@@ -266,13 +269,14 @@ class Composer:
 
     # -- parameters -> network controls ----------------------------------------------------
     def _controls(self) -> Controls:
-        """The controls of the next token from the parameters: rebuilt when a parameter changed
-        (the scale bias needs the tune's mode: none before it is drawn), else the same value,
-        with the temperature and the guard read afresh (a smoothed temperature moves every token)."""
+        """The controls of the next token from the parameters: rebuilt when a parameter that steers
+        the network changed (the scale bias needs the tune's mode: none before it is drawn), else
+        the same value, with the temperature and the guard read afresh (a smoothed temperature
+        moves every token). A flood of other parameters (tempo, swing) rebuilds nothing."""
         p = self.params
         key = (
-            p.version, self.tune.mode,
-            round(p.get("stimulation.weight"), 4),
+            self.tune.mode, *(p.target(name) for name in STEERING_TARGETS),
+            round(p.get("stimulation.weight"), 4), round(p.get("ablation.depth"), 4), round(p.get("bias.end"), 3),
             round(p.get("bias.strength"), 3), round(p.get("bias.rests"), 3), round(p.get("bias.triplets"), 3),
             round(p.get("bias.long_notes"), 3), round(p.get("bias.short_notes"), 3),
         )

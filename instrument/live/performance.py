@@ -22,7 +22,7 @@ from instrument.model.network import FolkRNN
 from instrument.outputs.opening import OutputChoice, open_outputs
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.timing import Scheduler
+from instrument.timing import Scheduler, name_native_threads
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Performance:
         if models:
             shape = (model.config.vocab_size, model.config.layers, model.config.hidden)
             self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
-            params.listeners.append(self._on_model_next)
+            params.listen(self._on_model_next, "model.next")
         self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
         meter = params.get("meter.next")
         qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
@@ -48,10 +48,9 @@ class Performance:
                                    gain_db=params.get("gain"), qpm=qpm)
         for out in self.opened.outputs:
             if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live
-                params.listeners.append(lambda change, out=out: change.name == "timbre" and
-                                        out.set_timbre(find_timbre(change.value)))
+                params.listen(lambda change, out=out: out.set_timbre(find_timbre(change.value)), "timbre")
             if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
-                params.listeners.append(lambda change, out=out: change.name == "gain" and out.set_gain(change.value))
+                params.listen(lambda change, out=out: out.set_gain(change.value), "gain")
         for out in self.opened.outputs:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress
@@ -62,8 +61,7 @@ class Performance:
     def _on_model_next(self, change) -> None:
         """``model.next`` moved (a controller's thread): start loading it now, so that it is
         ready by the next tune boundary."""
-        if change.name == "model.next":
-            self.composer.models.request(change.value)
+        self.composer.models.request(change.value)
 
     @property
     def record_error(self) -> str | None:
@@ -120,6 +118,7 @@ class Performance:
                 if self._stop_asked.wait(interval):
                     self.engine.stop(self.signal_received or "stopped")
                     break
+                name_native_threads()  # threads started since (a model loading): named where top -H shows them
                 if tick:
                     tick()
         finally:
