@@ -38,24 +38,30 @@ MIDI_PORT = "midi-flood"  # the flood's JACK client: what a listener's --midi-in
 # MIDI CCs 1-8 (the default patch's knobs) at ``rate`` a second for ``seconds`` from a JACK port,
 # sent once ``delay`` seconds have passed (the listener has connected by then). Prints how many.
 MIDI_FLOOD = r"""
-import sys, time, rtmidi
+import signal, sys, time, rtmidi
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # terminated: its JACK client closed, not left behind
 rate, seconds, delay = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="midi-flood")
 out.open_virtual_port("out")
-time.sleep(delay)
-t0 = time.perf_counter(); n = 0
-while time.perf_counter() - t0 < seconds:
-    due = t0 + n / rate
-    now = time.perf_counter()
-    if due > now: time.sleep(due - now)
-    out.send_message([0xB0, 1 + n % 8, (n * 7) % 128]); n += 1
-print(n)
+n = 0
+try:
+    time.sleep(delay)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        due = t0 + n / rate
+        now = time.perf_counter()
+        if due > now: time.sleep(due - now)
+        out.send_message([0xB0, 1 + n % 8, (n * 7) % 128]); n += 1
+finally:
+    out.close_port(); out.delete()
+    print(n)
 """
 
 # What takes the floods when the instrument does not: a UDP socket on the OSC port and a JACK MIDI
 # input connected to the MIDI flood, both read and thrown away, for ``seconds``.
 STUB = r"""
-import select, socket, sys, time, rtmidi
+import select, signal, socket, sys, time, rtmidi
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # terminated: its JACK client closed, not left behind
 port, seconds, midi = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", port)); s.setblocking(False)
 inp = None
@@ -67,13 +73,16 @@ if midi:
         time.sleep(0.05)
     inp.open_port(next(i for i, p in enumerate(inp.get_ports()) if "midi-flood" in p))
 got = 0; end = time.monotonic() + seconds
-while time.monotonic() < end:
-    select.select([s], [], [], 0.002)
-    while True:
-        try: s.recv(65536); got += 1
-        except BlockingIOError: break
-    while inp is not None and inp.get_message() is not None: got += 1
-print(got)
+try:
+    while time.monotonic() < end:
+        select.select([s], [], [], 0.002)
+        while True:
+            try: s.recv(65536); got += 1
+            except BlockingIOError: break
+        while inp is not None and inp.get_message() is not None: got += 1
+finally:
+    if inp is not None: inp.close_port(); inp.delete()
+    print(got)
 """
 
 

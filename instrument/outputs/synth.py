@@ -165,13 +165,17 @@ class Synth:
 
     def __init__(self, device: int | str | None = None, samplerate: float | None = None, blocksize: int = 256,
                  timbre: str = "pluck", gain: float = 1.0, polyphony: int = 16, channels: int = 2,
-                 latency: str | float = "low", ahead_s: float = 0.010):
+                 latency: str | float = "low", ahead_s: float = 0.030):
         """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``.
 
         ``device``: PortAudio index or name substring (None: see ``find_output_device``);
         ``samplerate``: None for the device's own; ``blocksize``: frames per callback;
         ``latency``: PortAudio's suggested output latency ("low", "high" or seconds);
-        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks).
+        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks): the
+        longest the render thread may wait for the GIL without a dropout. 10 ms ran short every few
+        seconds under a storm of controls on a busy 2-core machine, 30 ms about once a minute or less
+        (docs/audio.md); the engine hands notes over that much earlier (``lead_s``), so the cost
+        is that a control or a panic is heard some 20 ms later than with 10 ms.
         """
         self.device = find_output_device(device)
         info = _sounddevice().query_devices(self.device.index)
