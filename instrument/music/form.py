@@ -14,10 +14,11 @@ token-to-note rules (``NoteStream``), never from a second reading of the tokens.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from instrument.model import vocab
-from instrument.music.notes import NoteStream
+from instrument.music.notes import Note, NoteStream, Score
 from instrument.music.tunes import Tune
 
 
@@ -28,6 +29,7 @@ class Part:
     bars: int  # whole bars as played once through (first ending taken, second left out)
     repeated: bool  # closed by ``:|``: played twice
     endings: bool  # has first and/or second endings
+    start_token: int = 0  # body index of its first token
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def tune_form(tune: Tune) -> Form:
     bar_beats = vocab.METER_EIGHTHS[tune.meter] / 2
     parts: list[Part] = []
     start = 0.0  # written position (beats) where the current part began
+    start_token = 0  # body index of its first token
     ending_at: float | None = None  # where its first ending began
     ending_bars = 0  # bar lines inside the first ending
     skip_bars = 0  # bar lines still to pass in a second ending, which belongs to the part before
@@ -66,9 +69,9 @@ def tune_form(tune: Tune) -> Form:
     def close(end: float, repeated: bool, endings: bool) -> None:
         length = end - start
         if length > 1e-9:
-            parts.append(Part(math.floor(length / bar_beats + 1e-9), repeated, endings))
+            parts.append(Part(math.floor(length / bar_beats + 1e-9), repeated, endings, start_token))
 
-    for token in tune.body:
+    for index, token in enumerate(tune.body):
         stream.push(token)
         if token not in ("|", "|:", ":|", "|1", "|2"):
             continue
@@ -80,6 +83,7 @@ def tune_form(tune: Tune) -> Form:
             if skip_bars and token == "|":
                 continue  # still inside the second ending
             start, ending_at, ending_bars, skip_bars = at, None, 0, 0  # the second ending is over
+            start_token = index + 1
             if token == "|":
                 continue
         if token == "|1" and ending_at is None:
@@ -88,15 +92,35 @@ def tune_form(tune: Tune) -> Form:
             ending_bars += 1
         elif token == "|:":
             close(at, repeated=False, endings=ending_at is not None)
-            start, ending_at = at, None
+            start, start_token, ending_at = at, index + 1, None
         elif token == ":|":
             close(at, repeated=True, endings=ending_at is not None)
             if ending_at is not None:  # its second ending follows and is part of it
                 skip_bars, skip_from = ending_bars + 1, at
-            start, ending_at = at, None
+            start, start_token, ending_at = at, index + 1, None
         elif token == "|2" and ending_at is None:
             skip_bars, skip_from = 1, at  # a second ending with no first: one bar of it
     stream.close()
     if not skip_bars:
         close(stream.position, repeated=False, endings=ending_at is not None)
     return Form(tuple(parts))
+
+
+def part_openings(tune: Tune, score: Score) -> list[Note]:
+    """The first note of each part every time it is played (a repeat plays it again), in playing
+    order: where a drone is struck again and where a part's last chord comes home.
+
+    ``score`` is ``tune_notes(tune)`` (repeats played out or not). A pickup written before a ``|:``
+    (a part of no whole bar) opens the part it leads into, and the tune's first part opens with
+    the tune's first note.
+    """
+    firsts = [p.start_token for p in tune_form(tune).parts if p.bars > 0] or [0]
+    firsts[0] = 0
+    openings: list[Note] = []
+    last_part, last_token = -1, -1
+    for note in sorted(score.notes, key=lambda n: n.start):
+        part = bisect_right(firsts, note.token) - 1
+        if part != last_part or note.token < last_token:  # a new part, or this one again from its start
+            openings.append(note)
+        last_part, last_token = part, note.token
+    return openings
