@@ -5,7 +5,7 @@ the dance: a jig's bass on the first eighth of each dotted quarter and the chord
 reel's bass on 1 and 3 and the chord on 2 and 4, a polka's bass on the beat and the chord on its
 off-beat eighth, a waltz's bass-chord-chord. The "boom" is the bass with the fifth above it (the
 thumb and one more string: two notes), the "chick" the triad in close position; when the chord
-goes on into the next group the bass alternates to the fifth below the root, as a player walks it.
+goes on into the next group the bass alternates between its root and its fifth, as a player walks it.
 Registers are a guitar's: the bass E2..D#3, the chord tones G3..F#4, so every hit sounds two to
 four notes at once and never the same pitch twice.
 """
