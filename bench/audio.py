@@ -38,9 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench.realtime import FLOOD, free_port  # noqa: E402
-from tests.audio_helpers import JackRecorder  # noqa: E402
-from tests.midi_helpers import start_jack, stop_jack  # noqa: E402
+from bench.harness.net import free_udp_port  # noqa: E402
+from bench.realtime import FLOOD  # noqa: E402
+from bench.harness.audio import JackRecorder  # noqa: E402
+from bench.harness.jack_server import start_jack, stop_jack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MIDI_FLOOD = r"""
@@ -77,7 +78,7 @@ def play(server: str, synth: str, seconds: float, args, gil: bool) -> dict:
     import pty
 
     env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1", COLUMNS="120", LINES="40", TERM="xterm-256color")
-    osc_port = free_port()
+    osc_port = free_udp_port()
     midi = subprocess.Popen([sys.executable, "-c", MIDI_FLOOD, str(args.midi_rate), str(seconds), "4"], env=env,
                             stdout=subprocess.PIPE, text=True) if args.midi_rate else None
     time.sleep(1.0)  # its port exists before play looks for it

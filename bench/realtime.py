@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -49,7 +48,8 @@ from instrument.live.composer import Composer  # noqa: E402
 from instrument.live.engine import Engine, Limits  # noqa: E402
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
-from instrument.live.scheduler import Scheduler, clock  # noqa: E402
+from instrument.timing import Scheduler, clock  # noqa: E402
+from bench.harness.net import free_udp_port  # noqa: E402
 
 FLOOD = r"""
 import random, socket, sys, time
@@ -152,12 +152,6 @@ def open_osc(params: Parameters, port: int):
     return Controllers.open(params, args)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PROBE = r"""
 import asyncio, json, random, socket, sys, time
 import aiohttp
@@ -230,7 +224,7 @@ class WebPages:
         self.url = f"http://127.0.0.1:{self.server.port}/"
         self.kind, self.browsers, self.readers = kind, [], None
         if clients and kind == "browser":
-            from tests.browser import open_browser
+            from bench.harness.browser import open_browser
 
             for _ in range(clients):
                 driver = open_browser()
@@ -270,7 +264,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
     params.set("repeats", repeats)
     params.set("tempo", tempo, smoothing_ms=0)
     params.set("meter.next", "4/4")
-    port = free_port()
+    port = free_udp_port()
     controllers = open_osc(params, port)
     scheduler = Scheduler()
     if use_jack:
@@ -398,10 +392,10 @@ def web_main(args, model, where: str, use_jack: bool) -> int:
     kind = args.web_client
     if kind == "browser":
         try:
-            from tests.browser import chromium_paths
+            from bench.harness.browser import BrowserMissing, chromium_paths
 
             chromium_paths()
-        except BaseException as error:  # pytest's skip outside pytest, or no selenium
+        except BrowserMissing as error:
             print(f"no headless chromium here ({error}); using WebSocket clients", file=sys.stderr)
             kind = "socket"
     tempo = float(args.tempos.split(",")[0])

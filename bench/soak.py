@@ -47,9 +47,11 @@ from pythonosc.osc_message import OscMessage  # noqa: E402
 from instrument.live.params import INSTRUMENT_PARAMS, ParamSpec  # noqa: E402
 from instrument.live.steering import installed_sets  # noqa: E402
 from instrument.model import checkpoint, vocab  # noqa: E402
-from tests.helpers import notes_in  # noqa: E402
-from tests.midi_helpers import Receiver, heard_notes, match_notes, realtime_jack_server  # noqa: E402
-from tests.osc_helpers import free_port, osc_message as osc  # noqa: E402
+from bench.harness.midi import notes_in  # noqa: E402
+from bench.harness.jack_server import realtime_jack_server  # noqa: E402
+from bench.harness.midi import heard_notes, match_notes, Receiver  # noqa: E402
+from bench.harness.net import free_udp_port  # noqa: E402
+from bench.harness.osc import osc_message as osc  # noqa: E402
 
 PHASES = (0.0, 1.0, 0.5, 0.25, 0.75)
 HELD_S = 5.0
@@ -118,7 +120,7 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
     where = model or str(checkpoint.resolve(None))
     folder = Path(tempfile.mkdtemp(prefix="soak-"))
     take = folder / "soak.mid"
-    port = free_port()
+    port = free_udp_port()
     seconds = minutes * 60
     receiver = Receiver("soak-listener", "in")
     args = [sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-myo", "--midi-in", "none", "--no-audio",

@@ -1,6 +1,6 @@
 """How much of a block's time the synth's callback takes, with 1, 8 and 16 voices sounding.
 
-Offline: ``VoiceBank.render`` (the very function the audio callback runs) timed block by block.
+Offline: ``ToneBank.block`` (the very function the audio callback runs) timed block by block.
 With ``--live``: the real callback on the default output device (a JACK server, for instance),
 timed inside the callback. Prints median and 99th percentile, wall and thread CPU time.
 
@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
-from instrument.outputs.voices import TIMBRES, VoiceBank  # noqa: E402
-from instrument.live.scheduler import clock  # noqa: E402
+from instrument.outputs.tones import TIMBRES, ToneBank  # noqa: E402
+from instrument.timing import clock  # noqa: E402
 
 SR = 48000
 PITCHES = [45, 48, 52, 55, 57, 60, 62, 64, 67, 69, 72, 74, 76, 79, 81, 84]
@@ -33,14 +33,14 @@ def line(label: str, wall: np.ndarray, cpu: np.ndarray, block_s: float) -> str:
 
 
 def offline(timbre: str, voices: int, blocksize: int, seconds: float) -> str:
-    bank = VoiceBank(SR, timbre)
+    bank = ToneBank(SR, timbre)
     wall, cpu = [], []
     for b in range(int(seconds * SR / blocksize)):
         if b % int(0.5 * SR / blocksize) == 0:  # retrigger every 0.5 s: always `voices` held
             for p in PITCHES[:voices]:
                 bank.add(bank.position, bank.position + int(0.5 * SR), p, 100)
         c, w = time.thread_time(), time.perf_counter()
-        bank.render(blocksize)
+        bank.block(blocksize)
         wall.append(time.perf_counter() - w)
         cpu.append(time.thread_time() - c)
     return line(f"offline {timbre:5s} {voices:2d} voices", np.array(wall), np.array(cpu), blocksize / SR)

@@ -1,9 +1,9 @@
-"""The one place where a control value becomes a parameter value, and where actions happen.
+"""What a patch maps: a source to a parameter (``Mapping``: range, curve, pickup) or to an action.
 
 OSC, MIDI and the Myo all reduce what they receive to a source key and a normalised value
 0..1 (a fader, a knob, an arm angle, a muscle's intensity) or a momentary event (a pose, a
-note, a button). The ``Router`` looks the key up in the current patch and calls
-``Parameters.set``/``fire``: controllers never compute parameter values themselves.
+note, a button). A ``Mapping`` turns such a value into a parameter value; the router
+(``controllers.router``) looks the key up in the current patch and applies it.
 
 Source keys (tuples, built by the controllers and by ``patch.py``):
 ``("osc", address, arg)``, ``("cc", channel or None, number)``, ``("pitchbend", channel or None)``,
@@ -14,15 +14,10 @@ Source keys (tuples, built by the controllers and by ``patch.py``):
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from instrument.live.params import ParamError, Parameters, ParamSpec
-
-if TYPE_CHECKING:
-    from controllers.patch import Patch
-    from controllers.report import Reporter
+from instrument.live.params import ParamSpec
 
 CURVES = ("linear", "exponential", "logarithmic")
 CURVE_K = 3.0  # steepness of the exponential/logarithmic curves (e^3 = 20: the lower half of the
@@ -30,7 +25,6 @@ CURVE_K = 3.0  # steepness of the exponential/logarithmic curves (e^3 = 20: the 
 MAPPABLE_KINDS = ("float", "int", "bool", "choice")
 ACTION_KINDS = ("fire", "toggle", "set", "step")
 TAKEOVERS = ("jump", "pickup")
-PICKUP_TOLERANCE = 0.02  # of the mapping's range: close enough to take over without crossing
 
 
 def curve(x: float, shape: str) -> float:
@@ -124,144 +118,3 @@ def source_label(key: tuple) -> str:
     if kind == "pose":
         return f"pose {key[1]}"
     return " ".join(map(str, key))
-
-
-def _candidates(key: tuple) -> tuple[tuple, ...]:
-    """The key, and for channel messages the same key on any channel (a patch's omni entry)."""
-    if key[0] in ("cc", "pitchbend", "note") and key[1] is not None:
-        return key, (key[0], None, *key[2:])
-    return (key,)
-
-
-def set_value(params: Parameters, name: str, value: Any, origin: str, reporter: "Reporter",
-              smoothing_ms: float | None = None) -> Any:
-    """``params.set`` (where the value is checked) with the clamp warning and refused input
-    going through the reporter's rate-limited log instead of one log line per message. Returns
-    the value taken, or None."""
-    try:
-        return params.set(name, value, source=origin, smoothing_ms=smoothing_ms, warn=reporter.warn)
-    except ParamError as error:
-        reporter.ignore(f"{error} (from {origin})")
-        return None
-
-
-def fire(params: Parameters, name: str, origin: str, reporter: "Reporter") -> bool:
-    try:
-        params.fire(name, source=origin)
-        return True
-    except ParamError as error:
-        reporter.ignore(f"{error} (from {origin})")
-        return False
-
-
-def perform(params: Parameters, action: Action, origin: str, reporter: "Reporter") -> None:
-    """Carry out one action now."""
-    name = action.target
-    if action.kind == "fire":
-        if fire(params, name, origin, reporter):
-            reporter.did(f"{action.describe()}")
-        return
-    if action.kind == "toggle":
-        value = not bool(params.target(name))
-    elif action.kind == "set":
-        value = action.value
-    else:  # step, kept inside the range so a held gesture does not log a clamp per step
-        spec = params.specs[name]
-        value = params.target(name) + action.value
-        value = min(max(value, spec.minimum), spec.maximum)
-    taken = set_value(params, name, value, origin, reporter)
-    if taken is not None:
-        reporter.did(f"{source_label(action.source)}: {name} = {_show(taken)}")
-
-
-def _show(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-class Router:
-    """The current patch's mappings and actions (and MIDI-learned mappings), applied to a
-    ``Parameters``. ``swap`` replaces the patch in one assignment: a hot reload never leaves
-    a controller thread half-way between two patches."""
-
-    def __init__(self, params: Parameters, patch: "Patch"):
-        self.params = params
-        self.patch = patch
-        self.learned: dict[tuple, Mapping] = {}  # from MIDI learn; survives reloads
-        self._above: dict[tuple, bool] = {}  # level sources of actions: above threshold now?
-        self._sent: dict[tuple, Any] = {}  # pickup mappings: the value each last set
-        self._wanted: dict[tuple, float] = {}  # pickup mappings: the value each last asked for
-        self._lock = threading.Lock()  # serialises edge state between controller threads
-
-    def swap(self, patch: "Patch") -> None:
-        self.patch = patch
-
-    def learn(self, mapping: Mapping) -> None:
-        self.learned = {**self.learned, mapping.source: mapping}
-
-    def handles(self, key: tuple) -> bool:
-        patch = self.patch
-        return any(k in patch.mappings or k in patch.actions or k in self.learned for k in _candidates(key))
-
-    def route(self, key: tuple, raw: float | None, origin: str, reporter: "Reporter") -> bool:
-        """Apply everything the patch maps from ``key``: mappings take ``raw``; actions happen
-        when ``raw`` is None (a momentary event) or rises through their threshold.
-        Returns whether anything in the patch listens to ``key``."""
-        patch, learned = self.patch, self.learned
-        matched = False
-        keys = _candidates(key)
-        relearned = [learned[k] for k in keys if k in learned]  # a learned knob leaves the patch's mapping
-        for k in keys:
-            if relearned:
-                mappings = relearned if k == key else ()
-            else:
-                mappings = patch.mappings.get(k, ())
-            for mapping in mappings:
-                matched = True
-                if raw is not None:
-                    self._apply(mapping, raw, origin, reporter)
-            for action in patch.actions.get(k, ()):
-                matched = True
-                if self._pressed(action, key, raw):
-                    perform(self.params, action, origin, reporter)
-        return matched
-
-    def _apply(self, mapping: Mapping, raw: float, origin: str, reporter: "Reporter") -> None:
-        spec = self.params.specs[mapping.target]
-        try:
-            value = mapping.value(float(raw), spec)
-        except (TypeError, ValueError, OverflowError):
-            reporter.ignore(f"{source_label(mapping.source)}: not a number: {raw!r}")
-            return
-        if mapping.takeover == "pickup" and not self._picked_up(mapping, value):
-            return
-        taken = set_value(self.params, mapping.target, value, origin, reporter, mapping.smoothing_ms)
-        if taken is not None:
-            if mapping.takeover == "pickup":
-                self._sent[(mapping.source, mapping.target)] = taken
-            reporter.did(f"{source_label(mapping.source)} -> {mapping.target} {_show(taken)}", key=mapping.source)
-
-    def _picked_up(self, mapping: Mapping, value: Any) -> bool:
-        """Whether a pickup mapping controls its parameter: it set it last (or never set it),
-        or its value has now crossed (or come within a hair of) the value another control left."""
-        key = (mapping.source, mapping.target)
-        current = self.params.target(mapping.target)
-        sent = self._sent.get(key)
-        previous, self._wanted[key] = self._wanted.get(key), float(value)
-        if sent is None or current == sent:
-            return True
-        if abs(value - current) <= PICKUP_TOLERANCE * abs(mapping.hi - mapping.lo):
-            return True
-        return previous is not None and (previous - current) * (value - current) <= 0
-
-    def _pressed(self, action: Action, key: tuple, raw: float | None) -> bool:
-        if raw is None:
-            return True
-        try:
-            above = float(raw) >= action.threshold
-        except (TypeError, ValueError):
-            return False
-        state = (key, action.where)
-        with self._lock:
-            was = self._above.get(state, False)
-            self._above[state] = above
-        return above and not was

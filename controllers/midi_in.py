@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Callable, Sequence
 
-from controllers.mapping import MAPPABLE_KINDS, Mapping, Router, default_range, set_value, source_label
+from controllers.control import set_value
+from controllers.mapping import MAPPABLE_KINDS, Mapping, default_range, source_label
+from controllers.router import Router
 from controllers.report import Reporter
 from instrument.live.params import ParamError, Parameters
 from instrument.midi.input import MidiInputPort

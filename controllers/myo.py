@@ -16,7 +16,7 @@ import re
 import time
 from typing import Callable
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.osc import OscListener
 from controllers.report import Reporter
 from instrument.live.params import Parameters

@@ -29,7 +29,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from controllers.mapping import Router, fire, set_value
+from controllers.control import fire, set_value
+from controllers.router import Router
 from controllers.report import Reporter
 from instrument.errors import UsageError, excerpt
 from instrument.live.params import Parameters

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Callable
 
 from instrument.errors import excerpt
+from instrument.live.logs import Burst
 
 ACTIVITY_LENGTH = 50
 
@@ -33,10 +34,7 @@ class Reporter:
         self.log = logger or logging.getLogger(__name__)  # the message names the source
         self.received = 0
         self.ignored = 0
-        self._burst, self._interval, self._clock = burst, interval_s, clock
-        self._window_start = -1e9
-        self._in_window = 0
-        self._suppressed = 0
+        self._limit = Burst(burst, interval_s, clock)
         self._lock = threading.Lock()
         self._last_entry: tuple | None = None
         self._last_key: object = None
@@ -53,17 +51,11 @@ class Reporter:
     def warn(self, message: str) -> None:
         """A rate-limited warning: ``burst`` per ``interval_s``, then a count of those left out."""
         with self._lock:
-            now = self._clock()
-            if now - self._window_start >= self._interval:
-                suppressed, self._suppressed = self._suppressed, 0
-                self._window_start, self._in_window = now, 0
-                if suppressed:
-                    self.log.warning("%s: %d more warnings left out of the log", self.source, suppressed)
-            if self._in_window >= self._burst:
-                self._suppressed += 1
-                return
-            self._in_window += 1
-        self.log.warning("%s: %s", self.source, excerpt(message, 300))
+            passes, held = self._limit.admit()
+        if held:
+            self.log.warning("%s: %d more warnings left out of the log", self.source, held)
+        if passes:
+            self.log.warning("%s: %s", self.source, excerpt(message, 300))
 
     def did(self, description: str, key: object = None) -> None:
         """Record an applied action for the live view. Entries with the same ``key`` (a fader

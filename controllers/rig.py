@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.patch import Patch, load_patch
 from controllers.report import Reporter, new_activity
 from instrument.errors import UsageError

@@ -21,7 +21,8 @@ import json
 import math
 from typing import Any
 
-from controllers.mapping import Router, fire, set_value
+from controllers.control import fire, set_value
+from controllers.router import Router
 from controllers.patch import WEB_CONTROLS, WEB_PRESSES
 from controllers.report import Reporter
 from instrument.live.params import Parameters

@@ -5,7 +5,7 @@ from __future__ import annotations
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 from tests.helpers import make_model
 
 

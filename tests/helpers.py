@@ -1,5 +1,5 @@
-"""Helpers the tests share: paths, small models built in the test, running the command line,
-reading a MIDI file back.
+"""Helpers the tests share: paths, small models built in the test, running the command line
+(the harness the benchmarks share too is ``bench.harness``).
 
 Test modules import helpers from modules like this one, never from each other (or from conftest).
 """
@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mido
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,20 +37,3 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 120, env: dic
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=ROOT, input=input, capture_output=True, text=True, timeout=timeout, env=env,
     )
-
-
-def notes_in(path) -> tuple[list, list]:
-    """(on, off, pitch, velocity, channel) in seconds from the file's start, and the other events."""
-    song = mido.MidiFile(path)
-    now, sounding, notes, others = 0.0, {}, [], []
-    for message in song:  # iterating a MidiFile gives times in seconds, the tempo applied
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            sounding[(message.channel, message.note)] = (now, message.velocity)
-        elif message.type in ("note_off", "note_on"):
-            on, velocity = sounding.pop((message.channel, message.note))
-            notes.append((on, now, message.note, velocity, message.channel + 1))
-        else:
-            others.append((now, message))
-    assert not sounding, "a note-on without its note-off"
-    return sorted(notes), others

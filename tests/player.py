@@ -12,7 +12,8 @@ import sys
 import time
 
 from tests.helpers import ROOT
-from tests.osc_helpers import free_port, osc_message
+from bench.harness.net import free_udp_port
+from bench.harness.osc import osc_message
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
@@ -38,7 +39,7 @@ class Player:
 
     def __init__(self, checkpoint, patch: str, tmp_path, *extra: str):
         """``checkpoint`` None: the shipped model; ``extra``: more options for play."""
-        self.osc, self.myo = free_port(), free_port()
+        self.osc, self.myo = free_udp_port(), free_udp_port()
         model = ["--model", str(checkpoint)] if checkpoint else []
         self.proc = _start([*model, "--patch", str(ROOT / "patches" / patch), "--no-audio", "--midi-out", "none",
                             "--midi-in", "none", "--quiet", "--osc-port", str(self.osc), "--myo-port", str(self.myo),

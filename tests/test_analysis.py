@@ -15,7 +15,7 @@ from instrument.model import checkpoint, vocab
 
 from instrument.live import steering
 from instrument.analysis import ablate, plots, spectra
-from instrument.analysis.record import Recording, record
+from instrument.analysis.record import ActivationRecording, record
 from instrument.analysis.taps import ActivityTap, OscPublisher, measure_cost, osc_messages
 from instrument.model.folkrnn_import import params_from_model
 from instrument.model.generate import generate_tunes
@@ -23,7 +23,7 @@ from instrument.model.reference import NumpyFolkRNN
 from instrument.model.stepper import Readout
 from instrument.music.tunes import Tune
 from tests.helpers import make_model, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,7 @@ def test_dc_sidelobes_match_the_seed():
 
 
 # -- spectra of sequences with known periods -------------------------------------------------
-def synthetic_recording(lengths=(147, 180, 120), hidden=6, seed=0) -> Recording:
+def synthetic_recording(lengths=(147, 180, 120), hidden=6, seed=0) -> ActivationRecording:
     """Layer 1: unit 0 period 9, unit 1 period 4.5, unit 2 noise, unit 3 weak period 9 in noise,
     unit 4 constant, unit 5 period 36. Layer 2: all noise. Output probs: noise."""
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def synthetic_recording(lengths=(147, 180, 120), hidden=6, seed=0) -> Recording:
     h = np.stack([np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])]).astype(np.float32)
     total = sum(lengths)
     probs = rng.dirichlet(np.ones(vocab.SIZE), size=total).astype(np.float32)
-    return Recording(
+    return ActivationRecording(
         tokens=np.zeros(total, dtype=np.int16), offsets=np.concatenate([[0], np.cumsum(lengths)]),
         h=h, c=h.copy(), probs=probs, meters=["4/4"] * len(lengths), modes=["maj"] * len(lengths),
         ended=np.ones(len(lengths), dtype=bool), meta={"model": "synthetic"},
@@ -200,7 +200,7 @@ def test_record_spectra_install_and_the_live_instrument_reads_the_sets(tmp_path,
     result = run_cli("analyze", "record", "--model", str(small_checkpoint), "-n", "6", "--seed", "3",
                      "--max-tokens", "200", "--out", str(run))
     assert result.returncode == 0, result.stderr
-    rec = Recording.load(run)
+    rec = ActivationRecording.load(run)
     assert rec.n_tunes == 6 and rec.meta["model"] == str(small_checkpoint) and rec.meta["seed"] == 3
     result = run_cli("analyze", "spectra", str(run), "--out", str(out), "--install")
     assert result.returncode == 0, result.stderr

@@ -21,10 +21,13 @@ from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import ParamError, Parameters
 from instrument.midi.messages import BEND, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM
-from instrument.midi.ports import PRODUCT
+from instrument.midi.input import MidiInputPort
+from instrument.midi.ports import PRODUCT, abandon
 from tests.helpers import ROOT
-from tests.midi_helpers import jack_ports, realtime_jack_server, realtime_jack_threads, start_jack, stop_jack, wait_for
-from tests.osc_helpers import osc_message
+from bench.harness.jack_server import jack_ports, realtime_jack_server, start_jack, stop_jack
+from bench.harness.midi import wait_for
+from instrument.midi.ports import realtime_jack_threads
+from bench.harness.osc import osc_message
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +201,48 @@ def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
         assert wait_for(lambda: controllers.midi.lost is not None, timeout=3)
     finally:
         controllers.close()
+        stop_jack(server)
+
+
+def test_a_named_midi_input_follows_its_keyboard_across_a_jack_restart(monkeypatch):
+    """``--midi-in NAME`` on a server that restarts: our input comes back before the keyboard's port
+    does, waits for it (no virtual stand-in, which rtmidi would never let connect), and hears the
+    keyboard once it is back."""
+    name = f"folk-instrument-midi-in-named-{os.getpid()}"
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    server = start_jack(name)
+    heard, keyboard, port = [], None, None
+
+    def open_keyboard():
+        with realtime_jack_threads():
+            out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="test-keyboard")
+        out.open_virtual_port("out")
+        return out
+
+    try:
+        keyboard = open_keyboard()
+        port = MidiInputPort("test-keyboard", "jack", "named in", lambda message, delta: heard.append(list(message)),
+                             watch_s=0.1)
+        assert port.status() == "'test-keyboard:out' (JACK)"
+        keyboard.send_message([CONTROL, 1, 10])
+        assert wait_for(lambda: heard == [[CONTROL, 1, 10]], timeout=3), heard
+        stop_jack(server)
+        abandon(keyboard)  # its client died with the server
+        keyboard = None
+        assert wait_for(lambda: port.lost == "the JACK server stopped", timeout=3)
+        server = start_jack(name)
+        assert wait_for(lambda: port.lost == "port 'test-keyboard:out' is gone", timeout=5)
+        keyboard = open_keyboard()
+        assert wait_for(lambda: port.lost is None, timeout=5)
+        keyboard.send_message([CONTROL, 1, 20])
+        assert wait_for(lambda: heard[-1:] == [[CONTROL, 1, 20]], timeout=3), heard
+        assert port.reconnects == 1
+    finally:
+        if port is not None:
+            port.close()
+        if keyboard is not None:
+            keyboard.close_port()
+            keyboard.delete()
         stop_jack(server)
 
 

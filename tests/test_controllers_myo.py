@@ -16,7 +16,8 @@ from controllers.myo import EmgEnvelope
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
+from bench.harness.net import free_udp_port
 
 
 def stream() -> list[dict]:
@@ -103,12 +104,6 @@ def test_bad_myo_messages_are_counted_and_ignored(tmp_path):
         assert params.target("ablation.depth") == pytest.approx(0.4)
     finally:
         rig.close()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_record_then_load_keeps_messages_and_timing(tmp_path):

@@ -12,12 +12,12 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.osc import OscControl
 from controllers.patch import parse_patch
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 PATCH = """
 name: test

@@ -9,14 +9,15 @@ import socket
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.mapping import Mapping, Router, curve
+from controllers.mapping import Mapping, curve
+from controllers.router import Router
 from controllers.patch import PatchError, load_patch, parse_patch
 from controllers.report import Reporter
 from controllers.rig import Controllers, add_controller_arguments
 from instrument.errors import UsageError
 from instrument.live.params import Parameters
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 
 GOOD = """\
 name: good
@@ -197,3 +198,26 @@ def test_hot_reload_applies_a_valid_save_and_keeps_the_old_mapping_on_a_bad_one(
         sock.close()
         rig.close()
         rig.close()  # idempotent
+
+
+def test_a_flood_of_warnings_is_rate_limited_and_what_was_left_out_is_counted(caplog):
+    """One rate limit (live/logs.py's Burst) for the log and for each controller: a burst passes,
+    the rest of the window is held back, and the next window says how many were left out."""
+    import logging
+
+    from instrument.live.logs import RateLimit
+
+    now = [0.0]
+    reporter = Reporter("test", burst=3, interval_s=10.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING)
+    for i in range(8):
+        reporter.ignore(f"bad {i}")
+    assert [r.getMessage() for r in caplog.records] == ["test: bad 0", "test: bad 1", "test: bad 2"]
+    assert reporter.ignored == 8
+    now[0] = 10.0
+    reporter.ignore("bad 8")
+    assert [r.getMessage() for r in caplog.records][3:] == ["test: 5 more warnings left out of the log", "test: bad 8"]
+
+    limit = RateLimit(period=3600.0, burst=2)
+    records = [logging.LogRecord("x", logging.WARNING, "", 0, "same message", (), None) for _ in range(5)]
+    assert [limit.filter(r) for r in records] == [True, True, False, False, False]

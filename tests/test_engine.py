@@ -10,7 +10,7 @@ from tests.timing import machine_jitter
 from instrument.live.engine import Limits
 from instrument.music.phrasing import Phrasing, seconds_per_quarter
 from instrument.live.params import Parameters
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune
 from tests.engine_helpers import engine_for

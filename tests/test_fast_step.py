@@ -4,6 +4,7 @@ import json
 import math
 import multiprocessing
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch
 
 from instrument.model import fast_step, vocab
 from instrument.model.network import FolkRNN, ModelConfig
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import Ablation, Controls, Stimulation
+from instrument.model.stepper import Stepper
 from tests.helpers import make_model, run_cli
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
@@ -59,6 +61,18 @@ def snapshot(s: Stepper) -> dict[str, np.ndarray]:
     }
 
 
+def per_voice_controls(voices: int, hidden: int) -> list[Controls]:
+    """Each voice its own temperature, stimulation and ablation (an ensemble's voices)."""
+    kinds = [
+        Controls(temperature=0.7, stimulation=Stimulation.seed_two_hot(0.4), ablation=Ablation({0: [2, 5], 2: [hidden - 2]}, "output")),
+        Controls(temperature=1.3, ablation=Ablation({1: [1, 7, 11]}, "silence"), guard=True),
+        Controls(temperature=0.0, stimulation=Stimulation.tokens(["D", "A"], 0.3, sampled_weight=0.7),
+                 logit_bias=np.where(np.arange(vocab.SIZE) == vocab.INDEX["|"], 2.0, 0.0)),
+        Controls(),
+    ]
+    return [kinds[v % len(kinds)] for v in range(voices)]
+
+
 def play_scenario(steppers, steps, rng_seed=0):
     """Drive steppers in lockstep through every control; yield (step, tokens per stepper)."""
     voices, hidden = steppers[0].voices, steppers[0].config.hidden
@@ -66,40 +80,40 @@ def play_scenario(steppers, steps, rng_seed=0):
     per_voice_bias = rng.normal(0.0, 1.5, (voices, vocab.SIZE))
     shared_bias = rng.normal(0.0, 1.0, vocab.SIZE)
     cut = [0, 3] if voices > 3 else [0]
+    c = Controls()  # the shared controls, changed as a performer would
     for s in steppers:
         s.force(PROMPT)
     for t in range(steps):
+        if t == 30:
+            c = replace(c, stimulation=Stimulation(
+                sampled_weight=0.6, forced=((vocab.INDEX["E"], 0.25), (vocab.INDEX["G"], 0.1)), random_pitch_class=0.15))
+        elif t == 50:
+            c = replace(c, stimulation=Stimulation.seed_two_hot())
+        elif t == 70:
+            c = replace(c, stimulation=Stimulation(), ablation=Ablation({0: [1, 2, 30], 2: [0, 5, 9, hidden - 1]}, "output"))
+        elif t == 110:
+            c = replace(c, ablation=Ablation({1: [4, 5, 6, hidden - 3], 2: [7]}, "silence"), temperature=0, logit_bias=shared_bias)
+        elif t == 150:
+            c = replace(c, guard=True, ablation=Ablation(), logit_bias=None)
+        elif t == 190:
+            c = replace(c, stimulation=Stimulation.tokens(["C", "E", "G"], 0.2, sampled_weight=0.8), temperature=0.8)
+        if 70 <= t < 110:  # one bias row per voice
+            controls = [replace(c, logit_bias=per_voice_bias[v]) for v in range(voices)]
+        elif 150 <= t < 190:  # one temperature per voice
+            controls = [replace(c, temperature=(0.5, 1.5, 0.0, 1.0)[v % 4]) for v in range(voices)]
+        elif t >= 230:  # every control per voice
+            controls = per_voice_controls(voices, hidden)
+        else:
+            controls = c
         for s in steppers:
-            if t == 30:
-                s.stimulation = Stimulation(
-                    sampled_weight=0.6, forced=((vocab.INDEX["E"], 0.25), (vocab.INDEX["G"], 0.1)), random_pitch_class=0.15
-                )
-            elif t == 50:
-                s.stimulation = Stimulation.seed_two_hot()
-            elif t == 70:
-                s.stimulation = Stimulation()
-                s.ablation = Ablation({0: [1, 2, 30], 2: [0, 5, 9, hidden - 1]}, "output")
-                s.logit_bias = per_voice_bias
-            elif t == 90:
+            if t == 90:
                 s.reset(cut)
-                s.force(PROMPT, voices=cut)
-            elif t == 110:
-                s.ablation = Ablation({1: [4, 5, 6, hidden - 3], 2: [7]}, "silence")
-                s.temperature = 0
-                s.logit_bias = shared_bias
+                s.force(PROMPT, voices=cut, controls=controls)
             elif t == 140:
-                s.force(["|:"])
-            elif t == 150:
-                s.guard = True
-                s.ablation = Ablation()
-                s.logit_bias = None
-                s.temperature = [(0.5, 1.5, 0.0, 1.0)[v % 4] for v in range(voices)]
-            elif t == 190:
-                s.stimulation = Stimulation.tokens(["C", "E", "G"], 0.2, sampled_weight=0.8)
-                s.temperature = 0.8
+                s.force(["|:"], controls=controls)
             elif t == 220:
-                s.force([[vocab.TOKENS[(v * 7) % 84]] for v in range(voices)])  # one token per voice
-        yield t, [s.step() for s in steppers]
+                s.force([[vocab.TOKENS[(v * 7) % 84]] for v in range(voices)], controls=controls)  # one token per voice
+        yield t, [s.step(controls) for s in steppers]
 
 
 @pytest.mark.parametrize("voices,threads", [(1, 1), (16, 1), (16, 2), (5, 2)])
@@ -109,7 +123,7 @@ def test_fast_path_equals_the_torch_path_under_every_control(voices, threads):
     ref = Stepper(model, voices=voices, seed=21, backend="torch")
     assert fast.backend == "fast" and ref.backend == "torch"
     worst = 0.0
-    for t, (a, b) in play_scenario([fast, ref], 240):
+    for t, (a, b) in play_scenario([fast, ref], 270):
         np.testing.assert_array_equal(a, b, err_msg=f"tokens differ at step {t}")
         x, y = snapshot(fast), snapshot(ref)
         for key in ("h", "probs", "sampling"):  # bounded: within 1e-5
@@ -141,9 +155,9 @@ def test_full_size_model_with_two_threads_matches_the_torch_path():
     ref = Stepper(model, voices=4, seed=8, backend="torch")
     for s in (fast, ref):
         s.force(PROMPT)
-        s.stimulation = Stimulation.seed_two_hot()
+    two_hot = Controls(stimulation=Stimulation.seed_two_hot())
     for _ in range(40):
-        np.testing.assert_array_equal(fast.step(), ref.step())
+        np.testing.assert_array_equal(fast.step(two_hot), ref.step(two_hot))
         np.testing.assert_allclose(fast.readout.probs.numpy(), ref.readout.probs.numpy(), atol=1e-5)
         np.testing.assert_allclose(fast.readout.h[2].numpy(), ref.readout.h[2].numpy(), atol=1e-5)
 
@@ -153,11 +167,11 @@ def test_a_voice_does_not_depend_on_batch_size_or_threads_bit_for_bit():
     runs = []
     for voices, threads in ((1, 1), (2, 1), (3, 2), (16, 1), (16, 2)):
         s = Stepper(model, voices=voices, seed=13, threads=threads)
-        s.stimulation = Stimulation.tokens(["A"], 0.3, sampled_weight=0.7)
+        controls = Controls(stimulation=Stimulation.tokens(["A"], 0.3, sampled_weight=0.7))
         s.force(PROMPT)
         out = []
         for _ in range(60):
-            token = int(s.step()[0])
+            token = int(s.step(controls)[0])
             out.append((token, s.readout.logits[0].numpy().copy(), s.readout.c[2][0].numpy().copy()))
         runs.append(out)
     for other in runs[1:]:
@@ -176,10 +190,10 @@ def test_the_kernel_can_fail_this_test():
     packed_again = Stepper(model, seed=1)  # a changed parameter is re-packed
     for s in (fast, ref, packed_again):
         s.force(PROMPT)
-        s.temperature = 0
+    greedy = Controls(temperature=0)
     diffs, same = [], []
     for _ in range(10):
-        fast.step(), ref.step(), packed_again.step()
+        fast.step(greedy), ref.step(greedy), packed_again.step(greedy)
         diffs.append(float((fast.readout.probs - ref.readout.probs).abs().max()))
         same.append(float((packed_again.readout.probs - ref.readout.probs).abs().max()))
     assert max(diffs) > 1e-4 and max(same) < 1e-5

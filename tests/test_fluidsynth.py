@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from instrument.music.timbres import GM_TIMBRES, find_timbre
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.music.phrasing import ScheduledNote
 from tests.helpers import ROOT, run_cli
-from tests.midi_helpers import start_jack, stop_jack
+from bench.harness.jack_server import start_jack, stop_jack
 from tests.timing import Jitter, machine_jitter, timing_problem
 
 fluid = pytest.importorskip("instrument.outputs.fluid")
@@ -55,7 +55,7 @@ def spectrum_db(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["fiddle", "tin-whistle", "harp", "piano"])
 def test_render_plays_the_pitch_asked_for(name):
-    audio = fluid.render([note(0.0, 0.8, 69, 100)], find_timbre(name), SR, reverb=False)
+    audio = fluid.render_with_fluidsynth([note(0.0, 0.8, 69, 100)], find_timbre(name), SR, reverb=False)
     seg = audio[int(0.2 * SR): int(0.7 * SR), 0]
     spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), 8 * len(seg)))
     freqs = np.fft.rfftfreq(8 * len(seg), 1 / SR)
@@ -68,23 +68,23 @@ def test_render_plays_the_pitch_asked_for(name):
 def test_render_starts_each_note_within_a_tick_and_a_block_of_its_time_and_velocity_sets_loudness():
     timbre = find_timbre("piano")
     for t in (0.1, 0.2345, 0.5001, 1.0107):
-        x = np.abs(fluid.render([note(t, t + 0.15, 60)], timbre, SR, start=0.0, reverb=False)).max(axis=1)
+        x = np.abs(fluid.render_with_fluidsynth([note(t, t + 0.15, 60)], timbre, SR, start=0.0, reverb=False)).max(axis=1)
         first = np.flatnonzero(x > 0)[0] / SR
         # the sequencer ticks in whole milliseconds and starts notes at 64-sample blocks: never
-        # early, late by at most 1 ms + 64 samples (+ a block for the event to reach the voice)
+        # early, late by at most 1 ms + 64 samples (+ a block for the event to reach FluidSynth's synthesis)
         assert 0 <= first - t < 0.001 + 2 * 64 / SR, (t, (first - t) * 1000)
-    peaks = [np.abs(fluid.render([note(0, 0.2, 60, v)], timbre, SR, reverb=False)).max() for v in (30, 60, 90, 127)]
+    peaks = [np.abs(fluid.render_with_fluidsynth([note(0, 0.2, 60, v)], timbre, SR, reverb=False)).max() for v in (30, 60, 90, 127)]
     assert all(a < b for a, b in zip(peaks, peaks[1:])) and peaks[-1] > 3 * peaks[0], peaks  # louder with velocity
-    tail = fluid.render([note(0, 0.2, 60)], timbre, SR, reverb=True)
+    tail = fluid.render_with_fluidsynth([note(0, 0.2, 60)], timbre, SR, reverb=True)
     assert np.abs(tail[-480:]).max() < 1e-3 and len(tail) < (0.2 + 3.0) * SR + 4096  # rendered until it died away
 
 
 def test_timbres_sound_different_and_a_second_note_on_the_same_key_is_not_cut_short():
-    spectra = {n: spectrum_db(fluid.render([note(0, 0.6, 62)], find_timbre(n), SR, reverb=False)) for n in ("fiddle", "flute", "banjo")}
+    spectra = {n: spectrum_db(fluid.render_with_fluidsynth([note(0, 0.6, 62)], find_timbre(n), SR, reverb=False)) for n in ("fiddle", "flute", "banjo")}
     for a, b in (("fiddle", "flute"), ("fiddle", "banjo"), ("flute", "banjo")):
         assert np.sqrt(np.mean((spectra[a] - spectra[b]) ** 2)) > 6, (a, b)  # dB apart on average
     # the first note's note-off (at 0.5 s) falls inside the second (0.3..1.0 s): it must not end it
-    audio = fluid.render([note(0.0, 0.5, 62), note(0.3, 1.0, 62)], find_timbre("fiddle"), SR, start=0.0, reverb=False)
+    audio = fluid.render_with_fluidsynth([note(0.0, 0.5, 62), note(0.3, 1.0, 62)], find_timbre("fiddle"), SR, start=0.0, reverb=False)
     level = np.abs(audio[:, 0])
     assert level[int(0.7 * SR): int(0.95 * SR)].max() > 0.3 * level[int(0.35 * SR): int(0.45 * SR)].max()
 
@@ -96,7 +96,7 @@ def test_render_command_with_fiddle_differs_from_the_numpy_synth(small_checkpoin
         result = run_cli("render", "--model", str(small_checkpoint), "--bars", "4", "--tempo", "120", "--seed", "4",
                          "--timbre", "fiddle", "--synth", synth, "--out", str(outs[synth]))
         assert result.returncode == 0, result.stderr
-        assert ("FluidSynth, fiddle from" if synth == "fluidsynth" else "numpy synth, bow voice for fiddle") in result.stderr
+        assert ("FluidSynth, fiddle from" if synth == "fluidsynth" else "numpy synth, bow timbre for fiddle") in result.stderr
     a, b = read_wav(outs["fluidsynth"]), read_wav(outs["numpy"])
     assert np.abs(a).max() > 0.05 and np.abs(b).max() > 0.05  # both sound
     assert np.sqrt(np.mean((spectrum_db(a) - spectrum_db(b)) ** 2)) > 6  # and not alike
@@ -201,7 +201,7 @@ class Heard:
                 f"{len(self.missed_alone)} in {self.alone_s:.0f} s alone; {self.jitter}")
 
     def xrun_problem(self) -> str | None:
-        from tests.audio_helpers import xrun_problem
+        from bench.harness.audio import xrun_problem
 
         return xrun_problem(self.missed_during, self.played_s, self.missed_alone, self.alone_s)
 
@@ -220,7 +220,7 @@ def hear_play(server: str, tmp_path: Path, checkpoint: Path, python: tuple[str, 
     one notes the server's missed cycles (also for ``alone_s`` in all before and after play) and a
     bare sleep-until loop measures the machine's jitter; find each note of play's own MIDI
     recording in the audio."""
-    from tests.audio_helpers import JackRecorder, envelope, note_lag
+    from bench.harness.audio import envelope, JackRecorder, note_lag
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", JACK_DEFAULT_SERVER=server)
     recorder = JackRecorder("fluid-recorder", server=server)
@@ -257,7 +257,7 @@ def hear_play(server: str, tmp_path: Path, checkpoint: Path, python: tuple[str, 
     # the same notes rendered offline by the same synth are the reference: each note is found in
     # the recording by sliding its rendered level curve over the recording's (0.25 ms steps)
     pad = 0.1
-    ref = envelope(fluid.render(notes, find_timbre("piano"), SR, start=-pad), SR)
+    ref = envelope(fluid.render_with_fluidsynth(notes, find_timbre("piano"), SR, start=-pad), SR)
     live = envelope(x, SR)
     level = np.abs(x).max(axis=1)
     first = t[np.flatnonzero(level > 1e-3)[0]]  # the recording's first sound is the first note
@@ -303,7 +303,7 @@ def test_notes_placed_up_to_15_ms_late_fail_the_heard_timing_check(jack_256, tmp
 def test_a_client_that_holds_up_cycles_fails_the_xrun_check(jack_256):
     """The xrun check above fails a run during which a client holds up cycles, counted by the same
     bare client against its own count alone."""
-    from tests.audio_helpers import JackRecorder, xrun_problem
+    from bench.harness.audio import JackRecorder, xrun_problem
 
     bare = JackRecorder("hog-bare", record=False, server=jack_256)
     try:
@@ -341,6 +341,29 @@ def _hidden_library_command(args: list[str]) -> tuple[list[str], str]:
     return [args[0], "-c", code, *args[1:]], "find_library patched"
 
 
+def test_the_gain_parameter_sets_fluidsynths_gain_live(jack_server, small_model):
+    """``gain`` is a live parameter like the others: moved during a performance (here as a
+    controller would, through the parameters), FluidSynth's own gain follows at once."""
+    from instrument.live.engine import Limits
+    from instrument.live.params import Parameters
+    from instrument.live.performance import Performance
+    from instrument.outputs.opening import OutputChoice
+
+    params = Parameters()
+    params.set("gain", -6.0, clamp=False)  # as --set gain=-6 does
+    performance = Performance(small_model, params, OutputChoice(midi_out="none", audio=True, synth="fluidsynth"),
+                              Limits(bars=1))
+    try:
+        (synth,) = [out for out in performance.opened.outputs if isinstance(out, fluid.FluidSynth)]
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (-6 / 20), rel=1e-4)
+        params.set("gain", -20.0, source="OSC")
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (-20 / 20), rel=1e-4)
+        params.set("gain", 40.0, source="OSC")  # clamped to +12 dB, as any live control
+        assert synth.gain == pytest.approx(fluid.GAIN * 10 ** (12 / 20), rel=1e-4)
+    finally:
+        performance.engine.stop("test over")
+
+
 def test_without_libfluidsynth_play_falls_back_to_the_numpy_synth_and_says_what_to_install(jack_server, tmp_path, small_checkpoint):
     command, how = _hidden_library_command([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model",
                                             str(small_checkpoint), "--seconds", "2", "--timbre", "fiddle"])
@@ -350,7 +373,7 @@ def test_without_libfluidsynth_play_falls_back_to_the_numpy_synth_and_says_what_
     lines = [line for line in result.stderr.splitlines() if "numpy synth" in line]
     assert len(lines) == 1, (how, result.stderr)
     line = lines[0]
-    assert "bow voice for fiddle" in line and "libfluidsynth" in line and "apt-get install libfluidsynth3" in line, line
+    assert "bow timbre for fiddle" in line and "libfluidsynth" in line and "apt-get install libfluidsynth3" in line, line
     check, _ = _hidden_library_command([sys.executable, "-c", "import instrument.outputs.fluid as f; print(f.available())"])
     # CI set: pyfluidsynth then prints where it found the library, which must not reach our stdout
     probe = subprocess.run(check, cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT), CI="true"), capture_output=True,

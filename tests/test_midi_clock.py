@@ -8,7 +8,9 @@ import pytest
 
 from controllers.midi_clock import DEFAULT_PORT, MidiClockFollower, tempo_from_ticks
 from instrument.errors import UsageError
-from tests.midi_helpers import ClockSource, realtime_jack_server, realtime_jack_threads, wait_for
+from bench.harness.jack_server import realtime_jack_server
+from bench.harness.midi import ClockSource, wait_for
+from instrument.midi.ports import realtime_jack_threads
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,12 @@ from instrument.music.phrasing import TempoMap
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.midi_port import open_midi_port
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 from tests.timing import Jitter, machine_jitter, timing_problem
-from tests.midi_helpers import Receiver, midi_port, realtime_jack_server, start_jack, stop_jack, wait_for
+from bench.harness.jack_server import realtime_jack_server, start_jack, stop_jack
+
+# Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
+from bench.harness.midi import midi_port, Receiver, wait_for
 
 # Arrival minus scheduled time: our budget (the timing thread is within ~0.1 ms; JACK's delivery
 # takes up to a period or two), to which the machine's jitter measured during the test is added.
@@ -214,7 +217,7 @@ def test_no_midi_api_here_is_said_in_one_line(monkeypatch, scheduler):
 
 
 def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(scheduler, jack, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
+    caplog.set_level(logging.WARNING, logger="instrument.midi")
     daw = Receiver("Test DAW", "in")
     start = clock() + 0.05
     tempo = TempoMap(start, 60 / 150)
@@ -243,7 +246,7 @@ def test_a_port_that_goes_away_is_reported_and_reconnected_while_the_clock_runs(
 
 @pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed (Debian package jackd2)")
 def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="instrument.outputs.midi_link")
+    caplog.set_level(logging.WARNING, logger="instrument.midi")
     name = f"folk-instrument-restart-{os.getpid()}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     server = start_jack(name)
@@ -265,10 +268,54 @@ def test_a_restarted_jack_server_gets_the_virtual_port_back(scheduler, monkeypat
         try:
             daw.listen_to(f"{ports.PRODUCT}:")
             assert wait_for(lambda: len(daw.of(0xF8)) >= 12, timeout=2)  # the same clock goes on
+            check_notes_heard(port, daw)
         finally:
             daw.close()
         assert any("JACK server stopped" in r.message for r in caplog.records)
     finally:
         if port is not None:
             port.close(clock())
+        stop_jack(server)
+
+
+def check_notes_heard(port, listener, count: int = 5) -> None:
+    """Notes scheduled now reach ``listener``, each on and off."""
+    t = clock() + 0.05
+    for i in range(count):
+        port.schedule(ScheduledNote(t + 0.02 * i, t + 0.02 * i + 0.01, 60 + i, 90, 1, 1))
+    assert wait_for(lambda: len(listener.of(NOTE_OFF)) >= count, timeout=3), listener.messages
+    assert [m[1] for _, m in listener.of(NOTE_ON)][-count:] == [60 + i for i in range(count)]
+
+
+@pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed (Debian package jackd2)")
+def test_a_restarted_jack_server_gets_a_named_port_back_once_the_other_port_returns(scheduler, monkeypatch, caplog):
+    """``--midi-out NAME`` across a server restart: the instrument's client comes back before the
+    DAW's port does, waits for it without a virtual stand-in (rtmidi refuses ``open_port`` on a
+    client that opened one: it logged "already opened virtual output port" and never played again),
+    and plays notes to the DAW once it is back."""
+    caplog.set_level(logging.WARNING, logger="instrument.midi")
+    name = f"folk-instrument-restart-named-{os.getpid()}"
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    server = start_jack(name)
+    daw = Receiver("Test DAW", "in")
+    port = None
+    try:
+        port = midi_port("test daw", scheduler, watch_interval=0.1)
+        assert port.status() == "MIDI: connected to 'Test DAW:in' (JACK)"
+        check_notes_heard(port, daw)
+        stop_jack(server)
+        daw.close(server_gone=True)
+        assert wait_for(lambda: "waiting for the JACK server" in port.status(), timeout=3)
+        server = start_jack(name)
+        assert wait_for(lambda: port.link.reconnects == 0 and port.status() == "MIDI: port lost, waiting for 'Test DAW:in' (JACK)"
+                        and not port.link.waiting_for_server, timeout=5)
+        daw = Receiver("Test DAW", "in")
+        assert wait_for(lambda: port.status() == "MIDI: connected to 'Test DAW:in' (JACK)", timeout=5)
+        check_notes_heard(port, daw)
+        assert port.link.reconnects == 1
+        assert not [r.message for r in caplog.records if "failed" in r.message]
+    finally:
+        if port is not None:
+            port.close(clock())
+        daw.close(server_gone=server.poll() is not None)
         stop_jack(server)

@@ -13,7 +13,7 @@ from controllers.patch import PatchError, parse_patch
 from instrument.live.engine import Limits
 from instrument.live.model_checks import fit_to_model, fitted_specs
 from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from tests.engine_helpers import engine_for
 from tests.helpers import run_cli
 

@@ -11,7 +11,7 @@ from instrument.live.models import ModelSwitch
 from instrument.live.params import ParamError, Parameters, params_for_models
 from instrument.model import catalog, checkpoint
 from tests.helpers import make_model
-from tests.osc_helpers import osc_message as message
+from bench.harness.osc import osc_message as message
 from tests.player import Player
 
 

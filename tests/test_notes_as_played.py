@@ -10,15 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
 from instrument.model import vocab
 from instrument.model.grammar import GrammarGuard
 from instrument.music.phrasing import ScheduledNote
-from instrument.outputs.midi_link import NOTE_ON_BUDGET
-from tests.audio_helpers import JackRecorder
-from tests.helpers import notes_in
-from tests.midi_helpers import Receiver, heard_notes, losses_not_in_stalls, match_notes, midi_port, realtime_jack_server, sounding_after, wait_for
+from instrument.midi.output import NOTE_ON_BUDGET
+from bench.harness.audio import JackRecorder
+from bench.harness.midi import notes_in
+from bench.harness.jack_server import realtime_jack_server
+from bench.harness.midi import heard_notes, losses_not_in_stalls, match_notes, midi_port, Receiver, sounding_after, wait_for
 from tests.player import play
 from tests.timing import machine_jitter, timing_problem
 
@@ -84,7 +85,7 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
         for i in range(count):
             on = t + i * 0.00025
             port.schedule(ScheduledNote(on, on + 0.05, 40 + i % 48, 80, 1, 1))
-        with caplog.at_level(logging.WARNING, logger="instrument.outputs.midi_link"):
+        with caplog.at_level(logging.WARNING, logger="instrument.midi.output"):
             time.sleep(2.5)  # the watchdog's round ends: it says what it shed
         port.panic(clock())
         assert wait_for(lambda: any(m[0] & 0xF0 == CONTROL for _, m in receiver.messages), timeout=3)

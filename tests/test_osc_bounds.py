@@ -13,14 +13,14 @@ import threading
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.osc import STATE_BURST, OscControl
 from controllers.patch import parse_patch
 from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
 from instrument.model import checkpoint
-from tests.midi_helpers import wait_for
-from tests.osc_helpers import bundle, osc_message
+from bench.harness.midi import wait_for
+from bench.harness.osc import bundle, osc_message
 
 _opened: list[str] = []  # files opened on an OSC server thread, while a test watches
 

@@ -102,7 +102,7 @@ def test_the_wheel_serves_the_web_page_with_its_vendored_abcjs(installed, tmp_pa
     """The page's static files and abcjs are package data: ``view`` from the venv serves them."""
     import urllib.request
 
-    from tests.browser import free_tcp_port
+    from bench.harness.net import free_tcp_port
 
     played = run(installed, "folk-instrument", "play", "--bars", "1", "--midi-out", "none", "--no-audio", "--quiet",
                  "--no-osc", "--no-myo", "--midi-in", "none", "--no-web", "--record", "take.mid", "--tempo", "300",

@@ -15,7 +15,7 @@ import pytest
 from controllers.patch import MAX_PATCH_BYTES, PatchError, load_patch, parse_patch
 from controllers.watcher import PatchWatcher, load_isolated
 from tests.helpers import DATA, ROOT
-from tests.midi_helpers import wait_for
+from bench.harness.midi import wait_for
 from tests.timing import machine_jitter
 
 ALIAS_BOMB = (DATA / "alias-bomb.yaml").read_text()  # 475 bytes, 9^9 strings once expanded

@@ -17,7 +17,8 @@ import pytest
 from instrument.midi.messages import CONTROL, NOTE_ON
 from tests.helpers import ROOT
 from tests.timing import machine_jitter
-from tests.midi_helpers import ClockSource, Receiver, connections, realtime_jack_server, sounding_after, wait_for
+from bench.harness.jack_server import connections, realtime_jack_server
+from bench.harness.midi import ClockSource, Receiver, sounding_after, wait_for
 from tests.player import QUIET, STARTED, play
 
 

@@ -8,7 +8,7 @@ import random
 import time
 
 from tests.helpers import run_cli
-from tests.osc_helpers import osc_message
+from bench.harness.osc import osc_message
 from tests.player import Player
 
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from tests.helpers import DATA, notes_in
-from tests.osc_helpers import osc_message
+from tests.helpers import DATA
+from bench.harness.midi import notes_in
+from bench.harness.osc import osc_message
 from tests.player import Player
 from tests.timing import machine_jitter
 

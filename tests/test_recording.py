@@ -13,8 +13,9 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 from instrument.outputs.recording import Recording, tune_title
 from instrument.music.tunes import Tune, parse_tunes
-from tests.helpers import DATA, notes_in
-from tests.midi_helpers import wait_for
+from tests.helpers import DATA
+from bench.harness.midi import notes_in
+from bench.harness.midi import wait_for
 
 START = 1000.0  # the performance's start on the clock; the file counts from it
 

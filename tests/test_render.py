@@ -8,7 +8,7 @@ import pytest
 from instrument.live.engine import Limits
 from instrument.music.phrasing import seconds_per_quarter
 from instrument.live.params import Parameters
-from instrument.live.render import perform, render_audio
+from instrument.live.render import perform, render_take
 from tests.helpers import run_cli
 
 
@@ -18,7 +18,7 @@ def test_take_has_the_bars_asked_for_and_sounds(small_model):
     params.set("meter.next", "2/4")
     take = perform(small_model, params, Limits(bars=3), seed=2)
     assert take.bars == 3
-    audio, by = render_audio(take, 24000, synth="numpy")
+    audio, by = render_take(take, 24000, synth="numpy")
     assert by.startswith("numpy synth")
     assert len(audio) >= int(take.seconds * 24000)
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # audible
@@ -80,3 +80,22 @@ def test_repeats_skip_plays_each_section_once_and_play_plays_them_again(small_mo
             assert [n.pitch for n in played] == (once if mode == "skip" else twice), mode
             checked += 1
     assert checked >= 2, "no tune with a repeat was written: choose another seed"
+
+
+@pytest.mark.parametrize("synth", ["numpy", "auto"])
+def test_render_writes_the_take_at_the_stated_peak(small_checkpoint, tmp_path, synth):
+    """``render`` normalises the take to RENDER_PEAK_DBFS (it used to peak at -17 to -21 dBFS with
+    the fiddle): read back from the WAV it wrote, with FluidSynth where installed (auto)."""
+    from instrument.outputs.sound import RENDER_PEAK_DBFS
+
+    out = tmp_path / "take.wav"
+    result = run_cli("render", "--model", str(small_checkpoint), "--bars", "8", "--tempo", "120", "--seed", "3",
+                     "--timbre", "fiddle", "--synth", synth, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"peak normalised to {RENDER_PEAK_DBFS:g} dBFS" in result.stderr
+    with wave.open(str(out)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32767.0
+    peak_db = 20 * np.log10(np.abs(pcm).max())
+    rms_db = 20 * np.log10(np.sqrt(np.mean(pcm ** 2)))
+    assert abs(peak_db - RENDER_PEAK_DBFS) < 0.05, peak_db
+    assert rms_db > -30.0, rms_db  # a take that sounds, at a level a listener need not turn up

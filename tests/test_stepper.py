@@ -7,15 +7,16 @@ import torch
 from instrument.model import vocab
 from instrument.model.folkrnn_import import params_from_model
 from instrument.model.reference import NumpyFolkRNN
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import PLAIN, Ablation, Controls, Stimulation
+from instrument.model.stepper import Stepper
 from instrument.model.vocab import TokenClass
 from tests.helpers import make_model
 
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 
 
-def run_tokens(stepper, n):
-    return [vocab.TOKENS[int(stepper.step()[0])] for _ in range(n)]
+def run_tokens(stepper, n, controls=PLAIN):
+    return [vocab.TOKENS[int(stepper.step(controls)[0])] for _ in range(n)]
 
 
 def reference_probs(params, tokens, vectors=None):
@@ -49,10 +50,9 @@ def test_voices_are_independent_and_batch_size_does_not_change_a_voice(small_mod
 
 def test_temperature_zero_is_greedy(small_model):
     s = Stepper(small_model, seed=1)
-    s.temperature = 0
     s.force(PROMPT)
     for _ in range(20):
-        token = s.step()[0]
+        token = s.step(Controls(temperature=0))[0]
         assert token == int(torch.argmax(s.readout.logits[0]))
         assert s.readout.sampling[0, token] == pytest.approx(1.0)
 
@@ -60,8 +60,7 @@ def test_temperature_zero_is_greedy(small_model):
 def test_temperature_scales_the_distribution(small_model):
     s = Stepper(small_model, seed=1)
     s.force(PROMPT)
-    s.temperature = 2.0
-    s.step()
+    s.step(Controls(temperature=2.0))
     logits = s.readout.logits[0].double().numpy()
     body = ~vocab.class_mask(TokenClass.START, TokenClass.METER, TokenClass.MODE)  # never inside a body
     expected = np.where(body, np.exp(logits / 2 - (logits / 2).max()), 0.0)
@@ -72,16 +71,16 @@ def test_logit_bias_can_forbid_and_favour(small_model):
     s = Stepper(small_model, seed=2)
     s.force(PROMPT)
     pitches = vocab.class_mask(TokenClass.PITCH)
-    s.logit_bias = np.where(pitches, 0.0, -np.inf)  # only pitches
-    assert all(vocab.TOKEN_CLASS[vocab.INDEX[t]] is TokenClass.PITCH for t in run_tokens(s, 50))
-    s.logit_bias = np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 30.0, 0.0)  # strongly favour rests
-    assert run_tokens(s, 30).count("z") >= 28
+    only_pitches = Controls(logit_bias=np.where(pitches, 0.0, -np.inf))
+    assert all(vocab.TOKEN_CLASS[vocab.INDEX[t]] is TokenClass.PITCH for t in run_tokens(s, 50, only_pitches))
+    rests = Controls(logit_bias=np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 30.0, 0.0))  # strongly favour rests
+    assert run_tokens(s, 30, rests).count("z") >= 28
 
 
 def test_stimulation_feeds_the_weighted_multi_hot_vector(small_model):
     params = params_from_model(small_model)
     s = Stepper(small_model, seed=4)
-    s.stimulation = Stimulation.tokens(["E"], 0.3, sampled_weight=0.7)
+    controls = Controls(stimulation=Stimulation.tokens(["E"], 0.3, sampled_weight=0.7))
     s.force(PROMPT)
     vectors, fed = [], []
     for t in PROMPT:
@@ -90,7 +89,7 @@ def test_stimulation_feeds_the_weighted_multi_hot_vector(small_model):
         vectors.append(v)
     probs = []
     for _ in range(30):
-        token = int(s.step()[0])
+        token = int(s.step(controls)[0])
         probs.append(s.readout.probs[0].numpy().copy())
         v = np.zeros(vocab.SIZE)
         v[token] += 0.7
@@ -104,18 +103,16 @@ def test_stimulation_feeds_the_weighted_multi_hot_vector(small_model):
 def test_seed_two_hot_preset_uses_a_random_pitch_class_each_step(small_model):
     plain = Stepper(small_model, seed=9)
     stim = Stepper(small_model, seed=9)
-    stim.stimulation = Stimulation.seed_two_hot()
-    assert stim.stimulation.sampled_weight == pytest.approx(0.7) and stim.stimulation.random_pitch_class == 0.3
+    two_hot = Controls(stimulation=Stimulation.seed_two_hot())
+    assert two_hot.stimulation.sampled_weight == pytest.approx(0.7) and two_hot.stimulation.random_pitch_class == 0.3
     for s in (plain, stim):
         s.force(PROMPT)
-    assert run_tokens(plain, 40) != run_tokens(stim, 40)
+    assert run_tokens(plain, 40) != run_tokens(stim, 40, two_hot)
     again = Stepper(small_model, seed=9)
-    again.stimulation = Stimulation.seed_two_hot()
     again.force(PROMPT)
     stim2 = Stepper(small_model, seed=9)
-    stim2.stimulation = Stimulation.seed_two_hot()
     stim2.force(PROMPT)
-    assert run_tokens(again, 40) == run_tokens(stim2, 40)  # reproducible with its seed
+    assert run_tokens(again, 40, two_hot) == run_tokens(stim2, 40, two_hot)  # reproducible with its seed
 
 
 def test_output_ablation_of_last_layer_cuts_softmax_columns(small_model):
@@ -123,9 +120,8 @@ def test_output_ablation_of_last_layer_cuts_softmax_columns(small_model):
     params = params_from_model(small_model)
     params[-2][units, :] = 0.0  # the dense W rows of those units: their connections to the softmax
     s = Stepper(small_model, seed=1)
-    s.ablation = Ablation({2: units}, "output")
     s.force(PROMPT)
-    tokens = run_tokens(s, 1)
+    tokens = run_tokens(s, 1, Controls(ablation=Ablation({2: units}, "output")))
     ref = NumpyFolkRNN(params, vocab.INDEX)
     for t in PROMPT[:-1]:
         ref.step(t)
@@ -140,12 +136,12 @@ def test_output_ablation_of_first_layer_cuts_next_layer_inputs_only(small_model)
     for g in range(4):
         params[base + 3 * g][units, :] = 0.0  # W_in rows of layer 2 from those layer-1 units
     s = Stepper(small_model, seed=1)
-    s.ablation = Ablation({0: units}, "output")
-    s.force(PROMPT)
+    controls = Controls(ablation=Ablation({0: units}, "output"))
+    s.force(PROMPT, controls=controls)  # the prompt is fed through the cut network too
     probs = []
     tokens = []
     for _ in range(25):
-        tokens.append(vocab.TOKENS[int(s.step()[0])])
+        tokens.append(vocab.TOKENS[int(s.step(controls)[0])])
         probs.append(s.readout.probs[0].numpy().copy())
         h1 = s.readout.h[0][0]
         assert float(h1[units].abs().sum()) > 0  # the unit itself still runs
@@ -156,16 +152,13 @@ def test_output_ablation_of_first_layer_cuts_next_layer_inputs_only(small_model)
 def test_silence_zeroes_h_everywhere_including_recurrence(small_model):
     units = [4, 5, 6]
     silent = Stepper(small_model, seed=1)
-    silent.ablation = Ablation({1: units}, "silence")
     cut = Stepper(small_model, seed=1)
-    cut.ablation = Ablation({1: units}, "output")
     for s in (silent, cut):
         s.force(PROMPT)
-        s.temperature = 0
     differ = False
     for _ in range(20):
-        silent.step()
-        cut.step()
+        silent.step(Controls(temperature=0, ablation=Ablation({1: units}, "silence")))
+        cut.step(Controls(temperature=0, ablation=Ablation({1: units}, "output")))
         assert float(silent.readout.h[1][0, units].abs().max()) == 0.0
         differ |= not torch.allclose(silent.readout.probs, cut.readout.probs)
     assert differ  # the recurrence saw the zeros too
@@ -178,11 +171,8 @@ def test_controls_change_between_any_two_steps(small_model):
     for s in (a, b):
         s.force(PROMPT)
     assert run_tokens(a, 10) == run_tokens(b, 10)
-    b.logit_bias = np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 50.0, 0.0)
-    assert run_tokens(b, 1) == ["z"]
-    b.logit_bias = None
-    b.ablation = Ablation({0: list(range(32))}, "silence")
-    b.step()
+    assert run_tokens(b, 1, Controls(logit_bias=np.where(np.arange(vocab.SIZE) == vocab.INDEX["z"], 50.0, 0.0))) == ["z"]
+    b.step(Controls(ablation=Ablation({0: list(range(32))}, "silence")))
     assert float(b.readout.h[0].abs().max()) == 0.0
 
 
@@ -233,14 +223,14 @@ def check_grammar(tokens):
 def test_grammar_guard_keeps_a_random_model_readable():
     model = make_model(seed=3)
     off = Stepper(model, voices=8, seed=1)
-    on = Stepper(model, voices=8, seed=1, guard=True)
+    on = Stepper(model, voices=8, seed=1)
     for s in (off, on):
         s.force(PROMPT)
     off_bodies = [[] for _ in range(8)]
     on_bodies = [[] for _ in range(8)]
     for _ in range(150):
-        for bodies, s in ((off_bodies, off), (on_bodies, on)):
-            for v, t in enumerate(s.step()):
+        for bodies, s, controls in ((off_bodies, off, PLAIN), (on_bodies, on, Controls(guard=True))):
+            for v, t in enumerate(s.step(controls)):
                 bodies[v].append(vocab.TOKENS[t])
     for body in on_bodies:
         check_grammar(body)
@@ -260,3 +250,77 @@ def test_the_header_is_drawn_at_temperature_1_whatever_the_body_is_played_at():
     assert [(t.meter, t.mode) for t in greedy] == [(t.meter, t.mode) for t in wild]
     assert len({(t.meter, t.mode) for t in greedy}) > 1  # a variety of frames even when greedy
     assert [t.body for t in greedy] != [t.body for t in wild]
+
+
+ENSEMBLE = [  # two voices, each with its own temperature, stimulation and ablation
+    Controls(temperature=0.6, stimulation=Stimulation.seed_two_hot(0.35), ablation=Ablation({2: [0, 3, 7, 20]}, "output")),
+    Controls(temperature=1.4, stimulation=Stimulation.tokens(["E", "G"], 0.2, sampled_weight=0.8),
+             ablation=Ablation({1: [4, 5, 6]}, "silence"), guard=True),
+]
+
+
+@pytest.mark.parametrize("backend", ["fast", "torch"])
+def test_each_voice_with_its_own_controls_plays_what_a_one_voice_stepper_plays_with_them(small_model, backend):
+    """An ensemble's voices as rows of one stepper: voice v, stepped with its own Controls among
+    another voice's, gives the tokens and state of a one-voice stepper with those controls (its
+    generators given the same seed): bit for bit on the fast path, which sums every voice in the
+    same order, within float32 rounding on the torch path (its products change order with the batch)."""
+    if backend == "fast":
+        from instrument.model import fast_step
+        if not fast_step.available():
+            pytest.skip("fast kernel unavailable on this machine")
+    tolerance = 0.0 if backend == "fast" else 1e-4  # torch: rounding grows to ~1e-5 over 60 steps of this lively model
+    pair = Stepper(small_model, voices=2, seed=0, backend=backend)
+    alone = [Stepper(small_model, voices=1, seed=0, backend=backend) for _ in ENSEMBLE]
+    for v, s in enumerate(alone):
+        pair.reseed(v, 40 + v)
+        s.reseed(0, 40 + v)
+    for s in (pair, *alone):
+        s.force(PROMPT, controls=ENSEMBLE if s is pair else ENSEMBLE[alone.index(s)])
+    for step in range(60):
+        stepped = [1] if step % 7 == 3 else [0, 1]  # now and then only voice 1 steps (as a batch whose other tune ended)
+        tokens = dict(zip(stepped, pair.step(ENSEMBLE, voices=None if len(stepped) == 2 else stepped)))
+        for v in stepped:
+            s = alone[v]
+            assert int(s.step(ENSEMBLE[v])[0]) == int(tokens[v]), f"voice {v} at step {step}"
+            for layer in range(3):
+                np.testing.assert_allclose(pair.readout.h[layer][v].numpy(), s.readout.h[layer][0].numpy(),
+                                           atol=tolerance, rtol=0)
+            np.testing.assert_allclose(pair.readout.sampling[v].numpy(), s.readout.sampling[0].numpy(),
+                                       atol=tolerance, rtol=0)
+        assert float(pair.readout.h[1][1, [4, 5, 6]].abs().max()) == 0.0  # voice 1's silence
+        assert float(pair.readout.h[1][0, [4, 5, 6]].abs().max()) > 0.0  # is not voice 0's
+
+
+def test_per_voice_controls_can_fail_this_test(small_model):
+    """The comparison above is not vacuous: a voice stepped with the other voice's controls parts
+    from the one-voice run within a few steps."""
+    pair = Stepper(small_model, voices=2, seed=0)
+    alone = Stepper(small_model, voices=1, seed=0)
+    pair.reseed(0, 40)
+    alone.reseed(0, 40)
+    for s in (pair, alone):
+        s.force(PROMPT)
+    swapped = [ENSEMBLE[1], ENSEMBLE[0]]
+    differ = False
+    for _ in range(30):
+        a = int(pair.step(swapped)[0])
+        b = int(alone.step(ENSEMBLE[0])[0])
+        differ |= a != b or not torch.allclose(pair.readout.h[2][0], alone.readout.h[2][0], atol=1e-6)
+    assert differ
+
+
+def test_step_takes_one_controls_or_one_per_voice(small_model):
+    s = Stepper(small_model, voices=3, seed=0)
+    s.force(PROMPT)
+    with pytest.raises(ValueError, match="one per voice"):
+        s.step([PLAIN, PLAIN])
+    with pytest.raises(ValueError, match="temperature"):
+        Controls(temperature=float("nan"))
+    with pytest.raises(ValueError, match="one value per token"):
+        Controls(logit_bias=np.zeros(5))
+    bias = np.zeros(vocab.SIZE)
+    controls = Controls(logit_bias=bias)
+    bias[0] = 99.0  # the caller's array is not the controls' (they are immutable)
+    assert controls.logit_bias[0] == 0.0 and not controls.logit_bias.flags.writeable
+    assert s.step([PLAIN] * 3).shape == (3,)

@@ -15,9 +15,10 @@ import pytest
 
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
-from instrument.outputs.synth import AudioUnavailable, SampleClock, Synth, audio_available, render, write_wav
-from instrument.outputs.voices import NEVER, PANIC_S, STEAL_S, TIMBRES, VoiceBank
-from instrument.live.scheduler import clock
+from instrument.outputs.stream_clock import StreamClock
+from instrument.outputs.synth import AudioUnavailable, Synth, audio_available, render_with_numpy, write_wav
+from instrument.outputs.tones import NEVER, PANIC_S, STEAL_S, TIMBRES, ToneBank
+from instrument.timing import clock
 from tests.helpers import ROOT
 
 SR = 48000
@@ -52,7 +53,7 @@ def assert_smooth_at(x: np.ndarray, at: int, before: int = 10 * MS) -> None:
 @pytest.mark.parametrize("timbre", list(TIMBRES))
 def test_render_length_and_silence_around_notes(timbre):
     notes = [note(10.1, 10.3, 57), note(10.8, 11.0, 64)]  # any clock: times are relative
-    audio = render(notes, SR, timbre, start=10.0)
+    audio = render_with_numpy(notes, SR, timbre, start=10.0)
     release = TIMBRES[timbre].release_s
     assert audio.dtype == np.float32 and audio.shape == (round((1.0 + release) * SR), 2)
     x = np.abs(audio).max(axis=1)
@@ -61,16 +62,16 @@ def test_render_length_and_silence_around_notes(timbre):
     gap = slice(int((0.3 + release) * SR) + MS, int(0.8 * SR))  # released, before the next
     assert x[gap].max() == 0.0
     assert x[-MS:].max() < 1e-4  # everything has died away at the end
-    assert render([], SR, timbre).shape == (0, 2)
-    assert render(notes, SR, timbre).shape[0] == round((0.9 + release) * SR)  # from the first onset
-    mono = render(notes, SR, timbre, start=10.0, channels=1)
+    assert render_with_numpy([], SR, timbre).shape == (0, 2)
+    assert render_with_numpy(notes, SR, timbre).shape[0] == round((0.9 + release) * SR)  # from the first onset
+    mono = render_with_numpy(notes, SR, timbre, start=10.0, channels=1)
     assert mono.shape == (len(audio), 1) and np.abs(mono).max() > 0.02
 
 
 @pytest.mark.parametrize("timbre", list(TIMBRES))
 @pytest.mark.parametrize("pitch", [45, 57, 64, 72, 81])
 def test_pitch_is_the_strongest_low_peak(timbre, pitch):
-    audio = render([note(0.0, 0.6, pitch, 90)], SR, timbre)[:, 0]
+    audio = render_with_numpy([note(0.0, 0.6, pitch, 90)], SR, timbre)[:, 0]
     seg = audio[int(0.1 * SR): int(0.5 * SR)]
     spectrum = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), 8 * len(seg)))
     freqs = np.fft.rfftfreq(8 * len(seg), 1 / SR)
@@ -83,7 +84,7 @@ def test_pitch_is_the_strongest_low_peak(timbre, pitch):
 def test_velocity_shapes_loudness_and_brightness(timbre):
     rms, centroid = [], []
     for velocity in (20, 50, 80, 110, 127):
-        x = render([note(0.0, 0.4, 57, velocity)], SR, timbre)[int(0.1 * SR): int(0.35 * SR), 0]
+        x = render_with_numpy([note(0.0, 0.4, 57, velocity)], SR, timbre)[int(0.1 * SR): int(0.35 * SR), 0]
         spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
         freqs = np.fft.rfftfreq(len(x), 1 / SR)
         rms.append(float(np.sqrt(np.mean(x**2))))
@@ -99,7 +100,7 @@ def test_no_clicks_at_note_boundaries(timbre):
     # onsets off the block grid, a very short note, overlapping notes, notes starting as others end
     notes = [note(0.0103, 0.4007, 43, 127), note(0.3001, 0.3051, 50, 127), note(0.5, 0.9, 45, 120),
              note(0.7, 1.1, 52, 127), note(0.9, 1.3, 40, 110), note(1.3, 1.7, 47, 127)]
-    audio = render(notes, SR, timbre, start=0.0)
+    audio = render_with_numpy(notes, SR, timbre, start=0.0)
     for ch in range(2):
         x = audio[:, ch]
         for n in notes:
@@ -107,19 +108,19 @@ def test_no_clicks_at_note_boundaries(timbre):
                 assert_smooth_at(x, round(edge * SR))
 
 
-def test_voice_stealing_fades_the_oldest_and_stays_click_free():
-    bank = VoiceBank(SR, "bow", polyphony=4)
+def test_tone_stealing_fades_the_oldest_and_stays_click_free():
+    bank = ToneBank(SR, "bow", polyphony=4)
     pitches = [40, 43, 45, 47, 50, 52, 55, 57]
-    for i, p in enumerate(pitches):  # eight held notes, 30 ms apart, on a 4-voice synth
+    for i, p in enumerate(pitches):  # eight held notes, 30 ms apart, on a synth of polyphony 4
         on = int((0.2 + 0.03 * i) * SR) + 17
         bank.add(on, on + SR, p, 127)
     blocks = []
     for _ in range(int(0.5 * SR) // 256):
-        blocks.append(bank.render(256))
+        blocks.append(bank.block(256))
         held = bank.active & (bank.release_at > bank.position) & (bank.fade_at == NEVER)
         assert held.sum() <= 4
     x = np.concatenate(blocks)[:, 0]
-    assert bank.sounding == 4  # the four stolen voices faded out and were freed
+    assert bank.sounding == 4  # the four stolen tones faded out and were freed
     f0 = bank.omega[bank.active, 0] * SR / (2 * np.pi)
     survivors = sorted(int(p) for p in np.round(69 + 12 * np.log2(f0 / 440)))
     assert survivors == pitches[4:]  # the oldest were stolen
@@ -132,7 +133,7 @@ def test_voice_stealing_fades_the_oldest_and_stays_click_free():
 def test_panic_fades_fast_without_a_click_and_drops_what_has_not_started():
     notes = [note(0.0, 2.0, 45, 127), note(0.05, 2.0, 52, 127), note(0.6, 1.0, 57, 127)]
     for timbre in TIMBRES:
-        audio = render(notes, SR, timbre, panic_at=0.4)
+        audio = render_with_numpy(notes, SR, timbre, panic_at=0.4)
         x = audio[:, 0]
         at = int(0.4 * SR)
         assert np.abs(x[at - 20 * MS: at]).max() > 0.05  # sounding until the panic
@@ -145,20 +146,39 @@ def test_panic_fades_fast_without_a_click_and_drops_what_has_not_started():
 def test_limiter_keeps_a_full_chord_below_full_scale():
     chord = [note(0.0, 1.0, p, 127) for p in (36, 40, 43, 48, 52, 55, 60, 64, 67, 72, 76, 79, 84, 88, 91, 96)]
     for timbre in TIMBRES:
-        audio = render(chord, SR, timbre)
+        audio = render_with_numpy(chord, SR, timbre)
         assert np.abs(audio).max() <= 0.98
         assert np.abs(audio).max() > 0.5  # loud, not squashed to nothing
-        loud = render(chord, SR, timbre, gain=4.0)
+        loud = render_with_numpy(chord, SR, timbre, gain=4.0)
         assert np.abs(loud).max() <= 0.98
-    single = VoiceBank(SR, "pluck")  # one note never reaches the limiter
+    single = ToneBank(SR, "pluck")  # one note never reaches the limiter
     single.add(0, SR // 2, 57, 127)
     for _ in range(SR // 256):
-        single.render(256)
+        single.block(256)
         assert single.limiter.gain == 1.0
 
 
+def test_the_master_level_scales_the_sound_and_glides_to_a_new_level_over_one_block():
+    """The live ``gain`` on the numpy synth: -6 dB halves the sound, and a change glides over the
+    next block instead of stepping (no click), sounding notes included."""
+    def bank(level):
+        b = ToneBank(SR, "bow", limiter=False, level=level)
+        b.add(0, SR, 57, 100)
+        return b
+
+    plain, half = bank(1.0), bank(10 ** (-6 / 20))
+    a, b = plain.block(4096), half.block(4096)
+    assert np.allclose(b, a * 10 ** (-6 / 20), atol=1e-6) and np.abs(a).max() > 0.05
+    plain.level = 10 ** (-6 / 20)  # moved while the note sounds
+    a, b = plain.block(256), half.block(256)
+    ramp = a[:, 0] / b[:, 0]
+    assert ramp[0] == pytest.approx(10 ** (6 / 20) * (1 - 1 / 256) + 1 / 256, rel=1e-3)  # starts at the old level
+    assert ramp[-1] == pytest.approx(1.0, rel=1e-4) and np.all(np.diff(ramp) <= 1e-6)  # and glides down to the new
+    assert np.allclose(plain.block(256), half.block(256), atol=1e-6)
+
+
 def test_write_wav_reads_back(tmp_path):
-    audio = render([note(0.0, 0.2, 60)], SR, "pluck")
+    audio = render_with_numpy([note(0.0, 0.2, 60)], SR, "pluck")
     path = tmp_path / "take.wav"
     write_wav(path, audio, SR)
     with wave.open(str(path)) as w:
@@ -169,20 +189,42 @@ def test_write_wav_reads_back(tmp_path):
 
 # -- clock to samples ----------------------------------------------------------------------------
 
-def test_sample_clock_ignores_late_callbacks_and_follows_lost_time():
-    mapping, rng = SampleClock(SR), np.random.default_rng(0)
+def test_stream_clock_ignores_late_callbacks_and_follows_lost_time():
+    mapping, rng = StreamClock(SR, window_s=0.02), np.random.default_rng(0)
     origin, position = 100.0, 0
     for _ in range(200):  # callbacks late by 0..2 ms, never early
-        mapping.update(position, origin + position / SR + rng.uniform(0, 0.002), 0.0, 256)
+        mapping.read(origin + position / SR + rng.uniform(0, 0.002), position, 0.0, span_s=2 * 256 / SR)
         position += 256
     assert abs(mapping.origin - origin) < 0.0003
-    assert mapping.sample(origin + 1.0) == pytest.approx(SR, abs=15)
+    assert mapping.position(origin + 1.0) == pytest.approx(SR, abs=15)
     origin += 0.030  # the stream lost 30 ms (an underrun): taken on within the window
     for _ in range(10):
-        mapping.update(position, origin + position / SR + 0.0005, 0.0, 256)
+        mapping.read(origin + position / SR + 0.0005, position, 0.0, span_s=2 * 256 / SR)
         position += 256
     assert abs(mapping.origin - origin) < 0.001
-    assert mapping.time(mapping.sample(origin + 5.0)) == pytest.approx(origin + 5.0, abs=1 / SR)
+    assert mapping.time(mapping.position(origin + 5.0)) == pytest.approx(origin + 5.0, abs=1 / SR)
+
+
+def test_stream_clock_with_a_long_window_follows_lost_time_at_once_when_every_recent_reading_says_so():
+    """FluidSynth's ticks: a second's window keeps a late reading from moving a note, and the
+    follow rule takes on lost time within ``follow_s``, not after the whole second."""
+    ticks, rng = 1000, np.random.default_rng(1)
+    mapping = StreamClock(ticks, window_s=1.0, follow_s=0.3, drop_s=0.004)
+    origin, now = 50.0, 50.0
+    for _ in range(100):  # a reading every 10 ms, late by 0..3 ms
+        now += 0.01
+        mapping.read(now, (now - origin - rng.uniform(0, 0.003)) * ticks)
+    assert abs(mapping.origin - origin) < 0.0005
+    origin += 0.020  # the stream lost 20 ms
+    for _ in range(25):
+        now += 0.01
+        mapping.read(now, (now - origin) * ticks)
+    assert abs(mapping.origin - (origin - 0.020)) < 0.0005  # 0.25 s of readings: not yet every recent one
+    for _ in range(10):
+        now += 0.01
+        mapping.read(now, (now - origin) * ticks)
+    assert abs(mapping.origin - origin) < 0.0005  # followed after follow_s, not after the 1 s window
+    assert mapping.position(origin + 2.0) == 2 * ticks
 
 
 # -- devices -------------------------------------------------------------------------------------
@@ -195,12 +237,12 @@ def test_no_portaudio_is_reported_not_raised():
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'sounddevice': raise OSError('PortAudio library not found')\n"
         "sys.modules.pop('sounddevice', None); sys.meta_path.insert(0, NoPortAudio())\n"
-        "from instrument.outputs.synth import audio_available, Synth, AudioUnavailable, render\n"
+        "from instrument.outputs.synth import audio_available, Synth, AudioUnavailable, render_with_numpy\n"
         "from instrument.music.phrasing import ScheduledNote\n"
         "ok, why = audio_available(); print(ok, why)\n"
         "try: Synth()\n"
         "except AudioUnavailable as e: print('unavailable:', e)\n"
-        "print(render([ScheduledNote(0, 0.1, 60, 100, 1, 1)]).shape)\n"
+        "print(render_with_numpy([ScheduledNote(0, 0.1, 60, 100, 1, 1)]).shape)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

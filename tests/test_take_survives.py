@@ -16,8 +16,9 @@ from instrument.midi.messages import NOTE_ON
 from instrument.music.phrasing import ScheduledNote
 from instrument.music.tunes import Tune
 from instrument.outputs.recording import CHECKPOINT_S, Recording
-from tests.helpers import notes_in
-from tests.midi_helpers import Receiver, realtime_jack_server, wait_for
+from bench.harness.midi import notes_in
+from bench.harness.jack_server import realtime_jack_server
+from bench.harness.midi import Receiver, wait_for
 from tests.player import play
 from tests.timing import machine_jitter
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from instrument.live import scheduler as scheduler_module
-from instrument.live.scheduler import Scheduler, clock
+from instrument import timing as scheduler_module
+from instrument.timing import Scheduler, clock
 from tests.timing import machine_jitter, timing_problem
 
 pytestmark = pytest.mark.realtime

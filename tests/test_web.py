@@ -12,18 +12,18 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from controllers.mapping import Router
+from controllers.router import Router
 from controllers.patch import PatchError, parse_patch
 from controllers.report import Reporter
 from controllers.web import WebControl, pad_labels
 from instrument.live.composer import Composer
 from instrument.live.engine import LATE_RESYNC_S, Engine, Limits
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 from instrument.music.tunes import Tune, abc_body, abc_body_tokens
 from instrument.web.live import LiveSource
 from instrument.web.server import WebServer, parse_address
-from tests.browser import wait_until
+from bench.harness.browser import wait_until
 from tests.helpers import make_model, run_cli
 from tests.timing import machine_jitter
 

@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from instrument.music.tunes import abc_body_tokens
-from tests.browser import artifact, console_errors, free_tcp_port, open_browser, wait_until
+from bench.harness.browser import BrowserMissing, artifact, console_errors, open_browser, wait_until
+from bench.harness.net import free_tcp_port
 from tests.helpers import ROOT
-from tests.osc_helpers import osc_message
+from bench.harness.osc import osc_message
 from tests.player import Player
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -55,7 +56,10 @@ def player(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = open_browser()
+    try:
+        driver = open_browser()
+    except BrowserMissing as missing:
+        pytest.skip(str(missing))
     yield driver
     driver.quit()
 

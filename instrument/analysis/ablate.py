@@ -29,7 +29,7 @@ from instrument.model.generate import generate_tunes
 from instrument.model.network import FolkRNN
 from instrument.music.notes import tune_notes
 from instrument.live.params import SCALES
-from instrument.model.stepper import Ablation
+from instrument.model.controls import Ablation, Controls
 from instrument.music.tunes import Tune
 
 SEED_SIZES = (0, 48, 96, 138, 169)  # none, half the 5% set, and the seed's 5%, 4% and 3.5% cuts
@@ -115,13 +115,8 @@ def run_ablation(
         if key not in cache:
             if progress:
                 progress(label)
-            ablation = Ablation({layer - 1: list(key)}, mode) if key else None
-
-            def configure(stepper):
-                if ablation is not None:
-                    stepper.ablation = ablation
-
-            tunes = generate_tunes(model, n, meter, tune_mode, (), temperature, seed, max_tokens, batch, configure=configure)
+            controls = Controls(ablation=Ablation({layer - 1: list(key)}, mode))
+            tunes = generate_tunes(model, n, meter, tune_mode, (), temperature, seed, max_tokens, batch, controls=controls)
             cache[key] = tune_metrics(tunes)
         return cache[key]
 

@@ -20,7 +20,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from instrument.model import vocab
-from instrument.analysis.record import Recording
+from instrument.analysis.record import ActivationRecording
 from instrument.analysis.spectra import Spectra, window_facts, window_magnitude_db
 from instrument.model.vocab import TokenClass
 
@@ -57,7 +57,7 @@ def _period_axis(ax, freqs: np.ndarray) -> None:
 
 
 # -- recordings ----------------------------------------------------------------------------
-def heatmap(rec: Recording, tune: int, layer: int, path: str | Path, state: str = "h", steps: int | None = None) -> Path:
+def heatmap(rec: ActivationRecording, tune: int, layer: int, path: str | Path, state: str = "h", steps: int | None = None) -> Path:
     """One layer's h (or c) of one tune (its first ``steps`` steps, default all): units up, steps
     across, bar tokens marked on top."""
     x = rec.sequence(tune, layer, state)[:steps].T  # (hidden, steps)
@@ -79,7 +79,7 @@ def heatmap(rec: Recording, tune: int, layer: int, path: str | Path, state: str 
     return _save(fig, path)
 
 
-def output_distribution(rec: Recording, tune: int, path: str | Path, steps: int | None = None) -> Path:
+def output_distribution(rec: ActivationRecording, tune: int, path: str | Path, steps: int | None = None) -> Path:
     """The model's output distribution over the steps of a tune (the first ``steps``, default all),
     tokens grouped by class (pitch tokens by sounding pitch), with the sampled token of each step marked."""
     probs = rec.probs[rec.span(tune)][:steps]

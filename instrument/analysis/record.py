@@ -32,7 +32,8 @@ from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.generate import generate_tunes
 from instrument.model.network import FolkRNN
-from instrument.model.stepper import Ablation, Stepper
+from instrument.model.controls import Ablation, Controls
+from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
 FORMAT = "folk-instrument-recording"
@@ -41,7 +42,7 @@ STATES = ("h", "c")
 
 
 @dataclass
-class Recording:
+class ActivationRecording:
     """Tunes and the network's activity at every step of them (see the module docstring)."""
 
     tokens: np.ndarray
@@ -116,7 +117,7 @@ class Recording:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recording":
+    def load(cls, path: str | Path) -> "ActivationRecording":
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"recording {str(path)!r} not found; make one with 'run.py analyze record --out FILE.npz'")
@@ -136,14 +137,9 @@ class Recording:
 class _Recorder:
     """Collects every body step from ``generate_tunes``' hooks, then orders the steps by tune."""
 
-    def __init__(self, dtype: np.dtype, ablation: Ablation | None):
+    def __init__(self, dtype: np.dtype):
         self.dtype = dtype
-        self.ablation = ablation
         self._steps: list[tuple] = []
-
-    def configure(self, stepper: Stepper) -> None:  # called once, before the first step
-        if self.ablation is not None:
-            stepper.ablation = self.ablation
 
     def on_step(self, stepper: Stepper, tokens: np.ndarray, tunes: np.ndarray) -> None:
         idx = np.flatnonzero(tunes >= 0)
@@ -184,7 +180,7 @@ def record(
     ablation_mode: str = "output",
     dtype: str = "float16",
     model_name: str = "",
-) -> Recording:
+) -> ActivationRecording:
     """Generate ``n`` tunes and record every body step (see the module docstring).
 
     ``ablation`` maps 1-based layers to units cut during generation (empty/None: the plain model).
@@ -195,10 +191,10 @@ def record(
     if dtype not in ("float16", "float32"):
         raise UsageError(f"dtype must be float16 or float32, not {dtype!r}")
     cuts = {int(layer) - 1: sorted(int(u) for u in units) for layer, units in (ablation or {}).items() if len(units)}
-    recorder = _Recorder(np.dtype(dtype), Ablation(cuts, ablation_mode) if cuts else None)
+    recorder = _Recorder(np.dtype(dtype))
     tunes = generate_tunes(
         model, n, meter, mode, (), temperature, seed, max_tokens, batch,
-        configure=recorder.configure, on_step=recorder.on_step,
+        controls=Controls(ablation=Ablation(cuts, ablation_mode)), on_step=recorder.on_step,
     )
     cfg = model.config
     steps = recorder.arrays(len(tunes), cfg.layers, cfg.hidden)
@@ -208,7 +204,7 @@ def record(
         "max_tokens": max_tokens, "batch": batch, "layers": cfg.layers, "hidden": cfg.hidden, "dtype": dtype,
         "ablation": {str(k + 1): v for k, v in cuts.items()}, "ablation_mode": ablation_mode,
     }
-    return Recording(
+    return ActivationRecording(
         tokens=steps["tokens"],
         offsets=offsets,
         h=steps["h"],

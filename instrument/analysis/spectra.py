@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from instrument.analysis.record import Recording
+from instrument.analysis.record import ActivationRecording
 from instrument.errors import UsageError
 from instrument.live.steering import set_path  # where the live instrument looks
 
@@ -240,7 +240,7 @@ class Spectra:
 
 
 def analyze(
-    rec: Recording,
+    rec: ActivationRecording,
     window: str = "hann",
     nfft: int | None = None,
     band: Sequence[float] = BAR_BAND,

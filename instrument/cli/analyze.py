@@ -138,14 +138,14 @@ def _parse_band(text: str) -> tuple[float, float]:
 def _spectra(args) -> int:
     from instrument.analysis import plots, spectra
     from instrument.live.steering import model_set_dir
-    from instrument.analysis.record import Recording
+    from instrument.analysis.record import ActivationRecording
 
     band = _parse_band(args.band)
     if args.nfft is not None and args.nfft < 8:
         fail("--nfft must be at least 8")
     if "/" in args.name or "." in args.name or not args.name:
         fail(f"--name must be a plain set name without '/' or '.', not {args.name!r}")
-    rec = Recording.load(args.recording)
+    rec = ActivationRecording.load(args.recording)
     result = spectra.analyze(rec, args.window, args.nfft, band, args.state, args.detrend, args.min_length)
     out = Path(args.out)
     try:

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from controllers.rig import Controllers
     from instrument.live.logs import start_logging
-    from instrument.live.performance import OutputChoice, Performance
+    from instrument.live.performance import Performance
+    from instrument.outputs.opening import OutputChoice
 
     limits = limits_from_args(args)
     models = catalog.choices(args.model)  # what model.next may switch between

@@ -10,7 +10,7 @@ from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
 from instrument.live.model_checks import fit_to_model
 from instrument.live.params import Parameters
-from instrument.live.render import perform, render_audio
+from instrument.live.render import perform, render_take
 
 HELP = "render a performance offline to a WAV file (no sound device needed)"
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     fit_to_model(params, model.config.hidden, model.config.layers, where)
     apply_start_state(params, args)
     take = perform(model, params, limits, seed=args.seed, model_path=where)
-    audio, by = render_audio(take, args.samplerate, params.get("timbre"), args.synth, args.soundfont)
+    audio, by = render_take(take, args.samplerate, params.get("timbre"), args.synth, args.soundfont)
     try:
         write_wav(args.out, audio, args.samplerate)
     except OSError as error:

@@ -1,2 +1,3 @@
 """The live instrument: the parameter registry, steering, the just-in-time composer, the model
-thread (engine), the timing thread (scheduler), a performance put together, render and the view."""
+thread (engine), a performance put together, the offline performance (render) and the view. The
+timing thread it runs on is ``instrument.timing``, below it and the outputs."""

@@ -3,8 +3,9 @@
 ``next_notes()`` steps the network only until the next note is certain (its pitch and its
 length) and returns it; it knows nothing of seconds, threads or devices. The real-time engine
 calls it when the next note is due, and ``render`` calls it in a plain loop, so live and
-offline performances come from the same code. Parameters are read at every token, so a
-change applies to the very next token sampled.
+offline performances come from the same code. Parameters are read at every token and handed
+to the stepper as one ``Controls`` value per step, so a change applies to the very next token
+sampled and no step sees half of one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from instrument.model.network import FolkRNN
 from instrument.music.notes import Note, NoteStream
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.model.stepper import Ablation, Stepper, Stimulation
+from instrument.model.controls import PLAIN, Controls
+from instrument.model.stepper import Stepper
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class Composer:
         self._stream: NoteStream | None = None
         self._seen_new = params.fired("tune.new")
         self._steer_key: tuple | None = None
+        self._steered = PLAIN
+        self.controls = PLAIN  # what the last step was steered with (views read it; replaced whole)
         self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[ComposedNote] = []
         self._loop: deque[ComposedNote] = deque()
@@ -139,18 +143,18 @@ class Composer:
         self.tune = TuneState(self.tune_count, offset=start)
         s = self.stepper
         s.reset()
-        s.guard = bool(self.params.get("guard"))
         s.force(vocab.START)
+        self._steer_key = None
+        body = self._controls()  # the network's controls now (no scale bias: the mode is not drawn yet)
         meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
         tokens = []
         for stage, choice, make in (("meter", meter, vocab.meter_token), ("mode", mode, vocab.mode_token)):
             if choice != "auto":
-                s.force(make(choice))
+                s.force(make(choice), controls=body)
                 tokens.append(make(choice))
             else:  # drawn by the model, by the one rule of model.header
-                s.temperature, s.logit_bias = header.controls([stage], self.params.get("temperature"))
-                tokens.append(vocab.TOKENS[int(s.step()[0])])
-                s.logit_bias = None
+                self.controls = header.controls([stage], body)
+                tokens.append(vocab.TOKENS[int(s.step(self.controls)[0])])
         self.tune.meter, self.tune.mode = vocab.meter_of(tokens[0]), vocab.mode_of(tokens[1])
         self._stream = NoteStream(self.tune.meter, self.tune.mode)
         self._steer_key = None
@@ -193,8 +197,6 @@ class Composer:
         self._failures += 1
         self._failed_at = self.params.version
         self._steer_key = None
-        s = self.stepper
-        s.stimulation, s.ablation, s.logit_bias = Stimulation(), Ablation(), None
         tune = self.tune
         if self._failures >= 3 and tune is not None and not tune.ended:
             tune.ended = True  # the next call starts afresh from <s>; what was written is kept
@@ -205,8 +207,10 @@ class Composer:
         version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
         if self._failed_at != version:
             self._failed_at = None
-            self._steer()  # else: plain controls, until a parameter changes
-        token = int(self.stepper.step()[0])
+            self.controls = self._controls()
+        else:  # plain controls at the performer's temperature, until a parameter changes
+            self.controls = Controls(temperature=self.controls.temperature, guard=self.controls.guard)
+        token = int(self.stepper.step(self.controls)[0])
         self._failures = 0
         self.tokens_sampled += 1
         self.applied.append((version, began))
@@ -261,29 +265,37 @@ class Composer:
         return note
 
     # -- parameters -> network controls ----------------------------------------------------
-    def _steer(self) -> None:
+    def _controls(self) -> Controls:
+        """The controls of the next token from the parameters: rebuilt when a parameter changed
+        (the scale bias needs the tune's mode: none before it is drawn), else the same value,
+        with the temperature and the guard read afresh (a smoothed temperature moves every token)."""
         p = self.params
-        s = self.stepper
-        s.temperature = p.get("temperature")
-        s.guard = bool(p.get("guard"))
         key = (
-            p.version,
+            p.version, self.tune.mode,
             round(p.get("stimulation.weight"), 4),
             round(p.get("bias.strength"), 3), round(p.get("bias.rests"), 3), round(p.get("bias.triplets"), 3),
             round(p.get("bias.long_notes"), 3), round(p.get("bias.short_notes"), 3),
         )
-        if key == self._steer_key:
-            return
-        self._steer_key = key
-        s.stimulation = steering.stimulation(
-            p.get("stimulation.source"), p.get("stimulation.weight"), p.get("stimulation.token"), p.get("stimulation.keys")
-        )
-        layer = min(p.get("ablation.layer"), self.layers)
-        order = self.orders.cached(p.get("ablation.set"), layer) or self._random_order(p.get("ablation.set"), layer)
-        s.ablation = steering.ablation(order, p.get("ablation.depth"), layer, p.get("ablation.mode"), p.get("ablation.units"))
-        s.logit_bias = steering.logit_bias(
-            self.tune.mode,
-            steering.scale_pitch_classes(p.get("bias.scale"), p.get("bias.pitch_classes")),
-            p.get("bias.strength"), p.get("bias.rests"), p.get("bias.triplets"),
-            p.get("bias.long_notes"), p.get("bias.short_notes"), p.get("bias.end"),
-        )
+        temperature, guard = p.get("temperature"), bool(p.get("guard"))
+        if key != self._steer_key:
+            self._steer_key = key
+            layer = min(p.get("ablation.layer"), self.layers)
+            order = self.orders.cached(p.get("ablation.set"), layer) or self._random_order(p.get("ablation.set"), layer)
+            bias = steering.logit_bias(
+                self.tune.mode,
+                steering.scale_pitch_classes(p.get("bias.scale"), p.get("bias.pitch_classes")),
+                p.get("bias.strength"), p.get("bias.rests"), p.get("bias.triplets"),
+                p.get("bias.long_notes"), p.get("bias.short_notes"), p.get("bias.end"),
+            ) if self.tune.mode else None
+            self._steered = Controls(
+                temperature=temperature,
+                logit_bias=bias,
+                stimulation=steering.stimulation(p.get("stimulation.source"), p.get("stimulation.weight"),
+                                                 p.get("stimulation.token"), p.get("stimulation.keys")),
+                ablation=steering.ablation(order, p.get("ablation.depth"), layer, p.get("ablation.mode"),
+                                           p.get("ablation.units")),
+                guard=guard,
+            )
+        elif self._steered.temperature != temperature or self._steered.guard != guard:
+            self._steered = replace(self._steered, temperature=temperature, guard=guard)
+        return self._steered

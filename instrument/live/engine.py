@@ -24,7 +24,7 @@ from instrument.live.composer import Composer, ComposedNote
 from instrument.music.phrasing import Phrasing, ScheduledNote
 from instrument.outputs import Output
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler, clock
+from instrument.timing import Scheduler, clock
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import math
 import queue
 import sys
 import threading
@@ -20,31 +21,51 @@ from typing import Callable
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class Burst:
+    """At most ``burst`` events per ``period`` seconds: the one rate limit of the log (per message,
+    ``RateLimit``) and of each controller's warnings (``controllers.report.Reporter``). A window
+    opens with the first event after the last one closed; what was held back in a window is
+    said once, with the first event of the next."""
+
+    def __init__(self, burst: int, period: float, clock: Callable[[], float] = time.monotonic):
+        self.burst, self.period, self._clock = burst, period, clock
+        self._start = -math.inf
+        self._count = 0
+        self._held = 0
+
+    def admit(self) -> tuple[bool, int]:
+        """(whether this event passes, how many the previous window held back: nonzero once)."""
+        now = self._clock()
+        held = 0
+        if now - self._start >= self.period:
+            held, self._held = self._held, 0
+            self._start, self._count = now, 0
+        if self._count >= self.burst:
+            self._held += 1
+            return False, held
+        self._count += 1
+        return True, held
+
+
 class RateLimit(logging.Filter):
     """Passes a given message at most ``burst`` times per ``period`` seconds, then says how many it dropped."""
 
     def __init__(self, period: float = 5.0, burst: int = 3):
         super().__init__()
         self.period, self.burst = period, burst
-        self._seen: dict[tuple[str, str], list[float | int]] = {}  # key -> [window start, count, dropped]
+        self._seen: dict[tuple[str, str], Burst] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, str(record.msg))
-        now = time.monotonic()
-        entry = self._seen.get(key)
-        if entry is None or now - entry[0] >= self.period:
-            dropped = int(entry[2]) if entry else 0
-            self._seen[key] = [now, 1, 0]
-            if len(self._seen) > 10_000:
+        limit = self._seen.get(key)
+        if limit is None:
+            if len(self._seen) >= 10_000:
                 self._seen.clear()
-            if dropped:
-                record.msg = f"{record.msg} ({dropped} more like it dropped)"
-            return True
-        entry[1] += 1
-        if entry[1] <= self.burst:
-            return True
-        entry[2] += 1
-        return False
+            limit = self._seen[key] = Burst(self.burst, self.period)
+        passes, dropped = limit.admit()
+        if dropped:
+            record.msg = f"{record.msg} ({dropped} more like it dropped)"
+        return passes
 
 
 class LogPipe:

@@ -1,6 +1,6 @@
 """Switching the playing model between tunes (``model.next``), with no gap in the music.
 
-A performer may move from the session voice to the songs voice mid-set. Reading a checkpoint
+A performer may move from the session model to the songs model mid-set. Reading a checkpoint
 and preparing its stepper takes a few hundred milliseconds, far longer than a note, so it never
 happens on the model thread: when ``model.next`` changes, a loader thread reads the checkpoint,
 builds its stepper and steps it once (the first step pays one-off costs), and the composer takes

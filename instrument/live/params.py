@@ -307,6 +307,8 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
                   "loaded in the background, it takes over at the next tune boundary"),
     ParamSpec("channel", "int", 1, 1, 16, "", doc="MIDI channel"),
     ParamSpec("program", "int", 0, 0, 127, "", doc="MIDI program (General MIDI, 0 = piano; none sent when -1)"),
+    ParamSpec("gain", "float", 0.0, -40.0, 12.0, "dB", 0,
+              doc="the built-in sound's level (FluidSynth's gain, the numpy synth's master level); MIDI out is untouched"),
     ParamSpec("timbre", "choice", DEFAULT_TIMBRE, choices=tuple(GM_TIMBRES), validate=_timbre,
               doc="the built-in sound's instrument (FluidSynth: its General MIDI program, changed live; numpy synth: plucked or bowed, at the start)"),
     ParamSpec("repeats", "choice", "play", choices=("play", "skip"),

@@ -1,9 +1,9 @@
 """A live performance put together: model, parameters, outputs, engine, and a clean end.
 
-This is where ``play`` decides what sounds (MIDI port, built-in synth, recording) with the
-fallbacks a performer expects: no MIDI here means no port, no sound device means no synth,
-and with neither, the performance is recorded rather than refused. However it ends (its
-limits, Ctrl-C, SIGTERM, an error), every sounding note is ended and the recording is closed.
+The outputs are opened by ``instrument.outputs.opening`` (what sounds, with a performer's
+fallbacks) from the parameters' start values; the live parameters that steer an output as it
+plays (``timbre``, ``gain``) are wired to it here. However it ends (its limits, Ctrl-C, SIGTERM, an error),
+every sounding note is ended and the recording is closed.
 """
 
 from __future__ import annotations
@@ -12,115 +12,19 @@ import gc
 import logging
 import signal
 import threading
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
-from instrument.errors import UsageError
-from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
+from instrument.music.phrasing import Phrasing, seconds_per_quarter
+from instrument.music.timbres import find_timbre
 from instrument.model.network import FolkRNN
-from instrument.outputs import Output
+from instrument.outputs.opening import OutputChoice, open_outputs
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class OutputChoice:
-    """What the command line asked for; ``None`` means "the default for this machine"."""
-
-    midi_out: str | None = None  # virtual | NAME | none
-    midi_api: str = "auto"
-    audio: bool | None = None
-    audio_device: str | None = None
-    synth: str = "auto"  # auto | fluidsynth | numpy (instrument.outputs.sound)
-    soundfont: str | None = None
-    record: str | None = None
-    send_clock: bool = False
-
-
-@dataclass
-class Opened:
-    outputs: list[Output] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)  # what the performer is told at the start
-    record_path: Path | None = None
-
-
-def default_take_path(now: float | None = None) -> Path:
-    """Where a performance is recorded when nothing can sound: ./takes/take-DATE-TIME.mid."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return Path("takes") / f"take-{stamp}.mid"
-
-
-def open_outputs(choice: OutputChoice, params: Parameters, scheduler: Scheduler, tempo_map: TempoMap) -> Opened:
-    """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
-
-    Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
-    a note. With neither MIDI nor audio, the take is recorded to ``default_take_path()``.
-    """
-    from instrument.midi.ports import midi_available
-    from instrument.outputs.midi_port import open_midi_port
-
-    opened = Opened()
-    try:
-        midi_target = choice.midi_out
-        if midi_target is None:
-            ok, why = midi_available()
-            midi_target = "virtual" if ok else "none"
-            if not ok:
-                opened.messages.append(f"no MIDI here ({why}); MIDI output off")
-        if midi_target.strip().lower() != "none":
-            port = open_midi_port(midi_target, choice.midi_api, scheduler, program=params.get("program"),
-                                  channel=params.get("channel"), send_clock=choice.send_clock, tempo=tempo_map)
-            opened.outputs.append(port)
-            opened.messages.append(port.status())
-        elif choice.send_clock:
-            raise UsageError("--send-clock needs a MIDI output; drop --midi-out none or --send-clock")
-
-        if choice.audio is not False:
-            from instrument.music.timbres import find_timbre
-            from instrument.outputs.sound import open_sound
-
-            sound = open_sound(choice.synth, find_timbre(params.get("timbre")), choice.soundfont, choice.audio_device,
-                               required=bool(choice.audio))
-            opened.messages.append(sound.message)
-            if sound.output is not None:
-                opened.outputs.append(sound.output)
-                if hasattr(sound.output, "set_timbre"):  # FluidSynth changes instrument live
-                    params.listeners.append(lambda change, out=sound.output: change.name == "timbre" and
-                                            out.set_timbre(find_timbre(change.value)))
-
-        record = choice.record
-        if record is None and not opened.outputs:
-            record = str(default_take_path())
-            opened.messages.append(f"neither MIDI nor audio can play here: recording to {record} instead")
-        if record is not None:
-            from instrument.outputs.recording import Recording
-
-            path = Path(record)
-            if path.suffix.lower() != ".mid":
-                raise UsageError(f"--record {record}: give a .mid file name (the tunes go beside it as .abc)")
-            if choice.record is None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            meter = params.get("meter.next")
-            qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
-            opened.outputs.append(Recording(path, program=params.get("program"), channel=params.get("channel"), qpm=qpm))
-            opened.record_path = path
-            if choice.record is not None:
-                opened.messages.append(f"recording to {path} and {path.with_suffix('.abc')}")
-    except BaseException:
-        for out in opened.outputs:
-            try:
-                out.close(0.0)
-            except Exception:
-                pass
-        raise
-    return opened
 
 
 class Performance:
@@ -137,7 +41,17 @@ class Performance:
             self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
             params.listeners.append(self._on_model_next)
         self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
-        self.opened = open_outputs(choice, params, self.scheduler, self.phrasing.tempo)
+        meter = params.get("meter.next")
+        qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
+        self.opened = open_outputs(choice, self.scheduler, self.phrasing.tempo, program=params.get("program"),
+                                   channel=params.get("channel"), timbre=find_timbre(params.get("timbre")),
+                                   gain_db=params.get("gain"), qpm=qpm)
+        for out in self.opened.outputs:
+            if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live
+                params.listeners.append(lambda change, out=out: change.name == "timbre" and
+                                        out.set_timbre(find_timbre(change.value)))
+            if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
+                params.listeners.append(lambda change, out=out: change.name == "gain" and out.set_gain(change.value))
         for out in self.opened.outputs:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress

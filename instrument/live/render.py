@@ -49,15 +49,17 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     return take
 
 
-def render_audio(take: Take, samplerate: int = 48000, timbre: str = "harp", synth: str = "auto",
+def render_take(take: Take, samplerate: int = 48000, timbre: str = "harp", synth: str = "auto",
                  soundfont: str | None = None) -> tuple[np.ndarray, str]:
     """The take as float32 audio (frames, 2), at least as long as its bars, tail included, rendered
-    by the sound ``play`` would use (``instrument.outputs.sound``); and what rendered it."""
+    by the sound ``play`` would use (``instrument.outputs.sound``) and normalised to its peak of
+    ``RENDER_PEAK_DBFS``; and what rendered it."""
     from instrument.music.timbres import find_timbre
-    from instrument.outputs.sound import render
+    from instrument.outputs.sound import RENDER_PEAK_DBFS, normalise_peak, render_notes
 
-    audio, by = render(take.notes, find_timbre(timbre), synth, samplerate, start=0.0, soundfont=soundfont)
+    audio, by = render_notes(take.notes, find_timbre(timbre), synth, samplerate, start=0.0, soundfont=soundfont)
     frames = int(round(take.seconds * samplerate))
     if len(audio) < frames:
         audio = np.concatenate([audio, np.zeros((frames - len(audio), audio.shape[1]), dtype=audio.dtype)])
-    return audio, by
+    audio, gain_db = normalise_peak(audio)
+    return audio, f"{by}; peak normalised to {RENDER_PEAK_DBFS:g} dBFS ({gain_db:+.1f} dB)"

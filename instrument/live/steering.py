@@ -16,7 +16,7 @@ import numpy as np
 from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.live.params import SCALES
-from instrument.model.stepper import Ablation, Stimulation
+from instrument.model.controls import Ablation, Stimulation
 from instrument.model.vocab import TokenClass
 
 _PITCH_INDICES = np.flatnonzero(vocab.class_mask(TokenClass.PITCH))

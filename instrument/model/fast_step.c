@@ -42,7 +42,7 @@
 #define MAXB_TILE 2
 
 typedef struct {
-    int32_t layers, hp, vocab, voices, prec, kblock, pad0, pad1;
+    int32_t layers, hp, vocab, voices, prec, kblock, keep_stride, pad1; /* keep_stride: 0 = masks shared, hp = a row per voice */
     const float *gather;
     const float *bias[MAXL];
     const void *w[MAXL];
@@ -219,7 +219,8 @@ static inline void init_acc(const fs_job *job, int l, int i, int g, __m256 *a) {
 }
 
 /* Gates -> c, h of 8 units (group g) of voice v; h (after silence) to h[l], h (after output cut) to
- * the next layer's input. */
+ * the next layer's input. keep_sil/keep_out are one row shared by every voice (keep_stride 0) or a
+ * row per voice (keep_stride hp): each voice of an ensemble may cut its own units. */
 static inline void lstm_out(const fs_net *n, int l, int v, int g, const __m256 *a) {
     size_t hp = (size_t)n->hp, u = (size_t)g * 8;
     __m256 i = sigmoid256(a[0]), f = sigmoid256(a[1]), gg = tanh256(a[2]), o = sigmoid256(a[3]);
@@ -227,9 +228,10 @@ static inline void lstm_out(const fs_net *n, int l, int v, int g, const __m256 *
     __m256 c = _mm256_fmadd_ps(f, _mm256_loadu_ps(cp), _mm256_mul_ps(i, gg));
     _mm256_storeu_ps(cp, c);
     __m256 h = _mm256_mul_ps(o, tanh256(c));
-    if (n->keep_sil[l]) h = _mm256_mul_ps(h, _mm256_loadu_ps(n->keep_sil[l] + u));
+    size_t keep = (size_t)v * n->keep_stride + u; /* the voice's own row of an ablation, or the shared one */
+    if (n->keep_sil[l]) h = _mm256_mul_ps(h, _mm256_loadu_ps(n->keep_sil[l] + keep));
     _mm256_storeu_ps(n->h[l] + v * hp + u, h);
-    if (n->keep_out[l]) h = _mm256_mul_ps(h, _mm256_loadu_ps(n->keep_out[l] + u));
+    if (n->keep_out[l]) h = _mm256_mul_ps(h, _mm256_loadu_ps(n->keep_out[l] + keep));
     float *next = (l + 1 < n->layers) ? n->in[l + 1] + v * 2 * hp : n->xo + v * hp;
     _mm256_storeu_ps(next + u, h);
 }

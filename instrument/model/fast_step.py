@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from instrument import native
+from instrument.model.controls import Stimulation
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("fast_step.c")
-ABI = 4  # the call structures' layout; the C file returns it from fs_abi_version()
+ABI = 5  # the call structures' layout; the C file returns it from fs_abi_version()
 MAXL = 8  # layers: sizes the per-layer pointer arrays of the C structures
 MAX_VOCAB = 1024  # tokens: sizes the sampler's buffers
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=gnu11", "-fPIC", "-shared", "-pthread",
@@ -125,7 +126,7 @@ def available() -> bool:
 class _Net(ctypes.Structure):
     _fields_ = [
         ("layers", ctypes.c_int32), ("hp", ctypes.c_int32), ("vocab", ctypes.c_int32), ("voices", ctypes.c_int32),
-        ("prec", ctypes.c_int32), ("kblock", ctypes.c_int32), ("pad0", ctypes.c_int32), ("pad1", ctypes.c_int32),
+        ("prec", ctypes.c_int32), ("kblock", ctypes.c_int32), ("keep_stride", ctypes.c_int32), ("pad1", ctypes.c_int32),
         ("gather", ctypes.c_void_p), ("bias", ctypes.c_void_p * MAXL), ("w", ctypes.c_void_p * MAXL),
         ("wout", ctypes.c_void_p), ("bout", ctypes.c_void_p),
         ("inp", ctypes.c_void_p * MAXL), ("h", ctypes.c_void_p * MAXL), ("c", ctypes.c_void_p * MAXL),
@@ -340,49 +341,75 @@ class FastNet:
             self.sampling_buf[:] = 1.0 / self.wt.vocab
 
     def _set_masks(self, masks) -> None:
-        """Per layer (output keep, silence keep) tensors from the stepper; None where the layer is whole."""
+        """Per layer (output keep, silence keep) from the stepper; None where the layer is whole.
+        A mask shared by every voice is one row (stride 0); where any mask has a row per voice,
+        every mask is given one row per voice (stride Hp), so the kernel reads row v for voice v."""
+        per_voice = any(m is not None and np.ndim(m) == 2 for pair in masks for m in pair)
         keep = []
         for l, pair in enumerate(masks):
             for field, m in zip(("keep_out", "keep_sil"), pair):
                 if m is None:
                     getattr(self.net, field)[l] = None
                 else:
-                    a = np.zeros(self.wt.hp, dtype=np.float32)
-                    a[: self.wt.hidden] = np.asarray(m, dtype=np.float32)
+                    a = np.zeros((self.voices, self.wt.hp) if per_voice else self.wt.hp, dtype=np.float32)
+                    a[..., : self.wt.hidden] = np.asarray(m, dtype=np.float32)
                     keep.append(a)
                     getattr(self.net, field)[l] = _ptr(a)
+        self.net.keep_stride = self.wt.hp if per_voice else 0
         self._keep = keep
         self._masks_set = masks
 
     def _set_input(self, pending, sampled, stim, pcs) -> None:
         """Layer 0's input rows: the pending token (weighted when sampled), plus a stimulation's
-        forced and random pitch-class tokens on the voices whose token was sampled."""
+        forced and random pitch-class tokens on the voices whose token was sampled. ``stim``: one
+        Stimulation for every fed voice, or one each."""
         n = len(pending)
-        if stim.is_plain:
-            self.hot_tok[:n, 0] = pending
-            if not self._plain_input:
-                self.hot_w[:] = 1.0
-                self.nhot[:] = 1
-                self._plain_input = True
+        if isinstance(stim, Stimulation):
+            if stim.is_plain:
+                self.hot_tok[:n, 0] = pending
+                if not self._plain_input:
+                    self.hot_w[:] = 1.0
+                    self.nhot[:] = 1
+                    self._plain_input = True
+                return
+            extra = sampled.any()
+            hot = 1 + (len(stim.forced) + (pcs is not None) if extra else 0)
+            if hot > self.maxhot:
+                self._set_maxhot(hot)
+            tok, w = self.hot_tok, self.hot_w
+            tok[:n, 0] = pending
+            w[:n, 0] = np.where(sampled, np.float32(stim.sampled_weight), np.float32(1.0))
+            k = 1
+            if extra:
+                for token, weight in stim.forced:
+                    tok[:n, k] = token
+                    w[:n, k] = np.where(sampled, np.float32(weight), np.float32(0.0))
+                    k += 1
+                if pcs is not None:
+                    tok[:n, k] = self.pc_rows[pcs]
+                    w[:n, k] = np.where(sampled, np.float32(stim.random_pitch_class), np.float32(0.0))
+                    k += 1
+            self.nhot[:n] = k
+            self._plain_input = False
             return
-        extra = sampled.any()
-        hot = 1 + (len(stim.forced) + (pcs is not None) if extra else 0)
+        hot = 1 + max(len(s.forced) + (s.random_pitch_class != 0) for s in stim)
         if hot > self.maxhot:
             self._set_maxhot(hot)
         tok, w = self.hot_tok, self.hot_w
-        tok[:n, 0] = pending
-        w[:n, 0] = np.where(sampled, np.float32(stim.sampled_weight), np.float32(1.0))
-        k = 1
-        if extra:
-            for token, weight in stim.forced:
-                tok[:n, k] = token
-                w[:n, k] = np.where(sampled, np.float32(weight), np.float32(0.0))
+        for i, s in enumerate(stim):  # each voice's tokens in the order the shared path gives them
+            tok[i, 0] = pending[i]
+            if not sampled[i]:
+                w[i, 0], self.nhot[i] = 1.0, 1
+                continue
+            w[i, 0] = s.sampled_weight
+            k = 1
+            for token, weight in s.forced:
+                tok[i, k], w[i, k] = token, weight
                 k += 1
-            if pcs is not None:
-                tok[:n, k] = self.pc_rows[pcs]
-                w[:n, k] = np.where(sampled, np.float32(stim.random_pitch_class), np.float32(0.0))
+            if s.random_pitch_class:
+                tok[i, k], w[i, k] = self.pc_rows[pcs[i]], s.random_pitch_class
                 k += 1
-        self.nhot[:n] = k
+            self.nhot[i] = k
         self._plain_input = False
 
     def _set_selection(self, sel: np.ndarray | None) -> None:

@@ -6,12 +6,14 @@ figure we report comes from the same sampling as what the user hears.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from instrument.errors import UsageError, excerpt
 from instrument.model import fast_step, header, vocab
+from instrument.model.controls import PLAIN, Controls
 from instrument.model.network import FolkRNN
 from instrument.model.vocab import TokenClass
 from instrument.model.stepper import Stepper
@@ -69,7 +71,7 @@ def generate_tunes(
     seed: int | None = None,
     max_tokens: int = 1000,
     batch: int = 64,
-    configure: Callable[[Stepper], None] | None = None,
+    controls: Controls = PLAIN,
     on_step: Callable[[Stepper, np.ndarray, np.ndarray], None] | None = None,
     threads: int | None = None,
     backend: str = "fast",
@@ -81,8 +83,8 @@ def generate_tunes(
     much). Meter and mode are forced when given, else the model draws them (``header``: among
     meter, then mode tokens, at temperature 1). Tune k draws from its own generator seeded by (seed, k), and
     the step sums in the same order whatever the voices, so tune k is the same whatever
-    ``batch`` is. ``configure`` sets further stepper controls once, before the first step
-    (ablation, stimulation, bias); ``on_step(stepper, tokens, tunes)`` sees every step that
+    ``batch`` is. ``controls`` steers every step as live play would (ablation, stimulation, logit
+    bias, guard), its temperature replaced by ``temperature``; ``on_step(stepper, tokens, tunes)`` sees every step that
     sampled body tokens: ``tunes[v]`` is the number of the tune voice v wrote (-1 where it wrote
     none). ``threads`` is the fast step's core count (default: both cores, this is offline work).
     """
@@ -91,17 +93,16 @@ def generate_tunes(
     threads = fast_step.default_threads(offline=True) if threads is None else threads
     voices = min(batch, count)
     stepper = Stepper(model, voices=voices, seed=seed, threads=threads, backend=backend)
-    if configure:
-        configure(stepper)
-    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step, temperature).run()
+    body = controls if controls.temperature == temperature else replace(controls, temperature=temperature)
+    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step, body).run()
 
 
 class _Batch:
     """The voices of one stepper writing ``count`` tunes; each voice moves through the stages
     meter -> mode -> body of one tune, then takes the next tune's number."""
 
-    def __init__(self, stepper: Stepper, count: int, seed, meter, mode, prompt, max_tokens, on_step, temperature):
-        self.stepper, self.count, self.seed, self.temperature = stepper, count, seed, temperature
+    def __init__(self, stepper: Stepper, count: int, seed, meter, mode, prompt, max_tokens, on_step, controls: Controls):
+        self.stepper, self.count, self.seed, self.controls = stepper, count, seed, controls
         self.meter = meter and vocab.meter_token(meter)
         self.mode = mode and vocab.mode_token(mode)
         self.prompt, self.max_tokens, self.on_step = prompt, max_tokens, on_step
@@ -123,7 +124,7 @@ class _Batch:
         self.stepper.reseed(v, None if self.seed is None else [self.seed, k])
         self.tune[v], self.header[v], self.body[v] = k, [], []
         if self.meter:
-            self.stepper.force([vocab.START, self.meter], voices=[v])
+            self.stepper.force([vocab.START, self.meter], voices=[v], controls=self.controls)
             self.header[v].append(self.meter)
             self.after_meter(v)
         else:
@@ -133,14 +134,14 @@ class _Batch:
     def after_meter(self, v: int) -> None:
         if self.mode:
             self.header[v].append(self.mode)
-            self.stepper.force([self.mode, *self.prompt], voices=[v])
+            self.stepper.force([self.mode, *self.prompt], voices=[v], controls=self.controls)
             self.begin_body(v, prompt_forced=True)
         else:
             self.stage[v] = "mode"
 
     def begin_body(self, v: int, prompt_forced: bool = False) -> None:
         if self.prompt and not prompt_forced:
-            self.stepper.force(self.prompt, voices=[v])
+            self.stepper.force(self.prompt, voices=[v], controls=self.controls)
         self.body[v] = list(self.prompt)
         self.stage[v] = "body"
 
@@ -159,10 +160,9 @@ class _Batch:
             live = np.array([v for v, s in enumerate(self.stage) if s != "idle"], dtype=np.int64)
             if not len(live):
                 break
-            stepper.temperature, stepper.logit_bias = header.controls(self.stage, self.temperature)
             sel = None if len(live) == stepper.voices else live
             tokens = np.full(stepper.voices, _END, dtype=np.int64)
-            tokens[live] = stepper.step(sel)
+            tokens[live] = stepper.step(header.controls(self.stage, self.controls), sel)
             if self.on_step:
                 writing = np.full(stepper.voices, -1, dtype=np.int64)
                 body = [v for v in live if self.stage[v] == "body"]
@@ -184,5 +184,4 @@ class _Batch:
                     self.body[v].append(token)
                     if len(self.body[v]) - len(self.prompt) >= self.max_tokens:
                         self.finish(v, ended=False)
-        stepper.logit_bias = None
         return [self.done[k] for k in range(self.count)]

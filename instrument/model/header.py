@@ -10,11 +10,13 @@ tune in the likeliest one (4/4 major at 0) or rare ones as often as common ones 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
 from instrument.model import vocab
+from instrument.model.controls import Controls
 from instrument.model.vocab import TokenClass
 
 HEADER_TEMPERATURE = 1.0
@@ -24,16 +26,14 @@ STAGE_BIAS = {
 }
 
 
-def controls(stages: Sequence[str], temperature: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-voice temperature and logit bias for a step in which voice v is at ``stages[v]``:
-    'meter' or 'mode' (its header is drawn, by the rule above) or anything else (its body, at
-    ``temperature``, unbiased). The bias is None when no voice draws a header."""
-    temps = np.full(len(stages), float(temperature))
-    drawing = [v for v, stage in enumerate(stages) if stage in STAGE_BIAS]
+def controls(stages: Sequence[str], body: Controls) -> Controls | list[Controls]:
+    """The controls of a step in which voice v is at ``stages[v]``: 'meter' or 'mode' (its header
+    is drawn, by the rule above: ``body``'s stimulation, ablation and guard, at temperature 1 among
+    that stage's tokens) or anything else (its body, played with ``body``). One Controls where every
+    voice shares it, else one per voice."""
+    drawing = {stage: replace(body, temperature=HEADER_TEMPERATURE, logit_bias=STAGE_BIAS[stage])
+               for stage in set(stages) if stage in STAGE_BIAS}
     if not drawing:
-        return temps, None
-    bias = np.zeros((len(stages), vocab.SIZE))
-    for v in drawing:
-        temps[v] = HEADER_TEMPERATURE
-        bias[v] = STAGE_BIAS[stages[v]]
-    return temps, bias
+        return body
+    per_voice = [drawing.get(stage, body) for stage in stages]
+    return per_voice[0] if len(set(map(id, per_voice))) == 1 else per_voice

@@ -3,84 +3,37 @@
 Playing live means the model must react between any two tokens: temperature and logit bias
 shape the next sample, stimulation (multi-hot input) and ablation shape the next state
 update. The stepper therefore feeds its pending token lazily, at the start of the next
-``step()``, so whatever was set in between applies to the very next token sampled.
+``step()``, with the controls that step is given, so a change applies to the very next token.
 
 Protocol::
 
-    s = Stepper(weights, voices=1, seed=1)
+    s = Stepper(model, voices=1, seed=1)
     s.force(["<s>", "M:6/8", "K:Cmaj"])   # a prompt, fed one-hot
-    tok = s.step()                        # sample the next token of every voice
+    tok = s.step(Controls(temperature=0.8))   # sample the next token of every voice
+    s.step([Controls(...), Controls(...)])    # or with one Controls per voice (voices=2)
     s.readout                             # h and c of every layer, logits, probabilities
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from instrument.model import fast_step, vocab
+from instrument.model.controls import PLAIN, Ablation, Controls, Stimulation
 from instrument.model.grammar import GrammarGuard
 from instrument.model.network import FolkRNN
-from instrument.model.torch_step import TorchNet
+from instrument.model.torch_step import Masks, TorchNet
 
 log = logging.getLogger(__name__)
 
-ABLATION_MODES = ("output", "silence")
 _ANY = np.ones(vocab.SIZE, dtype=bool)
 _NOT_HEADER = ~vocab.class_mask(vocab.TokenClass.START, vocab.TokenClass.METER, vocab.TokenClass.MODE)
-
-
-@dataclass(frozen=True)
-class Stimulation:
-    """The multi-hot input of the seeds' "stimulation" experiments.
-
-    The fed vector is ``sampled_weight * onehot(sampled) + sum(w * onehot(t) for t, w in forced)``
-    and, when ``random_pitch_class`` > 0, plus that weight on a pitch-class token drawn
-    afresh each step from the stepper's own seeded generator.
-    """
-
-    sampled_weight: float = 1.0
-    forced: tuple[tuple[int, float], ...] = ()
-    random_pitch_class: float = 0.0
-
-    @classmethod
-    def seed_two_hot(cls, weight: float = 0.3) -> "Stimulation":
-        """The seed experiment's preset (docs/design.md §3): 0.7 on the generated token, 0.3 on a random pitch class."""
-        return cls(sampled_weight=1.0 - weight, random_pitch_class=weight)
-
-    @classmethod
-    def tokens(cls, tokens: Iterable[str], weight: float, sampled_weight: float = 1.0) -> "Stimulation":
-        """Force a fixed set of tokens (e.g. the keys held on a keyboard) with one weight each."""
-        return cls(sampled_weight=sampled_weight, forced=tuple((vocab.INDEX[t], weight) for t in tokens))
-
-    @property
-    def is_plain(self) -> bool:
-        return self.sampled_weight == 1.0 and not self.forced and self.random_pitch_class == 0.0
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """Units cut per layer (0-based layer index -> unit indices) and how they are cut.
-
-    ``output`` cuts a unit's outgoing connections (to the next layer or the softmax, the seed
-    experiment of docs/design.md §3); the unit's own recurrence still sees it. ``silence`` holds its h at zero
-    everywhere, recurrence included.
-    """
-
-    units: Mapping[int, Sequence[int]] = field(default_factory=dict)
-    mode: str = "output"
-
-    def __post_init__(self) -> None:
-        if self.mode not in ABLATION_MODES:
-            raise ValueError(f"ablation mode must be one of {ABLATION_MODES}, not {self.mode!r}")
-
-    @property
-    def size(self) -> int:
-        return sum(len(u) for u in self.units.values())
+_NO_BIAS = np.zeros(vocab.SIZE)
 
 
 @dataclass
@@ -101,13 +54,8 @@ class Readout:
 
 
 class Stepper:
-    """Steps ``voices`` independent tunes as one batch, with live controls.
-
-    Controls (plain attributes, change them between any two steps):
-    ``temperature`` (float or one per voice; 0 means greedy argmax), ``stimulation``
-    (Stimulation), ``ablation`` (Ablation), ``logit_bias`` (None or an array over the
-    vocabulary, or one per voice), ``guard`` (mask tokens that cannot follow).
-    The sampled distribution is ``softmax(logits / T + logit_bias)``.
+    """Steps ``voices`` independent lines of music as one batch, each steered by the ``Controls``
+    (``instrument.model.controls``) handed to each step: one for every voice, or one per voice.
 
     ``backend`` "fast" (default) runs the compiled kernel of instrument.model.fast_step, falling back
     (with a logged warning saying why) to "torch" (``torch_step``, the equations as torch ops) where
@@ -116,6 +64,10 @@ class Stepper:
     stores the fast path's weights at half size (see fast_step.TOLERANCE); "auto" (default) uses
     fp16 only where it is exact (weights that are float16 values, as in the shipped model) and
     faster (few voices), so results never depend on it.
+
+    Each voice draws from its own seeded generators (its samples, and its stimulation's random
+    pitch classes), so voice 0 of any stepper with the same seed plays what a one-voice stepper
+    plays, and ``reseed`` gives a voice the generators of another seed.
     """
 
     def __init__(
@@ -123,7 +75,6 @@ class Stepper:
         model: FolkRNN,
         voices: int = 1,
         seed: int | Sequence[int] | None = None,
-        guard: bool = False,
         *,
         backend: str = "fast",
         threads: int | None = None,
@@ -134,15 +85,13 @@ class Stepper:
         self._net = _make_net(model, voices, backend, threads, precision)
         self.backend = "fast" if isinstance(self._net, fast_step.FastNet) else "torch"
         self.precision = self._net.wt.precision if self.backend == "fast" else "float32"
-        self.temperature: float | Sequence[float] = 1.0
-        self.stimulation = Stimulation()
-        self.ablation = Ablation()
-        self.logit_bias: np.ndarray | None = None
-        self.guard = guard
-        *voice_seeds, stim_seed = np.random.SeedSequence(seed).spawn(voices + 1)
+        voice_seeds = np.random.SeedSequence(seed).spawn(voices)
         self._rngs = [np.random.default_rng(s) for s in voice_seeds]  # one per voice: tune i of a batch is reproducible
-        self._stim_rng = np.random.default_rng(stim_seed)
+        self._stim_rngs = [np.random.default_rng(s.spawn(1)[0]) for s in voice_seeds]
         self._masks_for: Ablation | None = None
+        self._masks: Masks = []
+        self._voice_masks_for: tuple[Ablation, ...] = ()
+        self._voice_masks: Masks = []
         self._grammar = [GrammarGuard() for _ in range(voices)]
         self.reset()
 
@@ -162,16 +111,20 @@ class Stepper:
             self._grammar[v] = GrammarGuard()
 
     def reseed(self, voice: int, seed: int | Sequence[int] | None) -> None:
-        """Give one voice a fresh generator: offline generation seeds each tune by its number,
+        """Give one voice fresh generators: offline generation seeds each tune by its number,
         so a tune does not depend on which voice or batch wrote it."""
-        self._rngs[voice] = np.random.default_rng(seed)
+        sequence = np.random.SeedSequence(seed)
+        self._rngs[voice] = np.random.default_rng(sequence)
+        self._stim_rngs[voice] = np.random.default_rng(sequence.spawn(1)[0])
 
-    def force(self, tokens: str | Sequence[str] | Sequence[Sequence[str]], voices: Sequence[int] | None = None) -> None:
+    def force(self, tokens: str | Sequence[str] | Sequence[Sequence[str]], voices: Sequence[int] | None = None,
+              controls: Controls | Sequence[Controls] = PLAIN) -> None:
         """Make ``tokens`` the next tokens of the sequence instead of sampling them.
 
         A flat list is fed to every selected voice in turn; a list of lists gives each voice
-        its own tokens (all the same length). Forced tokens are fed one-hot: stimulation is
-        for the tokens the model chooses.
+        its own tokens (all the same length). Forced tokens are fed one-hot (stimulation is for
+        the tokens the model chooses); ``controls``' ablation applies to every token fed here,
+        the pending one included (one Controls, or one per voice of the stepper).
         """
         selected = list(range(self.voices)) if voices is None else list(voices)
         if isinstance(tokens, str):
@@ -181,7 +134,7 @@ class Stepper:
             raise ValueError("force() needs one token list per selected voice, all of one length")
         for position in range(len(per_voice[0]) if per_voice else 0):
             if all(self._pending[v] >= 0 for v in selected):
-                self._advance(None if voices is None else selected)
+                self._advance(None if voices is None else selected, controls)
             elif any(self._pending[v] >= 0 for v in selected):
                 raise ValueError("force() on voices of which only some have a pending token")
             for v, toks in zip(selected, per_voice):
@@ -190,10 +143,11 @@ class Stepper:
                 self._pending_sampled[v] = False
                 self._grammar[v].push(index)
 
-    def step(self, voices: Sequence[int] | None = None) -> np.ndarray:
+    def step(self, controls: Controls | Sequence[Controls] = PLAIN, voices: Sequence[int] | None = None) -> np.ndarray:
         """Feed the pending token of every voice (or of ``voices`` only), sample the next one and
-        return the tokens, in ``voices`` order. Offline generation steps only the voices whose tune
-        has not ended."""
+        return the tokens, in ``voices`` order. ``controls``: one ``Controls`` for every voice, or
+        a sequence of one per voice of the stepper (indexed by voice, whichever are stepped).
+        Offline generation steps only the voices whose tune has not ended."""
         sel = None if voices is None else np.asarray(voices, dtype=np.int64)
         if sel is None:
             if not self._all_pending:
@@ -201,24 +155,32 @@ class Stepper:
                     raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
                 self._all_pending = True
             pending, sampled, grammars, rngs = self._pending, self._pending_sampled, self._grammar, self._rngs
-            temperature, bias = self.temperature, self.logit_bias
+            fed = range(self.voices)
         else:
             if (self._pending[sel] < 0).any():
                 raise RuntimeError("step() before a first token: force(['<s>', ...]) first")
             pending, sampled = self._pending[sel], self._pending_sampled[sel]
-            grammars, rngs = [self._grammar[v] for v in sel], [self._rngs[v] for v in sel]
-            temperature = self.temperature
-            if not isinstance(temperature, (int, float)):
-                temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (self.voices,))[sel]
-            bias = self.logit_bias
-            if bias is not None and np.ndim(bias) == 2:
-                bias = np.broadcast_to(bias, (self.voices, self.config.vocab_size))[sel]
-        if self.guard:
-            allowed = [g.allowed() for g in grammars]
-        else:  # even unguarded, a tune's header is written once: no <s>, M: or K: inside a body
-            allowed = [_NOT_HEADER if g.stage == "body" else _ANY for g in grammars]
+            fed = sel.tolist()
+            grammars, rngs = [self._grammar[v] for v in fed], [self._rngs[v] for v in fed]
+        one = _one(controls, self.voices)
+        if one is not None:
+            stim, masks = one.stimulation, self._ablation_masks(one.ablation)
+            temperature, bias = one.temperature, one.logit_bias
+            if one.guard:
+                allowed = [g.allowed() for g in grammars]
+            else:  # even unguarded, a tune's header is written once: no <s>, M: or K: inside a body
+                allowed = [_NOT_HEADER if g.stage == "body" else _ANY for g in grammars]
+        else:
+            chosen = [controls[v] for v in fed]
+            stim = _shared([c.stimulation for c in chosen])
+            masks = self._per_voice_masks(controls)
+            temperature = np.array([c.temperature for c in chosen])
+            biases = [c.logit_bias for c in chosen]
+            bias = None if all(b is None for b in biases) else np.stack([_NO_BIAS if b is None else b for b in biases])
+            allowed = [g.allowed() if c.guard else (_NOT_HEADER if g.stage == "body" else _ANY)
+                       for g, c in zip(grammars, chosen)]
         tokens = self._net.step(
-            sel, pending, sampled, self.stimulation, self._pitch_classes(sampled), self._ablation_masks(),
+            sel, pending, sampled, stim, self._pitch_classes(fed, sampled, stim), masks,
             temperature, bias, allowed, rngs,
         )
         if sel is None:
@@ -242,38 +204,101 @@ class Stepper:
         return self._pending.copy()
 
     # -- the network -----------------------------------------------------------------------
-    def _ablation_masks(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
-        """Per layer (output mask, silence mask), rebuilt only when the ablation changes."""
-        if self._masks_for is not self.ablation:
+    def _keep(self, ablation: Ablation, layer: int) -> np.ndarray | None:
+        """1 for the units of ``layer`` the ablation keeps, 0 for those it cuts; None: all kept."""
+        units = list(ablation.units.get(layer, ()))
+        if not units:
+            return None
+        if not all(0 <= u < self.config.hidden for u in units):
+            raise ValueError(f"ablation units of layer {layer + 1} are 0..{self.config.hidden - 1}, "
+                             f"not {max(units, key=lambda u: abs(u - self.config.hidden / 2))}")
+        keep = np.ones(self.config.hidden, dtype=np.float32)
+        keep[np.asarray(units, dtype=np.int64)] = 0.0
+        return keep
+
+    def _ablation_masks(self, ablation: Ablation) -> Masks:
+        """Per layer (output mask, silence mask) shared by every voice, rebuilt only when the
+        ablation changes (a new value: they are immutable)."""
+        if self._masks_for is not ablation:
             masks = []
             for layer in range(self.config.layers):
-                units = list(self.ablation.units.get(layer, ()))
-                if not units:
+                keep = self._keep(ablation, layer)
+                if keep is None:
                     masks.append((None, None))
                     continue
-                if not all(0 <= u < self.config.hidden for u in units):
-                    raise ValueError(f"ablation units of layer {layer + 1} are 0..{self.config.hidden - 1}, "
-                                     f"not {max(units, key=lambda u: abs(u - self.config.hidden / 2))}")
-                keep = torch.ones(self.config.hidden)
-                keep[torch.as_tensor(units, dtype=torch.long)] = 0.0
-                masks.append((keep, None) if self.ablation.mode == "output" else (None, keep))
-            self._masks = masks
-            self._masks_for = self.ablation
+                keep = torch.from_numpy(keep)
+                masks.append((keep, None) if ablation.mode == "output" else (None, keep))
+            self._masks, self._masks_for = masks, ablation
         return self._masks
 
-    def _advance(self, selected: Sequence[int] | None) -> None:
+    def _per_voice_masks(self, controls: Sequence[Controls]) -> Masks:
+        """Per layer (output mask, silence mask), one row per voice of the stepper (a voice whose
+        ablation leaves the layer whole keeps every unit), or None where no voice cuts the layer
+        that way; rebuilt only when some voice's ablation changed. Voices that share one ablation
+        share its masks."""
+        ablations = tuple(c.ablation for c in controls)
+        if all(a is ablations[0] for a in ablations):  # one ablation (the header of a batch's tunes): shared masks
+            return self._ablation_masks(ablations[0])
+        if len(ablations) != len(self._voice_masks_for) or any(a is not b for a, b in zip(ablations, self._voice_masks_for)):
+            masks = []
+            for layer in range(self.config.layers):
+                rows = {"output": None, "silence": None}
+                for v, ablation in enumerate(ablations):
+                    keep = self._keep(ablation, layer)
+                    if keep is not None:
+                        if rows[ablation.mode] is None:
+                            rows[ablation.mode] = np.ones((self.voices, self.config.hidden), dtype=np.float32)
+                        rows[ablation.mode][v] = keep
+                masks.append(tuple(None if r is None else torch.from_numpy(r) for r in (rows["output"], rows["silence"])))
+            self._voice_masks, self._voice_masks_for = masks, ablations
+        return self._voice_masks
+
+    def _advance(self, selected: Sequence[int] | None, controls: Controls | Sequence[Controls]) -> None:
         """Feed the pending tokens of ``selected`` voices (None: all) through the network."""
         sel = None if selected is None else np.asarray(list(selected), dtype=np.int64)
         pending = self._pending if sel is None else self._pending[sel]
         sampled = self._pending_sampled if sel is None else self._pending_sampled[sel]
-        self._net.advance(sel, pending, sampled, self.stimulation, self._pitch_classes(sampled), self._ablation_masks())
+        fed = range(self.voices) if sel is None else sel.tolist()
+        one = _one(controls, self.voices)
+        if one is not None:
+            stim, masks = one.stimulation, self._ablation_masks(one.ablation)
+        else:
+            stim, masks = _shared([controls[v].stimulation for v in fed]), self._per_voice_masks(controls)
+        self._net.advance(sel, pending, sampled, stim, self._pitch_classes(fed, sampled, stim), masks)
 
-    def _pitch_classes(self, sampled: np.ndarray) -> np.ndarray | None:
-        """The stimulation's random pitch class of each fed voice (drawn whenever any was sampled)."""
-        stim = self.stimulation
-        if not stim.is_plain and stim.random_pitch_class and sampled.any():
-            return self._stim_rng.integers(0, len(_PC_ROWS), size=len(sampled))
-        return None
+    def _pitch_classes(self, fed: Sequence[int], sampled: np.ndarray,
+                       stim: Stimulation | Sequence[Stimulation]) -> np.ndarray | None:
+        """The stimulation's random pitch class of each fed voice whose token was sampled, each
+        drawn from that voice's own generator; None when no voice draws one."""
+        if isinstance(stim, Stimulation):
+            if stim.is_plain or not stim.random_pitch_class or not sampled.any():
+                return None
+            draws = [True] * len(sampled)
+        else:
+            draws = [bool(s.random_pitch_class) for s in stim]
+            if not any(draws) or not sampled.any():
+                return None
+        out = np.zeros(len(sampled), dtype=np.int64)
+        for i, v in enumerate(fed):
+            if draws[i] and sampled[i]:
+                out[i] = self._stim_rngs[v].integers(0, len(_PC_ROWS))
+        return out
+
+
+def _one(controls: Controls | Sequence[Controls], voices: int) -> Controls | None:
+    """The one Controls every voice steps with, or None when the voices have their own."""
+    if isinstance(controls, Controls):
+        return controls
+    if len(controls) != voices:
+        raise ValueError(f"step() needs one Controls, or one per voice ({voices}), not {len(controls)}")
+    first = controls[0]
+    return first if all(c is first for c in controls) else None
+
+
+def _shared(values: list):
+    """One value where every voice has the same (the nets' faster path), else the list."""
+    first = values[0]
+    return first if all(v is first for v in values) else values
 
 
 _PC_ROWS = np.array([vocab.INDEX[t] for t in vocab.PITCH_CLASS_TOKENS])

@@ -10,15 +10,18 @@ equations in numpy, straight from the folk-rnn parameter layout.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from instrument.model.controls import Stimulation
 from instrument.model.network import FolkRNN
 
-if TYPE_CHECKING:
-    from instrument.model.stepper import Stimulation
+# Per layer (output keep, silence keep): None (the layer is whole), one mask over the units that
+# every voice shares, or one row per voice of the stepper (voices, hidden).
+Masks = list[Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]]
+Stimuli = Union[Stimulation, Sequence[Stimulation]]  # one for every fed voice, or one each
 
 
 class TorchNet:
@@ -66,29 +69,45 @@ class TorchNet:
             self._h[layer][idx] = w.h0[layer]
             self._c[layer][idx] = w.c0[layer]
 
-    def _input(self, pending, sampled, stim: Stimulation, pcs) -> torch.Tensor:
+    def _input(self, pending, sampled, stim: Stimuli, pcs) -> torch.Tensor:
+        """Layer 1's input: each fed voice's pending token (weighted when it was sampled), plus its
+        stimulation's forced and random pitch-class tokens when it was sampled."""
         x = torch.zeros(len(pending), self.config.vocab_size)
         rows = torch.arange(len(pending))
         pending = torch.as_tensor(pending)
         sampled = torch.as_tensor(sampled)
-        weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
-        x[rows, pending] = weight
-        if not stim.is_plain and bool(sampled.any()):
-            extra = torch.zeros_like(x)
-            for token, w in stim.forced:
-                extra[:, token] += w
-            if stim.random_pitch_class:
-                extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
-            x += extra * sampled[:, None]
+        if isinstance(stim, Stimulation):
+            weight = torch.where(sampled, torch.tensor(stim.sampled_weight), torch.tensor(1.0))
+            x[rows, pending] = weight
+            if not stim.is_plain and bool(sampled.any()):
+                extra = torch.zeros_like(x)
+                for token, w in stim.forced:
+                    extra[:, token] += w
+                if stim.random_pitch_class:
+                    extra[rows, self._pc_rows[pcs]] += stim.random_pitch_class
+                x += extra * sampled[:, None]
+            return x
+        x[rows, pending] = torch.tensor([s.sampled_weight if bool(f) else 1.0 for s, f in zip(stim, sampled)])
+        extra = torch.zeros_like(x)  # built as the shared path builds it, so both sum alike
+        for i, s in enumerate(stim):
+            if bool(sampled[i]):
+                for token, w in s.forced:
+                    extra[i, token] += w
+                if s.random_pitch_class:
+                    extra[i, self._pc_rows[pcs[i]]] += s.random_pitch_class
+        x += extra
         return x
 
     @torch.no_grad()
-    def advance(self, sel, pending, sampled, stim: Stimulation, pcs, masks) -> None:
+    def advance(self, sel, pending, sampled, stim: Stimuli, pcs, masks: Masks) -> None:
         every = sel is None
         idx = None if every else torch.as_tensor(sel, dtype=torch.long)
         w = self._weights
         x = self._input(pending, sampled, stim, pcs)
         for layer, (out_keep, silence_keep) in enumerate(masks):
+            if not every:  # a mask per voice: the rows of the voices fed
+                out_keep = out_keep[idx] if out_keep is not None and out_keep.dim() == 2 else out_keep
+                silence_keep = silence_keep[idx] if silence_keep is not None and silence_keep.dim() == 2 else silence_keep
             h_prev = self._h[layer] if every else self._h[layer][idx]
             c_prev = self._c[layer] if every else self._c[layer][idx]
             gates = torch.addmm(w.bias[layer], x, w.w_ih_t[layer]).addmm_(h_prev, w.w_hh_t[layer])

@@ -297,7 +297,7 @@ class _BodyReader:
         elif name == "V":
             self.voices.add(value.split()[0] if value.split() else "")
             if len(self.voices) > 1:
-                raise TuneSkipped("multi-voice body")
+                raise TuneSkipped("several lines of music at once (V: or &)")
 
     # music ---------------------------------------------------------------------------
     def pitch(self, accidental: str, letter: str, marks: str) -> AbcNote:
@@ -372,7 +372,7 @@ class _BodyReader:
                 raise TuneSkipped("unreadable ABC", "unclosed grace notes")
             return close + 1
         if ch == "&":
-            raise TuneSkipped("multi-voice body")
+            raise TuneSkipped("several lines of music at once (V: or &)")
         return None
 
     def _structure(self, text: str, pos: int) -> int | None:
@@ -491,7 +491,7 @@ class Header:
     key: Key
     meter: str
     unit: Fraction
-    voice: str | None
+    v_field: str | None  # the V: field of the header (a body in several V: lines is skipped)
     body: list[str]
     rhythm: str = ""  # the R: field (reel, jig, hornpipe, air ...), lower case, as written
 
@@ -528,8 +528,8 @@ def read_header(tune: AbcTune) -> Header:
 def read_body(header: Header) -> list[Event]:
     """The body's events; raises ``TuneSkipped`` with the reason."""
     reader = _BodyReader(header.key, header.meter, header.unit)
-    if header.voice is not None:
-        reader.field("V", header.voice)
+    if header.v_field is not None:
+        reader.field("V", header.v_field)
     for line in header.body:
         if line.startswith("%"):
             continue

@@ -2,7 +2,7 @@
 
 Each is a General MIDI program (what FluidSynth plays from a GM SoundFont) and whether the
 instrument sustains (bowed, blown, squeezed) or dies away (plucked, struck): the numpy synth,
-which has one voice of each kind, plays the nearest. GM has no concertina, uilleann pipes or
+which has one timbre of each kind (bow, pluck), plays the nearest. GM has no concertina, uilleann pipes or
 tin whistle of its own: each takes the nearest GM program (tango accordion, bagpipe, piccolo:
 GM's own "Whistle" is mistuned in small GM SoundFonts such as TimGM6mb, and a D whistle plays in
 the piccolo's register).
@@ -43,7 +43,7 @@ GM_TIMBRES: dict[str, GmTimbre] = {t.name: t for t in (
     GmTimbre("piano", 0, False, "Acoustic Grand Piano"),
     GmTimbre("harpsichord", 6, False, "Harpsichord"),
 )}
-DEFAULT = "harp"  # plucked, as the numpy synth's first voice always was
+DEFAULT = "harp"  # plucked, as the numpy synth's first timbre always was
 ALIASES = {"pluck": "harp", "bow": "fiddle", "pipes": "uilleann-pipes", "whistle": "tin-whistle",
            "penny-whistle": "tin-whistle", "squeezebox": "accordion"}
 

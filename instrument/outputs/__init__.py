@@ -1,7 +1,7 @@
 """Where the notes go: a MIDI port, the built-in synth, recordings.
 
 Every output receives each note ahead of time, with the absolute times it is scheduled for
-(seconds on ``instrument.live.scheduler.clock``), from the model thread, in order of onset. An output
+(seconds on ``instrument.timing.clock``), from the model thread, in order of onset. An output
 that must act at the moment itself (a MIDI port) hands the note to the timing thread; one that
 can act ahead (the synth, which places notes at the exact sample; a recording) does so at once.
 None of them may block the caller: no disk, network or slow lock inside ``schedule``.

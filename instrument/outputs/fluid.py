@@ -10,10 +10,10 @@ on the synth's own sample clock. The sequencer is driven by the synth's renderin
 timer": ``new_fluid_sequencer2(0)`` registered with the synth), so a note starts in the audio
 block in which its time falls (FluidSynth works in 64-sample blocks and whole milliseconds:
 within ~2.3 ms at 48 kHz, and the same for every note), however late any Python thread runs.
-Offline, ``render`` drives the same synth and sequencer with ``fluid_synth_write_float``, so a
+Offline, ``render_with_fluidsynth`` drives the same synth and sequencer with ``fluid_synth_write_float``, so a
 rendered take sounds as the live one does.
 
-Clock mapping (``LeadClock``): the sequencer's tick counts milliseconds of audio rendered. An
+Clock mapping (``stream_clock.StreamClock``, as the numpy synth's): the sequencer's tick counts milliseconds of audio rendered. An
 audio driver renders a period at the start of each cycle, before it is played, so
 ``tick/1000 - clock()`` read right after a render is the stream's lead over ``clock()``; read
 later in the cycle it is smaller. The largest lead read over the last second is the mapping:
@@ -48,8 +48,9 @@ from instrument.errors import UsageError
 from instrument.music.timbres import GmTimbre
 from instrument.music.tunes import Tune
 from instrument.music.phrasing import ScheduledNote
+from instrument.outputs.stream_clock import StreamClock
 from instrument.outputs.synth import AudioUnavailable
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 
 log = logging.getLogger("instrument.fluidsynth")
 
@@ -117,6 +118,7 @@ def library() -> SimpleNamespace:
         "fluid_synth_get_program": (I, P, I, ctypes.POINTER(I), ctypes.POINTER(I), ctypes.POINTER(I)),
         "fluid_synth_cc": (I, P, I, I, I), "fluid_synth_all_sounds_off": (I, P, I),
         "fluid_synth_get_active_voice_count": (I, P),
+        "fluid_synth_set_gain": (None, P, ctypes.c_float), "fluid_synth_get_gain": (ctypes.c_float, P),
         "fluid_synth_write_float": (I, P, I, P, I, I, P, I, I),
         "new_fluid_audio_driver": (P, P, P), "delete_fluid_audio_driver": (None, P),
         "new_fluid_sequencer2": (P, I), "delete_fluid_sequencer": (None, P),
@@ -290,47 +292,6 @@ class _Engine:
             self.settings = None
 
 
-class LeadClock:
-    """``clock()`` to sequencer ticks: the largest (rendered time - clock) read over ``window_s``.
-
-    A late read only lowers the lead it sees, so the largest wins. When the stream loses time (a
-    JACK server that missed cycles: its frames fall behind the clock), every read after it is
-    lower: once every read of the last ``recent_s`` (two at least) is more than ``drop_s`` below
-    the estimate, the estimate follows them at once rather than after the whole window.
-    """
-
-    def __init__(self, window_s: float = LEAD_WINDOW_S, recent_s: float = 0.3, drop_s: float = 0.004):
-        self.window, self.recent, self.drop = window_s, recent_s, drop_s
-        self._reads: deque[tuple[float, float]] = deque()  # (clock, lead), lead falling: the max is first
-        self._last: deque[tuple[float, float]] = deque()  # every read of the last recent_s
-        self.lead: float | None = None
-
-    def read(self, now: float, tick: int) -> None:
-        lead = tick / TICKS_PER_S - now
-        reads, last = self._reads, self._last
-        last.append((now, lead))
-        while last[0][0] < now - self.recent:
-            last.popleft()
-        if self.lead is not None and len(last) >= 2 and max(l for _, l in last) < self.lead - self.drop:
-            reads.clear()  # the stream lost time: only what was read since counts
-            for item in last:
-                self._push(item)
-        else:
-            self._push((now, lead))
-        while reads[0][0] < now - self.window and len(reads) > 1:
-            reads.popleft()
-        self.lead = reads[0][1]
-
-    def _push(self, item: tuple[float, float]) -> None:
-        reads = self._reads
-        while reads and reads[-1][1] <= item[1]:
-            reads.pop()
-        reads.append(item)
-
-    def tick(self, t: float) -> int:
-        return int(round((t + self.lead) * TICKS_PER_S))
-
-
 class FluidSynth:
     """The built-in sound through FluidSynth's own audio driver: an ``Output``.
 
@@ -372,7 +333,7 @@ class FluidSynth:
         self.samplerate = rate.value
         self.timbre = timbre
         self.late = 0
-        self._clock = LeadClock()
+        self._clock = StreamClock(TICKS_PER_S, LEAD_WINDOW_S, follow_s=0.3, drop_s=0.004)
         self._closed = False
         self._read_lead(burst_s=0.05)
 
@@ -408,7 +369,7 @@ class FluidSynth:
         self._read_lead()
         engine, mapping = self._engine, self._clock
         now = engine.tick()
-        on = mapping.tick(note.on)
+        on = mapping.position(note.on)
         if on < now:  # arrived after its time: the sequencer plays it at once
             self.late += 1
         engine.note(on, note)
@@ -418,6 +379,17 @@ class FluidSynth:
         if not self._closed and timbre != self.timbre:
             self.timbre = timbre
             self._engine.send(None, "program_change", CHANNEL, timbre.program)
+
+    def set_gain(self, db: float) -> None:
+        """The live parameter ``gain``: FluidSynth's own gain, ``db`` above or below ``GAIN``
+        (sounding notes follow at once; FluidSynth applies it in its audio thread)."""
+        if not self._closed:
+            self._engine.f.synth_set_gain(self._engine.synth, GAIN * 10.0 ** (db / 20.0))
+
+    @property
+    def gain(self) -> float:
+        """FluidSynth's gain now (linear)."""
+        return float(self._engine.f.synth_get_gain(self._engine.synth))
 
     def control(self, number: int, value: int) -> None:
         """A MIDI control change to the synth now (CC 7 volume, 11 expression, 64 sustain, ...)."""
@@ -454,7 +426,7 @@ class FluidSynth:
         return line
 
 
-def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, samplerate: int = 48000, start: float | None = None,
+def render_with_fluidsynth(notes: Sequence[ScheduledNote], timbre: GmTimbre, samplerate: int = 48000, start: float | None = None,
            soundfont: str | os.PathLike | None = None, gain: float = GAIN, reverb: bool = True,
            tail_s: float = 3.0) -> np.ndarray:
     """Render ``notes`` offline with FluidSynth: float32 (frames, 2), as fast as the CPU allows.

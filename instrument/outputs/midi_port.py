@@ -12,12 +12,12 @@ import functools
 import logging
 import threading
 
-from instrument.live.scheduler import Scheduler
+from instrument.timing import Scheduler
 from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUARTER, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, START, STOP
 from instrument.midi.ports import PRODUCT, midi_available
 from instrument.music.phrasing import ScheduledNote, TempoMap
 from instrument.music.tunes import Tune
-from instrument.outputs.midi_link import MidiLink, open_link
+from instrument.midi.output import MidiOutputPort
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class MidiPort:
 
     name = "midi"
 
-    def __init__(self, link: MidiLink, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
+    def __init__(self, link: MidiOutputPort, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
                  send_clock: bool = False, tempo: TempoMap | None = None):
         """``tempo``: the performance's tempo map (made before the outputs, moved by the model
         thread, read here by the timing thread); needed only with ``send_clock``."""
@@ -164,5 +164,5 @@ def open_midi_port(midi_out: str, midi_api: str, scheduler: Scheduler, *, progra
     Raises ``UsageError`` with one line naming what is wrong and how to fix it."""
     if midi_out.strip().lower() == "none":
         return None
-    link = open_link(midi_out, midi_api, port_name=port_name, watch_interval=watch_interval)
+    link = MidiOutputPort(midi_out, midi_api, port_name=port_name, watch_interval=watch_interval)
     return MidiPort(link, scheduler, program=program, channel=channel, send_clock=send_clock, tempo=tempo)

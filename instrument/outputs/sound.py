@@ -3,11 +3,12 @@
 ``--synth auto`` (the default) takes FluidSynth when libfluidsynth and a General MIDI SoundFont
 are here, and says in one line what to install when they are not; ``--synth fluidsynth`` insists
 on it, ``--synth numpy`` takes the numpy synth. The timbre (``instrument.music.timbres``) picks
-FluidSynth's GM program, or the numpy synth's voice that plucks or sustains like it.
+FluidSynth's GM program, or the numpy synth's timbre that plucks or sustains like it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,10 +20,16 @@ from instrument.music.phrasing import ScheduledNote
 from instrument.outputs import Output
 
 SYNTHS = ("auto", "fluidsynth", "numpy")
+# Offline renders are normalised to this peak: as loud as a file can be with a decibel of headroom
+# for the peaks between samples that a resampler or a lossy encoder brings out. A peak, not a
+# loudness (LUFS) target: no loudness library is a dependency, and a peak never clips, where
+# loudness normalisation of a sparse take (a solo fiddle's RMS sits 15-20 dB under its peaks)
+# would need a limiter. The live sound is set by the parameter ``gain`` instead.
+RENDER_PEAK_DBFS = -1.0
 
 
-def numpy_voice(timbre: GmTimbre) -> str:
-    """The numpy synth's voice for a timbre: ``bow`` for what sustains, ``pluck`` for the rest."""
+def numpy_timbre(timbre: GmTimbre) -> str:
+    """The numpy synth's timbre for a folk timbre: ``bow`` for what sustains, ``pluck`` for the rest."""
     return "bow" if timbre.sustains else "pluck"
 
 
@@ -33,15 +40,17 @@ class Sound:
 
 
 def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, device: str | None = None,
-               required: bool = False) -> Sound:
-    """Open the built-in sound. ``required`` (``--audio``): no sound is an error (UsageError).
-    A ``--soundfont`` that is not there is always an error."""
+               required: bool = False, gain_db: float = 0.0) -> Sound:
+    """Open the built-in sound at ``gain_db`` (the live parameter ``gain``; ``set_gain`` moves it).
+    ``required`` (``--audio``): no sound is an error (UsageError). A ``--soundfont`` that is not
+    there is always an error."""
     from instrument.outputs import fluid
 
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
             out = fluid.FluidSynth(timbre, soundfont=soundfont)
+            out.set_gain(gain_db)
             return Sound(out, out.status())
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
@@ -52,8 +61,9 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     ok, why = audio_available(device)
     if ok:
         try:
-            out = Synth(device=device, timbre=numpy_voice(timbre))
-            return Sound(out, f"audio: numpy synth, {why}, {numpy_voice(timbre)} voice for {timbre.name}{fallback}")
+            out = Synth(device=device, timbre=numpy_timbre(timbre))
+            out.set_gain(gain_db)
+            return Sound(out, f"audio: numpy synth, {why}, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}")
         except AudioUnavailable as error:
             why = str(error)
     if required:
@@ -61,7 +71,7 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
     return Sound(None, f"built-in synth off: {why}")
 
 
-def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
+def render_notes(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
            start: float | None = None, soundfont: str | None = None) -> tuple[np.ndarray, str]:
     """Render offline with the sound ``play`` would use: (float32 (frames, 2), what rendered it)."""
     from instrument.outputs import fluid
@@ -69,13 +79,23 @@ def render(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto"
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
-            audio = fluid.render(notes, timbre, samplerate, start=start, soundfont=soundfont)
+            audio = fluid.render_with_fluidsynth(notes, timbre, samplerate, start=start, soundfont=soundfont)
             return audio, f"FluidSynth, {timbre.name} from {fluid.find_soundfont(soundfont).resolve().name}"
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
                 raise UsageError(f"--synth fluidsynth: {error}") from None
             fallback = f" ({error})"
-    from instrument.outputs.synth import render as numpy_render
+    from instrument.outputs.synth import render_with_numpy
 
-    audio = numpy_render(notes, samplerate=samplerate, timbre=numpy_voice(timbre), start=start)
-    return audio, f"numpy synth, {numpy_voice(timbre)} voice for {timbre.name}{fallback}"
+    audio = render_with_numpy(notes, samplerate=samplerate, timbre=numpy_timbre(timbre), start=start)
+    return audio, f"numpy synth, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}"
+
+
+def normalise_peak(audio: np.ndarray, peak_dbfs: float = RENDER_PEAK_DBFS) -> tuple[np.ndarray, float]:
+    """``audio`` scaled so that its largest sample is ``peak_dbfs`` (silence stays silent), and
+    the gain applied in dB."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak <= 0.0:
+        return audio, 0.0
+    gain = 10.0 ** (peak_dbfs / 20.0) / peak
+    return (audio * np.float32(gain)).astype(np.float32, copy=False), 20.0 * math.log10(gain)

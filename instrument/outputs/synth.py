@@ -1,7 +1,7 @@
 """The built-in synth: an ``Output`` that plays notes through an audio device, and offline renders.
 
-Live and offline sound come from the same code: the render thread and ``render`` both call
-``VoiceBank.render`` (``instrument.outputs.voices``) block after block. This module only adds
+Live and offline sound come from the same code: the render thread and ``render_with_numpy`` both call
+``ToneBank.block`` (``instrument.outputs.tones``) block after block. This module only adds
 what differs: finding and opening a PortAudio device, a ring buffer that a C callback plays from
 (``audio_ring.c``: the audio thread never runs Python), mapping the scheduler's clock to stream
 samples, and writing WAV files.
@@ -30,8 +30,9 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from instrument.music.phrasing import ScheduledNote
-from instrument.outputs.voices import PANIC_S, VoiceBank, timbre as get_timbre
-from instrument.live.scheduler import REALTIME_PRIORITY, clock
+from instrument.outputs.stream_clock import StreamClock
+from instrument.outputs.tones import PANIC_S, ToneBank, timbre as get_timbre
+from instrument.timing import REALTIME_PRIORITY, clock
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -105,49 +106,6 @@ def audio_available(device: int | str | None = None, samplerate: float | None = 
     return True, f"{dev}, {rate:g} Hz"
 
 
-class SampleClock:
-    """Maps times on the scheduler's ``clock()`` to stream sample positions, and back.
-
-    Each callback knows the stream sample its first frame is (``position``: frames rendered
-    since the stream started) and, from PortAudio's time info, how long that frame takes to
-    reach the DAC (``lead`` = outputBufferDacTime - currentTime, seconds). So sample 0 sounds at
-    about ``origin = now + lead - position / samplerate``, ``now`` being ``clock()`` at the
-    callback's entry, and sample ``s`` at ``origin + s / samplerate``.
-
-    Measured block by block, that origin is late by the callback's wake-up delay, which is
-    never negative and passes with the next block; but when the stream loses time (an
-    underrun: the device played on while we were late; a JACK dummy server on a loaded machine
-    does this many times a second, running a third slow) the origin moves later for good. So
-    the estimate is the lowest origin measured over the last ``window_s`` (and at least the
-    last two blocks): a late wake-up is ignored, lost time is taken on within ``window_s``, and
-    clock drift (some ppm) is followed as it goes.
-    """
-
-    def __init__(self, samplerate: float, window_s: float = 0.02):
-        self.sr = float(samplerate)
-        self.window = int(window_s * self.sr)  # in samples
-        self._recent: deque[tuple[int, float]] = deque()  # (position, measured origin), origin rising
-        self.origin: float | None = None
-
-    def update(self, position: int, now: float, lead: float, frames: int) -> None:
-        measured = now + lead - position / self.sr
-        recent = self._recent
-        while recent and recent[-1][1] >= measured:  # a monotonic deque: the minimum is recent[0]
-            recent.pop()
-        recent.append((position, measured))
-        while recent[0][0] < position - max(self.window, 2 * frames):
-            recent.popleft()
-        self.origin = recent[0][1]
-
-    def sample(self, t: float) -> int:
-        """The stream sample that sounds at ``t`` (seconds on ``clock``)."""
-        return int(round((t - self.origin) * self.sr))
-
-    def time(self, sample: float) -> float:
-        """When stream sample ``sample`` sounds, on ``clock``."""
-        return self.origin + sample / self.sr
-
-
 class _Panic(NamedTuple):
     at: float
 
@@ -194,10 +152,10 @@ class Synth:
     PortAudio's audio thread runs a callback in C (``audio_ring.c``) that only copies frames from
     a ring buffer: it never needs Python's GIL, which the live view, the model and the timing
     thread hold much of the time (docs/audio.md measures it). A render thread of ours fills the
-    ring ``ahead_s`` ahead of the callback with ``VoiceBank.render`` (the function ``render``
+    ring ``ahead_s`` ahead of the callback with ``ToneBank.block`` (the function ``render_with_numpy``
     uses offline), so a Python thread may be held up for almost that long before a block is
     late. Notes arrive from any thread into a deque (append and popleft are atomic, so neither
-    side waits); the render thread maps their times to stream samples with ``SampleClock``, fed
+    side waits); the render thread maps their times to stream samples with ``StreamClock``, fed
     by the callback's records of when each block sounds, and starts and ends them at those
     exact samples. Notes must arrive ``ahead_s`` plus a block before their time.
     """
@@ -220,8 +178,8 @@ class Synth:
         self.channels = min(channels, self.device.channels, 2)
         self.timbre = get_timbre(timbre)
         self.blocksize = blocksize = blocksize or 256
-        self._bank = VoiceBank(self.samplerate, self.timbre, self.channels, polyphony, gain)
-        self._clock = SampleClock(self.samplerate)
+        self._bank = ToneBank(self.samplerate, self.timbre, self.channels, polyphony, gain)
+        self._clock = StreamClock(self.samplerate, window_s=0.02)
         self._inbox: deque[ScheduledNote | _Panic] = deque()
         self._waiting: list[tuple[float, int, ScheduledNote]] = []  # heap by onset, render thread only
         self._seq = itertools.count()
@@ -252,7 +210,7 @@ class Synth:
     def start(self, at: float) -> None:
         if not self._closed and not self._running:
             self._running = True
-            self._write(self._bank.render(self._ahead))  # silence until the first callback says when it sounds
+            self._write(self._bank.block(self._ahead))  # silence until the first callback says when it sounds
             self._thread.start()
             if self._lib.ar_start(self._ring):
                 log.warning("the audio stream did not start")
@@ -281,6 +239,11 @@ class Synth:
         self._underruns_at_close = self.underruns
         self._lib.ar_close(self._ring)
         self._closed = True
+
+    def set_gain(self, db: float) -> None:
+        """The live parameter ``gain``: the synth's master level, ``db`` above or below its own
+        (glides over the next block; the limiter still keeps chords from clipping)."""
+        self._bank.level = 10.0 ** (db / 20.0)
 
     def status(self) -> str:
         if self._closed:
@@ -316,7 +279,7 @@ class Synth:
             while seen < count:
                 if lib.ar_record(ring, seen, ctypes.byref(record)):
                     lead = record.lead if 0.0 <= record.lead < 1.0 else self.latency_s
-                    self._clock.update(record.position, record.now, lead, record.frames)
+                    self._clock.read(record.now, record.position, lead, span_s=2 * record.frames / self.samplerate)
                 seen += 1
             if self._clock.origin is None or lib.ar_written(ring) - lib.ar_read(ring) >= self._ahead:
                 time.sleep(half_block)  # without the GIL
@@ -337,7 +300,7 @@ class Synth:
             item = inbox.popleft()
             if isinstance(item, _Panic):
                 waiting.clear()
-                bank.panic(mapping.sample(item.at))
+                bank.panic(mapping.position(item.at))
             else:
                 heapq.heappush(waiting, (item.on, next(self._seq), item))
         # Times become samples only when due, with the freshest mapping: a stream that loses time
@@ -345,14 +308,14 @@ class Synth:
         horizon = mapping.time(bank.position + frames)
         while waiting and waiting[0][0] < horizon:
             note = heapq.heappop(waiting)[2]
-            bank.add(mapping.sample(note.on), mapping.sample(note.off), note.pitch, note.velocity)
-        return bank.render(frames)
+            bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity)
+        return bank.block(frames)
 
 
-def render(notes: Sequence[ScheduledNote], samplerate: int = 48000, timbre: str = "pluck", start: float | None = None,
+def render_with_numpy(notes: Sequence[ScheduledNote], samplerate: int = 48000, timbre: str = "pluck", start: float | None = None,
            channels: int = 2, polyphony: int = 16, gain: float = 1.0, blocksize: int = 256,
            panic_at: float | None = None) -> np.ndarray:
-    """Render ``notes`` offline with the live synth's voices: float32 (frames, channels).
+    """Render ``notes`` offline with the live synth's tones: float32 (frames, channels).
 
     Times are seconds on any clock; sample 0 is ``start`` (default: the first onset). The length
     is ``ceil((last note-off - start + the timbre's release) * samplerate)``: everything has died
@@ -364,7 +327,7 @@ def render(notes: Sequence[ScheduledNote], samplerate: int = 48000, timbre: str 
     if start is None:
         start = min(n.on for n in notes)
     frames = max(0, math.ceil((max(n.off for n in notes) - start + t.release_s) * samplerate - 1e-6))  # float dust
-    bank = VoiceBank(samplerate, t, channels, polyphony, gain)
+    bank = ToneBank(samplerate, t, channels, polyphony, gain)
     for n in sorted(notes, key=lambda n: n.on):
         bank.add(round((n.on - start) * samplerate), round((n.off - start) * samplerate), n.pitch, n.velocity)
     out = np.empty((frames, channels), dtype=np.float32)
@@ -375,7 +338,7 @@ def render(notes: Sequence[ScheduledNote], samplerate: int = 48000, timbre: str 
         if panic_sample is not None and panic_sample < pos + size:
             bank.panic(panic_sample)
             panic_sample = None
-        out[pos:pos + size] = bank.render(size)
+        out[pos:pos + size] = bank.block(size)
         pos += size
     return out
 

@@ -4,7 +4,7 @@ Everything here runs on the web server's thread and only reads what the engine p
 without waiting: the parameters' lock-free values, the tune being written (``composer.tune``, a
 list the model thread appends to), the notes it placed (``engine.placed``, a deque), the
 network's activity (a deque the ``ActivityTap`` fills) and the ablation the model thread set
-(``composer.stepper.ablation``, replaced in one assignment). Nothing is locked and nothing is
+(``composer.controls.ablation``, replaced in one assignment). Nothing is locked and nothing is
 called back into the engine, so drawing a page can never delay a note.
 
 The source keeps a mirror of what it sent: ``poll`` adds what changed to the mirror and
@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from instrument.live.performance import Performance
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
 from instrument.music.tunes import Tune, abc_piece
@@ -228,7 +228,7 @@ class LiveSource:
             delta["activity"] = out
 
     def _poll_ablation(self, delta: dict) -> None:
-        ablation = self.p.composer.stepper.ablation  # replaced in one assignment by the model thread
+        ablation = self.p.composer.controls.ablation  # replaced in one assignment by the model thread
         if ablation is self._ablation_seen:
             return
         self._ablation_seen = ablation

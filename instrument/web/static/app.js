@@ -516,7 +516,7 @@ function takeTick() {
   if (take.playing) take.at = t, take.t0 = performance.now() / 1000;
   $("time").value = t;
   $("time-label").textContent = `${fmt(t)} / ${fmt(take.duration)}`;
-  if (take.playing && take.audio) {     // listen back: a plain plucked voice, scheduled a little ahead
+  if (take.playing && take.audio) {     // listen back: a plain plucked tone, scheduled a little ahead
     const ctx = take.audio, ahead = 0.15;
     for (const n of S.notes) {
       if (n.on < t || n.on >= t + ahead || n.on < take.next) continue;

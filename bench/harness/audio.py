@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from instrument.live.scheduler import clock
+from instrument.timing import clock
 
 
 class JackRecorder:

@@ -1,4 +1,8 @@
-"""The timing thread: runs actions at absolute times on the monotonic clock.
+"""The clock every part reads, and the timing thread that runs actions at absolute times on it.
+
+It sits below ``live/`` and ``outputs/`` (docs/design.md §6): the engine hands it notes and the
+outputs that must act at an instant (a MIDI port) run on it, so both import it and neither needs
+the other for it.
 
 It waits on an event until a little before an action is due (so a new, earlier action can
 wake it), then sleeps the last stretch in C until the exact instant: ``clock_nanosleep`` on the

@@ -6,25 +6,29 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
-
-import pytest
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,1100")
 
 
+class BrowserMissing(RuntimeError):
+    """No headless browser here: says what to install (a test skips, a benchmark goes on without)."""
+
+
 def chromium_paths() -> tuple[str, str]:
-    """(chromium, chromedriver), or the test is skipped with what to install."""
+    """(chromium, chromedriver); BrowserMissing naming what to install where they are not here."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    pytest.importorskip("selenium")
+        raise BrowserMissing("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        raise BrowserMissing("selenium is not installed (pip install -e '.[test]')") from None
     return browser, driver
 
 
@@ -56,12 +60,6 @@ def wait_until(condition, timeout: float = 10.0, what: str = "condition"):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def artifact(name: str, fallback: Path) -> Path:

@@ -1,10 +1,10 @@
-"""The synth's DSP: timbres, a bank of polyphonic voices, the master limiter.
+"""The synth's DSP: timbres, a bank of polyphonic tones, the master limiter.
 
-One implementation for live and offline sound: ``VoiceBank.render(frames)`` is called by the
+One implementation for live and offline sound: ``ToneBank.block(frames)`` is called by the
 audio callback and by the offline renderer alike. Everything is computed per block with numpy,
-vectorised over voices x partials x frames; no Python runs per sample.
+vectorised over tones x partials x frames; no Python runs per sample.
 
-Each voice is additive: a few partials with their own amplitudes (and, for a plucked string,
+Each tone is additive: a few partials with their own amplitudes (and, for a plucked string,
 their own decay rates). Its sound is a closed-form function of its *age* in samples (stream
 sample minus onset sample), so a note-on, a note-off or a fade can start at any sample inside a
 block without splitting the block: envelopes are products of factors that are each continuous
@@ -21,7 +21,7 @@ import numpy as np
 
 NEVER = np.int64(2**62)  # a release or fade sample that never comes
 TWO_PI = 2.0 * np.pi
-SILENT = 1e-4  # -80 dB: a decayed voice below this (relative to its peak) is freed
+SILENT = 1e-4  # -80 dB: a decayed tone below this (relative to its peak) is freed
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Timbre:
     vibrato_cents: float = 0.0
     vibrato_delay_s: float = 0.0  # vibrato fades in after this, over the same time again
     tremolo: float = 0.0  # amplitude wobble with the vibrato, as a bow's pressure varies
-    gain: float = 0.25  # a single full-velocity voice's peak
+    gain: float = 0.25  # a single full-velocity tone's peak
 
 
 TIMBRES: dict[str, Timbre] = {
@@ -60,8 +60,8 @@ TIMBRES: dict[str, Timbre] = {
     ),
 }
 
-STEAL_S = 0.020  # a stolen voice fades over 20 ms
-PANIC_S = 0.010  # panic fades every voice over 10 ms
+STEAL_S = 0.020  # a stolen tone fades over 20 ms
+PANIC_S = 0.010  # panic fades every tone over 10 ms
 
 
 def timbre(name: str | Timbre) -> Timbre:
@@ -114,20 +114,23 @@ class Limiter:
             x[over] = np.sign(y) * (k + room * np.tanh((np.abs(y) - k) / room))
 
 
-class VoiceBank:
-    """Polyphonic voices on a stream of samples: notes in (as sample positions), blocks out.
+class ToneBank:
+    """Polyphonic tones on a stream of samples: notes in (as sample positions), blocks out.
 
-    ``add`` queues a note; ``render`` starts the notes due in the block at their exact samples,
-    synthesises every sounding voice and advances ``position`` (the stream sample of the next
+    ``add`` queues a note; ``block`` starts the notes due in the block at their exact samples,
+    synthesises every sounding tone and advances ``position`` (the stream sample of the next
     block's first frame). Not thread-safe: one thread (the audio callback) owns it.
 
     Polyphony: at most ``polyphony`` notes are held at once; a new note beyond that fades out the
     oldest held one over 20 ms (its slot keeps sounding the fade, so there are twice as many
     slots as held notes).
+
+    ``level``: the master level (linear, before the limiter), the live parameter ``gain``; any
+    thread may set it, and the sound glides to it over the next block (no click).
     """
 
     def __init__(self, samplerate: float, timbre_: str | Timbre = "pluck", channels: int = 2,
-                 polyphony: int = 16, gain: float = 1.0, seed: int = 0, limiter: bool = True):
+                 polyphony: int = 16, gain: float = 1.0, seed: int = 0, limiter: bool = True, level: float = 1.0):
         if channels not in (1, 2):
             raise ValueError("channels must be 1 or 2")
         self.sr = float(samplerate)
@@ -135,6 +138,8 @@ class VoiceBank:
         self.channels = channels
         self.polyphony = polyphony
         self.gain = gain
+        self.level = level
+        self._level = level  # the level the last block ended at
         self.position = 0
         self.late = 0  # notes that arrived after their onset (started late or dropped)
         self.limiter = Limiter(self.sr) if limiter else None
@@ -175,8 +180,8 @@ class VoiceBank:
         heapq.heappush(self._pending, (int(on), next(self._seq), int(max(off, on + 1)), int(pitch), int(velocity)))
 
     def panic(self, at: int) -> None:
-        """Drop every note not yet started; fade every sounding voice over 10 ms from ``at``
-        (or from now, if ``at`` has passed). A voice already fading keeps its fade."""
+        """Drop every note not yet started; fade every sounding tone over 10 ms from ``at``
+        (or from now, if ``at`` has passed). A tone already fading keeps its fade."""
         self._pending.clear()
         at = max(int(at), self.position)
         idx = np.flatnonzero(self.active & (self.fade_at == NEVER))
@@ -185,7 +190,7 @@ class VoiceBank:
 
     @property
     def sounding(self) -> int:
-        """Voices producing sound (held, releasing or fading)."""
+        """Tones producing sound (held, releasing or fading)."""
         return int(self.active.sum())
 
     @property
@@ -194,13 +199,19 @@ class VoiceBank:
 
     # -- the block ---------------------------------------------------------------------------
 
-    def render(self, frames: int) -> np.ndarray:
+    def block(self, frames: int) -> np.ndarray:
         """The next ``frames`` samples, float32 (frames, channels); advances ``position``."""
         start, end = self.position, self.position + frames
         while self._pending and self._pending[0][0] < end:
             on, _, off, pitch, velocity = heapq.heappop(self._pending)
             self._start(on, off, pitch, velocity)
         out = self._synthesise(start, frames)
+        level = self.level
+        if level != self._level:
+            out *= np.linspace(self._level, level, frames + 1, dtype=np.float32)[1:, None]
+            self._level = level
+        elif level != 1.0:
+            out *= np.float32(level)
         if self.limiter is not None:
             self.limiter.process(out)
         self._free(end)
@@ -219,9 +230,9 @@ class VoiceBank:
         else:  # every slot is fading: reuse the one nearest its end (a rare, tiny cut)
             left = np.minimum(self.release_at + self._release, self.fade_at + self.fade_len) - on
             slot = int(np.argmin(left))
-        self._voice(slot, on, off, pitch, velocity)
+        self._tone(slot, on, off, pitch, velocity)
 
-    def _voice(self, slot: int, on: int, off: int, pitch: int, velocity: int) -> None:
+    def _tone(self, slot: int, on: int, off: int, pitch: int, velocity: int) -> None:
         """Set a slot's parameters for one note: pitch, loudness, brightness, pan."""
         t, k, sr = self.timbre, self._k, self.sr
         v = min(max(velocity, 1), 127) / 127.0
@@ -253,7 +264,7 @@ class VoiceBank:
         self.active[slot] = True
 
     def _synthesise(self, start: int, frames: int) -> np.ndarray:
-        """Sum of the sounding voices over one block, before the limiter.
+        """Sum of the sounding tones over one block, before the limiter.
 
         Partials are sines of a phase that is exact in float64 at the block start and advanced
         in float32 within the block. A pluck's per-partial decay changes by at most a few
@@ -303,16 +314,16 @@ class VoiceBank:
             # exponents capped at 60 (-520 dB): no float32 denormals, which are slow to multiply
             a0 = (amp * np.exp(-np.minimum(rate * np.maximum(t0, 0.0)[:, None], 60.0))).astype(np.float32)
             a1 = (amp * np.exp(-np.minimum(rate * np.maximum(t0 + frames, 0.0)[:, None], 60.0))).astype(np.float32)
-            voice = np.matmul(a0[:, None, :], phase)[:, 0, :]
+            tone = np.matmul(a0[:, None, :], phase)[:, 0, :]
             slope = np.matmul((a1 - a0)[:, None, :], phase)[:, 0, :]
-            voice += slope * (n / frames).astype(np.float32)
+            tone += slope * (n / frames).astype(np.float32)
         else:
-            voice = np.matmul(amp[:, None, :], phase)[:, 0, :]
-        voice *= env.astype(np.float32)
-        return np.ascontiguousarray(voice.T @ self.pan[idx])
+            tone = np.matmul(amp[:, None, :], phase)[:, 0, :]
+        tone *= env.astype(np.float32)
+        return np.ascontiguousarray(tone.T @ self.pan[idx])
 
     def _free(self, end: int) -> None:
-        """Free the voices whose release or fade has finished, or that decayed to silence."""
+        """Free the tones whose release or fade has finished, or that decayed to silence."""
         a = self.active
         done = (end - self.release_at >= self._release) | (end - self.fade_at >= self.fade_len)
         if self.timbre.decay_s:
