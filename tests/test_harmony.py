@@ -7,7 +7,8 @@ import bisect
 import pytest
 
 from instrument.music.beat_groups import BeatGroup
-from instrument.music.harmony import MODE_CHORDS, Chord, ChordChange, choose_chord, chord_track, mode_chords
+from instrument.music.accompany import chord_track
+from instrument.music.harmony import MODE_CHORDS, Chord, ChordChange, choose_chord, mode_chords
 from instrument.music.notes import Note, tune_notes
 from instrument.music.tunes import Tune, parse_tunes
 from instrument.music.vamp import vamp_track
@@ -74,7 +75,7 @@ def test_a_rest_lets_the_chord_ring_on_and_a_part_s_end_go_home():
 
 def test_a_tune_s_last_group_and_each_part_s_last_group_take_the_tonic_chord():
     tune = Tune("6/8", "maj", "|: c 3 G 3 | F 3 D 3 | B, 3 D 3 | G 3 c 3 :| |: e 3 d 3 | B 3 G 3 | A 3 B 3 | c 6 :|".split())
-    track = chord_track(tune, tune_notes(tune))
+    track = chord_track(tune)
     assert [c.chord.symbol for c in track[:8]] == ["C", "C", "F", "G", "G", "G", "G", "C"]
     assert track[-1].chord.symbol == "C"
 
@@ -97,7 +98,7 @@ def test_the_chords_hold_the_lead_s_note_at_most_onsets_of_folk_rnn_s_tunes():
     """Issue 24's check on real tunes: at >= 70% of the chords' onsets the lead's note is a chord tone
     (measured: 83.6% over the 64 tunes, the worst tune 72%; hearing only each group's first beat,
     without the look-ahead, 80.6% and two tunes under 70%)."""
-    figures = [(coverage(t, chord_track(t, tune_notes(t))), coverage(t, chord_track(t, tune_notes(t), lookahead=False)))
+    figures = [(coverage(t, chord_track(t)), coverage(t, chord_track(t, lookahead=False)))
                for t in TUNES]
     ahead = [a for a, _ in figures]
     assert min(ahead) >= 0.70
@@ -108,5 +109,5 @@ def test_the_chords_hold_the_lead_s_note_at_most_onsets_of_folk_rnn_s_tunes():
 def test_the_coverage_check_can_fail():
     tune = TUNES[0]
     wrong = [ChordChange(c.group, Chord(c.chord.degree, (c.chord.root + 6) % 12, c.chord.minor))
-             for c in chord_track(tune, tune_notes(tune))]  # every chord a tritone away
+             for c in chord_track(tune)]  # every chord a tritone away
     assert coverage(tune, wrong) < 0.5

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from instrument.music.beat_groups import BeatGroup
-from instrument.music.harmony import ChordChange, chord_track, mode_chords
+from instrument.music.accompany import chord_track
+from instrument.music.harmony import ChordChange, mode_chords
 from instrument.music.notes import tune_notes
 from instrument.music.tunes import parse_tunes
 from instrument.music.vamp import VAMP_HITS, bass_pitch, triad, vamp_notes, vamp_track
@@ -57,7 +58,7 @@ def test_registers_are_a_guitar_s():
 def test_on_folk_rnn_s_tunes_every_stroke_sounds_two_to_four_chord_tones_from_a_beat_group_s_start():
     """Issue 24's checks on the vamp alone: 2-4 notes at once, and chords change on beat-group starts."""
     for tune in TUNES:
-        track = chord_track(tune, tune_notes(tune))
+        track = chord_track(tune)
         notes = vamp_track(track, tune.meter)
         offsets = {h.offset for h in VAMP_HITS[tune.meter]}
         for onset, _, pitches in strokes(notes):

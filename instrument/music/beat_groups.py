@@ -22,10 +22,14 @@ start the accompanist waits for the first downbeat.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from instrument.model import vocab
-from instrument.music.notes import Score
+from instrument.music.bars import Bar
+from instrument.music.notes import Note, Score
 
 GROUP_QUARTERS: dict[str, float] = {"2/4": 1.0, "3/4": 3.0, "4/4": 2.0, "6/8": 1.5, "9/8": 1.5, "12/8": 1.5, "3/2": 2.0}
 _EPS = 1e-6
@@ -57,6 +61,68 @@ def group_quarters(meter: str) -> float:
         raise ValueError(f"unknown meter {meter!r}; valid: {', '.join(vocab.METERS)}") from None
 
 
+class GroupGrid:
+    """The beat groups of a tune as its notes come: what a live accompanist can know.
+
+    ``note`` takes each note once it is certain, in playing order; ``groups`` hands out, once
+    each, the groups whose end the lead has reached (``horizon``: the as-played beat up to which
+    every note is certain), so every note sounding in a group is known when it is handed out;
+    given the tune's ``end``, all the rest. A bar's pickup flag and length are read from ``bars``
+    (the written bars closed so far) when its groups are handed out: a pickup the lead has not
+    finished by then is taken for a bar of its own. ``beat_groups`` is this grid fed a whole tune.
+    """
+
+    def __init__(self, meter: str) -> None:
+        self.size = group_quarters(meter)
+        self._bar_quarters = vocab.METER_EIGHTHS[meter] / 2
+        self._played: list[tuple[float, int]] = []  # (downbeat as played, written bar), in order
+        self._seen: set[tuple[int, float]] = set()
+        self._i = 0  # the played bar whose groups are being handed out
+        self._k = 0  # the next group in it
+        self._until = -math.inf  # where the last group handed out ends
+
+    def note(self, note: Note) -> None:
+        downbeat = note.start - note.bar_offset
+        key = (note.bar, round(downbeat, 6))
+        if key not in self._seen:
+            self._seen.add(key)
+            bisect.insort(self._played, (downbeat, note.bar))  # (two bars may share a downbeat as played)
+
+    def groups(self, horizon: float, bars: Sequence[Bar], end: float | None = None) -> list[BeatGroup]:
+        """The groups not handed out yet that end at or before ``horizon`` (all up to ``end``
+        when the tune is over), in order."""
+        out: list[BeatGroup] = []
+        played, size = self._played, self.size
+        while self._i < len(played):
+            downbeat, bar = played[self._i]
+            if _pickup(bars, bar):
+                self._i, self._k = self._i + 1, 0
+                continue
+            whole = max(bars[bar].length if bar < len(bars) else 0.0, self._bar_quarters)
+            stop = end if end is not None else math.inf
+            for start, b in played[self._i + 1:]:
+                if not _pickup(bars, b) or start >= downbeat + whole - _EPS:  # a pickup after a bar already whole begins where it begins
+                    stop = start
+                    break
+            # a bar's downbeat can lie before what was handed out: a repeat played out from inside a
+            # bar (``c4 :| cG |``) is heard only when the lead gets there; its groups start then
+            start = max(downbeat + self._k * size, self._until)
+            if start >= stop - _EPS:
+                if stop == end or stop == math.inf:
+                    break
+                self._i, self._k = self._i + 1, 0
+                continue
+            length = min(downbeat + (self._k + 1) * size, stop) - start
+            if end is None and horizon < start + length - _EPS:
+                break  # the lead has not reached its end: a later bar line may still shorten it
+            self._k += 1
+            if length < _EPS:
+                continue
+            out.append(BeatGroup(start, length, bar, (start - downbeat) % self._bar_quarters))
+            self._until = start + length
+        return out
+
+
 def beat_groups(score: Score, meter: str) -> list[BeatGroup]:
     """The beat groups of a tune as played, in order, from its first downbeat to its last note's end.
 
@@ -64,34 +130,11 @@ def beat_groups(score: Score, meter: str) -> list[BeatGroup]:
     next bar that is not a pickup starts; a bar only as long as the meter asks stops where a pickup
     begins. A bar of rests has no notes to show it, so the grid of the bar before runs on over it.
     """
-    size = group_quarters(meter)
-    bar_quarters = vocab.METER_EIGHTHS[meter] / 2
-    played: dict[tuple[int, float], float] = {}  # (written bar, downbeat as played) -> downbeat
-    for note in score.notes:
-        downbeat = note.start - note.bar_offset
-        played.setdefault((note.bar, round(downbeat, 6)), downbeat)
-    bars = sorted(((downbeat, bar) for (bar, _), downbeat in played.items()))
-    end = score.end
-    groups: list[BeatGroup] = []
-    for i, (downbeat, bar) in enumerate(bars):
-        if _pickup(score, bar):
-            continue
-        later = [(start, b) for start, b in bars[i + 1:]]
-        stop = next((start for start, b in later if not _pickup(score, b)), end)
-        whole = max(score.bars[bar].length if bar < len(score.bars) else 0.0, bar_quarters)
-        for start, b in later:  # a pickup after a bar already whole begins where it begins
-            if start >= stop - _EPS:
-                break
-            if _pickup(score, b) and start >= downbeat + whole - _EPS:
-                stop = start
-                break
-        k = 0
-        while downbeat + k * size < stop - _EPS:
-            start = downbeat + k * size
-            groups.append(BeatGroup(start, min(size, stop - start), bar, (k * size) % bar_quarters))
-            k += 1
-    return groups
+    grid = GroupGrid(meter)
+    for note in sorted(score.notes, key=lambda n: n.start):
+        grid.note(note)
+    return grid.groups(math.inf, score.bars, end=score.end)
 
 
-def _pickup(score: Score, bar: int) -> bool:
-    return bar < len(score.bars) and score.bars[bar].pickup
+def _pickup(bars: Sequence[Bar], bar: int) -> bool:
+    return bar < len(bars) and bars[bar].pickup

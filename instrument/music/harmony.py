@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from instrument.model import vocab
-from instrument.music.beat_groups import BeatGroup, beat_groups
-from instrument.music.form import part_openings
-from instrument.music.notes import Note, Score
+from instrument.music.beat_groups import BeatGroup
+from instrument.music.notes import Note
 from instrument.music.phrasing import metric_weight
-from instrument.music.tunes import Tune
 
 _NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 _EPS = 1e-6
@@ -136,28 +134,3 @@ class ChordChange:
 
     group: BeatGroup
     chord: Chord
-
-
-def chord_track(tune: Tune, score: Score, lookahead: bool = True) -> list[ChordChange]:
-    """The chord of every beat group of a tune as played (``score`` is ``tune_notes(tune)``).
-
-    ``lookahead`` True hears each group's whole melody before choosing (the live lead composed
-    up to one beat group ahead); False hears only the notes sounding on the group's first beat, as
-    an accompanist who cannot know what comes would (the measure of what the look-ahead buys).
-    """
-    groups = beat_groups(score, tune.meter)
-    ends = [o.start for o in part_openings(tune, score)][1:] + [score.end]
-    cadences = set()
-    for boundary in ends:  # the last group that starts before each part's end comes home
-        before = [i for i, g in enumerate(groups) if g.start < boundary - _EPS]
-        if before:
-            cadences.add(before[-1])
-    notes = sorted(score.notes, key=lambda n: n.start)
-    track: list[ChordChange] = []
-    previous: Chord | None = None
-    for i, group in enumerate(groups):
-        heard = sounding(notes, group.start, group.end if lookahead else group.start + _EPS * 10)
-        chord = choose_chord(heard, group, tune.meter, tune.mode, previous, cadence=i in cadences)
-        track.append(ChordChange(group, chord))
-        previous = chord
-    return track

@@ -76,13 +76,23 @@ def vamp_notes(chord: Chord, group: BeatGroup, meter: str, alternate: bool = Fal
     return notes
 
 
+class Vamper:
+    """The vamp chord by chord, as the chords come: the bass alternates root and fifth while a
+    chord goes on (live and ``vamp_track`` alike)."""
+
+    def __init__(self, meter: str) -> None:
+        group_quarters(meter)  # names the meters on a wrong one
+        self.meter = meter
+        self._previous: Chord | None = None
+        self._alternate = False
+
+    def notes(self, change: ChordChange) -> list[Note]:
+        self._alternate = change.chord == self._previous and not self._alternate
+        self._previous = change.chord
+        return vamp_notes(change.chord, change.group, self.meter, self._alternate)
+
+
 def vamp_track(track: list[ChordChange], meter: str) -> list[Note]:
     """The vamp of a whole chord track: the bass alternates root and fifth while a chord goes on."""
-    notes: list[Note] = []
-    previous: Chord | None = None
-    alternate = False
-    for change in track:
-        alternate = change.chord == previous and not alternate
-        notes += vamp_notes(change.chord, change.group, meter, alternate)
-        previous = change.chord
-    return notes
+    vamper = Vamper(meter)
+    return [note for change in track for note in vamper.notes(change)]
