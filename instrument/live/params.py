@@ -339,6 +339,9 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("repeats", "choice", "play", choices=("play", "skip"),
               doc="repeated sections: play them as written, or each section once (then every note is newly composed, so a control is heard within one note)"),
     ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
+    # the lead's own (voice 1 of every ensemble; the other voices' are voice_specs')
+    ParamSpec("voice.1.pan", "float", 0.0, -1.0, 1.0, "", 0, doc="lead (voice 1): left (-1) to right (1): MIDI CC 10"),
+    ParamSpec("voice.1.mute", "bool", False, doc="lead (voice 1): silence it (it keeps writing the tune)"),
     ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
     ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),
 )
@@ -364,7 +367,7 @@ VOICE_OWN: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("mute", "bool", False, doc="silence this voice (it keeps its place in the music)"),
 )}
 ROLE_PARAMS: dict[str, tuple[str, ...]] = {
-    "lead": ("pan", "mute"),
+    "lead": (),  # its are INSTRUMENT_PARAMS', voice.1.pan and voice.1.mute among them
     "follow": ("cohesion", *FOLLOW_NETWORK, *SOUND, "pan", "mute"),
     "chords": ("lookahead", *SOUND, "pan", "mute"),
     "drone": (*SOUND, "pan", "mute"),
