@@ -65,6 +65,7 @@ class ComposedNote:
     token: int = -1  # body index of the token that wrote it (its pitch), for views that show the tune
     version: int = 0  # the parameters' version that token was sampled with (a view marks control changes)
     voice: int = 1  # which voice of the ensemble plays it (1: the lead)
+    bar: int = -1  # the written bar it sits in (a page lights an accompaniment's note in the written score by it)
 
 
 @dataclass(frozen=True)
@@ -341,7 +342,7 @@ class Composer:
         for n in notes:
             version = versions[n.token] if 0 <= n.token < len(versions) else 0
             played = ComposedNote(n.pitch, tune.offset + n.start, n.duration, n.bar_offset, tune.meter,
-                                  tune.number, token=n.token, version=version)
+                                  tune.number, token=n.token, version=version, bar=n.bar)
             out.append(played)
             # the play head is where the next note can start: the stream's as-played position, not
             # the longest note's end (a chord's long note must not make the next note late)
@@ -368,7 +369,7 @@ class Composer:
 
     def _composed(self, n: Note, voice: int, version: int) -> ComposedNote:
         played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter,
-                              self.tune.number, token=n.token, version=version, voice=voice)
+                              self.tune.number, token=n.token, version=version, voice=voice, bar=n.bar)
         if self.ensemble.voice(voice).role != "drone":  # a held bar loops every voice but the drone, which holds on
             self._remember(played)
         return played

@@ -83,54 +83,93 @@ def voice_abc(tune: Tune, line: VoiceLine) -> str:
 
 
 def accompaniment_abc(tune: Tune, notes: Sequence[Note], chords: Sequence[ChordChange] = ()) -> str:
-    """Accompaniment notes written on the lead's written bars (see the module docstring)."""
+    """Accompaniment notes written on the lead's written bars (see the module docstring): each
+    written bar as it sounded the first time, the lead's bar lines and repeat signs where the
+    lead has them (inside a bar too), a note across one tied."""
+    return "".join(accompaniment_pieces(tune, notes, chords)[0]).strip()
+
+
+def accompaniment_pieces(tune: Tune, notes: Sequence[Note], chords: Sequence[ChordChange] = ()
+                         ) -> tuple[list[str], dict[tuple[int, float], int]]:
+    """``accompaniment_abc`` as pieces of text, and which piece each written place (written bar,
+    quarter-note beats into it) begins: a page lights the note sounding there, every time it is played."""
     stream = NoteStream(tune.meter, tune.mode, repeats=False)
+    signs: list[tuple[Fraction, str]] = []  # the lead's bar tokens at their written positions, in eighths
     for token in tune.body:
         stream.push(token)
+        if token in BAR_TOKENS:
+            signs.append((_eighths(stream.position), token))
     stream.close()
-    bars = stream.bars
-    leading = []  # bar tokens before the first bar (a ``|:`` that opens the tune)
-    for token in tune.body:
-        if token not in BAR_TOKENS:
-            break
-        leading.append(token)
+    total = _eighths(stream.position)
+    starts, at = [], Fraction(0)  # each written bar's start
+    for bar in stream.bars:
+        starts.append(at)
+        at += _eighths(bar.length)
     notes = _held(notes)
     first_play: dict[int, float] = {}  # written bar -> its first downbeat as played
     for n in sorted(notes, key=lambda n: n.start):
         first_play.setdefault(n.bar, n.start - n.bar_offset)
-    symbols: dict[tuple[int, Fraction], str] = {}
+    symbols: dict[Fraction, str] = {}
     previous = None
     for change in chords:
         downbeat = change.group.start - change.group.bar_offset
-        if abs(first_play.get(change.group.bar, downbeat) - downbeat) < 1e-6 and change.chord != previous:
-            symbols[(change.group.bar, _eighths(change.group.bar_offset))] = change.chord.symbol
+        bar = change.group.bar
+        if bar < len(starts) and abs(first_play.get(bar, downbeat) - downbeat) < 1e-6 and change.chord != previous:
+            symbols[starts[bar] + _eighths(change.group.bar_offset)] = change.chord.symbol
         previous = change.chord
-    out = [f"{t} " for t in leading]
-    carry: list[tuple[frozenset[int], Fraction]] = []  # what sounds on from the bar before: (pitches, eighths left)
-    for index, bar in enumerate(bars):
-        length = _eighths(bar.length)
-        downbeat = first_play.get(index)
-        events: list[tuple[Fraction, frozenset[int], Fraction]] = []  # (offset, pitches, length) in eighths
-        for pitches, left in carry:
-            events.append((Fraction(0), pitches, left))
-        if downbeat is not None:
-            by_onset: dict[Fraction, tuple[set[int], Fraction]] = {}
-            for n in notes:
-                if n.bar == index and abs(n.start - n.bar_offset - downbeat) < 1e-6:
-                    at = _eighths(n.bar_offset)
-                    group = by_onset.setdefault(at, (set(), _eighths(n.duration)))
-                    group[0].add(n.pitch)
-            events += [(at, frozenset(p), d) for at, (p, d) in sorted(by_onset.items())]
-        text, carry = _bar(events, length, tune.mode, index, symbols)
-        out.append(text)
-        end = bar.end_token
-        if 0 <= end < len(tune.body):  # the lead's bar line, and any that follow it (``:| |:``)
-            while end < len(tune.body) and tune.body[end] in BAR_TOKENS:
-                out.append(f" {tune.body[end]} ")
-                end += 1
+    events: dict[Fraction, tuple[set[int], Fraction]] = {}  # written position -> (pitches, length), eighths
+    places: dict[Fraction, tuple[int, float]] = {}
+    for n in notes:
+        if n.bar < len(starts) and abs(n.start - n.bar_offset - first_play[n.bar]) < 1e-6:
+            where = starts[n.bar] + _eighths(n.bar_offset)
+            pitches, length = events.setdefault(where, (set(), _eighths(n.duration)))
+            pitches.add(n.pitch)
+            places[where] = (n.bar, round(n.bar_offset, 4))
+    pieces, at = _write(events, signs, total, tune.mode, symbols)
+    return pieces, {places[where]: index for where, index in at.items() if where in places}
+
+
+def _write(events, signs, total: Fraction, mode: str, symbols) -> tuple[list[str], dict[Fraction, int]]:
+    """The voice's pieces of text: its events in written time, rests between, the lead's bar
+    tokens at their places (a note across one is tied, its accidentals written again after
+    it); and the piece each event begins."""
+    onsets = sorted(p for p in events if p < total)
+    out: list[str] = []
+    begins: dict[Fraction, int] = {}
+    held: dict[tuple[str, int], int] = {}
+    sign_at = [p for p, _ in signs]
+    i, j, at = 0, 0, Fraction(0)
+    sounding: tuple[frozenset[int], Fraction] | None = None  # what is held on from the last onset, until when
+    while at < total or j < len(signs):
+        next_sign = sign_at[j] if j < len(signs) else None
+        if next_sign is not None and next_sign <= at:
+            out.append(f" {signs[j][1]} ")
+            held.clear()
+            j += 1
+            continue
+        next_onset = onsets[i] if i < len(onsets) else None
+        if next_onset is not None and next_onset <= at:
+            pitches, length = events[next_onset]
+            end = min(next_onset + length, onsets[i + 1] if i + 1 < len(onsets) else total, total)
+            sounding = (frozenset(pitches), end)
+            symbol = symbols.get(next_onset)
+            begins[next_onset] = len(out)
+            i += 1
+        if at >= total:
+            break
+        stop = min(x for x in (next_sign, onsets[i] if i < len(onsets) else None, total) if x is not None and x > at)
+        if sounding is not None and sounding[1] > at:
+            until = min(sounding[1], stop)
+            chord = "".join(_spell(p, mode, held) for p in sorted(sounding[0]))
+            text = f"[{chord}]" if len(sounding[0]) > 1 else chord
+            label = f'"{symbol}"' if symbol else ""
+            out.append(label + text + _length(until - at) + ("-" if until < sounding[1] else "") + " ")
+            symbol = None
+            at = until
         else:
-            out.append(" |]" if index == len(bars) - 1 else " | ")
-    return "".join(out).strip()
+            out.append("z" + _length(stop - at) + " ")
+            at = stop
+    return out, begins
 
 
 def _held(notes: Sequence[Note]) -> list[Note]:
@@ -147,39 +186,6 @@ def _held(notes: Sequence[Note]) -> list[Note]:
             if n.duration > 1e-9:
                 out.append(n)
     return out
-
-
-def _bar(events, length: Fraction, mode: str, index: int, symbols) -> tuple[str, list]:
-    """One bar's text from its (offset, pitches, length) events, rests between; what is held on
-    over its end is tied and carried into the next bar."""
-    held: dict[tuple[str, int], int] = {}
-    text, at, carry = [], Fraction(0), []
-    merged: dict[Fraction, tuple[frozenset[int], Fraction]] = {}
-    for offset, pitches, size in events:
-        if offset >= length:
-            continue
-        if offset in merged:  # a note carried in and a new strike at the downbeat: the strike wins
-            merged[offset] = (merged[offset][0] | pitches, max(size, merged[offset][1]))
-        else:
-            merged[offset] = (pitches, size)
-    onsets = sorted(merged)
-    for i, offset in enumerate(onsets):
-        pitches, size = merged[offset]
-        if offset > at:
-            text.append("z" + _length(offset - at))
-        stop = onsets[i + 1] if i + 1 < len(onsets) else length
-        sounding = min(size, stop - offset)
-        tie = offset + size > length and stop == length
-        if tie:
-            carry.append((pitches, offset + size - length))
-        symbol = symbols.get((index, offset))
-        chord = "".join(_spell(p, mode, held) for p in sorted(pitches))
-        text.append((f'"{symbol}"' if symbol else "") + (f"[{chord}]" if len(pitches) > 1 else chord)
-                    + _length(sounding) + ("-" if tie else ""))
-        at = offset + sounding
-    if at < length:
-        text.append("z" + _length(length - at))
-    return " ".join(text) or "z" + _length(length), carry
 
 
 def _eighths(beats: float) -> Fraction:
