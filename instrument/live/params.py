@@ -231,7 +231,11 @@ class Parameters:
             return self.specs[self.canonical(name)]
         except KeyError:
             voice, base = voice_of(name)
-            if voice > 1 and base in self.specs:
+            prefix = f"voice.{voice}."
+            own = sorted(n[len(prefix):] for n in self.specs if n.startswith(prefix))
+            if voice > 1 and own:
+                raise ParamError(f"unknown parameter {name!r}: voice {voice} takes {', '.join(own)}") from None
+            if voice > 1 and (base in self.specs or base in VOICE_OWN):
                 voices = sorted({voice_of(n)[0] for n in self.specs if n.startswith("voice.")} - {1})
                 have = f"voices 2..{voices[-1]}" if voices else "only the lead (voice 1)"
                 raise ParamError(f"unknown parameter {name!r}: this ensemble has {have}; "
