@@ -50,6 +50,13 @@ def phrasing_for(params: Parameters, ensemble: Ensemble, start_time: float = 0.0
                     sustained=frozenset(v.number for v in ensemble.of("drone")))
 
 
+def lookahead_ms(composer: Composer, phrasing: Phrasing) -> float:
+    """How far ahead of the music the lead is composed now (the latency a control of the lead
+    has beyond the next note): one beat group while chords hear each group whole, else 0."""
+    ahead = composer.lookahead_beats
+    return 1000.0 * ahead * phrasing.tempo.spq if ahead else 0.0
+
+
 class Performance:
     """One ``play`` run: an engine on its outputs, ended cleanly by a limit, a signal or an error."""
 
@@ -122,10 +129,7 @@ class Performance:
                 "outputs": [out.status() for out in self.engine.outputs]}
 
     def lookahead_ms(self) -> float:
-        """How far ahead of the music the lead is composed now (the latency a control of the
-        lead has beyond the next note): one beat group while chords hear each group whole."""
-        ahead = self.composer.lookahead_beats
-        return 1000.0 * ahead * self.phrasing.tempo.spq if ahead else 0.0
+        return lookahead_ms(self.composer, self.phrasing)
 
     def request_stop(self, reason: str) -> None:
         """Safe from a signal handler: the main loop does the stopping."""

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from instrument.live.performance import Performance
+from instrument.live.performance import Performance, lookahead_ms
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def voice_lines(performance: Performance) -> list[str]:
     """One line per voice of an ensemble (none for a solo): number, role, instrument, channel,
     mute, and what steers it: its temperature, a follower's cohesion and ablation, the chords'
     look-ahead; then how far ahead the lead is composed while chords hear their groups whole."""
-    ensemble, params = performance.ensemble, performance.params
+    ensemble, params = performance.composer.ensemble, performance.params
     if len(ensemble.voices) < 2:
         return []
     lines = []
@@ -51,7 +51,7 @@ def voice_lines(performance: Performance) -> list[str]:
         if v.role == "chords":
             parts.append(f"look-ahead {params.get(v.param('lookahead'))}")
         lines.append("  ".join(parts))
-    ahead = performance.lookahead_ms()
+    ahead = lookahead_ms(performance.composer, performance.engine.phrasing)
     if ahead:
         lines.append(f"chords look ahead {ahead / 1000:.2f} s (the lead is composed one beat group ahead)")
     return lines

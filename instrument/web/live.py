@@ -19,7 +19,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from instrument.live.performance import Performance
+from instrument.live.performance import Performance, lookahead_ms
 from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
@@ -88,7 +88,7 @@ class LiveSource:
         self._head_at = 0.0
         self._changes: deque[tuple[int, str, str]] = deque(maxlen=256)  # (version, name, source)
         self._fired_by: dict[str, str] = {}
-        ensemble = performance.ensemble
+        ensemble = performance.composer.ensemble
         self._ensemble = ensemble
         self._voices = [{"voice": v.number, "role": v.role, "name": v.name, "channel": v.channel,
                          "timbre": v.param("timbre")} for v in ensemble.voices]
@@ -310,7 +310,8 @@ class LiveSource:
                 "bar_s": round(engine.phrasing.spq(meter) * vocab.METER_EIGHTHS[meter] / 2, 4),
                 "onset_p99_ms": None if p99 is None else round(p99, 3), "late": engine.late_notes,
                 "resyncs": engine.resyncs, "hold": bool(params.get("hold")), "running": not engine.finished.is_set(),
-                "stop": engine.stop_reason, "pads": self.pads(), "lookahead_ms": round(p.lookahead_ms())}
+                "stop": engine.stop_reason, "pads": self.pads(),
+                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing))}
         if head != self._head:
             self._head = head
             delta["head"] = head
