@@ -69,7 +69,7 @@ def test_every_voice_has_its_own_parameters_and_the_lead_keeps_its_names():
     assert params.get("voice.2.cohesion") == 0.6 and params.source("voice.2.cohesion") == "ensemble trio"
     assert params.get("timbre") == "fiddle" and params.get("voice.2.timbre") == "flute" and params.get("voice.3.timbre") == "guitar"
     assert "voice.3.temperature" not in params.specs  # chords are not a network row
-    assert {"voice.3.lookahead", "voice.3.mute", "voice.3.pan"} <= set(params.specs)
+    assert {"voice.3.velocity", "voice.3.mute", "voice.3.pan", "voice.3.timbre"} <= set(params.specs)
     params.set("voice.2.temperature", 1.6, source="test")
     assert params.target("voice.2.temperature") == 1.6 and params.target("temperature") == 1.0  # only voice 2
     params.set("voice.1.temperature", 0.5, smoothing_ms=0)  # the lead's own name, by its number

@@ -229,11 +229,10 @@ class Composer:
     @property
     def lookahead_beats(self) -> float:
         """How far ahead of the music the lead must be composed: one beat group of the tune's
-        meter while a chords voice hears each group whole (``voice.N.lookahead`` group), else 0."""
+        meter while a chords voice hears each group whole before its chord is chosen, else 0."""
         tune = self.tune
         if self._vampers and tune is not None and tune.meter and not tune.ended:
-            if any(self.params.get(f"voice.{n}.lookahead") == "group" for n in self._vampers):
-                return group_quarters(tune.meter)
+            return group_quarters(tune.meter)
         return 0.0
 
     def tune_in_progress(self) -> tuple[int, Tune] | None:

@@ -212,6 +212,8 @@ class Engine:
     def _schedule(self, note: ComposedNote) -> None:
         phrasing = self.phrasing
         placed = phrasing.place(note)
+        if self.params.get(self._mute[note.voice]):  # placed all the same: the lead's bars still count
+            return
         now = clock()
         if placed.on < now - LATE_RESYNC_S:  # a stall: play on from now rather than rush
             phrasing.tempo.shift(now + self.lookahead - placed.on)
@@ -223,8 +225,6 @@ class Engine:
             self.late_notes += 1
             log.warning("a note was composed %.1f ms after its time", (now - placed.on) * 1000)
             placed = replace(placed, on=now, off=now + (placed.off - placed.on))
-        if self.params.get(self._mute[note.voice]):  # placed all the same: the lead's bars still count
-            return
         for out in self.outputs:
             out.schedule(placed)
         self.placed.append((self.notes_played, note, placed))

@@ -364,16 +364,13 @@ SOUND = ("timbre", "velocity", "dynamics")
 VOICE_OWN: dict[str, ParamSpec] = {s.name: s for s in (
     ParamSpec("cohesion", "float", 0.6, 0.0, 1.0, "", 0,
               doc="how closely it plays the lead's notes: 1 unison, 0 its own line over the lead's rhythm"),
-    ParamSpec("lookahead", "choice", "group", choices=("group", "none"),
-              doc="group: the lead is composed one beat group ahead, so each chord hears its whole group "
-                  "(a control is heard that much later); none: chords from the group's first beat"),
     ParamSpec("pan", "float", 0.0, -1.0, 1.0, "", 0, doc="left (-1) to right (1): MIDI CC 10"),
     ParamSpec("mute", "bool", False, doc="silence this voice (it keeps its place in the music)"),
 )}
 ROLE_PARAMS: dict[str, tuple[str, ...]] = {
     "lead": (),  # its are INSTRUMENT_PARAMS', voice.1.pan and voice.1.mute among them
     "follow": ("cohesion", *FOLLOW_NETWORK, *SOUND, "pan", "mute"),
-    "chords": ("lookahead", *SOUND, "pan", "mute"),
+    "chords": (*SOUND, "pan", "mute"),
     "drone": (*SOUND, "pan", "mute"),
 }
 # The lead's unnumbered parameters that voice.1.X names too (everything of one voice).

@@ -31,8 +31,8 @@ def _value(value: object) -> str:
 
 def voice_lines(performance: Performance) -> list[str]:
     """One line per voice of an ensemble (none for a solo): number, role, instrument, channel,
-    mute, and what steers it: its temperature, a follower's cohesion and ablation, the chords'
-    look-ahead; then how far ahead the lead is composed while chords hear their groups whole."""
+    mute, and what steers it: its temperature, a follower's cohesion and ablation; then how far
+    ahead the lead is composed while chords hear their groups whole."""
     ensemble, params = performance.composer.ensemble, performance.params
     if len(ensemble.voices) < 2:
         return []
@@ -48,8 +48,6 @@ def voice_lines(performance: Performance) -> list[str]:
                 parts.append(f"ablation {depth:.2f} L{params.get(v.param('ablation.layer'))}")
         if v.role == "follow":
             parts.append(f"cohesion {params.get(v.param('cohesion')):.2f}")
-        if v.role == "chords":
-            parts.append(f"look-ahead {params.get(v.param('lookahead'))}")
         lines.append("  ".join(parts))
     ahead = lookahead_ms(performance.composer, performance.engine.phrasing)
     if ahead:
