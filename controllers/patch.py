@@ -326,29 +326,13 @@ class _Reader:
         return None if lo is None or hi is None else (float(lo), float(hi))
 
     # -- the patch ------------------------------------------------------------------------
-    def patch(self, text: str) -> Patch | None:
+    def top(self, text: str, allowed: tuple[str, ...]) -> tuple[dict[str, tuple[yaml.Node, yaml.Node]], str] | None:
+        """A file's top-level fields and its name (its ``name:``, else the file's), its
+        description checked; None after an error."""
         root = self.root(text)
         if root is None:
             return None
-        top = self.fields(root, "", TOP_FIELDS)
-        if top is None:
-            return None
-        get = lambda name: top[name][1] if name in top else None  # noqa: E731
-        name = Path(self.filename).stem
-        if get("name") is not None:
-            name = self.scalar(get("name"), "name", (str, int, float), "a name") or name
-        if get("description") is not None:
-            self.scalar(get("description"), "description", (str,), "text")
-        ensemble = self.ensemble(get("ensemble"), str(name)) if get("ensemble") is not None else None
-        if ensemble is not None and self.own_ensemble:  # its mappings may steer its own voices
-            self.specs = _by_name((*self.specs.values(), *ensemble.param_specs(self.specs.values())))
-        return self.patch_fields(get, str(name), ensemble)
-
-    def ensemble_file(self, text: str) -> Ensemble | None:
-        root = self.root(text)
-        if root is None:
-            return None
-        top = self.fields(root, "", ENSEMBLE_TOP_FIELDS)
+        top = self.fields(root, "", allowed)
         if top is None:
             return None
         name = Path(self.filename).stem
@@ -356,10 +340,28 @@ class _Reader:
             name = self.scalar(top["name"][1], "name", (str, int, float), "a name") or name
         if "description" in top:
             self.scalar(top["description"][1], "description", (str,), "text")
+        return top, str(name)
+
+    def patch(self, text: str) -> Patch | None:
+        found = self.top(text, TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
+        get = lambda field: top[field][1] if field in top else None  # noqa: E731
+        ensemble = self.ensemble(get("ensemble"), name) if get("ensemble") is not None else None
+        if ensemble is not None and self.own_ensemble:  # its mappings may steer its own voices
+            self.specs = _by_name((*self.specs.values(), *ensemble.param_specs(self.specs.values())))
+        return self.patch_fields(get, name, ensemble)
+
+    def ensemble_file(self, text: str) -> Ensemble | None:
+        found = self.top(text, ENSEMBLE_TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
         if "ensemble" not in top:
             self.errors.append(f"{self.filename}:1: ensemble: missing; list the voices under ensemble:, the lead first")
             return None
-        return self.ensemble(top["ensemble"][1], str(name))
+        return self.ensemble(top["ensemble"][1], name)
 
     def root(self, text: str) -> yaml.Node | None:
         """The YAML node tree of a file within the bounds, or None after an error."""
