@@ -137,6 +137,7 @@ class Composer:
         self._voice_scale: dict[int, object] = {}  # each follower's scale-lock bias (None: none)
         self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[ComposedNote] = []
+        self._backing: dict[float, list[ComposedNote]] = {}  # the chords of the last bars, by bar (they come a group late)
         self._loop: deque[ComposedNote] = deque()
         self._loop_end = 0.0  # performance beat where the loop being played ends
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
@@ -213,7 +214,7 @@ class Composer:
         self.tune.meter, self.tune.mode = vocab.meter_of(tokens[0]), vocab.mode_of(tokens[1])
         self._stream = NoteStream(self.tune.meter, self.tune.mode)
         self._steer_key = None
-        self._bar_notes, self._last_bar = [], []
+        self._bar_notes, self._last_bar, self._backing = [], [], {}
         self._followers = [Follower(self.tune.meter, self.tune.mode) for _ in self.rows[1:]]
         self._followed = False
         for v, follower in zip(self.rows[1:], self._followers):
@@ -369,9 +370,15 @@ class Composer:
     def _composed(self, n: Note, voice: int, version: int) -> ComposedNote:
         played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter,
                               self.tune.number, token=n.token, version=version, voice=voice, bar=n.bar)
-        if self.ensemble.voice(voice).role != "drone":  # a held bar loops every voice but the drone, which holds on
+        role = self.ensemble.voice(voice).role
+        if role == "follow":  # it comes with the lead's notes, in their order
             self._remember(played)
-        return played
+        elif role == "chords":  # a beat group behind the lead: kept by its bar, joined to the bar when it loops
+            bar = round(played.beat - played.bar_offset, 6)
+            self._backing.setdefault(bar, []).append(played)
+            while len(self._backing) > 4:
+                del self._backing[min(self._backing)]
+        return played  # (a held bar loops every voice but the drone, which holds on)
 
     # -- hold: loop the last whole bar -----------------------------------------------------
     def _remember(self, note: ComposedNote) -> None:
@@ -388,7 +395,8 @@ class Composer:
             extent = max(n.beat + n.duration for n in self._last_bar) - bar_start
             length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
-            self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in self._last_bar)
+            bar = sorted(self._last_bar + self._backing.get(round(bar_start, 6), []), key=lambda n: (n.beat, n.voice))
+            self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in bar)
             self.tune.offset += length  # the tune resumes one loop later
             self._loop_end = self.head + length
         note = self._loop.popleft()
