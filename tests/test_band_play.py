@@ -4,6 +4,8 @@ of the band's channels."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench.harness.jack_server import realtime_jack_server
@@ -44,6 +46,22 @@ def test_a_voice_s_temperature_over_osc_moves_that_voice_alone(band):
     after = player.wait_for(lambda s: s["voice.2.temperature"] == 2.0)
     changed = {k for k in before if k != "status" and before[k] != after[k]}
     assert changed == {"voice.2.temperature"}, changed
+
+
+def test_a_muted_voice_falls_silent_at_once_and_the_others_play_on(band):
+    player, receiver = band
+    assert wait_for(lambda: any(c == 2 for c, _ in sounding_after(receiver.messages)), 30), "a chord sounding"
+    player.send(osc_message("/voice/3/mute", 1))
+    assert wait_for(lambda: not any(c == 2 for c, _ in sounding_after(receiver.messages)), 2), sounding_after(receiver.messages)
+    player.wait_for(lambda s: s["voice.3.mute"] is True)
+    seen = len(receiver.messages)
+    time.sleep(1.5)
+    later = receiver.messages[seen:]
+    chords_on = [m for _, m in later if m[0] & 0xF0 == NOTE_ON and m[0] & 0x0F == 2 and m[2]]
+    lead_on = [m for _, m in later if m[0] & 0xF0 == NOTE_ON and m[0] & 0x0F == 0 and m[2]]
+    assert not chords_on and lead_on, (chords_on, len(lead_on))
+    player.send(osc_message("/voice/3/mute", 0))
+    assert wait_for(lambda: any(m[0] & 0xF0 == NOTE_ON and m[0] & 0x0F == 2 and m[2] for _, m in receiver.messages[seen:][len(later):]), 10)
 
 
 def test_panic_leaves_nothing_sounding_on_any_channel(band):
