@@ -5,6 +5,11 @@ values, so every mistake is reported as ``FILE:LINE: field: what is wrong, how t
 the line where it is. All mistakes of a file are collected, not only the first. A patch
 is checked against the parameter registry's specs: names, kinds, ranges and choices.
 
+A message never quotes the file: it names the line, the field (one of the format's own names)
+and what was expected, never the text found there. Patches name other files (``programs:``, each
+a ``.yaml`` patch that exists), and errors reach the log and ``/state``, which any page viewer
+sees: a file that is not a patch (``programs: {1: /etc/passwd}``) must not be shown that way.
+
 Layout (see patches/default.yaml for a commented example)::
 
     name: my patch
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -53,7 +59,7 @@ from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS,
 from instrument.errors import UsageError, excerpt
 from instrument.live.ensemble import DRUM_CHANNEL, MAX_VOICES, Ensemble, VoiceSpec, default_channels, voice_names
 from instrument.live.params import INSTRUMENT_PARAMS, ROLES, ParamError, Parameters, ParamSpec, lead_aliases, voice_specs
-from instrument.music.timbres import find_timbre
+from instrument.music.timbres import GM_TIMBRES, find_timbre
 from patches import ENSEMBLES
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
@@ -75,6 +81,8 @@ MAX_PATCH_BYTES = 64 * 1024  # refused from its size, before it is read
 MAX_PATCH_VALUES = 10_000  # YAML nodes once aliases are expanded (a 400-byte alias bomb makes 10^9)
 MAX_PATCH_DEPTH = 32  # nesting levels (a patch uses 5)
 MAX_ERRORS = 50  # mistakes listed per file; the rest counted
+PATCH_SUFFIXES = (".yaml", ".yml")  # what a file named in programs: must be
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a quotation inside a YAML error's description
 
 
 class PatchError(UsageError):
@@ -187,8 +195,10 @@ def _read(path: Path, what: str) -> str:
         return data.decode("utf-8")
     except FileNotFoundError:
         raise PatchError([f"{path}: no such {what} file (see patches/ for examples)"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PatchError([f"{path}: cannot read it ({excerpt(error)})"]) from None
+    except UnicodeDecodeError:
+        raise PatchError([f"{path}: not UTF-8 text; is it the right file?"]) from None
+    except OSError as error:
+        raise PatchError([f"{path}: cannot read it ({error.strerror or type(error).__name__})"]) from None
 
 
 def _by_name(specs: Iterable[ParamSpec] | None) -> dict[str, ParamSpec]:
@@ -245,8 +255,8 @@ class _Reader:
         for key, value in node.value:
             name = str(self.value(key)) if isinstance(key, yaml.ScalarNode) else "?"
             label = f"{where}.{name}" if where else name
-            if name not in allowed:
-                self.error(key, label, f"unknown field; expected one of: {', '.join(allowed)}")
+            if name not in allowed:  # named by its line only: the file's text is not quoted
+                self.error(key, where or "patch", f"an unknown field; expected one of: {', '.join(allowed)}")
             elif name in out:
                 self.error(key, label, f"given twice (first on line {out[name][0].start_mark.line + 1}); keep one")
             else:
@@ -254,11 +264,19 @@ class _Reader:
         return out
 
     def _what(self, node: yaml.Node) -> str:
+        """What kind of value ``node`` holds, never the value itself (see the module docstring)."""
         if isinstance(node, yaml.MappingNode):
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        return excerpt(self.value(node))
+        value = self.value(node)
+        if value is None:
+            return "nothing"
+        if isinstance(value, bool):
+            return "true/false"
+        if isinstance(value, (int, float)):
+            return "a number"
+        return "text" if isinstance(value, str) else f"a {type(value).__name__}"
 
     def scalar(self, node: yaml.Node, where: str, types: tuple[type, ...], expected: str) -> Any:
         """A scalar of one of ``types`` (bools are not numbers here), or None after an error."""
@@ -275,14 +293,14 @@ class _Reader:
             return None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             bounds = f"{lo if lo is not None else ''}..{hi if hi is not None else ''}"
-            self.error(node, where, f"{value} is outside {bounds}; use a number within it")
+            self.error(node, where, f"the number is outside {bounds}; use a number within it")
             return None
         return value
 
     def integer(self, node: yaml.Node, where: str, lo: int, hi: int) -> int | None:
         value = self.scalar(node, where, (int,), f"a whole number {lo}..{hi}")
         if value is not None and not lo <= value <= hi:
-            self.error(node, where, f"{value} is outside {lo}..{hi}")
+            self.error(node, where, f"the number is outside {lo}..{hi}")
             return None
         return value
 
@@ -294,7 +312,7 @@ class _Reader:
         if spec is None:
             close = difflib.get_close_matches(name, list(self.specs), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close[:3])}?" if close else "; see instrument/live/params.py for the list"
-            self.error(node, where, f"unknown parameter {name!r}{hint}")
+            self.error(node, where, f"an unknown parameter{hint}")
             return None
         if kinds is not None and spec.kind not in kinds:
             self.error(node, where, f"{name} is a {spec.kind} parameter; {why or 'expected one of kind ' + ', '.join(kinds)}")
@@ -306,8 +324,10 @@ class _Reader:
         range is a mistake here, not a clamp); None after an error."""
         try:
             return spec.coerce(self.value(node), clamp=False)[0]
-        except ParamError as error:
-            self.error(node, where, f"{error}; use a value within it" if "is outside" in str(error) else str(error))
+        except ParamError as error:  # its message quotes the value: said here without it
+            outside = "is outside" in str(error)
+            self.error(node, where, f"{'outside the range of' if outside else 'not a value'} {spec.name}; "
+                                    f"it takes {_takes(spec)}")
             return None
 
     def list_of(self, node: yaml.Node, where: str) -> list[yaml.Node]:
@@ -370,10 +390,10 @@ class _Reader:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark else 1
-            self.errors.append(f"{self.filename}:{line}: YAML syntax: {excerpt(error.problem or error)}; check indentation, colons and brackets")
+            self.errors.append(f"{self.filename}:{line}: YAML syntax: {_described(error.problem)}; check indentation, colons and brackets")
             return None
         except yaml.YAMLError as error:
-            self.errors.append(f"{self.filename}:1: YAML: {excerpt(error)}")
+            self.errors.append(f"{self.filename}:1: YAML: {_described(getattr(error, 'problem', None))}")
             return None
         except RecursionError:
             self.errors.append(f"{self.filename}:1: YAML: nested too deep; a patch nests {MAX_PATCH_DEPTH} levels at most")
@@ -432,7 +452,7 @@ class _Reader:
             else:
                 role = self.scalar(fields["role"][1], f"{where}.role", (str,), f"one of {', '.join(ROLES)}")
                 if role is not None and role not in ROLES:
-                    self.error(fields["role"][1], f"{where}.role", f"{role!r} is not one of: {', '.join(ROLES)}")
+                    self.error(fields["role"][1], f"{where}.role", f"not one of: {', '.join(ROLES)}")
                     role = None
                 elif role is not None and (role == "lead") != (number == 1):
                     self.error(fields["role"][1], f"{where}.role", "the first voice is the lead, and only the first"
@@ -443,17 +463,18 @@ class _Reader:
                 text = self.scalar(fields["timbre"][1], f"{where}.timbre", (str,), "a timbre name like fiddle")
                 try:
                     timbre = find_timbre(text).name if text is not None else None
-                except ValueError as error:
-                    self.error(fields["timbre"][1], f"{where}.timbre", str(error))
+                except ValueError:  # (its message quotes the name: said here without it)
+                    self.error(fields["timbre"][1], f"{where}.timbre",
+                               f"an unknown timbre; choose one of {', '.join(GM_TIMBRES)} ('--timbre list' shows them)")
                     ok = False
             channel = None
             if "channel" in fields:
                 channel = self.integer(fields["channel"][1], f"{where}.channel", 1, 16)
                 if channel == DRUM_CHANNEL:
-                    self.error(fields["channel"][1], f"{where}.channel", "channel 10 is General MIDI's drums; choose another")
+                    self.error(fields["channel"][1], f"{where}.channel", "General MIDI's drums' channel (10); choose another")
                     channel = None
                 elif channel in seen:
-                    self.error(fields["channel"][1], f"{where}.channel", f"voice {seen[channel]} plays on channel {channel}; "
+                    self.error(fields["channel"][1], f"{where}.channel", f"voice {seen[channel]} plays on that channel; "
                                "give each voice its own")
                     channel = None
                 elif channel is not None:
@@ -496,7 +517,7 @@ class _Reader:
             if spec is None or spec.kind == "trigger":
                 close = difflib.get_close_matches(str(name), [n for n, s in own.items() if s.kind != "trigger"], n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else f"; a {role} takes {', '.join(sorted(own))[:200]}"
-                self.error(key, where, f"{excerpt(name, 40, quote=True)} is not a parameter of a {role}{hint}")
+                self.error(key, where, f"not a parameter of a {role}{hint}")
                 return None
             value = self.checked(spec, value_node, f"{where}.{name}")
             if value is None:
@@ -573,7 +594,7 @@ class _Reader:
             if address is None:
                 return None
             if not address.startswith("/") or " " in address:
-                self.error(value_node, f"{where}.osc", f"{address!r} is not an OSC address; it starts with / and has no spaces")
+                self.error(value_node, f"{where}.osc", "not an OSC address; an address starts with / and has no spaces")
                 return None
             arg = self.integer(fields["arg"][1], f"{where}.arg", 0, 63) if "arg" in fields else 0
             return ("osc", address, arg or 0)
@@ -584,7 +605,7 @@ class _Reader:
                 return None
             if name not in allowed:
                 hint = " (poses go in actions:)" if name in POSES else " (yaw, pitch, roll, emg go in mappings:)" if name in MYO_CONTROLS else ""
-                self.error(value_node, f"{where}.myo", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
+                self.error(value_node, f"{where}.myo", f"not one of: {', '.join(allowed)}{hint}")
                 return None
             return ("pose", name) if for_action else ("myo", name)
         if kind == "web":
@@ -592,7 +613,7 @@ class _Reader:
             name = self.scalar(value_node, f"{where}.web", (str,), f"one of: {', '.join(allowed)}")
             if name is not None and name not in allowed:
                 hint = " (touch and touch2 go in actions:)" if name in WEB_PRESSES else ""
-                self.error(value_node, f"{where}.web", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
+                self.error(value_node, f"{where}.web", f"not one of: {', '.join(allowed)}{hint}")
                 return None
             return None if name is None else ("web", name)
         return self.midi(value_node, f"{where}.midi", for_action)
@@ -604,7 +625,7 @@ class _Reader:
                 return ("pitchbend", None)
             if name == "modwheel":
                 return ("cc", None, 1)
-            self.error(node, where, f"expected pitchbend, modwheel or {{cc: N, channel: C}}{' / {note: N}' if for_action else ''}, not {name!r}")
+            self.error(node, where, f"expected pitchbend, modwheel or {{cc: N, channel: C}}{' / {note: N}' if for_action else ''}, not {self._what(node)}")
             return None
         fields = self.fields(node, where, MIDI_FIELDS)
         if fields is None:
@@ -651,7 +672,7 @@ class _Reader:
             full = default_range(spec)
             for v in pair:
                 if not min(full) <= v <= max(full):
-                    self.error(node_r, f"{where}.range", f"{v:g} is outside {spec.name}'s range {full[0]:g}..{full[1]:g}; use values within it")
+                    self.error(node_r, f"{where}.range", f"a value is outside {spec.name}'s range {full[0]:g}..{full[1]:g}; use values within it")
                     return None
             if pair[0] == pair[1]:
                 self.error(node_r, f"{where}.range", "low and high are equal; give two different values (invert: true to reverse)")
@@ -671,7 +692,7 @@ class _Reader:
             shape = self.scalar(fields["curve"][1], f"{where}.curve", (str,), f"one of {', '.join(CURVES)}")
             if shape not in CURVES:
                 if shape is not None:
-                    self.error(fields["curve"][1], f"{where}.curve", f"{shape!r} is not one of: {', '.join(CURVES)}")
+                    self.error(fields["curve"][1], f"{where}.curve", f"not one of: {', '.join(CURVES)}")
                 return None
         invert = False
         if "invert" in fields:
@@ -688,7 +709,7 @@ class _Reader:
             takeover = self.scalar(fields["takeover"][1], f"{where}.takeover", (str,), f"one of {', '.join(TAKEOVERS)}")
             if takeover not in TAKEOVERS:
                 if takeover is not None:
-                    self.error(fields["takeover"][1], f"{where}.takeover", f"{takeover!r} is not one of: {', '.join(TAKEOVERS)}")
+                    self.error(fields["takeover"][1], f"{where}.takeover", f"not one of: {', '.join(TAKEOVERS)}")
                 return None
         line = f"{self.filename}:{node.start_mark.line + 1}"
         return Mapping(source, spec.name, float(lo), float(hi), shape, invert,
@@ -757,7 +778,7 @@ class _Reader:
             spec = self.specs["stimulation.source"]
             source = self.scalar(fields["source"][1], "keys.source", (str,), f"one of: {', '.join(spec.choices)}")
             if source is not None and source not in spec.choices:
-                self.error(fields["source"][1], "keys.source", f"{source!r} is not one of: {', '.join(spec.choices)}")
+                self.error(fields["source"][1], "keys.source", f"not one of: {', '.join(spec.choices)}")
                 source = None
         return KeysConfig(bool(enabled) if enabled is not None else True, None if weight is None else float(weight), source)
 
@@ -784,8 +805,39 @@ class _Reader:
             path = Path(name)
             if self.base is not None and not path.is_absolute():
                 path = self.base / path
-            if self.base is not None and not path.is_file():
-                self.error(value_node, f"programs.{number}", f"no patch file {str(path)!r}; give a path relative to this patch")
+            problem = _not_a_patch_file(path, check_file=self.base is not None)
+            if problem:
+                self.error(value_node, f"programs.{number}", f"{problem}; give a .yaml patch, a path relative to this patch")
                 continue
             out[number] = path
         return out
+
+
+def _not_a_patch_file(path: Path, check_file: bool = True) -> str | None:
+    """Why ``path`` cannot be a patch a program change switches to (None if it can): a ``.yaml``
+    or ``.yml`` file that exists (its content is checked when it is loaded, and never quoted)."""
+    if path.suffix.lower() not in PATCH_SUFFIXES:
+        return f"{str(path)!r} is not a patch file (a patch is a .yaml or .yml file)"
+    if check_file and not path.is_file():
+        return f"no patch file {str(path)!r}"
+    return None
+
+
+def _takes(spec: ParamSpec) -> str:
+    """What a parameter takes, in words, for a message that must not quote the value given."""
+    if spec.kind in ("float", "int"):
+        whole = "a whole number" if spec.kind == "int" else "a number"
+        return f"{whole} {spec.minimum:g}..{spec.maximum:g}" + (f" {spec.unit}" if spec.unit else "")
+    if spec.kind == "bool":
+        return "true or false"
+    if spec.kind == "choice":
+        shown = ", ".join(spec.choices[:12]) + (", ..." if len(spec.choices) > 12 else "")
+        return f"one of: {shown}"
+    return f"{'a list' if spec.kind == 'list' else 'text'}: {spec.doc}" if spec.doc else spec.kind
+
+
+def _described(problem: object) -> str:
+    """A YAML error's description without what it quotes from the file (``str(error)`` holds a
+    snippet of the file, and ``problem`` may quote a character or a name from it)."""
+    text = _QUOTED.sub("'...'", str(problem)) if problem else "the file is not YAML"
+    return excerpt(text, 120)

@@ -31,14 +31,14 @@ def test_the_shipped_ensembles_are_the_issue_s_voices():
 BROKEN = [
     ("ensemble:\n  - role: follow\n", 2, ["ensemble[1].role", "the first voice is the lead"]),
     ("ensemble:\n  - role: lead\n  - role: lead\n", 3, ["ensemble[2].role", "only the first"]),
-    ("ensemble:\n  - role: lead\n  - role: bass\n", 3, ["ensemble[2].role", "'bass'", "follow, chords, drone"]),
-    ("ensemble:\n  - role: lead\n  - role: follow\n    timbre: kazoo\n", 4, ["ensemble[2].timbre", "unknown timbre 'kazoo'"]),
+    ("ensemble:\n  - role: lead\n  - role: bass\n", 3, ["ensemble[2].role", "not one of: lead, follow, chords, drone"]),
+    ("ensemble:\n  - role: lead\n  - role: follow\n    timbre: kazoo\n", 4, ["ensemble[2].timbre", "an unknown timbre; choose one of fiddle"]),
     ("ensemble:\n  - role: lead\n  - role: follow\n    channel: 10\n", 4, ["ensemble[2].channel", "drums"]),
-    ("ensemble:\n  - role: lead\n    channel: 2\n  - role: follow\n    channel: 2\n", 5, ["ensemble[2].channel", "voice 1 plays on channel 2"]),
+    ("ensemble:\n  - role: lead\n    channel: 2\n  - role: follow\n    channel: 2\n", 5, ["ensemble[2].channel", "voice 1 plays on that channel"]),
     ("ensemble:\n  - role: lead\n  - role: chords\n    pan: 3\n", 4, ["ensemble[2].pan", "outside -1..1"]),
     ("ensemble:\n  - role: lead\n  - role: drone\n    start: {cohesion: 1}\n", 4, ["ensemble[2].start", "not a parameter of a drone"]),
-    ("ensemble:\n  - role: lead\n  - role: follow\n    start: {cohesion: 2}\n", 4, ["ensemble[2].start.cohesion", "outside"]),
-    ("ensemble:\n  - role: lead\n  - role: follow\n    colour: red\n", 4, ["ensemble[2].colour", "unknown field"]),
+    ("ensemble:\n  - role: lead\n  - role: follow\n    start: {cohesion: 2}\n", 4, ["ensemble[2].start.cohesion", "outside the range of voice.2.cohesion"]),
+    ("ensemble:\n  - role: lead\n  - role: follow\n    colour: red\n", 4, ["ensemble[2]", "an unknown field"]),
     ("name: x\n", 1, ["ensemble", "missing"]),
     ("ensemble: []\n", 1, ["ensemble", "no voices"]),
     ("ensemble:\n" + "  - role: lead\n" + "  - role: follow\n" * 8, 10, ["at most 8"]),
@@ -96,7 +96,7 @@ def test_a_patch_maps_a_voice_s_parameter_and_every_existing_patch_loads_unchang
     patch = parse_patch(text, "band.yaml", params.specs.values())
     targets = sorted(m.target for mappings in patch.mappings.values() for m in mappings)
     assert targets == ["temperature", "voice.2.ablation.depth"]
-    with pytest.raises(PatchError, match="band.yaml:4: mappings\\[0\\].target: unknown parameter 'voice.2.ablation.depth'"):
+    with pytest.raises(PatchError, match="band.yaml:4: mappings\\[0\\].target: an unknown parameter"):
         parse_patch(text, "band.yaml", Parameters().specs.values())  # a solo has no voice 2
     for shipped in sorted((ROOT / "patches").glob("*.yaml")):
         load_patch(shipped, params.specs.values())
@@ -162,7 +162,7 @@ def test_a_broken_ensemble_file_stops_play_and_render_in_one_line(tmp_path, smal
                     ("play", "--quiet", "--no-osc", "--no-myo", "--midi-in", "none", "--midi-out", "none", "--no-audio", "--bars", "1")):
         result = run_cli(*command, "--model", str(small_checkpoint), "--ensemble", str(bad))
         lines = [line for line in result.stderr.strip().splitlines() if line]
-        assert result.returncode == 2 and len(lines) == 1 and f"{bad}:4: ensemble[2].timbre: unknown timbre" in lines[0], result.stderr
+        assert result.returncode == 2 and len(lines) == 1 and f"{bad}:4: ensemble[2].timbre: an unknown timbre" in lines[0], result.stderr
 
 
 def test_ensemble_list_prints_the_shipped_ones():

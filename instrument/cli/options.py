@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from instrument.model.catalog import MODEL_HELP
-from instrument.cli import fail
+from instrument.cli import fail, seconds, seed
 from instrument.live.engine import Limits
 from instrument.live.ensemble import SOLO, Ensemble
 from instrument.model.generate import parse_meter, parse_mode
@@ -19,11 +19,11 @@ from instrument.outputs.sound import SYNTHS
 
 def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:
     parser.add_argument("--model", help=MODEL_HELP)
-    parser.add_argument("--seed", type=int, help="random seed: the same seed and settings give the same performance")
+    parser.add_argument("--seed", type=seed, help="random seed: the same seed and settings give the same performance")
     length = parser.add_argument_group("length (default: play until stopped)" if not default_bars else f"length (default: {default_bars} bars)")
     length.add_argument("--bars", type=int, default=default_bars, help="stop after this many bars")
     length.add_argument("--tunes", type=int, default=0, help="stop after this many tunes")
-    length.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds")
+    length.add_argument("--seconds", type=seconds, default=0.0, help="stop after this many seconds")
     start = parser.add_argument_group("start state (a patch may set these too; these win)")
     start.add_argument("--tempo", type=float, help="beats per minute (the beat follows the meter)")
     start.add_argument("--meter", help="meter of every tune, e.g. 6/8 (default: the model draws it)")

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     specs = fitted_specs(params_for_models(models, first), model.config.hidden, model.config.layers, where).values()
     params = ensemble_params(specs, ensemble)
     fit_to_model(params, model.config.hidden, model.config.layers, where)
+    _check_arguments(params, args)  # a wrong argument is named before any port or device opens
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = web = None
     early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
@@ -130,6 +131,30 @@ def run(args: argparse.Namespace) -> int:
         pipe.close()
 
 
+def _check_arguments(params: Parameters, args: argparse.Namespace) -> None:
+    """Every argument checked before anything opens, so the error named is the argument's (a bad
+    ``--mode`` must not show up as a busy ``--myo-port``). The start state is set here once, which
+    checks it, and set again after the patch's, which it must win over."""
+    apply_start_state(params, args)
+    if args.web and not args.no_web:
+        from instrument.web.server import parse_address
+
+        parse_address(args.web)
+    if args.activity_osc:
+        _osc_target(args.activity_osc)
+    if args.soundfont:
+        from instrument.outputs.fluid import find_soundfont
+
+        find_soundfont(args.soundfont)
+
+
+def _osc_target(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
 class _EarlyStop:
     """SIGINT and SIGTERM before the performance runs: remembered, then handed to it (which stops
     at once), instead of killing the process with nothing closed."""
@@ -169,10 +194,7 @@ def _activity(args, performance, model):
     performance.composer.tap = tap
     if not args.activity_osc:
         return None, tap
-    host, sep, port = args.activity_osc.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {args.activity_osc!r}")
-    publisher = OscPublisher(tap, host or "127.0.0.1", int(port)).start()
+    publisher = OscPublisher(tap, *_osc_target(args.activity_osc)).start()
     publisher.close = publisher.stop  # closed with the other parts
     return publisher, tap
 

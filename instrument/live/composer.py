@@ -151,26 +151,31 @@ class Composer:
             log.warning("%s; that set plays as the random order", problem)
 
     # -- the one entry point ---------------------------------------------------------------
-    def next_notes(self) -> list[ComposedNote]:
+    def next_notes(self, now: float | None = None) -> list[ComposedNote]:
         """Step until at least one note is certain and return the notes that became certain
-        (several when a repeat is played out). May return [] after a bounded amount of work
-        (e.g. a tune ended with nothing pending): just call again."""
+        (several when a repeat is played out). Returns [] once ``head`` moved on without a note
+        (a rest became known further: the caller waits for it, so a run of rests holds the
+        model back as notes do), or after a bounded amount of work: just call again. ``now``:
+        the performance beat sounding now, where a ``tune.new`` ends a rest being waited out."""
         if self.params.get("hold") and self._last_bar:
             return [self._next_loop_note()]
         self._loop.clear()
         if self.params.fired("tune.new") != self._seen_new:
             self._seen_new = self.params.fired("tune.new")
             if self.tune is not None and not self.tune.ended:
+                if now is not None:  # the new tune starts from now, not from the end of a rest
+                    self.head = max(self.tune.offset + self._stream.played, min(self.head, now))
                 notes = self._end_tune(produced_end=False)
                 if notes:
                     return notes
         if self.tune is None or self.tune.ended:
             self._start_tune()
+        head = self.head
         for _ in range(64):
             notes = self._step()
             if notes:
                 return notes
-            if self.tune.ended:
+            if self.tune.ended or self.head > head:
                 return []
         return []
 
@@ -188,7 +193,7 @@ class Composer:
 
     def _start_tune(self) -> None:
         if self.models is not None:  # a model prepared in the background takes over here, between tunes
-            ready = self.models.take(self.params.get("model.next"), self.tune_count + 1)
+            ready = self.models.take(self.params.get("model.next"), self.tune_count + 1, (self.stepper, self.orders))
             if ready is not None:
                 self.stepper, self.orders = ready.parts
         self.tune_count += 1
@@ -331,7 +336,9 @@ class Composer:
         # read at each token: a repeat sign plays its section again only while repeats is 'play';
         # with 'skip' every note is newly composed, so a control is heard within one note there too
         self._stream.repeats = self.params.get("repeats") == "play"
-        return self._place(self._stream.push(text), text)
+        notes = self._place(self._stream.push(text), text)
+        self.head = max(self.head, self.tune.offset + self._stream.horizon)  # a rest, as far as it is known
+        return notes
 
     def _place(self, notes: list[Note], token: str | None) -> list[ComposedNote]:
         """The ComposedNotes of the lead's notes just made certain (the lead's ``token`` pushed;

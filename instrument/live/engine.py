@@ -9,8 +9,12 @@ Two threads share the work and never wait for each other's slow work:
   scheduled instants.
 A parameter change is therefore heard at the very next token sampled, which is at most one
 note away (one beat group while an ensemble's chords hear each group whole: the composer's
-``lookahead_beats``, shown in /state and the view). Stopping for any reason (limit reached, Ctrl-C, SIGTERM, an error) ends every
-sounding note and closes every recording.
+``lookahead_beats``, shown in /state and the view). A rest holds the model thread back as a note
+does: it waits out what is known of a rest before the network says whether it goes on, so it
+never composes more than one note or rest ahead of what sounds (that beat group aside), whatever
+the controls make it write (docs/design.md §5). Stopping for any reason (limit reached, Ctrl-C,
+SIGTERM, an error) ends every sounding note and closes every recording; ``--seconds`` ends the
+performance by the clock, within one note, rests or not.
 """
 
 from __future__ import annotations
@@ -47,11 +51,15 @@ class Limits:
         """Whether ``note`` lies past the end: it starts after ``seconds``, belongs to a tune
         past ``tunes``, or would begin bar ``bars + 1`` (bars are the lead's: the other voices
         end with it)."""
-        if self.seconds and phrasing.tempo.time_at(note.beat) - start_time >= self.seconds:
+        if self.past_time(note.beat, phrasing, start_time):
             return True
         if self.tunes and note.tune > self.tunes:
             return True
         return bool(self.bars) and note.voice == 1 and phrasing.bars >= self.bars and phrasing.starts_bar(note)
+
+    def past_time(self, beat: float, phrasing: Phrasing, start_time: float) -> bool:
+        """Whether ``beat`` sounds at or after the end that ``seconds`` sets (a note or a rest)."""
+        return bool(self.seconds) and phrasing.tempo.time_at(beat) - start_time >= self.seconds
 
 
 def _order(note: ComposedNote | Release) -> tuple[float, int, int]:
@@ -99,6 +107,7 @@ class Engine:
         self._close_lock = threading.Lock()
         self._pending: list[ComposedNote | Release] = []  # in order of time (voices composed ahead come in later)
         self._panicked = threading.Event()  # set by panic(): the model thread drops its pending notes
+        self._new_tune = threading.Event()  # set by tune.new: the model thread stops waiting out a rest
         voices = [v.number for v in composer.ensemble.voices]
         self._mute = {n: f"voice.{n}.mute" for n in voices}
         self._muted_by = {name: n for n, name in self._mute.items()}
@@ -164,15 +173,20 @@ class Engine:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
             self._drop_after_panic()
-            # compose only when the next note is nearly due (just in time), or a beat group
-            # before that while an ensemble's chords hear each group whole
+            # compose only when the next note (or what is known of a rest) is nearly due, just in
+            # time, or a beat group before that while an ensemble's chords hear each group whole
             compose_at = phrasing.tempo.time_at(composer.head - composer.lookahead_beats) - self.lookahead
             note = self._pending[0] if self._pending else None
-            if note is None or compose_at < phrasing.tempo.time_at(note.beat) - self.lookahead:
-                if not self._sleep_until(compose_at):
+            past = self.limits.past_time(composer.head, phrasing, self.start_time)  # composed to --seconds' end
+            if note is None and past:
+                self._end_by_the_clock()  # a rest runs past the end: the clock ends it
+                return
+            if not past and (note is None or compose_at < phrasing.tempo.time_at(note.beat) - self.lookahead):
+                if not self._sleep_until(compose_at, self._new_tune):
                     return
                 try:
-                    self._take(composer.next_notes())
+                    now = phrasing.tempo.beat_at(clock() + self.lookahead)
+                    self._take(composer.next_notes(now))
                 except Exception as error:  # no control value or bug stops the music: skip the note
                     self._failed(error)
                     if not self._sleep_until(clock() + FAILURE_PAUSE_S):
@@ -231,9 +245,20 @@ class Engine:
         self.notes_played += 1
         self.last_off = max(self.last_off, placed.off)
 
-    def _sleep_until(self, when: float) -> bool:
-        """Sleep until ``when`` unless woken (panic, stop); False if the engine is stopping."""
+    def _end_by_the_clock(self) -> None:
+        """``--seconds`` is up while nothing more sounds before it: wait for the end, then stop."""
+        end = self.start_time + self.limits.seconds
+        if self._sleep_until(end):
+            self.stop_reason = "limit reached"
+            self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
+
+    def _sleep_until(self, when: float, interrupt: threading.Event | None = None) -> bool:
+        """Sleep until ``when`` unless woken (panic, stop) or ``interrupt`` is set (it is cleared);
+        False if the engine is stopping."""
         while not self._stopping.is_set():
+            if interrupt is not None and interrupt.is_set():
+                interrupt.clear()
+                return True
             left = when - clock()
             if left <= 0:
                 return True
@@ -275,6 +300,8 @@ class Engine:
         elif change.name in self._muted_by and change.value:  # a voice muted: what it sounds ends now
             self.release(self._muted_by[change.name], clock())
         elif change.name in ("tune.new", "hold"):
+            if change.name == "tune.new":
+                self._new_tune.set()
             self._wake.set()
 
     def _finish_tunes(self, cut: bool = False) -> None:

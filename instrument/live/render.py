@@ -51,10 +51,16 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     end_beat = 0.0
     done = False
     while not done and composer.tokens_sampled < MAX_TOKENS:
-        waiting += composer.next_notes()
+        past = limits.past_time(composer.head, phrasing, 0.0)  # composed (or rests run) past the end: it ends there
+        if past:
+            end_beat = max(end_beat, phrasing.tempo.beat_at(limits.seconds))
+            done = True
+        else:
+            waiting += composer.next_notes()
         waiting.sort(key=lambda n: (n.beat, isinstance(n, Release), n.voice))
         # the lead is composed ahead of its accompaniment; what is placed is what can be no earlier
-        ready = [n for n in waiting if n.beat <= composer.head - composer.lookahead_beats + 1e-9 or composer.tune.ended]
+        ready = list(waiting) if past else \
+            [n for n in waiting if n.beat <= composer.head - composer.lookahead_beats + 1e-9 or composer.tune.ended]
         for note in ready:
             waiting.remove(note)
             if isinstance(note, Release):

@@ -56,7 +56,12 @@ def voice_lines(performance: Performance) -> list[str]:
 
 
 def onset_p99_ms(performance: Performance, last: int = 500) -> float | None:
-    errors = list(itertools.islice(reversed(performance.scheduler.errors), last))  # never a copy of all 100,000
+    for _ in range(3):  # the timing thread may append while this reads (bench/soak.py saw it once in 10 min)
+        try:
+            errors = list(itertools.islice(reversed(performance.scheduler.errors), last))  # never a copy of all 100,000
+            break
+        except RuntimeError:  # "deque mutated during iteration": read again
+            errors = []
     if not errors:
         return None
     errors.sort()

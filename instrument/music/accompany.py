@@ -49,7 +49,9 @@ class Accompaniment:
         if len(self._form.starts) > self._parts:  # a part begins where the lead now stands
             self._parts = len(self._form.starts)
             self._boundaries.append(stream.played)
-        return self._take(notes, stream.played, stream.bars, None)
+        # up to where the music is known: a rest being written sounds nothing, so the groups in
+        # what is known of it can be decided (the live lead waits out a rest: NoteStream.horizon)
+        return self._take(notes, stream.horizon, stream.bars, None)
 
     def close(self, notes: Sequence[Note], stream: NoteStream) -> tuple[list[ChordChange], list[Note]]:
         end = max([stream.played, *(n.start + n.duration for n in notes)])

@@ -57,7 +57,7 @@ class BandTune:
         lines += [ABC_ACCIDENTALS, f"M:{tune.meter}", "L:1/8", f"K:C{tune.mode}"]
         programs = dict(self.programs)
         lines += voice_header(1, "lead", "lead", programs.get(1))
-        lines.append(abc_body(tune.body))
+        lines.append(abc_body(tune.meter, tune.mode, tune.body))
         for line in self.voices:
             lines += voice_header(line.voice, line.name, line.role, programs.get(line.voice))
             lines.append(voice_abc(tune, line))
@@ -78,7 +78,7 @@ def voice_header(voice: int, name: str, role: str, program: int | None) -> list[
 def voice_abc(tune: Tune, line: VoiceLine) -> str:
     """One voice's ABC body: a follower's tokens, or the accompaniment's notes on the lead's bars."""
     if line.role == "follow" or line.body:
-        return abc_body(list(line.body))
+        return abc_body(tune.meter, tune.mode, list(line.body))
     return accompaniment_abc(tune, line.notes, line.chords)
 
 

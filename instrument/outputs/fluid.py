@@ -181,6 +181,20 @@ def available() -> tuple[bool, str]:
 
 # -- SoundFonts --------------------------------------------------------------------------------
 
+def not_a_soundfont(path: Path) -> str | None:
+    """Why ``path`` is not a SoundFont (None if it is one): a SoundFont (.sf2, and .sf3, its
+    compressed form) is a RIFF file of form ``sfbk``. Checked from its first 12 bytes before
+    FluidSynth reads it, and what the file holds is never quoted."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(12)
+    except OSError as error:
+        return f"cannot read it ({error.strerror or type(error).__name__})"
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        return "not a SoundFont (no RIFF sfbk header)"
+    return None
+
+
 def find_soundfont(given: str | os.PathLike | None = None) -> Path:
     """The SoundFont to play: ``given`` (``--soundfont``), else FluidSynth's own default, else a
     General MIDI SoundFont where systems install one. UsageError for a given file that is not
@@ -189,6 +203,9 @@ def find_soundfont(given: str | os.PathLike | None = None) -> Path:
         path = Path(given).expanduser()
         if not path.is_file():
             raise UsageError(f"--soundfont {given}: no such file; give a .sf2 or .sf3 SoundFont")
+        problem = not_a_soundfont(path)
+        if problem:
+            raise UsageError(f"--soundfont {given}: {problem}; give a .sf2 or .sf3 SoundFont")
         return path
     candidates: list[str] = []
     try:

@@ -24,7 +24,7 @@ from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
 from instrument.music.band import accompaniment_pieces, voice_header
-from instrument.music.tunes import Tune, abc_piece
+from instrument.music.tunes import AbcWriter, Tune
 from instrument.outputs.recording import tune_title
 
 NOTES_KEPT = 600  # notes a page can draw (the piano roll's last bars and the highlights)
@@ -76,6 +76,7 @@ class LiveSource:
         self._sources: dict[str, str] = {}
         self._version = -1
         self._tunes: dict[int, dict[str, Any]] = {}
+        self._writers: dict[int, AbcWriter] = {}  # each mirrored tune's ABC, written as its tokens come
         self._tune_state = None  # the composer's TuneState being mirrored
         self._notes: deque[dict] = deque(maxlen=NOTES_KEPT)
         self._next_note = 0
@@ -93,6 +94,7 @@ class LiveSource:
         self._voices = [{"voice": v.number, "role": v.role, "name": v.name, "channel": v.channel,
                          "timbre": v.param("timbre")} for v in ensemble.voices]
         self._written_at: dict[tuple[int, int], tuple[float, int]] = {}  # (tune, voice) -> (when, notes) its score was written
+        self._voice_writers: dict[tuple[int, int], AbcWriter] = {}  # (tune, follower) -> its part's ABC as it comes
         self.params.listeners.append(self._changed)
 
     def close(self) -> None:
@@ -113,7 +115,8 @@ class LiveSource:
     def snapshot(self) -> dict[str, Any]:
         return {"t": clock(), "values": dict(self._values), "sources": dict(self._sources),
                 "tunes": [dict(t, pieces=list(t["pieces"]), start=0,
-                               voices=[dict(v, pieces=list(v["pieces"]), start=0) for v in t.get("voices", {}).values()])
+                               voices=[{"voice": v["voice"], "role": v["role"], "header": v["header"], "start": 0,
+                                        "pieces": list(v["pieces"]), "places": v["places"]} for v in t.get("voices", {}).values()])
                           for t in self._tunes.values()],
                 "notes": list(self._notes), "activity": list(self._columns), "ablation": self._ablation,
                 "head": self._head, "status": self._lines}
@@ -172,17 +175,24 @@ class LiveSource:
             tune = {"number": state.number, "meter": state.meter, "mode": state.mode,
                     "header": tune_header(state.number, state.meter, state.mode), "pieces": [], "ended": False}
             self._tunes[state.number] = tune
+            self._writers[state.number] = AbcWriter(state.meter, state.mode)
             while len(self._tunes) > TUNES_KEPT:
-                del self._tunes[min(self._tunes)]
+                oldest = min(self._tunes)
+                del self._tunes[oldest], self._writers[oldest]
+                for key in [k for k in (*self._voice_writers, *self._written_at) if k[0] == oldest]:
+                    self._voice_writers.pop(key, None)
+                    self._written_at.pop(key, None)
             new = True
         else:
             new = False
         start = len(tune["pieces"])
-        body = state.body[start:]  # the model thread only appends: a slice is a consistent copy
-        pieces = [abc_piece(token) for token in body]
+        writer = self._writers[state.number]
         ended = bool(state.ended)
-        if not pieces and not new and ended == tune["ended"]:
-            return None
+        body = state.body[writer.pushed:]  # the model thread only appends: a slice is a consistent copy
+        # a note's pieces come once it is certain (the one being written is not sounding yet)
+        pieces = [piece for token in body for piece in writer.pieces(token)]
+        if ended and not tune["ended"]:
+            pieces += writer.end()
         voices = self._read_voices(state, tune, ended)
         if not pieces and not new and ended == tune["ended"] and not voices:
             return None
@@ -209,10 +219,14 @@ class LiveSource:
                 fresh = True
             else:
                 fresh = False
-            if v.role == "follow":
+            if v.role == "follow":  # its tokens as the lead's are written (one piece per token, once certain)
                 body = state.bodies.get(v.number, [])
+                writer = self._voice_writers.setdefault((state.number, v.number), AbcWriter(state.meter, state.mode))
                 start = len(mine["pieces"])
-                pieces = [abc_piece(token) for token in body[start:]]
+                pieces = [piece for token in body[writer.pushed:] for piece in writer.pieces(token)]
+                if ended and not mine.get("final"):
+                    pieces += writer.end()
+                    mine["final"] = True
                 if pieces or fresh:
                     mine["pieces"].extend(pieces)
                     out.append({"voice": v.number, "start": start, "pieces": pieces, **({"header": mine["header"]} if fresh else {})})

@@ -18,12 +18,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.live.params import INSTRUMENT_PARAMS
 from instrument.music.abc_reader import split_tunes
 from instrument.music.notes import tune_notes
 from instrument.music.phrasing import seconds_per_quarter
-from instrument.music.tunes import Tune, abc_body_tokens, abc_piece
+from instrument.music.tunes import Tune, abc_body_tokens, abc_pieces
 from instrument.outputs.recording import tune_title
 
 _TUNE_MARKER = re.compile(re.escape(tune_title(0))[:-1] + r"(\d+)$")  # the recording's "folk-instrument tune N"
@@ -74,6 +75,9 @@ def read_abc(path: Path) -> list[dict[str, Any]]:
         if key is None or not meter or not tune.number.isdigit():
             raise UsageError(f"{path}: tune X:{tune.number} is not one folk-instrument wrote (no M:, K: or number)")
         mode = tune.lines[key][2:].strip().removeprefix("C")
+        if meter not in vocab.METERS or mode not in vocab.MODES:
+            raise UsageError(f"{path}: tune X:{tune.number} is not one folk-instrument wrote (its meter or mode is no "
+                             f"token: M:{', M:'.join(vocab.METERS)}; K:C{', K:C'.join(vocab.MODES)})")
         voices = split_voices(tune.lines[key + 1:])
         try:
             tokens = abc_body_tokens(voices[0][2] if voices else "")
@@ -176,7 +180,7 @@ class TakeSource:
 
     def snapshot(self) -> dict[str, Any]:
         tunes = [{"number": t["number"], "meter": t["meter"], "mode": t["mode"], "header": t["header"], "start": 0,
-                  "pieces": [abc_piece(token) for token in t["tokens"]], "ended": True, "voices": t["voices"]}
+                  "pieces": abc_pieces(t["meter"], t["mode"], t["tokens"]), "ended": True, "voices": t["voices"]}
                  for t in self.tunes]
         return {"t": 0.0, "tunes": tunes, "notes": self.notes, "duration": round(self.duration, 3), "file": self.name,
                 "head": {}, "status": [f"{self.name}: {len(self.tunes)} tunes, {len(self.notes)} notes"]}
