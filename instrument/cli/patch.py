@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
             bad = True
             print("\n".join(error.errors), file=sys.stderr)
             continue
-        voices = f", ensemble {patch.ensemble.name} of {len(patch.ensemble.voices)} voices" if patch.ensemble else ""
+        count = len(patch.ensemble.voices) if patch.ensemble else 0
+        voices = f", ensemble {patch.ensemble.name} of {count} voice{'s' if count > 1 else ''}" if patch.ensemble else ""
         print(f"{name}: ok ({patch.mapping_count} mappings, {patch.action_count} actions{voices})")
     return 2 if bad else 0
