@@ -17,7 +17,11 @@ it: a paused process misses JACK cycles) and the share of samples in which each 
 GIL is printed: which threads keep the audio waiting.
 
     python bench/audio.py [--minutes 10] [--frames 256,64] [--synths fluidsynth,numpy] [--tempo 200]
-                          [--osc-rate 2000] [--midi-rate 1000] [--gil] [--json]
+                          [--osc-rate 2000] [--midi-rate 1000] [--ensemble trio] [--gil] [--json]
+
+``--ensemble trio`` (or any ensemble) plays the band: FluidSynth sounds each voice with its own
+instrument on its own channel (the trio: fiddle, flute and the guitar's chords, up to four notes
+a stroke beside the two melodies), each voice on its own channel of the MIDI port too.
 
 Targets (docs/audio.md): at 256 frames over 10 minutes with the view and the OSC flood, FluidSynth no
 more xruns than the bare client; the numpy synth at most 1 more per 10 minutes.
@@ -87,6 +91,8 @@ def play(server: str, synth: str, seconds: float, args, gil: bool) -> dict:
                "--seed", "1", *(["--midi-in", "midi-flood", "--midi-in-api", "jack"] if midi else ["--midi-in", "none"])]
     if args.model:
         command += ["--model", args.model]
+    if args.ensemble:
+        command += ["--ensemble", args.ensemble]
     master, slave = pty.openpty()
     counter = JackRecorder("bench-xruns", record=False, server=server)
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
@@ -167,13 +173,14 @@ def main() -> int:
     ap.add_argument("--osc-rate", type=float, default=2000.0, help="OSC messages per second (0: none)")
     ap.add_argument("--midi-rate", type=float, default=1000.0, help="MIDI CCs per second into play's input (0: none)")
     ap.add_argument("--model", help="checkpoint (default: the shipped model)")
+    ap.add_argument("--ensemble", metavar="duo|trio|pipes|FILE.yaml", help="play an ensemble (default: the lead alone)")
     ap.add_argument("--gil", action="store_true", help="sample which thread holds the GIL in the numpy run (py-spy)")
     ap.add_argument("--no-realtime", action="store_true", help="run the JACK server without real-time priority")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     seconds = args.minutes * 60
     load = os.getloadavg()[0]
-    print(f"load average {load:.2f} on {os.cpu_count()} cores; {args.minutes:g} min per run; JACK server "
+    print(f"{'ensemble ' + args.ensemble + '; ' if args.ensemble else ''}load average {load:.2f} on {os.cpu_count()} cores; {args.minutes:g} min per run; JACK server "
           f"{'without' if args.no_realtime else 'with'} real-time priority (where allowed)", flush=True)
     report = {"load": load, "runs": []}
     for frames in [int(f) for f in args.frames.split(",")]:

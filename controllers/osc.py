@@ -206,7 +206,7 @@ class OscControl:
         self.learn = learn  # MIDI learn, when a MIDI input is open
         self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
-        self._names = {address_of(name): name for name in params.specs}
+        self._names = {address_of(name): params.canonical(name) for name in params.lookup()}  # /voice/1/X is X
         self._state_gate = StateGate()
         self.listener = OscListener(self._message, host, port, self.reporter)
         self.host, self.port = self.listener.host, self.listener.port

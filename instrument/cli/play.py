@@ -10,9 +10,9 @@ import threading
 
 from instrument.model import catalog, checkpoint
 from instrument.cli import fail
-from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.live.model_checks import fit_to_model
-from instrument.live.params import Parameters, params_for_models
+from instrument.cli.options import add_performance_arguments, apply_start_state, choose_ensemble, ensemble_params, limits_from_args
+from instrument.live.model_checks import fit_to_model, fitted_specs
+from instrument.live.params import params_for_models
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
 
@@ -60,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
     first = catalog.name_of(args.model)
     if first not in models:
         checkpoint.resolve(args.model)  # says which shipped model is missing
-    params = Parameters(params_for_models(models, first))
     model, meta, where = checkpoint.load_or_default(models[first])
+    from patches import DEFAULT as DEFAULT_PATCH
+
+    ensemble = choose_ensemble(args, args.patch or DEFAULT_PATCH)
     # the models model.next switches between share one shape (instrument/live/models.py), so the
     # first one's unit numbers, layers and set names are the checks for all of them
+    specs = fitted_specs(params_for_models(models, first), model.config.hidden, model.config.layers, where).values()
+    params = ensemble_params(specs, ensemble)
     fit_to_model(params, model.config.hidden, model.config.layers, where)
     _check_arguments(params, args)  # a wrong argument is named before any port or device opens
     pipe = start_logging(args.verbose)
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                               audio_device=args.audio_device, synth=args.synth, soundfont=args.soundfont, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
-                                  model_path=where, models=models)
+                                  model_path=where, models=models, ensemble=ensemble)
         early.hand_to(performance)
         controllers.publish_status(performance.status)
         publisher, tap = _activity(args, performance, model)

@@ -22,6 +22,7 @@ class ScheduledNote:
     velocity: int  # 1..127
     channel: int  # 1..16
     tune: int  # number of the tune it belongs to (1 = first of the performance)
+    voice: int = 1  # the ensemble's voice that plays it (1: the lead): its track, its instrument
 
 
 # Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
@@ -125,11 +126,18 @@ class Phrasing:
     """Places each composed note in time and gives it a velocity, from the live parameters.
 
     One instance follows a whole performance, live or rendered: it keeps the tempo map (so a
-    tempo change applies from the next note on, without moving earlier ones) and counts bars.
+    tempo change applies from the next note on, without moving earlier ones) and counts bars
+    (the lead's). Every voice is placed alike (tempo, swing, transpose), so onsets that are
+    together stay together; each voice has its own channel (``channels``: voice -> MIDI channel;
+    the lead's is the parameter ``channel``), velocity and dynamics (``voice.N.velocity``), and
+    ``sustained`` voices (a drone) sound their whole length, articulation and accents aside.
     """
 
-    def __init__(self, params, start_time: float = 0.0):
+    def __init__(self, params, start_time: float = 0.0, channels: dict[int, int] | None = None,
+                 sustained: frozenset[int] = frozenset()):
         self.params = params
+        self.channels = dict(channels or {})
+        self.sustained = sustained
         self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
         self.bars = 0  # bars begun so far
         self._bar_key: tuple[int, float] | None = None
@@ -152,14 +160,24 @@ class Phrasing:
     def place(self, note):
         """The ScheduledNote for a ComposedNote (times on the tempo map's clock)."""
         p = self.params
-        self.tempo.change(self.spq(note.meter), note.beat)
-        key = self.bar_of(note)
-        if key != self._bar_key:
-            self._bar_key = key
-            self.bars += 1
+        voice = getattr(note, "voice", 1)
+        if voice == 1:  # the lead moves the tempo map and counts the bars; the others follow it
+            self.tempo.change(self.spq(note.meter), note.beat)
+            key = self.bar_of(note)
+            if key != self._bar_key:
+                self._bar_key = key
+                self.bars += 1
         on = self.tempo.time_at(note.beat + swing_shift(note.bar_offset, note.meter, p.get("swing")))
-        sounding = max(note.duration * p.get("articulation"), 0.02 / self.tempo.spq)
+        sustained = voice in self.sustained
+        sounding = max(note.duration * (1.0 if sustained else p.get("articulation")), 0.02 / self.tempo.spq)
         off = on + sounding * self.tempo.spq
         pitch = max(0, min(127, note.pitch + int(p.get("transpose"))))
-        vel = velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"), note.bar_offset, note.meter)
-        return ScheduledNote(on, off, pitch, vel, int(p.get("channel")), note.tune)
+        if voice == 1:
+            vel = velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"), note.bar_offset, note.meter)
+            channel = int(p.get("channel"))
+        else:
+            name = f"voice.{voice}."
+            vel = velocity(p.get(name + "velocity"), p.get(name + "dynamics"), 0.0 if sustained else p.get("accent"),
+                           note.bar_offset, note.meter)
+            channel = self.channels[voice]
+        return ScheduledNote(on, off, pitch, vel, channel, note.tune, voice)
