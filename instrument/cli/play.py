@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
-        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
+        summary = f"{reason}: {engine.notes_played} notes, {engine.bars} bars"
         if engine.late_notes:
             summary += f", {engine.late_notes} composed late"
         summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts

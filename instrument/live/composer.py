@@ -241,6 +241,13 @@ class Composer:
             return group_quarters(tune.meter)
         return 0.0
 
+    @property
+    def meter(self) -> str:
+        """The meter of the tune being written (4/4 before the first): what a bar of silence
+        lasts before any note has set one."""
+        tune = self.tune
+        return tune.meter if tune is not None and tune.meter else "4/4"
+
     def tune_in_progress(self) -> tuple[int, Tune] | None:
         """The tune being written as it stands, a copy (any thread: recordings save it as it goes)."""
         tune = self.tune

@@ -55,11 +55,35 @@ class Limits:
             return True
         if self.tunes and note.tune > self.tunes:
             return True
-        return bool(self.bars) and note.voice == 1 and phrasing.bars >= self.bars and phrasing.starts_bar(note)
+        if not self.bars or note.voice != 1:
+            return False
+        # a bar begun past the last, or a note so far into an overfull bar (the network may write
+        # bars without bar lines) that it lies where bar ``bars + 1`` would have begun
+        return phrasing.bars_with(note) > self.bars or note.beat >= phrasing.bar_end(self.bars, note.meter) - 1e-9
 
     def past_time(self, beat: float, phrasing: Phrasing, start_time: float) -> bool:
         """Whether ``beat`` sounds at or after the end that ``seconds`` sets (a note or a rest)."""
         return bool(self.seconds) and phrasing.tempo.time_at(beat) - start_time >= self.seconds
+
+    def bars_heard(self, phrasing: Phrasing, end_beat: float, meter: str) -> int:
+        """The bars a performance that ended at ``end_beat`` held, silent ones included, never
+        more than ``bars`` asked for: what the closing line and the take report."""
+        heard = phrasing.bars_by(end_beat, meter)
+        return min(heard, self.bars) if self.bars else heard
+
+    def silent_end(self, head: float, meter: str, phrasing: Phrasing, start_time: float) -> float | None:
+        """Where the performance ends when what the composer knows up to ``head`` is silence (a
+        rest, a tune with no note) that runs past ``seconds`` or bar ``bars``: the beat of that
+        end, or None while it does not. Live play and render end there alike, by the clock, so
+        a run of rests ends the performance on time instead of sounding as long as it is written.
+        ``meter``: the tune being written's, for bars before any note."""
+        ends = []
+        if self.seconds:
+            ends.append(phrasing.tempo.beat_at(start_time + self.seconds))
+        if self.bars:
+            ends.append(phrasing.bar_end(self.bars, meter))
+        end = min(ends, default=None)
+        return end if end is not None and head >= end - 1e-9 else None
 
 
 def _order(note: ComposedNote | Release) -> tuple[float, int, int]:
@@ -101,6 +125,7 @@ class Engine:
         self.error: BaseException | None = None
         self.finished = threading.Event()  # set when the performance is over, for any reason
         self.stop_reason = ""
+        self.end_beat: float | None = None  # where a limit ended the performance
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._closed = False
@@ -177,9 +202,10 @@ class Engine:
             # time, or a beat group before that while an ensemble's chords hear each group whole
             compose_at = phrasing.tempo.time_at(composer.head - composer.lookahead_beats) - self.lookahead
             note = self._pending[0] if self._pending else None
-            past = self.limits.past_time(composer.head, phrasing, self.start_time)  # composed to --seconds' end
+            end = self.limits.silent_end(composer.head, composer.meter, phrasing, self.start_time)
+            past = end is not None  # composed (or rests known) to the end that --seconds or --bars set
             if note is None and past:
-                self._end_by_the_clock()  # a rest runs past the end: the clock ends it
+                self._end_by_the_clock(end)  # a rest runs past the end: the clock ends it
                 return
             if not past and (note is None or compose_at < phrasing.tempo.time_at(note.beat) - self.lookahead):
                 if not self._sleep_until(compose_at, self._new_tune):
@@ -197,6 +223,7 @@ class Engine:
                 continue
             if isinstance(note, ComposedNote) and self.limits.beyond(note, phrasing, self.start_time):
                 self.stop_reason = "limit reached"
+                self.end_beat = note.beat
                 self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
                 return
             if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
@@ -245,11 +272,19 @@ class Engine:
         self.notes_played += 1
         self.last_off = max(self.last_off, placed.off)
 
-    def _end_by_the_clock(self) -> None:
-        """``--seconds`` is up while nothing more sounds before it: wait for the end, then stop."""
-        end = self.start_time + self.limits.seconds
-        if self._sleep_until(end):
+    @property
+    def bars(self) -> int:
+        """Bars played so far, or held when a limit ended the performance (silent bars included)."""
+        if self.end_beat is None:
+            return self.phrasing.bars
+        return self.limits.bars_heard(self.phrasing, self.end_beat, self.composer.meter)
+
+    def _end_by_the_clock(self, end_beat: float) -> None:
+        """``--seconds`` or ``--bars`` is up at ``end_beat`` while nothing more sounds before it:
+        wait for the end, then stop."""
+        if self._sleep_until(self.phrasing.tempo.time_at(end_beat)):
             self.stop_reason = "limit reached"
+            self.end_beat = end_beat
             self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
 
     def _sleep_until(self, when: float, interrupt: threading.Event | None = None) -> bool:

@@ -49,11 +49,14 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     releases: list[tuple[int, float]] = []
     waiting: list[ComposedNote | Release] = []
     end_beat = 0.0
+    ended_at = None  # the beat where a limit ended the take
     done = False
     while not done and composer.tokens_sampled < MAX_TOKENS:
-        past = limits.past_time(composer.head, phrasing, 0.0)  # composed (or rests run) past the end: it ends there
+        silent_end = limits.silent_end(composer.head, composer.meter, phrasing, 0.0)
+        past = silent_end is not None  # composed (or rests known) past the end: it ends there
         if past:
-            end_beat = max(end_beat, phrasing.tempo.beat_at(limits.seconds))
+            end_beat = max(end_beat, silent_end)
+            ended_at = silent_end
             done = True
         else:
             waiting += composer.next_notes()
@@ -67,6 +70,7 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
                 releases.append((note.voice, phrasing.tempo.time_at(note.beat)))
                 continue
             if limits.beyond(note, phrasing, 0.0):
+                ended_at = note.beat
                 done = True
                 break
             if params.get(f"voice.{note.voice}.mute"):
@@ -79,7 +83,8 @@ def perform(model: FolkRNN, params: Parameters, limits: Limits, seed: int | None
     composer.cut()
     end = phrasing.tempo.time_at(end_beat)
     notes = _held(notes, releases, end)
-    return Take(notes, list(composer.finished), end, phrasing.bars, sounds if len(sounds) > 1 else [], qpm)
+    bars = limits.bars_heard(phrasing, ended_at, composer.meter) if ended_at is not None else phrasing.bars
+    return Take(notes, list(composer.finished), end, bars, sounds if len(sounds) > 1 else [], qpm)
 
 
 def _held(notes: list[ScheduledNote], releases: list[tuple[int, float]], end: float) -> list[ScheduledNote]:
