@@ -11,7 +11,8 @@ import pytest
 from bench.harness.jack_server import realtime_jack_server
 from bench.harness.midi import Receiver, sounding_after, wait_for
 from bench.harness.osc import osc_message
-from instrument.midi.messages import ALL_NOTES_OFF, CONTROL, NOTE_ON
+from instrument.midi.messages import ALL_NOTES_OFF, CONTROL, NOTE_ON, PROGRAM
+from instrument.music.timbres import find_timbre
 from tests.player import Player
 
 CHANNELS = {0, 1, 2}  # the trio's channels 1, 2, 3 (0-based on the wire)
@@ -46,6 +47,17 @@ def test_a_voice_s_temperature_over_osc_moves_that_voice_alone(band):
     after = player.wait_for(lambda s: s["voice.2.temperature"] == 2.0)
     changed = {k for k in before if k != "status" and before[k] != after[k]}
     assert changed == {"voice.2.temperature"}, changed
+
+
+def test_a_voice_s_timbre_and_the_lead_s_program_reach_the_daw_as_program_changes_on_their_channels(band):
+    """FluidSynth changes a voice's instrument live; a DAW on the MIDI port must hear it too."""
+    player, receiver = band
+    whistle = find_timbre("tin-whistle").program
+    seen = len(receiver.messages)
+    player.send(osc_message("/voice/2/timbre", "tin-whistle"))
+    player.send(osc_message("/program", 40))
+    changes = lambda: {(m[0] & 0x0F, m[1]) for _, m in receiver.messages[seen:] if m[0] & 0xF0 == PROGRAM}
+    assert wait_for(lambda: {(1, whistle), (0, 40)} <= changes(), 5), changes()
 
 
 def test_a_muted_voice_falls_silent_at_once_and_the_others_play_on(band):

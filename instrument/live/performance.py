@@ -87,6 +87,8 @@ class Performance:
             if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live, each voice its own
                 params.listeners.append(lambda change, out=out: change.name in timbres and
                                         out.set_timbre(find_timbre(change.value), timbres[change.name]))
+            if hasattr(out, "set_program"):  # a MIDI port: the DAW hears a voice's instrument change
+                params.listeners.append(lambda change, out=out: self._program_change(out, change, timbres))
             if hasattr(out, "set_pan"):
                 params.listeners.append(lambda change, out=out: change.name in pans and out.set_pan(pans[change.name], change.value))
             if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
@@ -97,6 +99,15 @@ class Performance:
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
+
+    @staticmethod
+    def _program_change(out, change, timbres: dict[str, int]) -> None:
+        """The lead's ``program`` or another voice's ``timbre`` moved: its MIDI program now (the
+        lead's timbre is the built-in sound's only; its MIDI program is ``program``)."""
+        if change.name == "program":
+            out.set_program(1, int(change.value))
+        elif change.name in timbres and timbres[change.name] > 1:
+            out.set_program(timbres[change.name], find_timbre(change.value).program)
 
     def _on_model_next(self, change) -> None:
         """``model.next`` moved (a controller's thread): start loading it now, so that it is

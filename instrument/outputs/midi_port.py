@@ -74,6 +74,15 @@ class MidiPort:
             self.scheduler.at(at, lambda due: self.link.send([START]))
             self.scheduler.at(at, self._tick)
 
+    def set_program(self, voice: int, program: int) -> None:
+        """A voice's instrument changed live (its ``timbre``, or the lead's ``program``): the DAW
+        hears the program change on that voice's channel now, from the timing thread, in order
+        with the notes (any thread may call this)."""
+        channel = next((v.channel for v in self.voices if v.voice == voice), None)
+        if channel is None or not 0 <= program <= 127:
+            return
+        self.scheduler.at(clock(), lambda due: self._closed or self.link.send([PROGRAM | (channel - 1), program]))
+
     def schedule(self, note: ScheduledNote) -> None:
         self._channels.add(note.channel)
         self.scheduler.at(note.on, functools.partial(self._note_on, note, next(self._handed)))
