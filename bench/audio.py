@@ -27,7 +27,11 @@ it: a paused process misses JACK cycles) and the share of samples in which each 
 GIL is printed: which threads keep the audio waiting.
 
     python bench/audio.py [--minutes 10] [--frames 256,64] [--synths fluidsynth,numpy] [--tempo 200]
-                          [--osc-rate 2000] [--midi-rate 1000] [--gil] [--json]
+                          [--osc-rate 2000] [--midi-rate 1000] [--ensemble trio] [--gil] [--json]
+
+``--ensemble trio`` (or any ensemble) plays the band: FluidSynth sounds each voice with its own
+instrument on its own channel (the trio: fiddle, flute and the guitar's chords, up to four notes
+a stroke beside the two melodies), each voice on its own channel of the MIDI port too.
 
 Targets (docs/audio.md), 10 minutes at 256 frames with the view drawn: at a performer's rate
 (``--osc-rate 500 --midi-rate 200``) both engines no more xruns than the bare client and no late
@@ -121,7 +125,8 @@ def storm(server: str, jackd: int, frames: int, seconds: float, args, synth: str
                    "--midi-api", "jack", "--osc-port", str(osc_port), "--no-myo", "--seconds", str(seconds),
                    "--tempo", str(args.tempo), "--seed", "1",
                    *(["--midi-in", MIDI_PORT, "--midi-in-api", "jack"] if midi else ["--midi-in", "none"]),
-                   *(["--model", args.model] if args.model else [])]
+                   *(["--model", args.model] if args.model else []),
+                   *(["--ensemble", args.ensemble] if args.ensemble else [])]
         term = Pty()
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=term.slave, stdout=term.slave, stderr=term.slave,
                                 close_fds=True)
@@ -220,6 +225,7 @@ def main() -> int:
     ap.add_argument("--osc-rate", type=float, default=2000.0, help="OSC messages per second (0: none)")
     ap.add_argument("--midi-rate", type=float, default=1000.0, help="MIDI CCs per second into play's input (0: none)")
     ap.add_argument("--model", help="checkpoint (default: the shipped model)")
+    ap.add_argument("--ensemble", metavar="duo|trio|pipes|FILE.yaml", help="play an ensemble (default: the lead alone)")
     ap.add_argument("--gil", action="store_true", help="sample which thread holds the GIL in the numpy run (py-spy)")
     ap.add_argument("--no-realtime", action="store_true", help="run the JACK server without real-time priority")
     ap.add_argument("--json", action="store_true")
@@ -238,7 +244,7 @@ def main() -> int:
         realtime = any(t.policy == "FIFO" for t in sample(jackd.pid).values())
         report.setdefault("jack_realtime", realtime)
         if not args.json:
-            print(f"load average {report['load_before']} on {os.cpu_count()} cores; {args.minutes:g} min per run; "
+            print(f"{'ensemble ' + args.ensemble + '; ' if args.ensemble else ''}load average {report['load_before']} on {os.cpu_count()} cores; {args.minutes:g} min per run; "
                   f"{args.osc_rate:g} OSC + {args.midi_rate:g} MIDI CC a second; JACK server at {frames} frames "
                   f"{'real-time' if realtime else 'WITHOUT real-time priority (not allowed here, or --no-realtime): its cycles are late whenever the machine is busy'}",
                   flush=True)

@@ -7,8 +7,9 @@ port, a recording), a JACK listener in this process keeps every message it recei
 cycle; lists get random members; tune.new and panic fire), followed by a ``/state`` request. At
 the end it reports:
 
-- RSS: MB at start and end, growth in MB per hour (a least-squares line after the first minute);
-  threads at start and end;
+- RSS: MB at start and end, and its growth in MB per hour: a least-squares line over the whole run
+  after the first model switch (loading the second model adds its weights once; the line fits every
+  sample from there to the end, not a window); threads at start and end;
 - notes: composed (play's own count), received by the listener, recorded in the .mid, shed by
   the port's budget, and how many recorded notes the listener did not hear (or vice versa);
 - held: notes the listener heard sounding over 5 s, and over their recorded length by > 50 ms;
@@ -21,12 +22,17 @@ the end it reports:
 Needs a running JACK server (``JACK_DEFAULT_SERVER``). Example (the lead's soak: 25 minutes):
 
     JACK_DEFAULT_SERVER=NAME python bench/soak.py --minutes 25 [--model PATH] [--seed 1] [--json]
+
+``--tracemalloc S`` runs ``play`` under ``bench/memory_trace.py``, which writes every S seconds the
+Python allocations that grew most (``tracemalloc.txt`` in the take's folder): where memory goes when
+the slope is not flat. Tracing slows every allocation, so its timing figures are not the product's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -61,7 +67,8 @@ class Sweep:
     """The controls, one move per call: every parameter in turn, over its whole range."""
 
     def __init__(self, specs: tuple[ParamSpec, ...], sets: tuple[str, ...], seed: int):
-        self.specs = [s for s in specs if s.name not in ("program",)]  # read at start only
+        # program: read at start only; voice.1.mute would silence the take whose notes the soak counts
+        self.specs = [s for s in specs if s.name not in ("program", "voice.1.mute")]
         self.sets = ("random", *sets)
         self.rng = random.Random(seed)
         self.turn = 0
@@ -116,16 +123,44 @@ def pct(values, scale: float = 1000.0) -> dict[str, float]:
             "max": round(float(a.max()), 3), "n": int(len(a))}
 
 
-def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
+def state_reply(reply: bytes) -> dict | None:
+    """A /state reply's JSON, or None for any other message."""
+    try:
+        message = OscMessage(reply)
+        return json.loads(message.params[0]) if message.address == "/state" else None
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+def playing_model(state: dict) -> str | None:
+    """The model playing, from a /state reply's status."""
+    return (state.get("status") or {}).get("model", {}).get("playing")
+
+
+def rss_fit(samples: list[tuple[float, float, int]], switched: float | None) -> tuple[float, float]:
+    """(from which second, MB per hour): the least-squares line over every sample after the first
+    model switch (after the first minute when no switch came), to the end of the run."""
+    since = switched if switched is not None else 60.0
+    after = [s for s in samples if s[0] >= since]
+    if len(after) < 3:
+        after = samples
+    return since, slope_per_hour([s[0] for s in after], [s[1] for s in after])
+
+
+def soak(minutes: float, model: str | None, seed: int, every: float, trace_every: float = 0.0) -> dict:
     where = model or str(checkpoint.resolve(None))
     folder = Path(tempfile.mkdtemp(prefix="soak-"))
     take = folder / "soak.mid"
     port = free_udp_port()
     seconds = minutes * 60
     receiver = Receiver("soak-listener", "in")
-    args = [sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-myo", "--midi-in", "none", "--no-audio",
-            "--midi-out", "soak-listener", "--midi-api", "jack", "--record", str(take), "--osc-port", str(port),
-            "--seconds", str(seconds), "--seed", str(seed)] + (["--model", model] if model else [])
+    launcher = [sys.executable]
+    if trace_every:
+        launcher += [str(ROOT / "bench" / "memory_trace.py"), "--every", str(trace_every), "--warmup", str(trace_every),
+                     "--out", str(folder / "tracemalloc.txt"), "--"]
+    args = launcher + [str(ROOT / "run.py"), "play", "--quiet", "--no-myo", "--midi-in", "none", "--no-audio",
+                       "--midi-out", "soak-listener", "--midi-api", "jack", "--record", str(take), "--osc-port", str(port),
+                       "--seconds", str(seconds), "--seed", str(seed)] + (["--model", model] if model else [])
     log = (folder / "play.log").open("w")
     proc = subprocess.Popen(args, cwd=folder, stdout=subprocess.DEVNULL, stderr=log, text=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -134,15 +169,19 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
     sweep = Sweep(INSTRUMENT_PARAMS, installed_sets(where), seed)
     samples, rtts, moves = [], [], 0
     started = None
+    first_model, switched = None, None  # the model playing at the start; when another first played
     try:
-        while proc.poll() is None:
+        while proc.poll() is None:  # until /state has the performance's status (the controllers answer first)
             sock.sendto(osc("/state"), ("127.0.0.1", port))
             try:
-                sock.recv(65536)
-                started = time.monotonic()
-                break
+                state = state_reply(sock.recv(65536))
             except (socket.timeout, ConnectionRefusedError):
                 continue
+            if state is not None and "status" in state:
+                first_model = playing_model(state)
+                started = time.monotonic()
+                break
+            time.sleep(0.05)
         next_move = time.monotonic()
         while proc.poll() is None:
             now = time.monotonic()
@@ -157,9 +196,12 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
                 asked = time.monotonic()
                 sock.sendto(osc("/state"), ("127.0.0.1", port))
                 try:
-                    while OscMessage(sock.recv(65536)).address != "/state":
+                    while (state := state_reply(sock.recv(65536))) is None:
                         pass
                     rtts.append(time.monotonic() - asked)
+                    playing = playing_model(state)
+                    if switched is None and first_model is not None and playing not in (None, first_model):
+                        switched = time.monotonic() - started
                 except socket.timeout:
                     rtts.append(1.0)
                 next_move += every
@@ -188,12 +230,16 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
     behind_ms = [float(x) for x in re.findall(r"fell ([\d.]+) ms behind", err)]
     shed = sum(int(x) for x in re.findall(r"(\d+) note-ons shed", err))
     samples = [s for s in samples if s[0] <= seconds - 1] or samples  # not the shutdown
-    t = [s[0] for s in samples if s[0] >= 60] or [s[0] for s in samples]
-    rss = [s[1] for s in samples if s[0] >= 60] or [s[1] for s in samples]
+    since, per_hour = rss_fit(samples, switched)
+    at_switch = next((s[1] for s in samples if s[0] >= since), None)
+    played_s = samples[-1][0] if samples else 0.0
     return {
         "minutes": minutes, "moves": moves, "exit": proc.returncode, "stop": summary[-1][0] if summary else "?",
+        "played_s": round(played_s, 1),
         "rss_mb": {"start": round(samples[0][1], 1) if samples else None, "end": round(samples[-1][1], 1) if samples else None,
-                   "per_hour": round(slope_per_hour(t, rss), 2)},
+                   "at_fit_start": round(at_switch, 1) if at_switch is not None else None,
+                   "fit_from_s": None if switched is None else round(switched, 1),
+                   "per_hour": round(per_hour, 2) if not math.isnan(per_hour) else None},
         "threads": {"start": samples[0][2] if samples else None, "end": samples[-1][2] if samples else None},
         "notes": {"composed": int(summary[-1][1]) if summary else None, "received": len(heard), "recorded": len(recorded),
                   "shed": shed, "recorded_not_heard": len(recorded) - len(pairs), "heard_not_recorded": len(heard) - len(pairs)},
@@ -210,6 +256,7 @@ def soak(minutes: float, model: str | None, seed: int, every: float) -> dict:
                    "tracebacks": err.count("Traceback")},
         "state_rtt_ms": pct(rtts),
         "files": str(folder),
+        "tracemalloc": str(folder / "tracemalloc.txt") if trace_every else None,
     }
 
 
@@ -220,19 +267,24 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--every", type=float, default=2.0, help="seconds between control moves (default 2)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--tracemalloc", type=float, default=0.0, metavar="S",
+                        help="trace Python allocations in play and write the top growth every S seconds")
     args = parser.parse_args()
     if not os.environ.get("JACK_DEFAULT_SERVER"):
         print("soak: set JACK_DEFAULT_SERVER to a running JACK server", file=sys.stderr)
         return 2
     with realtime_jack_server():
-        result = soak(args.minutes, args.model, args.seed, args.every)
+        result = soak(args.minutes, args.model, args.seed, args.every, args.tracemalloc)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     n, h, o, e = result["notes"], result["held"], result["onset_ms"], result["engine"]
-    print(f"soak: {result['minutes']:g} min, {result['moves']} control moves, play exit {result['exit']} ({result['stop']})")
-    print(f"RSS: {result['rss_mb']['start']} -> {result['rss_mb']['end']} MB, {result['rss_mb']['per_hour']} MB/h; "
-          f"threads {result['threads']['start']} -> {result['threads']['end']}")
+    r = result["rss_mb"]
+    print(f"soak: {result['minutes']:g} min asked, {result['played_s']:.0f} s played, {result['moves']} control moves, "
+          f"play exit {result['exit']} ({result['stop']})")
+    fit = f"after the first model switch at {r['fit_from_s']} s" if r["fit_from_s"] is not None else "after the first minute (no model switch seen)"
+    print(f"RSS: {r['start']} -> {r['end']} MB ({r['at_fit_start']} MB at the fit's start); fitted slope {r['per_hour']} MB/h "
+          f"{fit}, to the end; threads {result['threads']['start']} -> {result['threads']['end']}")
     print(f"notes: composed {n['composed']}, received {n['received']}, recorded {n['recorded']}, shed {n['shed']}; "
           f"recorded not heard {n['recorded_not_heard']}, heard not recorded {n['heard_not_recorded']}")
     print(f"held over {HELD_S:g} s: {h[f'over_{HELD_S:g}s']}; over recorded length: {h['over_recorded_by_50ms']}; "
@@ -244,6 +296,8 @@ def main() -> int:
           f"{e['behind_worst_ms']} ms), {e['errors']} errors, {e['tracebacks']} tracebacks; /state p50 "
           f"{result['state_rtt_ms']['p50']} ms, p99 {result['state_rtt_ms']['p99']} ms")
     print(f"files: {result['files']}")
+    if result["tracemalloc"]:
+        print(f"tracemalloc: {result['tracemalloc']}")
     return 0
 
 

@@ -62,9 +62,10 @@ class MidiInput:
     def learn(self, name: str) -> str:
         """Arm MIDI learn: the next control change received is mapped to ``name`` (over its
         whole range). Returns a line saying so; ParamError for a parameter no knob can move."""
-        spec = self.params.specs.get(name)
+        spec = self.params.specs.get(self.params.canonical(name))
         if spec is None:
             raise ParamError(f"MIDI learn: unknown parameter {name!r}")
+        name = spec.name
         if spec.kind not in MAPPABLE_KINDS:
             raise ParamError(f"MIDI learn: {name} is a {spec.kind} parameter; a knob moves numbers, on/off and choices")
         self.learning = name

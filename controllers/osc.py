@@ -227,7 +227,7 @@ class OscControl:
         self.learn = learn  # MIDI learn, when a MIDI input is open
         self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
-        self._names = {address_of(name): name for name in params.specs}
+        self._names = {address_of(name): params.canonical(name) for name in params.lookup()}  # /voice/1/X is X
         self._state_gate = StateGate()
         self.latest = Latest(self.reporter)
         self.listener = OscListener(self._message, host, port, self.reporter, on_batch=self._batch, batch_s=BATCH_S)

@@ -5,6 +5,11 @@ values, so every mistake is reported as ``FILE:LINE: field: what is wrong, how t
 the line where it is. All mistakes of a file are collected, not only the first. A patch
 is checked against the parameter registry's specs: names, kinds, ranges and choices.
 
+A message never quotes the file: it names the line, the field (one of the format's own names)
+and what was expected, never the text found there. Patches name other files (``programs:``, each
+a ``.yaml`` patch that exists), and errors reach the log and ``/state``, which any page viewer
+sees: a file that is not a patch (``programs: {1: /etc/passwd}``) must not be shown that way.
+
 Layout (see patches/default.yaml for a commented example)::
 
     name: my patch
@@ -27,12 +32,23 @@ Layout (see patches/default.yaml for a commented example)::
     keys: {enabled: true, weight: 0.4, source: keys}
     myo: {armband: 1, emg_smoothing_ms: 150}
     programs: {1: myo-lobotomy.yaml}
+    ensemble:                                    # the voices (default: the lead alone); see patches/ensembles/
+      - {role: lead, timbre: fiddle, channel: 1, pan: -0.3}
+      - {role: follow, timbre: flute, pan: 0.3, start: {cohesion: 0.6}}   # voice 2: voice.2.cohesion ...
+
+An ensemble file (``--ensemble FILE.yaml``, ``patches/ensembles/*.yaml``) holds ``name``,
+``description`` and ``ensemble`` only. Each voice: ``role`` lead (exactly one, first), follow,
+chords or drone; ``timbre`` a folk timbre (``--timbre list``); ``channel`` 1..16, not 10 (GM's
+drums), each once (default: 1, 2, 3, ... in order); ``pan`` -1..1; ``start`` the voice's start
+values, named as within the voice (``temperature``, not ``voice.2.temperature``). Mistakes are
+``FILE:LINE: ensemble[N].field: ...`` with N the voice's number.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -41,13 +57,18 @@ import yaml
 
 from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS, Action, Mapping, default_range
 from instrument.errors import UsageError, excerpt
-from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
+from instrument.live.ensemble import DRUM_CHANNEL, MAX_VOICES, Ensemble, VoiceSpec, default_channels, voice_names
+from instrument.live.params import INSTRUMENT_PARAMS, ROLES, ParamError, Parameters, ParamSpec, lead_aliases, voice_specs
+from instrument.music.timbres import GM_TIMBRES, find_timbre
+from patches import ENSEMBLES
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
 MYO_CONTROLS = ("yaw", "pitch", "roll", "emg", *(f"emg.{n}" for n in range(1, 9)))
 WEB_CONTROLS = ("x", "y", "x2", "y2")  # the web page's XY pad: first and second finger, 0..1 (y up)
 WEB_PRESSES = ("touch", "touch2")  # a finger on the pad: 1 while it touches, 0 when it lifts
-TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs")
+TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs", "ensemble")
+ENSEMBLE_TOP_FIELDS = ("name", "description", "ensemble")
+VOICE_FIELDS = ("role", "timbre", "channel", "pan", "start")
 MAPPING_FIELDS = ("source", "target", "range", "curve", "invert", "smoothing_ms", "input", "takeover")
 ACTION_FIELDS = ("source", *ACTION_KINDS, "value", "by", "threshold")
 SOURCE_FIELDS = ("osc", "arg", "midi", "myo", "web")
@@ -60,6 +81,8 @@ MAX_PATCH_BYTES = 64 * 1024  # refused from its size, before it is read
 MAX_PATCH_VALUES = 10_000  # YAML nodes once aliases are expanded (a 400-byte alias bomb makes 10^9)
 MAX_PATCH_DEPTH = 32  # nesting levels (a patch uses 5)
 MAX_ERRORS = 50  # mistakes listed per file; the rest counted
+PATCH_SUFFIXES = (".yaml", ".yml")  # what a file named in programs: must be
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a quotation inside a YAML error's description
 
 
 class PatchError(UsageError):
@@ -97,6 +120,7 @@ class Patch:
     keys: KeysConfig = KeysConfig()
     myo: MyoConfig = MyoConfig()
     programs: dict[int, Path] = field(default_factory=dict)
+    ensemble: Ensemble | None = None  # the patch's own voices (``--ensemble`` overrides them)
 
     @property
     def mapping_count(self) -> int:
@@ -112,9 +136,54 @@ class Patch:
             params.set(name, value, source=f"patch {self.name}", smoothing_ms=0)
 
 
-def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Patch:
-    """Read and check a patch file; PatchError (a UsageError) lists its mistakes."""
+def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None, own_ensemble: bool = False) -> Patch:
+    """Read and check a patch file; PatchError (a UsageError) lists its mistakes. ``specs``: the
+    parameters of the performance it steers (with its voices'); ``own_ensemble``: its mappings
+    may also name the voices of the patch's own ``ensemble:`` (``patch check``)."""
+    text = _read(Path(path), "patch")
+    return parse_patch(text, str(path), specs, base=Path(path).parent, own_ensemble=own_ensemble)
+
+
+def load_ensemble(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Ensemble:
+    """Read and check an ensemble file (``--ensemble FILE.yaml``); PatchError lists its mistakes."""
     path = Path(path)
+    text = _read(path, "ensemble")
+    reader = _Reader(str(path), _by_name(specs), path.parent)
+    ensemble = reader.ensemble_file(text)
+    if reader.errors:
+        raise PatchError(reader.errors)
+    return ensemble
+
+
+def find_ensemble(name: str, specs: Iterable[ParamSpec] | None = None) -> Ensemble:
+    """A shipped ensemble by name (``solo``, ``duo``, ``trio``, ``pipes``) or an ensemble file;
+    UsageError naming the shipped ones."""
+    shipped = ENSEMBLES / f"{name}.yaml"
+    if "/" not in name and not name.endswith((".yaml", ".yml")):
+        if not shipped.is_file():
+            raise UsageError(f"--ensemble {name}: no such ensemble; choose {', '.join(shipped_ensembles())} "
+                             "or give a FILE.yaml ('--ensemble list' shows them)")
+        return load_ensemble(shipped, specs)
+    return load_ensemble(name, specs)
+
+
+def shipped_ensembles() -> list[str]:
+    order = ("solo", "duo", "trio", "pipes")  # the smallest first, as the README lists them
+    return [p.stem for p in sorted(ENSEMBLES.glob("*.yaml"), key=lambda p: (order.index(p.stem) if p.stem in order else 9, p.stem))]
+
+
+def ensemble_table() -> str:
+    """What ``--ensemble list`` prints: each shipped ensemble and its voices."""
+    lines = []
+    for name in shipped_ensembles():
+        ensemble = load_ensemble(ENSEMBLES / f"{name}.yaml")
+        lines.append(f"{name:<8}{ensemble.describe()}")
+    lines.append("or --ensemble FILE.yaml (patches/ensembles/ holds these as examples)")
+    return "\n".join(lines)
+
+
+def _read(path: Path, what: str) -> str:
+    """A patch or ensemble file's text, within the size bound; PatchError (one line) if not."""
     try:
         if path.exists() and not path.is_file():  # a directory, or a FIFO that would block the open
             raise PatchError([f"{path}: not a file; give a YAML patch file"])
@@ -123,12 +192,19 @@ def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Pa
             data = f.read(MAX_PATCH_BYTES + 1) if size <= MAX_PATCH_BYTES else b""
         if size > MAX_PATCH_BYTES or len(data) > MAX_PATCH_BYTES:
             raise PatchError([_too_big(str(path), max(size, len(data)))])
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except FileNotFoundError:
-        raise PatchError([f"{path}: no such patch file (see patches/ for examples)"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PatchError([f"{path}: cannot read it ({excerpt(error)})"]) from None
-    return parse_patch(text, str(path), specs, base=path.parent)
+        raise PatchError([f"{path}: no such {what} file (see patches/ for examples)"]) from None
+    except UnicodeDecodeError:
+        raise PatchError([f"{path}: not UTF-8 text; is it the right file?"]) from None
+    except OSError as error:
+        raise PatchError([f"{path}: cannot read it ({error.strerror or type(error).__name__})"]) from None
+
+
+def _by_name(specs: Iterable[ParamSpec] | None) -> dict[str, ParamSpec]:
+    """Parameter name -> spec, the lead's ``voice.1.X`` aliases included."""
+    by = {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}
+    return {**by, **{alias: by[name] for alias, name in lead_aliases(by).items()}}
 
 
 def _too_big(filename: str, size: int) -> str:
@@ -136,11 +212,11 @@ def _too_big(filename: str, size: int) -> str:
 
 
 def parse_patch(text: str, filename: str = "<patch>", specs: Iterable[ParamSpec] | None = None,
-                base: Path | None = None) -> Patch:
+                base: Path | None = None, own_ensemble: bool = False) -> Patch:
     """Check the YAML ``text`` of a patch named ``filename`` (for messages)."""
     if len(text) > MAX_PATCH_BYTES:
         raise PatchError([_too_big(filename, len(text))])
-    reader = _Reader(filename, {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}, base)
+    reader = _Reader(filename, _by_name(specs), base, own_ensemble)
     patch = reader.patch(text)
     if reader.errors:
         raise PatchError(reader.errors)
@@ -153,8 +229,9 @@ class _Refused(Exception):
 
 
 class _Reader:
-    def __init__(self, filename: str, specs: dict[str, ParamSpec], base: Path | None):
+    def __init__(self, filename: str, specs: dict[str, ParamSpec], base: Path | None, own_ensemble: bool = False):
         self.filename, self.specs, self.base = filename, specs, base
+        self.own_ensemble = own_ensemble
         self.errors: list[str] = []
         self._construct = yaml.constructor.SafeConstructor()
 
@@ -178,8 +255,8 @@ class _Reader:
         for key, value in node.value:
             name = str(self.value(key)) if isinstance(key, yaml.ScalarNode) else "?"
             label = f"{where}.{name}" if where else name
-            if name not in allowed:
-                self.error(key, label, f"unknown field; expected one of: {', '.join(allowed)}")
+            if name not in allowed:  # named by its line only: the file's text is not quoted
+                self.error(key, where or "patch", f"an unknown field; expected one of: {', '.join(allowed)}")
             elif name in out:
                 self.error(key, label, f"given twice (first on line {out[name][0].start_mark.line + 1}); keep one")
             else:
@@ -187,11 +264,19 @@ class _Reader:
         return out
 
     def _what(self, node: yaml.Node) -> str:
+        """What kind of value ``node`` holds, never the value itself (see the module docstring)."""
         if isinstance(node, yaml.MappingNode):
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        return excerpt(self.value(node))
+        value = self.value(node)
+        if value is None:
+            return "nothing"
+        if isinstance(value, bool):
+            return "true/false"
+        if isinstance(value, (int, float)):
+            return "a number"
+        return "text" if isinstance(value, str) else f"a {type(value).__name__}"
 
     def scalar(self, node: yaml.Node, where: str, types: tuple[type, ...], expected: str) -> Any:
         """A scalar of one of ``types`` (bools are not numbers here), or None after an error."""
@@ -208,14 +293,14 @@ class _Reader:
             return None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             bounds = f"{lo if lo is not None else ''}..{hi if hi is not None else ''}"
-            self.error(node, where, f"{value} is outside {bounds}; use a number within it")
+            self.error(node, where, f"the number is outside {bounds}; use a number within it")
             return None
         return value
 
     def integer(self, node: yaml.Node, where: str, lo: int, hi: int) -> int | None:
         value = self.scalar(node, where, (int,), f"a whole number {lo}..{hi}")
         if value is not None and not lo <= value <= hi:
-            self.error(node, where, f"{value} is outside {lo}..{hi}")
+            self.error(node, where, f"the number is outside {lo}..{hi}")
             return None
         return value
 
@@ -227,7 +312,7 @@ class _Reader:
         if spec is None:
             close = difflib.get_close_matches(name, list(self.specs), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close[:3])}?" if close else "; see instrument/live/params.py for the list"
-            self.error(node, where, f"unknown parameter {name!r}{hint}")
+            self.error(node, where, f"an unknown parameter{hint}")
             return None
         if kinds is not None and spec.kind not in kinds:
             self.error(node, where, f"{name} is a {spec.kind} parameter; {why or 'expected one of kind ' + ', '.join(kinds)}")
@@ -239,8 +324,10 @@ class _Reader:
         range is a mistake here, not a clamp); None after an error."""
         try:
             return spec.coerce(self.value(node), clamp=False)[0]
-        except ParamError as error:
-            self.error(node, where, f"{error}; use a value within it" if "is outside" in str(error) else str(error))
+        except ParamError as error:  # its message quotes the value: said here without it
+            outside = "is outside" in str(error)
+            self.error(node, where, f"{'outside the range of' if outside else 'not a value'} {spec.name}; "
+                                    f"it takes {_takes(spec)}")
             return None
 
     def list_of(self, node: yaml.Node, where: str) -> list[yaml.Node]:
@@ -259,16 +346,54 @@ class _Reader:
         return None if lo is None or hi is None else (float(lo), float(hi))
 
     # -- the patch ------------------------------------------------------------------------
+    def top(self, text: str, allowed: tuple[str, ...]) -> tuple[dict[str, tuple[yaml.Node, yaml.Node]], str] | None:
+        """A file's top-level fields and its name (its ``name:``, else the file's), its
+        description checked; None after an error."""
+        root = self.root(text)
+        if root is None:
+            return None
+        top = self.fields(root, "", allowed)
+        if top is None:
+            return None
+        name = Path(self.filename).stem
+        if "name" in top:
+            name = self.scalar(top["name"][1], "name", (str, int, float), "a name") or name
+        if "description" in top:
+            self.scalar(top["description"][1], "description", (str,), "text")
+        return top, str(name)
+
     def patch(self, text: str) -> Patch | None:
+        found = self.top(text, TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
+        get = lambda field: top[field][1] if field in top else None  # noqa: E731
+        ensemble = self.ensemble(get("ensemble"), name) if get("ensemble") is not None else None
+        if ensemble is not None and self.own_ensemble:  # its mappings may steer its own voices
+            self.specs = _by_name((*self.specs.values(), *ensemble.param_specs(self.specs.values())))
+        return self.patch_fields(get, name, ensemble)
+
+    def ensemble_file(self, text: str) -> Ensemble | None:
+        found = self.top(text, ENSEMBLE_TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
+        if "ensemble" not in top:
+            self.errors.append(f"{self.filename}:1: ensemble: missing; list the voices under ensemble:, the lead first")
+            return None
+        return self.ensemble(top["ensemble"][1], name)
+
+    def root(self, text: str) -> yaml.Node | None:
+        """The YAML node tree of a file within the bounds, or None after an error."""
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark else 1
-            self.errors.append(f"{self.filename}:{line}: YAML syntax: {excerpt(error.problem or error)}; check indentation, colons and brackets")
+            self.errors.append(f"{self.filename}:{line}: YAML syntax: {_described(error.problem)}; check indentation, colons and brackets")
             return None
         except yaml.YAMLError as error:
-            self.errors.append(f"{self.filename}:1: YAML: {excerpt(error)}")
+            self.errors.append(f"{self.filename}:1: YAML: {_described(getattr(error, 'problem', None))}")
             return None
         except RecursionError:
             self.errors.append(f"{self.filename}:1: YAML: nested too deep; a patch nests {MAX_PATCH_DEPTH} levels at most")
@@ -278,15 +403,9 @@ class _Reader:
         if root is None:
             self.errors.append(f"{self.filename}:1: patch: the file is empty; give at least a name")
             return None
-        top = self.fields(root, "", TOP_FIELDS)
-        if top is None:
-            return None
-        get = lambda name: top[name][1] if name in top else None  # noqa: E731
-        name = Path(self.filename).stem
-        if get("name") is not None:
-            name = self.scalar(get("name"), "name", (str, int, float), "a name") or name
-        if get("description") is not None:
-            self.scalar(get("description"), "description", (str,), "text")
+        return root
+
+    def patch_fields(self, get, name: str, ensemble: Ensemble | None) -> Patch:
         start = self.start(get("start")) if get("start") is not None else {}
         mappings: dict[tuple, list[Mapping]] = {}
         for i, node in enumerate(self.list_of(get("mappings"), "mappings")):
@@ -303,7 +422,108 @@ class _Reader:
         programs = self.programs(get("programs")) if get("programs") is not None else {}
         return Patch(str(name), Path(self.filename) if self.base is not None else None, start,
                      {k: tuple(v) for k, v in mappings.items()}, {k: tuple(v) for k, v in actions.items()},
-                     keys or KeysConfig(), myo or MyoConfig(), programs)
+                     keys or KeysConfig(), myo or MyoConfig(), programs, ensemble)
+
+    def ensemble(self, node: yaml.Node, name: str) -> Ensemble | None:
+        """The voices of ``ensemble:``: each checked, every mistake at its line."""
+        items = self.list_of(node, "ensemble")
+        if not items:
+            self.error(node, "ensemble", "no voices; give at least the lead: - {role: lead}")
+            return None
+        if len(items) > MAX_VOICES:
+            self.error(items[MAX_VOICES], "ensemble", f"{len(items)} voices; an ensemble has at most {MAX_VOICES}")
+            return None
+        ok = True
+        roles: list[str] = []
+        timbres: list[str | None] = []
+        channels: list[int | None] = []
+        pans: list[float] = []
+        starts: list[tuple] = []
+        seen: dict[int, int] = {}
+        for number, item in enumerate(items, 1):
+            where = f"ensemble[{number}]"
+            fields = self.fields(item, where, VOICE_FIELDS)
+            if fields is None:
+                ok = False
+                continue
+            role = None
+            if "role" not in fields:
+                self.error(item, where, f"role is missing; give one of {', '.join(ROLES)}")
+            else:
+                role = self.scalar(fields["role"][1], f"{where}.role", (str,), f"one of {', '.join(ROLES)}")
+                if role is not None and role not in ROLES:
+                    self.error(fields["role"][1], f"{where}.role", f"not one of: {', '.join(ROLES)}")
+                    role = None
+                elif role is not None and (role == "lead") != (number == 1):
+                    self.error(fields["role"][1], f"{where}.role", "the first voice is the lead, and only the first"
+                               if number > 1 else f"the first voice is the lead, not {role}; put the lead first")
+                    role = None
+            timbre = None
+            if "timbre" in fields:
+                text = self.scalar(fields["timbre"][1], f"{where}.timbre", (str,), "a timbre name like fiddle")
+                try:
+                    timbre = find_timbre(text).name if text is not None else None
+                except ValueError:  # (its message quotes the name: said here without it)
+                    self.error(fields["timbre"][1], f"{where}.timbre",
+                               f"an unknown timbre; choose one of {', '.join(GM_TIMBRES)} ('--timbre list' shows them)")
+                    ok = False
+            channel = None
+            if "channel" in fields:
+                channel = self.integer(fields["channel"][1], f"{where}.channel", 1, 16)
+                if channel == DRUM_CHANNEL:
+                    self.error(fields["channel"][1], f"{where}.channel", "General MIDI's drums' channel (10); choose another")
+                    channel = None
+                elif channel in seen:
+                    self.error(fields["channel"][1], f"{where}.channel", f"voice {seen[channel]} plays on that channel; "
+                               "give each voice its own")
+                    channel = None
+                elif channel is not None:
+                    seen[channel] = number
+                ok = ok and channel is not None
+            pan = 0.0
+            if "pan" in fields:
+                pan = self.number(fields["pan"][1], f"{where}.pan", -1, 1)
+                ok = ok and pan is not None
+            start: tuple = ()
+            if "start" in fields and role is not None:
+                start = self.voice_start(fields["start"][1], f"{where}.start", number, role)
+            ok = ok and role is not None and (start is not None)
+            roles.append(role or "")
+            timbres.append(timbre)
+            channels.append(channel)
+            pans.append(float(pan or 0.0))
+            starts.append(start or ())
+        if not ok:
+            return None
+        names = voice_names(roles)
+        voices = tuple(VoiceSpec(n, role, timbre, channel, pan, start, label) for n, (role, timbre, channel, pan, start, label)
+                       in enumerate(zip(roles, timbres, default_channels(channels), pans, starts, names), 1))
+        return Ensemble(name, voices, Path(self.filename) if self.base is not None else None)
+
+    def voice_start(self, node: yaml.Node, where: str, number: int, role: str) -> tuple | None:
+        """A voice's start values, named within the voice, each checked by its parameter."""
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, where, f"expected a mapping of parameter: value, not {self._what(node)}")
+            return None
+        if role == "lead":
+            own = {name: spec for name, spec in self.specs.items() if not name.startswith("voice.")}
+        else:
+            prefix = f"voice.{number}."
+            own = {s.name[len(prefix):]: s for s in voice_specs([(number, role)], self.specs.values())}
+        out = []
+        for key, value_node in node.value:
+            name = self.value(key) if isinstance(key, yaml.ScalarNode) else None
+            spec = own.get(name) if isinstance(name, str) else None
+            if spec is None or spec.kind == "trigger":
+                close = difflib.get_close_matches(str(name), [n for n, s in own.items() if s.kind != "trigger"], n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else f"; a {role} takes {', '.join(sorted(own))[:200]}"
+                self.error(key, where, f"not a parameter of a {role}{hint}")
+                return None
+            value = self.checked(spec, value_node, f"{where}.{name}")
+            if value is None:
+                return None
+            out.append((name, value))
+        return tuple(out)
 
     def small_enough(self, root: yaml.Node) -> bool:
         """Whether the node tree stays within the bounds once aliases are expanded: an alias
@@ -374,7 +594,7 @@ class _Reader:
             if address is None:
                 return None
             if not address.startswith("/") or " " in address:
-                self.error(value_node, f"{where}.osc", f"{address!r} is not an OSC address; it starts with / and has no spaces")
+                self.error(value_node, f"{where}.osc", "not an OSC address; an address starts with / and has no spaces")
                 return None
             arg = self.integer(fields["arg"][1], f"{where}.arg", 0, 63) if "arg" in fields else 0
             return ("osc", address, arg or 0)
@@ -385,7 +605,7 @@ class _Reader:
                 return None
             if name not in allowed:
                 hint = " (poses go in actions:)" if name in POSES else " (yaw, pitch, roll, emg go in mappings:)" if name in MYO_CONTROLS else ""
-                self.error(value_node, f"{where}.myo", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
+                self.error(value_node, f"{where}.myo", f"not one of: {', '.join(allowed)}{hint}")
                 return None
             return ("pose", name) if for_action else ("myo", name)
         if kind == "web":
@@ -393,7 +613,7 @@ class _Reader:
             name = self.scalar(value_node, f"{where}.web", (str,), f"one of: {', '.join(allowed)}")
             if name is not None and name not in allowed:
                 hint = " (touch and touch2 go in actions:)" if name in WEB_PRESSES else ""
-                self.error(value_node, f"{where}.web", f"{name!r} is not one of: {', '.join(allowed)}{hint}")
+                self.error(value_node, f"{where}.web", f"not one of: {', '.join(allowed)}{hint}")
                 return None
             return None if name is None else ("web", name)
         return self.midi(value_node, f"{where}.midi", for_action)
@@ -405,7 +625,7 @@ class _Reader:
                 return ("pitchbend", None)
             if name == "modwheel":
                 return ("cc", None, 1)
-            self.error(node, where, f"expected pitchbend, modwheel or {{cc: N, channel: C}}{' / {note: N}' if for_action else ''}, not {name!r}")
+            self.error(node, where, f"expected pitchbend, modwheel or {{cc: N, channel: C}}{' / {note: N}' if for_action else ''}, not {self._what(node)}")
             return None
         fields = self.fields(node, where, MIDI_FIELDS)
         if fields is None:
@@ -452,7 +672,7 @@ class _Reader:
             full = default_range(spec)
             for v in pair:
                 if not min(full) <= v <= max(full):
-                    self.error(node_r, f"{where}.range", f"{v:g} is outside {spec.name}'s range {full[0]:g}..{full[1]:g}; use values within it")
+                    self.error(node_r, f"{where}.range", f"a value is outside {spec.name}'s range {full[0]:g}..{full[1]:g}; use values within it")
                     return None
             if pair[0] == pair[1]:
                 self.error(node_r, f"{where}.range", "low and high are equal; give two different values (invert: true to reverse)")
@@ -472,7 +692,7 @@ class _Reader:
             shape = self.scalar(fields["curve"][1], f"{where}.curve", (str,), f"one of {', '.join(CURVES)}")
             if shape not in CURVES:
                 if shape is not None:
-                    self.error(fields["curve"][1], f"{where}.curve", f"{shape!r} is not one of: {', '.join(CURVES)}")
+                    self.error(fields["curve"][1], f"{where}.curve", f"not one of: {', '.join(CURVES)}")
                 return None
         invert = False
         if "invert" in fields:
@@ -489,7 +709,7 @@ class _Reader:
             takeover = self.scalar(fields["takeover"][1], f"{where}.takeover", (str,), f"one of {', '.join(TAKEOVERS)}")
             if takeover not in TAKEOVERS:
                 if takeover is not None:
-                    self.error(fields["takeover"][1], f"{where}.takeover", f"{takeover!r} is not one of: {', '.join(TAKEOVERS)}")
+                    self.error(fields["takeover"][1], f"{where}.takeover", f"not one of: {', '.join(TAKEOVERS)}")
                 return None
         line = f"{self.filename}:{node.start_mark.line + 1}"
         return Mapping(source, spec.name, float(lo), float(hi), shape, invert,
@@ -558,7 +778,7 @@ class _Reader:
             spec = self.specs["stimulation.source"]
             source = self.scalar(fields["source"][1], "keys.source", (str,), f"one of: {', '.join(spec.choices)}")
             if source is not None and source not in spec.choices:
-                self.error(fields["source"][1], "keys.source", f"{source!r} is not one of: {', '.join(spec.choices)}")
+                self.error(fields["source"][1], "keys.source", f"not one of: {', '.join(spec.choices)}")
                 source = None
         return KeysConfig(bool(enabled) if enabled is not None else True, None if weight is None else float(weight), source)
 
@@ -585,8 +805,39 @@ class _Reader:
             path = Path(name)
             if self.base is not None and not path.is_absolute():
                 path = self.base / path
-            if self.base is not None and not path.is_file():
-                self.error(value_node, f"programs.{number}", f"no patch file {str(path)!r}; give a path relative to this patch")
+            problem = _not_a_patch_file(path, check_file=self.base is not None)
+            if problem:
+                self.error(value_node, f"programs.{number}", f"{problem}; give a .yaml patch, a path relative to this patch")
                 continue
             out[number] = path
         return out
+
+
+def _not_a_patch_file(path: Path, check_file: bool = True) -> str | None:
+    """Why ``path`` cannot be a patch a program change switches to (None if it can): a ``.yaml``
+    or ``.yml`` file that exists (its content is checked when it is loaded, and never quoted)."""
+    if path.suffix.lower() not in PATCH_SUFFIXES:
+        return f"{str(path)!r} is not a patch file (a patch is a .yaml or .yml file)"
+    if check_file and not path.is_file():
+        return f"no patch file {str(path)!r}"
+    return None
+
+
+def _takes(spec: ParamSpec) -> str:
+    """What a parameter takes, in words, for a message that must not quote the value given."""
+    if spec.kind in ("float", "int"):
+        whole = "a whole number" if spec.kind == "int" else "a number"
+        return f"{whole} {spec.minimum:g}..{spec.maximum:g}" + (f" {spec.unit}" if spec.unit else "")
+    if spec.kind == "bool":
+        return "true or false"
+    if spec.kind == "choice":
+        shown = ", ".join(spec.choices[:12]) + (", ..." if len(spec.choices) > 12 else "")
+        return f"one of: {shown}"
+    return f"{'a list' if spec.kind == 'list' else 'text'}: {spec.doc}" if spec.doc else spec.kind
+
+
+def _described(problem: object) -> str:
+    """A YAML error's description without what it quotes from the file (``str(error)`` holds a
+    snippet of the file, and ``problem`` may quote a character or a name from it)."""
+    text = _QUOTED.sub("'...'", str(problem)) if problem else "the file is not YAML"
+    return excerpt(text, 120)

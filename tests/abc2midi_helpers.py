@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mido
 
-from instrument.music.tunes import BAR_TOKENS, Tune, abc_body
+from instrument.music.tunes import BAR_TOKENS, Tune, abc_body, abc_pieces
 
 ABC2MIDI = shutil.which("abc2midi")
 
@@ -34,15 +34,15 @@ def abc_text(meter: str, mode: str, body: list[str]) -> str:
     return abc.replace("K:", "%%MIDI chordattack 0\nK:", 1)
 
 
-def token_offsets(body: list[str]) -> list[int]:
-    """Where each token starts in ``abc_body(body)``, the line abc2midi reports positions in."""
-    pieces = [f" {t} " if t in BAR_TOKENS else t for t in body]
+def token_offsets(meter: str, mode: str, body: list[str]) -> list[int]:
+    """Where each token starts in ``abc_body``, the line abc2midi reports positions in."""
+    pieces = abc_pieces(meter, mode, body)
     lead = len("".join(pieces)) - len("".join(pieces).lstrip())
     offsets, at = [], 0
     for token, piece in zip(body, pieces):
         offsets.append(at + (1 if token in BAR_TOKENS else 0) - lead)
         at += len(piece)
-    assert "".join(pieces).strip() == abc_body(body)  # same layout as Tune.to_abc
+    assert "".join(pieces).strip() == abc_body(meter, mode, body)  # same layout as Tune.to_abc
     return offsets
 
 
@@ -73,7 +73,7 @@ def abc2midi(meter: str, mode: str, body: list[str], tmp: Path, origin: list[int
                 if message.type == "note_on" and message.velocity:
                     notes.append((round((tick - LEAD_TICKS) * scale), message.note))
     body_line = text.rstrip("\n").count("\n") + 1
-    at_token = {o: k for k, o in enumerate(token_offsets(body)) if body[k] in BAR_TOKENS}
+    at_token = {o: k for k, o in enumerate(token_offsets(meter, mode, body)) if body[k] in BAR_TOKENS}
     origin = origin if origin is not None else list(range(len(body)))
     warned = set()
     for line, char in BAR_WARNING.findall(messages):

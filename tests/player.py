@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from tests.helpers import ROOT
-from bench.harness.net import free_udp_port
-from bench.harness.osc import ask_state
+from bench.harness.browser import wait_until
+from bench.harness.net import free_tcp_port, free_udp_port
+from bench.harness.osc import ask_state, osc_message
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
@@ -74,3 +76,25 @@ class Player:
         self.sock.close()
         assert self.proc.returncode == 0, err
         return err
+
+
+class WebPlayer(Player):
+    """``play`` with its web page on ``host``; the page's printed address in ``url``."""
+
+    def __init__(self, tmp_path, host: str = "127.0.0.1", *extra: str):
+        self.web_port = free_tcp_port(host)
+        super().__init__(None, "default.yaml", tmp_path, "--web", f"{host}:{self.web_port}", *extra)
+        self.take = tmp_path / "take.mid"
+        self.lines: list[str] = []
+        self._drain = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self._drain.start()
+        line = wait_until(lambda: next((l for l in self.lines if l.startswith("web page: ")), None), 30, "the page's address")
+        self.url = line.split()[2]
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self._drain.join(5)
+        self.sock.close()
+        assert self.proc.returncode == 0, "".join(self.lines)
+        return "".join(self.lines)

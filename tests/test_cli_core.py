@@ -1,6 +1,10 @@
 """The command-line contracts of generate and info, and their error paths."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -8,7 +12,7 @@ import torch
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN, ModelConfig
 from instrument.music.tunes import parse_tunes
-from tests.helpers import run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def one_line_error(result, *words):
@@ -73,6 +77,7 @@ def test_the_model_chooses_meter_and_mode_when_not_given(small_checkpoint, tmp_p
         (("--temperature", "-1"), ("--temperature",)),
         (("--model", "/nonexistent/model.pt"), ("not found",)),
         (("--frobnicate",), ("unrecognized arguments",)),
+        (("--seed", "-1"), ("--seed", "a seed is a whole number from 0")),  # numpy's traceback before
     ],
 )
 def test_generate_bad_input_is_one_line(args, words):
@@ -94,6 +99,56 @@ def test_corrupt_and_wrong_shaped_checkpoints(tmp_path, small_model):
     other = tmp_path / "other.pt"
     torch.save({"hello": torch.zeros(3)}, other)
     one_line_error(run_cli("info", "--model", str(other)), "not a folk-instrument-checkpoint")
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_naming_the_tensor(tmp_path, small_model):
+    path = tmp_path / "nan.pt"
+    checkpoint.save(path, small_model)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"]["layers.1.w_hh"][5, 7] = float("nan")
+    blob["state_dict"]["out.bias"][3] = float("inf")
+    torch.save(blob, path)
+    for command in ("generate", "info"):
+        one_line_error(run_cli(command, "--model", str(path)), "tensor 'layers.1.w_hh'", "NaN or infinite")
+    fine = tmp_path / "fine.pt"
+    checkpoint.save(fine, small_model)
+    assert run_cli("info", "--model", str(fine)).returncode == 0  # the check passes good weights
+
+
+def test_a_config_of_300_layers_is_refused_before_anything_is_built(tmp_path, small_model):
+    """It used to build the network the config asks for (2.7 GB for 300 x 512) and only then find
+    the weights did not fit. The peak memory of a process that loads it shows what was built."""
+    path = tmp_path / "deep.pt"
+    checkpoint.save(path, FolkRNN(ModelConfig(layers=3, hidden=512)))
+    blob = torch.load(path, weights_only=True)
+    blob["config"]["layers"] = 300
+    torch.save(blob, path)
+    one_line_error(run_cli("generate", "--model", str(path)), "its config says 300 layers, its weights hold 3")
+    probe = ("import resource, sys\nfrom instrument.model import checkpoint\nfrom instrument.errors import UsageError\n"
+             "try:\n    checkpoint.load(sys.argv[1])\nexcept UsageError:\n    pass\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    peak = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    assert peak.returncode == 0, peak.stderr
+    assert int(peak.stdout) < 1000, f"loading the refused checkpoint peaked at {peak.stdout.strip()} MB"
+
+
+def test_generate_writes_each_tune_as_it_is_made_and_ctrl_c_keeps_them(tmp_path, small_checkpoint):
+    """``generate -n 1000000`` printed nothing for 30 s (it wrote once, at the end)."""
+    for form in ("tokens", "json"):
+        out = tmp_path / f"many.{form}"
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "generate", "--model", str(small_checkpoint),
+                                 "-n", "1000000", "--seed", "1", "--max-tokens", "40", "--format", form, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while out.stat().st_size < 2000 if out.exists() else True:
+            assert proc.poll() is None and time.monotonic() < deadline, "no tunes were written while it ran"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        text = out.read_text()
+        tunes = parse_tunes(text) if form == "tokens" else json.loads(text)
+        assert len(tunes) >= 3
 
 
 def test_info_json(tmp_path):

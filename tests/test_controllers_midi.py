@@ -38,10 +38,15 @@ def jack(jack_server):
 
 @pytest.fixture
 def rig(jack):
+    yield from _rig(ROOT / "patches" / "default.yaml")
+
+
+def _rig(patch):
+    """Controllers on ``patch`` with a MIDI input, and a keyboard client connected to it."""
     params = Parameters()
     parser = argparse.ArgumentParser()
     add_controller_arguments(parser)
-    args = parser.parse_args(["--patch", str(ROOT / "patches" / "default.yaml"), "--osc-port", "0", "--no-myo",
+    args = parser.parse_args(["--patch", str(patch), "--osc-port", "0", "--no-myo",
                               "--midi-in", "virtual", "--midi-in-api", "jack"])
     with realtime_jack_threads():
         controllers = Controllers.open(params, args)
@@ -145,6 +150,47 @@ def test_program_change_switches_patch(rig):
     send([PROGRAM, 0])  # myo-lobotomy.yaml: 0 -> default.yaml
     assert wait_for(lambda: controllers.patch.name == "default", timeout=3)
     assert controllers.midi.reporter.ignored == 1
+
+
+SECRETS = {  # files a patch's programs: may name that are no patch, each holding a line nobody may see
+    "plain.yaml": "root:x:0:0:SECRET-PLAIN:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin\n",
+    "mapping.yaml": "password: SECRET-MAPPING\napi_key: SECRET-KEY\n",
+    "broken.yaml": "token: 'SECRET-BROKEN\n  more: [\n",
+}
+
+
+def test_a_program_change_to_a_file_that_is_no_patch_names_it_and_never_shows_its_text(jack, tmp_path):
+    """``programs: {1: /etc/passwd}`` used to pass ``patch check``; a program change then read the
+    file and put its first line in the log and in /state. A program names a .yaml patch (checked
+    when the patch is read), and whatever a named file holds, no message quotes it."""
+    for name, text in SECRETS.items():
+        (tmp_path / name).write_text(text)
+    patch = tmp_path / "patch.yaml"
+    patch.write_text("name: p\nprograms: {1: plain.yaml, 2: mapping.yaml, 3: broken.yaml}\n")
+    passwd = tmp_path / "passwd.yaml"
+    passwd.write_text("name: q\nprograms: {1: /etc/passwd}\n")
+    checked = subprocess.run([sys.executable, str(ROOT / "run.py"), "patch", "check", str(passwd)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and "programs.1: '/etc/passwd' is not a patch file" in checked.stderr, checked.stderr
+    assert "root:" not in checked.stderr
+    rig = _rig(patch)
+    params, controllers, send = next(rig)
+    try:
+        for number, name in enumerate(SECRETS, 1):
+            rejected = controllers.watcher.rejected
+            send([PROGRAM, number])
+            assert wait_for(lambda: controllers.watcher.rejected == rejected + 1, timeout=30), name
+            error = controllers.watcher.last_error
+            assert str(tmp_path / name) in error, error  # the file is named, and what is wrong with it
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as osc:  # what any /state reader sees
+                osc.settimeout(5)
+                osc.sendto(osc_message("/state"), ("127.0.0.1", controllers.osc.port))
+                state = OscMessage(osc.recv(65536)).params[0]
+            for shown in (error, "\n".join(controllers.status()), state):
+                assert "SECRET" not in shown and "root:" not in shown and "daemon" not in shown, shown
+            assert controllers.patch.name == "p"  # the patch played on
+    finally:
+        next(rig, None)
 
 
 def test_a_missing_named_port_is_one_line(jack):

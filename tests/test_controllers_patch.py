@@ -32,13 +32,13 @@ mappings:
 # (patch text, line of the mistake, words the message must contain)
 BROKEN = [
     ("name: x\nstart:\n  temperature: 9\n", 3, ["start.temperature", "outside"]),
-    ("name: x\nstart:\n  temprature: 1\n", 3, ["start", "unknown parameter 'temprature'", "temperature"]),
+    ("name: x\nstart:\n  temprature: 1\n", 3, ["start", "unknown parameter", "temperature"]),
     ("name: x\nmappings:\n  - source: {midi: {cc: 7}}\n    target: tempo\n    range: [0, 1000]\n", 5,
      ["mappings[0].range", "outside tempo's range"]),
     ("name: x\nmappings:\n  - source: {midi: {cc: 7}}\n    target: tempo\n    colour: red\n", 5,
-     ["mappings[0].colour", "unknown field"]),
+     ["mappings[0]", "unknown field", "range, curve"]),
     ("name: x\nmappings:\n  - source: {midi: {cc: 7}}\n    target: tempo\n    curve: cubic\n", 5,
-     ["mappings[0].curve", "'cubic'"]),
+     ["mappings[0].curve", "not one of: linear"]),
     ("name: x\nmappings:\n  - source: {midi: {cc: 7}}\n    target: tempo\n    invert: 3\n", 5,
      ["mappings[0].invert", "true or false"]),
     ("name: x\nmappings:\n  - target: tempo\n", 3, ["mappings[0]", "source is missing"]),
@@ -49,7 +49,8 @@ BROKEN = [
     ("name: x\nkeys: {weight: 2}\n", 2, ["keys.weight", "outside 0..1"]),
     ("name: x\nprograms:\n  3: missing.yaml\n", 3, ["programs.3", "no patch file"]),
     ("name: x\nmappings:\n  - source: {osc: /a\n", 4, ["YAML syntax"]),
-    ("name: x\nbogus: 1\n", 2, ["bogus", "unknown field"]),
+    ("name: x\nbogus: 1\n", 2, ["patch", "unknown field"]),
+    ("name: x\nprograms:\n  1: /etc/passwd\n", 3, ["programs.1", "'/etc/passwd' is not a patch file", ".yaml"]),
 ]
 
 

@@ -45,7 +45,7 @@ def test_bar_limit_plays_whole_bars_then_stops():
     engine, params, out = engine_for(Limits(bars=3))
     engine.start()
     assert engine.wait(30)
-    assert engine.phrasing.bars == 3
+    assert engine.bars == 3
     assert out.closed_at >= max(n.off for n, _ in out.notes) - 0.06  # the last note rang out
     assert out.tunes  # the tune in progress was handed over, cut
     number, tune = out.tunes[-1]
@@ -101,10 +101,10 @@ def test_a_panic_while_composed_notes_wait_their_time_drops_them_and_the_music_g
     engine, params, out = engine_for(Limits(seconds=3.0))
     real = engine.composer.next_notes
 
-    def eight_at_once():
+    def eight_at_once(now=None):
         notes = []
         while len(notes) < 8:
-            notes += real()
+            notes += real(now)
         return notes
 
     engine.composer.next_notes = eight_at_once
@@ -136,7 +136,7 @@ def test_a_failing_composer_still_closes_every_output():
     engine, params, out = engine_for(Limits())
     boom = threading.Event()
 
-    def broken():
+    def broken(now=None):
         boom.set()
         raise RuntimeError("model exploded")
 
@@ -168,11 +168,11 @@ def test_a_note_composed_late_is_handed_to_every_output_at_the_time_it_sounds():
     composer, calls = engine.composer, []
     original = composer.next_notes
 
-    def stalling():
+    def stalling(now=None):
         calls.append(1)
         if len(calls) == 6:
             time.sleep(0.08)  # longer than the lookahead, shorter than a resync
-        return original()
+        return original(now)
 
     composer.next_notes = stalling
     with machine_jitter() as jitter:

@@ -125,6 +125,23 @@ def test_timbre_list_and_bad_timbre_or_soundfont_are_one_line(tmp_path):
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_a_soundfont_is_known_by_its_header_and_another_file_is_named_never_quoted(tmp_path):
+    fake = tmp_path / "fake.sf2"
+    fake.write_text("root:x:0:0:SECRET:/root:/bin/bash\n")
+    for command in (("render", "--out", str(tmp_path / "x.wav"), "--bars", "1"),
+                    ("play", "--midi-out", "none", "--no-web", "--no-osc", "--no-myo", "--midi-in", "none", "--seconds", "1")):
+        result = run_cli(*command, "--soundfont", str(fake))
+        assert result.returncode == 2 and f"--soundfont {fake}: not a SoundFont (no RIFF sfbk header)" in result.stderr
+        assert "SECRET" not in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    real = fluid.find_soundfont()  # the system's General MIDI SoundFont: a RIFF sfbk file
+    assert fluid.not_a_soundfont(real) is None
+    assert fluid.not_a_soundfont(fake) is not None
+    truncated = tmp_path / "truncated.sf2"
+    truncated.write_bytes(real.read_bytes()[:11])
+    assert fluid.not_a_soundfont(truncated) == "not a SoundFont (no RIFF sfbk header)"
+
+
 # -- live, through JACK ----------------------------------------------------------------------------
 
 def recorded_notes(path: Path) -> list[ScheduledNote]:

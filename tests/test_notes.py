@@ -92,9 +92,36 @@ def test_every_duration_token_multiplies_the_note(token):
     assert played(f"z {token} B") == [(71, length, 0.5)]  # a rest takes a duration too
 
 
-def test_consecutive_durations_multiply_and_stray_ones_are_ignored():
-    assert played("A 3 /2 B") == [(69, 0.0, 0.75), (71, 0.75, 0.5)]
+def test_a_duration_after_a_duration_is_ignored_as_stray_ones_are():
+    assert played("A 3 /2 B") == [(69, 0.0, 1.5), (71, 1.5, 0.5)]
     assert played("2 A | /2 B") == [(69, 0.0, 0.5), (71, 0.5, 0.5)]
+    assert played("[ C 2 3 E ] 2 /2 A") == [(60, 0.0, 2.0), (64, 0.0, 2.0), (69, 2.0, 0.5)]
+    # a broken rhythm right after a duration keeps its direction and leaves out its own length
+    assert played("A /4 2< B") == [(69, 0.0, 0.0625), (71, 0.0625, 0.75)]
+    assert played("A 2> B") == [(69, 0.0, 1.5), (71, 1.5, 0.25)]  # right after its note, its 2 counts
+
+
+@pytest.mark.parametrize("meter", vocab.METERS)
+def test_a_note_chord_or_rest_lasts_at_most_two_bars_of_the_meter(meter):
+    """``C z 16 16 16 C`` put the second C at beat 2048.5 and ``C 16 12 9`` was one note 864 quarters
+    long: durations multiplied without bound, and a run of rests silenced the instrument."""
+    bound = 2 * vocab.METER_EIGHTHS[meter] / 2  # quarter-note beats
+    held = min(8.0, bound)  # 16 eighths, the longest token, cut to two bars
+    assert played("C z 16 16 16 C", meter) == [(60, 0.0, 0.5), (60, 0.5 + held, 0.5)]
+    assert played("C 16 12 9 D", meter) == [(60, 0.0, held), (62, held, 0.5)]
+    for body in ("C 16 > D", "[ C 16 E 16 ] 16 D", "(2 C 16 > D", "C < D 16 E", "z 16 > z 16 D", "(4 C 16 D E F"):
+        for note in played(body, meter):
+            assert note[2] <= bound, (body, note)
+        assert starts(body, meter)[-1] <= 2 * bound + 1
+
+
+def test_a_note_longer_than_two_bars_is_cut_to_fit():
+    assert played("C 16 D", "2/4") == [(60, 0.0, 4.0), (62, 4.0, 0.5)]  # 8 eighths: two bars of 2/4
+    assert played("C 16 > D", "4/4") == [(60, 0.0, 8.0), (62, 8.0, 0.25)]  # 24 eighths cut to 16; D still halved
+    assert played("C 9 > D", "4/4") == [(60, 0.0, 6.75), (62, 6.75, 0.25)]  # 13.5 eighths fit
+    assert played("(3 [ C 16 ] 16 D", "2/4")[:2] == [(60, 0.0, 4.0), (62, 4.0, 1 / 3)]  # in a tuplet too
+    assert played("(4 C 16 D", "2/4")[:2] == [(60, 0.0, 4.0), (62, 4.0, 0.375)]
+    assert played("[ C 16 E 2 ] 2 A", "2/4") == [(60, 0.0, 4.0), (64, 0.0, 4.0), (69, 4.0, 0.5)]
 
 
 # -- broken rhythm -------------------------------------------------------------------------------
@@ -163,10 +190,12 @@ def test_chord_sounds_together_for_its_first_note():
     assert played("[ C E G ] 2 A") == [(60, 0, 1.0), (64, 0, 1.0), (67, 0, 1.0), (69, 1.0, 0.5)]
 
 
-def test_chord_inner_durations_apply_to_their_pitch_and_outer_ones_multiply():
-    assert played("[ C 2 E ] A") == [(60, 0.0, 1.0), (64, 0.0, 0.5), (69, 1.0, 0.5)]
-    assert played("[ C E 2 ] A") == [(60, 0.0, 0.5), (64, 0.0, 1.0), (69, 0.5, 0.5)]
-    assert played("[ C 2 E ] 2 A") == [(60, 0.0, 2.0), (64, 0.0, 1.0), (69, 2.0, 0.5)]
+def test_a_chords_notes_last_as_long_as_its_first_note_times_the_duration_after_it():
+    """abcjs and music21 hold every note of ``[C2E]`` as long as C (abc2midi takes the length after
+    ``]`` alone): a hand strikes and lifts a chord together."""
+    assert played("[ C 2 E ] A") == [(60, 0.0, 1.0), (64, 0.0, 1.0), (69, 1.0, 0.5)]
+    assert played("[ C E 2 ] A") == [(60, 0.0, 0.5), (64, 0.0, 0.5), (69, 0.5, 0.5)]
+    assert played("[ C 2 E ] 2 A") == [(60, 0.0, 2.0), (64, 0.0, 2.0), (69, 2.0, 0.5)]
     assert played("[ C E ] /2 A") == [(60, 0.0, 0.25), (64, 0.0, 0.25), (69, 0.25, 0.5)]
 
 
@@ -176,8 +205,9 @@ def test_malformed_chords():
     # a bar line closes an open chord; an empty chord is nothing (and takes no tuplet place)
     assert played("[ C E | G ] A") == [(60, 0.0, 0.5), (64, 0.0, 0.5), (67, 0.5, 0.5), (69, 1.0, 0.5)]
     assert starts("(3 [ ] A B c d") == pytest.approx([0, 1 / 3, 2 / 3, 1.0])
-    # a rest inside a chord is silent but can set its length
-    assert played("[ z 2 C ] D") == [(60, 0.0, 0.5), (62, 1.0, 0.5)]
+    # a rest inside a chord is left out with its duration (ABC has no rest inside a chord)
+    assert played("[ z 2 C ] D") == [(60, 0.0, 0.5), (62, 0.5, 0.5)]
+    assert played("[ z ] 2 D") == [(62, 0.0, 0.5)]
 
 
 def test_rests_take_time_and_make_no_note():

@@ -8,6 +8,7 @@ import shutil
 import re
 import signal
 import subprocess
+import socket
 import sys
 import time
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from instrument.midi.messages import CONTROL, NOTE_ON
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 from tests.timing import machine_jitter
 from bench.harness.jack_server import connections, realtime_jack_server
 from bench.harness.midi import ClockSource, Receiver, sounding_after, wait_for
@@ -119,6 +120,10 @@ def test_with_neither_midi_nor_audio_it_says_so_and_records(tmp_path, small_chec
     (("--record", "take.wav", "--midi-out", "none", "--no-audio"), ".mid"),
     (("--midi-out", "no-such-port-anywhere", "--midi-api", "jack", "--no-audio"), "no-such-port-anywhere"),
     (("--set", "tempo=9999", "--midi-out", "none", "--no-audio"), "tempo"),
+    (("--seconds", "nan"), "finite number of seconds"),  # nan compared false with 0: it played forever
+    (("--seconds", "inf"), "finite number of seconds"),
+    (("--seconds", "-2"), "finite number of seconds, 0 or more"),
+    (("--seed", "-1"), "a seed is a whole number from 0"),
 ])
 def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkpoint, args, words):
     proc = play("--model", str(small_checkpoint), "--bars", "2", *args, cwd=tmp_path)
@@ -126,6 +131,23 @@ def test_bad_requests_are_one_line_with_exit_code_2(jack, tmp_path, small_checkp
     assert proc.returncode == 2, err
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
+
+
+def test_a_bad_argument_is_named_before_any_port_opens(tmp_path, small_checkpoint):
+    """``play --mode lydian`` used to report the busy --myo-port it opened first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = str(busy.getsockname()[1])
+        for bad, words in ((("--mode", "lydian"), "unknown mode 'lydian'"), (("--meter", "5/4"), "unknown meter '5/4'"),
+                           (("--web", "nowhere:x"), "--web takes [HOST:]PORT"),
+                           (("--activity-osc", "no-port"), "--activity-osc takes HOST:PORT")):
+            result = run_cli("play", "--model", str(small_checkpoint), "--midi-out", "none", "--no-audio", "--no-osc",
+                             "--midi-in", "none", "--myo-port", port, "--seconds", "1", *bad)
+            assert result.returncode == 2 and words in result.stderr, result.stderr
+            assert "--myo-port" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        busy_port = run_cli("play", "--model", str(small_checkpoint), "--midi-out", "none", "--no-audio", "--no-osc",
+                            "--midi-in", "none", "--myo-port", port, "--seconds", "1")
+        assert busy_port.returncode == 2 and "--myo-port" in busy_port.stderr  # the check can fail
 
 
 @pytest.mark.realtime

@@ -51,6 +51,9 @@ def test_render_command_writes_a_wav_of_the_right_length(small_checkpoint, tmp_p
     (("--bars", "2", "--tempo", "9999"), "tempo=9999.0 is outside 20.0..320.0 BPM"),
     (("--bars", "2", "--set", "bias.scale=lydian"), "bias.scale takes one of"),
     (("--bars", "2", "--set", "nonsense=1"), "unknown parameter"),
+    (("--seconds", "nan"), "finite number of seconds"),  # nan passed the < 0 check: no end at all
+    (("--seconds", "inf"), "finite number of seconds"),
+    (("--bars", "2", "--seed", "-1"), "a seed is a whole number"),
 ])
 def test_render_bad_input(tmp_path, args, words):
     result = run_cli("render", "--out", str(tmp_path / "x.wav"), *args)

@@ -203,8 +203,10 @@ def check_grammar(tokens):
     in_chord, last = False, "mode"
     for t in tokens:
         cls = vocab.TOKEN_CLASS[vocab.INDEX[t]]
-        if cls is TokenClass.DURATION:
+        if cls is TokenClass.DURATION:  # never after a duration: a note's length is one token
             assert last in (TokenClass.PITCH, TokenClass.REST, TokenClass.CHORD_CLOSE), tokens
+        if cls is TokenClass.BROKEN and last is TokenClass.DURATION:
+            assert t in ("<", ">"), tokens  # 2> after a duration would be a second duration
         if cls in (TokenClass.BAR, TokenClass.END, TokenClass.CHORD_OPEN, TokenClass.TUPLET):
             assert not in_chord, tokens
         if last in (TokenClass.TUPLET, TokenClass.BROKEN):
@@ -218,6 +220,22 @@ def check_grammar(tokens):
         if cls is TokenClass.END:
             return
         last = cls
+
+
+def test_the_guard_allows_one_duration_per_note_then_only_a_plain_broken_rhythm():
+    from instrument.model.grammar import GrammarGuard
+
+    def allowed_after(*tokens: str) -> set[str]:
+        guard = GrammarGuard()
+        for token in ("<s>", "M:4/4", "K:Cmaj", *tokens):
+            guard.push(vocab.INDEX[token])
+        mask = guard.allowed()
+        return {vocab.TOKENS[i] for i in range(vocab.SIZE) if mask[i]
+                and vocab.TOKEN_CLASS[i] in (TokenClass.DURATION, TokenClass.BROKEN)}
+
+    assert allowed_after("A") == set(vocab.tokens_of(TokenClass.DURATION)) | set(vocab.tokens_of(TokenClass.BROKEN))
+    assert allowed_after("A", "2") == {"<", ">"}  # A 2 2 and A /4 2< would be two lengths
+    assert allowed_after("[", "C", "2") == set()
 
 
 def test_grammar_guard_keeps_a_random_model_readable():

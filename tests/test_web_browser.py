@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,31 +19,9 @@ from bench.harness.browser import BrowserMissing, artifact, console_errors, open
 from bench.harness.net import free_tcp_port
 from tests.helpers import ROOT
 from bench.harness.osc import osc_message
-from tests.player import Player
+from tests.player import WebPlayer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-class WebPlayer(Player):
-    """``play`` with its web page on ``host``; the page's printed address in ``url``."""
-
-    def __init__(self, tmp_path, host: str = "127.0.0.1"):
-        self.web_port = free_tcp_port(host)
-        super().__init__(None, "default.yaml", tmp_path, "--web", f"{host}:{self.web_port}")
-        self.take = tmp_path / "take.mid"
-        self.lines: list[str] = []
-        self._drain = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self._drain.start()
-        line = wait_until(lambda: next((l for l in self.lines if l.startswith("web page: ")), None), 30, "the page's address")
-        self.url = line.split()[2]
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self._drain.join(5)
-        self.sock.close()
-        assert self.proc.returncode == 0, "".join(self.lines)
-        return "".join(self.lines)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from typing import NoReturn, Sequence
 
@@ -47,6 +48,33 @@ class Parser(argparse.ArgumentParser):
 def fail(message: str) -> NoReturn:
     """Raise a user error; the entry point prints it as one line and exits 2."""
     raise UsageError(message)
+
+
+MAX_SEED = 2**63 - 1  # what every generator a seed reaches takes (numpy, random, torch)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, a whole number 0..2**63-1 (numpy refuses a negative one
+    deep inside, with a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, not {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a length of time in seconds, finite and 0 or more (``nan`` compares false
+    with everything, so a plain ``< 0`` check lets it through and it means "forever")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"give a finite number of seconds, 0 or more, not {text}")
+    return value
 
 
 def main(commands: Sequence[tuple[str, str, str]], argv: Sequence[str], prog: str = "run.py") -> int:

@@ -23,7 +23,7 @@ import torch
 
 from instrument.model.catalog import MODEL_HELP
 from instrument.model import checkpoint
-from instrument.cli import fail
+from instrument.cli import fail, seed
 from instrument.errors import UsageError
 
 HELP = "the seeds' experiments on a model: record activations, spectra and unit rankings, ablation"
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same arguments, same tunes")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0): same arguments, same tunes")
     p.add_argument("--meter", help="meter of every tune, e.g. 4/4 (default: the model chooses)")
     p.add_argument("--mode", help="mode of every tune: maj, min, dor or mix (default: the model chooses)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")

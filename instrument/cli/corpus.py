@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from instrument.cli import fail
+from instrument.cli import fail, seed
 
 HELP = "turn music21's ABC folk collections into train/valid token files and a report"
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", choices=("inferred", "written"), default="inferred",
                         help="a tune whose K: names only a key: its mode found from its tonic (inferred, default) "
                              "or taken as major (written)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=seed, default=DEFAULT_SEED,
                         help="seed of the 5%% validation hold-out (default: %(default)s)")
 
 

@@ -7,12 +7,13 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Iterator, TextIO
 
 from instrument.model.catalog import MODEL_HELP
 from instrument.model import checkpoint
-from instrument.cli import fail
-from instrument.model.generate import generate_tunes, parse_meter, parse_mode, parse_prompt
-from instrument.music.tunes import format_tunes
+from instrument.cli import fail, seed
+from instrument.model.generate import iter_tunes, parse_meter, parse_mode, parse_prompt
+from instrument.music.tunes import Tune
 
 HELP = "generate tunes offline (tokens, ABC or JSON)"
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", help="mode of every tune: maj, min, dor or mix (default: the model chooses)")
     parser.add_argument("--prompt", default="", help='body tokens every tune starts with, e.g. "|: G c"')
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
-    parser.add_argument("--seed", type=int, help="random seed: the same arguments and seed give the same tunes")
+    parser.add_argument("--seed", type=seed, help="random seed: the same arguments and seed give the same tunes")
     parser.add_argument("-n", "--count", type=int, default=1, help="how many tunes (default 1)")
     parser.add_argument("--max-tokens", type=int, default=1000, help="cut a tune off after this many tokens (default 1000)")
     parser.add_argument("--format", choices=("tokens", "abc", "json"), default="tokens", help="output format (default tokens)")
@@ -39,22 +40,46 @@ def run(args: argparse.Namespace) -> int:
     mode = parse_mode(args.mode) if args.mode else None
     prompt = parse_prompt(args.prompt)
     model, _, _ = checkpoint.load_or_default(args.model)
-    tunes = generate_tunes(model, args.count, meter, mode, prompt, args.temperature, args.seed, args.max_tokens)
-    if args.format == "tokens":
-        text = format_tunes(tunes)
-    elif args.format == "abc":
-        text = "\n".join(t.to_abc(i, title=f"folk-instrument tune {i}") for i, t in enumerate(tunes, 1))
-    else:
-        rows = [
-            {"meter": t.meter, "mode": t.mode, "tokens": t.body, "ended": t.ended, "abc": t.to_abc(i)}
-            for i, t in enumerate(tunes, 1)
-        ]
-        text = json.dumps(rows, indent=1) + "\n"
-    if args.out:
-        try:
-            Path(args.out).write_text(text)
-        except OSError as error:
-            fail(f"cannot write {args.out!r}: {error.strerror}")
-    else:
-        sys.stdout.write(text)
+    out = _open(args.out)
+    try:
+        tunes = iter_tunes(model, args.count, meter, mode, prompt, args.temperature, args.seed, args.max_tokens)
+        _write(out, tunes, args.format)
+    finally:
+        if out is not sys.stdout:
+            out.close()
     return 0
+
+
+def _open(path: str | None) -> TextIO:
+    if not path:
+        return sys.stdout
+    try:
+        return Path(path).open("w")
+    except OSError as error:
+        fail(f"cannot write {path!r}: {error.strerror}")
+
+
+def _write(out: TextIO, tunes: Iterator[Tune], form: str) -> None:
+    """Each tune as soon as it is made, flushed: a long run shows its first tunes at once, and
+    Ctrl-C (or a full disk) keeps every tune written so far, a JSON list closed."""
+    if form == "json":
+        out.write("[")
+    number = 0
+    try:
+        for number, tune in enumerate(tunes, 1):
+            if form == "tokens":
+                text = tune.to_text() + "\n\n"
+            elif form == "abc":
+                text = ("\n" if number > 1 else "") + tune.to_abc(number, title=f"folk-instrument tune {number}")
+            else:
+                row = {"meter": tune.meter, "mode": tune.mode, "tokens": tune.body, "ended": tune.ended,
+                       "abc": tune.to_abc(number)}
+                text = ("," if number > 1 else "") + "\n" + json.dumps(row)
+            out.write(text)
+            out.flush()
+    except OSError as error:
+        fail(f"cannot write tune {number}: {error.strerror}")
+    finally:
+        if form == "json":
+            out.write("\n]\n")
+            out.flush()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from instrument.cli import seconds, seed
+
 HELP = "record, replay or synthesise a Myo Mapper OSC gesture stream (play without an armband)"
 
 
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument("file", metavar="FILE")
     record.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a network)")
     record.add_argument("--port", type=int, default=5432, help="UDP port Myo Mapper sends to (default 5432)")
-    record.add_argument("--seconds", type=float, help="stop after this long (default: at Ctrl-C)")
+    record.add_argument("--seconds", type=seconds, help="stop after this long (default: at Ctrl-C)")
     replay = sub.add_parser("replay", help="send a recording as Myo Mapper would, with its original timing")
     replay.add_argument("file", metavar="FILE")
     replay.add_argument("--host", default="127.0.0.1", help="where the instrument listens (default 127.0.0.1)")
@@ -24,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synthetic", help="send a plausible synthetic stream (sweeps, EMG bursts, poses)")
     synth.add_argument("--host", default="127.0.0.1", help="where the instrument listens (default 127.0.0.1)")
     synth.add_argument("--port", type=int, default=5432, help="its Myo port (default 5432)")
-    synth.add_argument("--seconds", type=float, help="stop after this long (default: at Ctrl-C)")
-    synth.add_argument("--seed", type=int, help="random seed (the same seed gives the same stream)")
+    synth.add_argument("--seconds", type=seconds, help="stop after this long (default: at Ctrl-C)")
+    synth.add_argument("--seed", type=seed, help="random seed (the same seed gives the same stream)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+from typing import Iterable
+
 from instrument.model.catalog import MODEL_HELP
-from instrument.cli import fail
+from instrument.cli import fail, seconds, seed
 from instrument.live.engine import Limits
+from instrument.live.ensemble import SOLO, Ensemble
 from instrument.model.generate import parse_meter, parse_mode
-from instrument.live.params import ParamError, Parameters
+from instrument.live.params import ParamError, Parameters, ParamSpec
 from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, timbre_table
 from instrument.outputs.sound import SYNTHS
 
 
 def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int = 0) -> None:
     parser.add_argument("--model", help=MODEL_HELP)
-    parser.add_argument("--seed", type=int, help="random seed: the same seed and settings give the same performance")
+    parser.add_argument("--seed", type=seed, help="random seed: the same seed and settings give the same performance")
     length = parser.add_argument_group("length (default: play until stopped)" if not default_bars else f"length (default: {default_bars} bars)")
     length.add_argument("--bars", type=int, default=default_bars, help="stop after this many bars")
     length.add_argument("--tunes", type=int, default=0, help="stop after this many tunes")
-    length.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds")
+    length.add_argument("--seconds", type=seconds, default=0.0, help="stop after this many seconds")
     start = parser.add_argument_group("start state (a patch may set these too; these win)")
     start.add_argument("--tempo", type=float, help="beats per minute (the beat follows the meter)")
     start.add_argument("--meter", help="meter of every tune, e.g. 6/8 (default: the model draws it)")
     start.add_argument("--mode", help="mode of every tune: maj, min, dor, mix (default: the model draws it)")
     start.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     start.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="any live parameter's start value, e.g. --set bias.scale=dorian (repeatable)")
+                       help="any live parameter's start value, e.g. --set bias.scale=dorian or --set voice.2.cohesion=1 "
+                            "(repeatable)")
+    start.add_argument("--ensemble", action=_EnsembleAction, metavar="solo|duo|trio|pipes|FILE.yaml|list",
+                       help="the voices that play: solo (the default: one line), duo (fiddle lead, flute follower), "
+                            "trio (duo and a guitar's chords), pipes (uilleann pipes and their drone), an ensemble file; "
+                            "'--ensemble list' shows them (default: the patch's ensemble:, else solo)")
     sound = parser.add_argument_group("built-in sound")
     sound.add_argument("--timbre", action=_TimbreAction, metavar="NAME|list",
                        help=f"instrument: fiddle, flute, tin-whistle, uilleann-pipes, accordion, concertina, harp, banjo, "
@@ -45,6 +54,42 @@ class _TimbreAction(argparse.Action):
             print(timbre_table())
             parser.exit(0)
         setattr(namespace, self.dest, value)
+
+
+class _EnsembleAction(argparse.Action):
+    """``--ensemble list`` prints the shipped ensembles and exits; a name or file is read later."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value.strip().lower() == "list":
+            from controllers.patch import ensemble_table
+
+            print(ensemble_table())
+            parser.exit(0)
+        setattr(namespace, self.dest, value)
+
+
+def choose_ensemble(args: argparse.Namespace, patch: str | Path | None = None) -> Ensemble:
+    """``--ensemble`` (a shipped name or a file), else the patch's ``ensemble:``, else solo.
+    A mistake in either file is a usage error naming its line."""
+    from controllers.patch import find_ensemble, load_patch
+
+    if getattr(args, "ensemble", None):
+        return find_ensemble(args.ensemble)
+    if patch is not None:
+        found = load_patch(patch, own_ensemble=True).ensemble  # read again, whole, once the parameters are known
+        if found is not None:
+            return found
+    return SOLO
+
+
+def ensemble_params(specs: Iterable[ParamSpec], ensemble: Ensemble) -> Parameters:
+    """The parameters of a performance of ``ensemble``: ``specs`` and every voice's own, each
+    voice's start values set (a patch's start state and the command line's come after)."""
+    specs = tuple(specs)
+    params = Parameters((*specs, *ensemble.param_specs(specs)))
+    for name, value in ensemble.start_values():
+        params.set(name, value, source=f"ensemble {ensemble.name}", smoothing_ms=0, clamp=False)
+    return params
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:

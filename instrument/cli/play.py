@@ -10,9 +10,9 @@ import threading
 
 from instrument.model import catalog, checkpoint
 from instrument.cli import fail
-from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.live.model_checks import fit_to_model
-from instrument.live.params import Parameters, params_for_models
+from instrument.cli.options import add_performance_arguments, apply_start_state, choose_ensemble, ensemble_params, limits_from_args
+from instrument.live.model_checks import fit_to_model, fitted_specs
+from instrument.live.params import params_for_models
 from instrument.timing import realtime_refused
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
@@ -61,11 +61,16 @@ def run(args: argparse.Namespace) -> int:
     first = catalog.name_of(args.model)
     if first not in models:
         checkpoint.resolve(args.model)  # says which shipped model is missing
-    params = Parameters(params_for_models(models, first))
     model, meta, where = checkpoint.load_or_default(models[first])
+    from patches import DEFAULT as DEFAULT_PATCH
+
+    ensemble = choose_ensemble(args, args.patch or DEFAULT_PATCH)
     # the models model.next switches between share one shape (instrument/live/models.py), so the
     # first one's unit numbers, layers and set names are the checks for all of them
+    specs = fitted_specs(params_for_models(models, first), model.config.hidden, model.config.layers, where).values()
+    params = ensemble_params(specs, ensemble)
     fit_to_model(params, model.config.hidden, model.config.layers, where)
+    _check_arguments(params, args)  # a wrong argument is named before any port or device opens
     pipe = start_logging(args.verbose)
     controllers = follower = performance = publisher = web = None
     early = _EarlyStop()  # SIGTERM or Ctrl-C while the instrument opens (a kernel build can take seconds)
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                               audio_device=args.audio_device, synth=args.synth, soundfont=args.soundfont, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
-                                  model_path=where, models=models)
+                                  model_path=where, models=models, ensemble=ensemble)
         early.hand_to(performance)
         controllers.publish_status(performance.status)
         publisher, tap = _activity(args, performance, model)
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
-        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
+        summary = f"{reason}: {engine.notes_played} notes, {engine.bars} bars"
         if engine.late_notes:
             summary += f", {engine.late_notes} composed late (by up to {engine.late_worst * 1000:.0f} ms)"
         summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
@@ -129,6 +134,30 @@ def run(args: argparse.Namespace) -> int:
                 except Exception:
                     pass
         pipe.close()
+
+
+def _check_arguments(params: Parameters, args: argparse.Namespace) -> None:
+    """Every argument checked before anything opens, so the error named is the argument's (a bad
+    ``--mode`` must not show up as a busy ``--myo-port``). The start state is set here once, which
+    checks it, and set again after the patch's, which it must win over."""
+    apply_start_state(params, args)
+    if args.web and not args.no_web:
+        from instrument.web.server import parse_address
+
+        parse_address(args.web)
+    if args.activity_osc:
+        _osc_target(args.activity_osc)
+    if args.soundfont:
+        from instrument.outputs.fluid import find_soundfont
+
+        find_soundfont(args.soundfont)
+
+
+def _osc_target(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {text!r}")
+    return host or "127.0.0.1", int(port)
 
 
 class _EarlyStop:
@@ -170,10 +199,7 @@ def _activity(args, performance, model):
     performance.composer.tap = tap
     if not args.activity_osc:
         return None, tap
-    host, sep, port = args.activity_osc.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        fail(f"--activity-osc takes HOST:PORT, e.g. 127.0.0.1:9001, not {args.activity_osc!r}")
-    publisher = OscPublisher(tap, host or "127.0.0.1", int(port)).start()
+    publisher = OscPublisher(tap, *_osc_target(args.activity_osc)).start()
     publisher.close = publisher.stop  # closed with the other parts
     return publisher, tap
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from instrument.cli import fail
+from instrument.cli import fail, seed
 from instrument.training.train import TrainConfig, train
 
 HELP = "train a model on a corpus (folk-rnn v2 recipe; resumable; torchrun for several GPUs/machines)"
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-decay", type=float, default=d.lr_decay, help=f"per-epoch decay factor (default {d.lr_decay})")
     parser.add_argument("--lr-decay-after", type=int, default=d.lr_decay_after, help=f"decay from this epoch on (default {d.lr_decay_after})")
     parser.add_argument("--clip", type=float, default=d.clip, help=f"gradient clipping (default {d.clip})")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--seed", type=seed, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--half", action="store_true", help="store the checkpoint in float16 (the shipped model)")
     parser.add_argument("--max-length", type=int, default=d.max_length, help="skip tunes longer than this many tokens")

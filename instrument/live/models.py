@@ -9,10 +9,19 @@ Only models of the playing model's shape are taken (the activity taps, ablation 
 patches are per layer and unit), and only the names the performance was started with can be
 asked for, so a controller can never make the instrument read an arbitrary file
 (docs/design.md §10).
+
+Memory: a model once prepared is kept, ready, when another takes over (the performance was started
+with a few models at most), so switching back costs no reload and memory stays flat: loading and
+freeing a model at each switch left tens of MB more resident each time (the C allocator keeps freed
+memory for reuse; a soak that switched every 80 s grew 476 MB/h), and even handed back it came and
+went with each switch. After a load, the loader's temporaries (the checkpoint as read, the float32
+copy) are handed back to the system (``release_freed_memory``), on the loader's thread.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -23,6 +32,22 @@ from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 
 log = logging.getLogger(__name__)
+_TRIM = None
+
+
+def release_freed_memory() -> None:
+    """Give memory the C allocator holds free back to the system (glibc's ``malloc_trim``; a no-op
+    where there is none). Walks the allocator's arenas with the GIL released: call it off the
+    model thread."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            _TRIM.argtypes, _TRIM.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,7 @@ class ModelSwitch:
         self.shape = shape  # (vocabulary, layers, hidden) of the playing model
         self._prepare = prepare
         self._ready: Prepared | None = None
+        self._kept: dict[str, Prepared] = {}  # models prepared before and not playing now, by name
         self._loading: str | None = None
         self._lock = threading.Lock()  # loader bookkeeping only; the model thread never waits on it
         self.failed: dict[str, str] = {}  # name -> why it cannot be played
@@ -56,17 +82,28 @@ class ModelSwitch:
                 return
             if self._ready is not None and self._ready.name == name:
                 return
+            if name in self._kept:  # prepared before: ready at once
+                self._keep(self._ready)
+                self._ready = self._kept.pop(name)
+                return
             self._loading = name
         threading.Thread(target=self._load, args=(name,), name=f"load {name}", daemon=True).start()
 
-    def take(self, name: str, tune: int) -> Prepared | None:
+    def _keep(self, prepared: Prepared | None) -> None:
+        if prepared is not None:
+            self._kept[prepared.name] = prepared
+
+    def take(self, name: str, tune: int, playing: Any = None) -> Prepared | None:
         """The prepared model if it is ``name``, to write tune number ``tune`` on (called by the
         model thread at a tune boundary; never blocks). None while it is still loading or when
-        ``name`` is the current model."""
+        ``name`` is the current model. ``playing``: the parts of the model playing until now,
+        kept ready for a switch back."""
         ready = self._ready
         if name == self.current or ready is None or ready.name != name:
             return None
         self._ready = None
+        if playing is not None:
+            self._kept[self.current] = Prepared(self.current, playing)
         self.current, self.since_tune = name, tune
         log.info("the %s model writes from tune %d on", name, tune)
         return ready
@@ -92,6 +129,8 @@ class ModelSwitch:
             prepared = None
         with self._lock:
             if prepared is not None:
+                self._keep(self._ready)  # one asked for before and not taken yet stays ready too
                 self._ready = prepared
             if self._loading == name:
                 self._loading = None
+        release_freed_memory()  # what loading it left: the checkpoint as read, the float32 copy

@@ -67,15 +67,56 @@ def load(path: str | Path) -> tuple[FolkRNN, dict[str, Any]]:
         raise UsageError(f"{path}: not a {FORMAT} file; import an original folk-rnn pickle with 'run.py import-folkrnn'")
     if list(blob.get("vocab", ())) != list(vocab.TOKENS):
         raise UsageError(f"{path}: its vocabulary differs from the folk-rnn v2 vocabulary (137 tokens in order)")
+    state = _checked_state(path, blob)
     try:
-        config = ModelConfig.from_dict(blob["config"])
-        model = FolkRNN(config)
-        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()}, strict=True)
+        model = FolkRNN(ModelConfig.from_dict(blob["config"]))
+        model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"{path}: wrong-shaped checkpoint ({first[:160]})") from None
     model.eval()
     return model, dict(blob.get("metadata", {}))
+
+
+def _checked_state(path: Path, blob: dict) -> dict[str, torch.Tensor]:
+    """The weights as float32, once their names and shapes match the config and every value is
+    finite: checked before the network is built, so a config that asks for 300 layers is refused
+    at once instead of after allocating them, and damaged weights (NaN) never play token soup."""
+    config, state = blob.get("config"), blob.get("state_dict")
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise UsageError(f"{path}: wrong-shaped checkpoint (no config or no weights)")
+    try:
+        config = ModelConfig.from_dict(config)
+    except TypeError as error:
+        raise UsageError(f"{path}: wrong-shaped checkpoint (config: {str(error)[:120]})") from None
+    sizes = (config.vocab_size, config.layers, config.hidden)
+    if not all(type(n) is int and n >= 1 for n in sizes) or config.vocab_size != vocab.SIZE:
+        raise UsageError(f"{path}: wrong-shaped checkpoint (config: {config.vocab_size} tokens, {config.layers} layers "
+                         f"of {config.hidden} units; the vocabulary has {vocab.SIZE} tokens and sizes are whole numbers)")
+    expected = config.shapes()
+    if set(expected) != set(state):
+        held = sum(1 for name in state if str(name).endswith(".w_ih"))
+        odd = sorted(map(str, set(expected) ^ set(state)))
+        raise UsageError(f"{path}: wrong-shaped checkpoint (its config says {config.layers} layers, its weights hold "
+                         f"{held}; {len(odd)} tensor names differ, e.g. {odd[0][:60]!r})")
+    for name in expected:
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise UsageError(f"{path}: wrong-shaped checkpoint (tensor {name!r} is not a tensor)")
+        if tuple(tensor.shape) != expected[name]:
+            raise UsageError(f"{path}: wrong-shaped checkpoint (tensor {name!r} is {tuple(tensor.shape)}, the config "
+                             f"({config.layers} x {config.hidden}) makes it {expected[name]})")
+        if not tensor.is_floating_point():
+            raise UsageError(f"{path}: tensor {name!r} holds {tensor.dtype} values, not weights; re-save the model")
+    weights = {}
+    for name, tensor in state.items():
+        tensor = tensor.float()
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise UsageError(f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s): the weights are damaged "
+                             f"(training diverged?); use an earlier checkpoint or re-train")
+        weights[name] = tensor
+    return weights
 
 
 def file_size(path: str | Path) -> int:

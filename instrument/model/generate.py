@@ -7,7 +7,7 @@ figure we report comes from the same sampling as what the user hears.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ _NOT_IN_PROMPT = {
 }
 
 
-def generate_tunes(
+def iter_tunes(
     model: FolkRNN,
     count: int = 1,
     meter: str | None = None,
@@ -75,8 +75,10 @@ def generate_tunes(
     on_step: Callable[[Stepper, np.ndarray, np.ndarray], None] | None = None,
     threads: int | None = None,
     backend: str = "fast",
-) -> list[Tune]:
-    """Generate ``count`` tunes, up to ``batch`` of them at a time as voices of one stepper.
+) -> Iterator[Tune]:
+    """Generate ``count`` tunes, up to ``batch`` of them at a time as voices of one stepper; each
+    is yielded, in order, as soon as it and the tunes before it are done (``generate -n 1000000``
+    writes as it goes, and Ctrl-C keeps what was made).
 
     Continuous batching: when a tune ends, its voice starts the next tune at once, so the batch
     stays full until the last tunes (a batch that waits for its longest tune computes a third as
@@ -89,12 +91,17 @@ def generate_tunes(
     none). ``threads`` is the fast step's core count (default: both cores, this is offline work).
     """
     if count < 1:
-        return []
+        return
     threads = fast_step.default_threads(offline=True) if threads is None else threads
     voices = min(batch, count)
     stepper = Stepper(model, voices=voices, seed=seed, threads=threads, backend=backend)
     body = controls if controls.temperature == temperature else replace(controls, temperature=temperature)
-    return _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step, body).run()
+    yield from _Batch(stepper, count, seed, meter, mode, list(prompt), max_tokens, on_step, body).run()
+
+
+def generate_tunes(model: FolkRNN, count: int = 1, *args: object, **options: object) -> list[Tune]:
+    """``iter_tunes`` (the same arguments) as a list: every tune, once all are done."""
+    return list(iter_tunes(model, count, *args, **options))
 
 
 class _Batch:
@@ -152,8 +159,10 @@ class _Batch:
         self.tune[v] = -1
         self.start(v)
 
-    def run(self) -> list[Tune]:
+    def run(self) -> Iterator[Tune]:
+        """The tunes in order, each as soon as it and every tune before it are done."""
         stepper = self.stepper
+        given = 0
         for v in range(stepper.voices):
             self.start(v)
         while True:
@@ -184,4 +193,6 @@ class _Batch:
                     self.body[v].append(token)
                     if len(self.body[v]) - len(self.prompt) >= self.max_tokens:
                         self.finish(v, ended=False)
-        return [self.done[k] for k in range(self.count)]
+            while given in self.done:
+                yield self.done.pop(given)
+                given += 1

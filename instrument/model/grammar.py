@@ -1,8 +1,13 @@
 """The optional grammar guard: which tokens may follow the ones so far.
 
 An ablated or heavily stimulated network often writes things no reader can play (a duration
-after a bar line, a bar inside a chord). The guard masks those before sampling. It is off by
-default so that the seeds' experiments reproduce; the live instrument turns it on.
+after a bar line, a bar inside a chord). The guard masks those before sampling, so the network
+is only ever fed tokens it sampled among the allowed ones (nothing is rewritten after the fact).
+It is off by default so that the seeds' experiments reproduce; the live instrument turns it on.
+
+A duration follows only a pitch, a rest or ``]`` (never another duration: a note's length is one
+token, docs/design.md §2), and after a duration a broken rhythm is only ``<`` or ``>`` (``2>``
+would be a second duration). The note rules ignore what the guard forbids, for an unguarded stream.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ _ONLY_MODE = vocab.class_mask(C.MODE)
 _BODY = ~vocab.class_mask(C.START, C.METER, C.MODE)
 _DURATION = vocab.class_mask(C.DURATION)
 _BROKEN = vocab.class_mask(C.BROKEN)
+_BROKEN_WITH_LENGTH = _BROKEN & ~np.isin(np.array(vocab.TOKENS, dtype=object), ["<", ">"])  # 2> /2< 4> ...
 _TUPLET = vocab.class_mask(C.TUPLET)
 _BAR_OR_END = vocab.class_mask(C.BAR, C.END)
 _CHORD_CLOSE = vocab.class_mask(C.CHORD_CLOSE)
@@ -35,6 +41,13 @@ class GrammarGuard:
         self.in_chord = False
         self.chord_pitches = 0
         self.tuplet_left = 0
+
+    def snapshot(self) -> tuple:
+        """The guard's state, for ``restore`` (a token replaced before it is fed)."""
+        return self.stage, self.last, self.in_chord, self.chord_pitches, self.tuplet_left
+
+    def restore(self, state: tuple) -> None:
+        self.stage, self.last, self.in_chord, self.chord_pitches, self.tuplet_left = state
 
     def push(self, index: int) -> None:
         cls = _CLASS[index]
@@ -87,6 +100,8 @@ class GrammarGuard:
             mask &= ~_DURATION
         if last not in (C.PITCH, C.REST, C.CHORD_CLOSE, C.DURATION) or self.tuplet_left:
             mask &= ~_BROKEN
+        elif last is C.DURATION:
+            mask &= ~_BROKEN_WITH_LENGTH
         if self.tuplet_left:
             mask &= ~(_TUPLET | _BAR_OR_END)
         return mask

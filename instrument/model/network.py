@@ -35,6 +35,18 @@ class ModelConfig:
         known = {k: data[k] for k in ("vocab_size", "layers", "hidden", "dropout") if k in data}
         return cls(**known)
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every tensor of ``FolkRNN(self).state_dict()``, known without building it
+        (a checkpoint is checked against this first: a config of 300 layers must not allocate
+        gigabytes before it is found wrong)."""
+        H, V = self.hidden, self.vocab_size
+        out: dict[str, tuple[int, ...]] = {}
+        for i in range(self.layers):
+            width = V if i == 0 else H
+            out |= {f"layers.{i}.w_ih": (4 * H, width), f"layers.{i}.w_hh": (4 * H, H), f"layers.{i}.bias": (4 * H,),
+                    f"layers.{i}.h0": (H,), f"layers.{i}.c0": (H,)}
+        return out | {"out.weight": (V, H), "out.bias": (V,)}
+
 
 class LSTMLayer(nn.Module):
     """One LSTM layer without peepholes, with a learned initial state (h0, c0)."""

@@ -2,15 +2,21 @@
 
 The data format (as in folk-rnn's own files) is ``M:<meter>`` and ``K:<mode>`` lines, then
 the body tokens separated by spaces, with a blank line between tunes.
+
+ABC is written here and only here (``AbcWriter``), from what the note rules played
+(``NoteStream.spelled``), so that abc2midi, abcjs and music21 read the notes the instrument played.
+Tokens cannot simply be joined: ``A /4 2<`` would read as ``A/42<``, a length of /42.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from instrument.model import vocab
 from instrument.errors import UsageError
 from instrument.model.vocab import TokenClass
+from instrument.music.notes import ABC_LENGTH, NoteStream, is_abc_length
 
 BAR_TOKENS = frozenset(vocab.tokens_of(TokenClass.BAR))
 ABC_ACCIDENTALS = "%%propagate-accidentals octave"  # abc2midi: accidentals hold per octave
@@ -47,28 +53,75 @@ class Tune:
         lines = [f"X:{number}"]
         if title:
             lines.append(f"T:{title}")
-        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.body)]
+        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.meter, self.mode, self.body)]
         return "\n".join(lines) + "\n"
 
 
-def abc_piece(token: str) -> str:
-    """One body token as it stands in ABC text: bar tokens set apart by spaces, others joined."""
-    return f" {token} " if token in BAR_TOKENS else token
+class AbcWriter:
+    """A tune's body as ABC, one piece per token, handed out as the tokens come (the live page draws
+    the tune as it is written): each piece once the note rules know what its note is
+    (``NoteStream.spelled``), so the pieces of a note come when it is certain, in order. Bar tokens
+    are set apart by spaces, everything else joined: the text never runs two tokens into one."""
+
+    def __init__(self, meter: str, mode: str):
+        self._stream = NoteStream(meter, mode, repeats=False)
+        self._tokens: list[str] = []
+        self.given = 0  # pieces handed out so far (one per token, in order)
+
+    @property
+    def pushed(self) -> int:
+        """Tokens taken so far."""
+        return len(self._tokens)
+
+    def pieces(self, token: str) -> list[str]:
+        """Take the next token; return the pieces that became certain (none, or several)."""
+        self._tokens.append(token)
+        self._stream.push(token)
+        return self._laid_out(self._stream.spelled)
+
+    def end(self) -> list[str]:
+        """The tune ends: the pieces still open."""
+        self._stream.close()
+        return self._laid_out(self._stream.spelled)
+
+    def _laid_out(self, texts: list[str]) -> list[str]:
+        out = []
+        for text in texts:
+            token = self._tokens[self.given]
+            out.append(f" {text} " if token in BAR_TOKENS else text)
+            self.given += 1
+        return out
 
 
-def abc_body(body: list[str]) -> str:
-    """Body tokens as ABC: joined without spaces, bar tokens set apart by spaces."""
-    return "".join(abc_piece(token) for token in body).strip()
+def abc_pieces(meter: str, mode: str, body: list[str]) -> list[str]:
+    """Each body token's piece of ABC (``AbcWriter``)."""
+    writer = AbcWriter(meter, mode)
+    pieces = [piece for token in body for piece in writer.pieces(token)]
+    return pieces + writer.end()
+
+
+def abc_body(meter: str, mode: str, body: list[str]) -> str:
+    """Body tokens as ABC: the pieces joined, bar tokens set apart by spaces."""
+    return "".join(abc_pieces(meter, mode, body)).strip()
 
 
 def abc_body_tokens(text: str) -> list[str]:
     """The body tokens of ABC that ``abc_body`` wrote (its inverse, up to spellings that sound the
-    same, such as ``/2`` ``>`` and ``/2>``): the longest token of the vocabulary at each place.
+    same: ``B3/2A/2`` for ``B > A``, and tokens that sound nothing, which it leaves out). A note
+    length is read whole, as one duration (``9/4`` is a length no token spells, which the note rules
+    take); ``(5:2:5`` is ``(5``; elsewhere the longest token of the vocabulary at each place.
     Raises UsageError naming the first text that is no token."""
     tokens: list[str] = []
     for word in text.split():
         i = 0
         while i < len(word):
+            found = _TUPLET_SPELLED.match(word, i) or ABC_LENGTH.match(word, i)
+            if found:
+                if found.re is ABC_LENGTH and not is_abc_length(found.group()):
+                    raise UsageError(f"{found.group()!r} is not a note length: it is 0 or divides by 0")
+                tokens.append(found.group(1) if found.re is _TUPLET_SPELLED else found.group())
+                i = found.end()
+                continue
             for size in range(min(_LONGEST, len(word) - i), 0, -1):
                 if word[i:i + size] in _BODY_TOKENS:
                     tokens.append(word[i:i + size])
@@ -79,6 +132,7 @@ def abc_body_tokens(text: str) -> list[str]:
     return tokens
 
 
+_TUPLET_SPELLED = re.compile(r"(\(\d)(?::\d*:\d*)?")  # (3, or (5:2:5 with its q and r written out
 _BODY_TOKENS = frozenset(t for t, c in zip(vocab.TOKENS, vocab.TOKEN_CLASS)
                          if c not in (TokenClass.METER, TokenClass.MODE, TokenClass.START, TokenClass.END))
 _LONGEST = max(map(len, _BODY_TOKENS))

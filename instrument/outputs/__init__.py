@@ -10,10 +10,33 @@ An output that renders ahead of the moment says how far with ``lead_s`` (see ``l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from instrument.music.phrasing import ScheduledNote
+from instrument.music.timbres import GM_TIMBRES, GmTimbre
 from instrument.music.tunes import Tune
+
+
+@dataclass(frozen=True)
+class VoiceSound:
+    """What an output needs to know of one voice of the ensemble at the start: where its notes go
+    (``ScheduledNote.voice`` names it) and how it sounds."""
+
+    voice: int  # 1 = the lead
+    name: str  # "lead", "follow", "chords", "drone": a recording's track name
+    channel: int  # MIDI channel 1..16
+    timbre: GmTimbre  # the built-in sound's instrument
+    program: int  # MIDI program sent on its channel at the start (-1: none)
+    pan: float = 0.0  # -1 left .. 1 right (MIDI CC 10)
+
+
+LEAD = VoiceSound(1, "lead", 1, GM_TIMBRES["harp"], -1)  # one voice, as a performance without an ensemble has
+
+
+def pan_cc(pan: float) -> int:
+    """MIDI CC 10's value for a pan of -1..1 (64 the centre)."""
+    return max(0, min(127, round(64 + 63.5 * pan)))
 
 
 @runtime_checkable
@@ -34,6 +57,11 @@ class Output(Protocol):
     def panic(self, at: float) -> None:
         """Silence now: drop notes not yet started, end the sounding ones (note-off, then All
         Notes Off on every channel used)."""
+
+    def release(self, voice: int, at: float) -> None:
+        """End every note of ``voice`` sounding at ``at`` there, and drop its notes handed over
+        before this call that would start at or after ``at`` (a drone at its tune's end, a voice
+        muted). Any thread, never blocks."""
 
     def close(self, at: float) -> None:
         """End of the performance: as panic, then release devices and finish files."""

@@ -111,6 +111,11 @@ class _Panic(NamedTuple):
     at: float
 
 
+class _Release(NamedTuple):
+    voice: int
+    at: float
+
+
 class _Record(ctypes.Structure):
     """What the C callback leaves for each block: its first frame, the clock then, and its lead."""
     _fields_ = [("position", ctypes.c_int64), ("now", ctypes.c_double), ("lead", ctypes.c_double), ("frames", ctypes.c_int64)]
@@ -148,7 +153,8 @@ def _ring_library() -> ctypes.CDLL:
 
 
 class Synth:
-    """The built-in polyphonic numpy synth as an output (``pluck`` or ``bow``).
+    """The built-in polyphonic numpy synth as an output (``pluck`` or ``bow``): every voice of an
+    ensemble in its one timbre (the fallback sound; FluidSynth gives each voice its instrument).
 
     PortAudio's audio thread runs a callback in C (``audio_ring.c``) that only copies frames from
     a ring buffer: it never needs Python's GIL, which the live view, the model and the timing
@@ -185,7 +191,7 @@ class Synth:
         self.blocksize = blocksize = blocksize or 256
         self._bank = ToneBank(self.samplerate, self.timbre, self.channels, polyphony, gain)
         self._clock = StreamClock(self.samplerate, window_s=0.02)
-        self._inbox: deque[ScheduledNote | _Panic] = deque()
+        self._inbox: deque[ScheduledNote | _Panic | _Release] = deque()
         self._waiting: list[tuple[float, int, ScheduledNote]] = []  # heap by onset, render thread only
         self._seq = itertools.count()
         self.callback_times: deque[tuple[float, float]] = deque(maxlen=100_000)  # (wall, cpu) s per block rendered
@@ -238,6 +244,9 @@ class Synth:
 
     def panic(self, at: float) -> None:
         self._inbox.append(_Panic(at))
+
+    def release(self, voice: int, at: float) -> None:
+        self._inbox.append(_Release(voice, at))
 
     def close(self, at: float) -> None:
         """Panic, let the 10 ms fade play out, then stop and close the stream."""
@@ -313,6 +322,10 @@ class Synth:
             if isinstance(item, _Panic):
                 waiting.clear()
                 bank.panic(mapping.position(item.at))
+            elif isinstance(item, _Release):
+                waiting[:] = [w for w in waiting if w[2].voice != item.voice or w[0] < item.at]
+                heapq.heapify(waiting)
+                bank.release(item.voice, mapping.position(item.at))
             else:
                 heapq.heappush(waiting, (item.on, next(self._seq), item))
         # Times become samples only when due, with the freshest mapping: a stream that loses time
@@ -320,7 +333,7 @@ class Synth:
         horizon = mapping.time(bank.position + frames)
         while waiting and waiting[0][0] < horizon:
             note = heapq.heappop(waiting)[2]
-            bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity)
+            bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity, note.voice)
         return bank.block(frames)
 
 
@@ -341,7 +354,7 @@ def render_with_numpy(notes: Sequence[ScheduledNote], samplerate: int = 48000, t
     frames = max(0, math.ceil((max(n.off for n in notes) - start + t.release_s) * samplerate - 1e-6))  # float dust
     bank = ToneBank(samplerate, t, channels, polyphony, gain)
     for n in sorted(notes, key=lambda n: n.on):
-        bank.add(round((n.on - start) * samplerate), round((n.off - start) * samplerate), n.pitch, n.velocity)
+        bank.add(round((n.on - start) * samplerate), round((n.off - start) * samplerate), n.pitch, n.velocity, n.voice)
     out = np.empty((frames, channels), dtype=np.float32)
     panic_sample = None if panic_at is None else round((panic_at - start) * samplerate)
     pos = 0
