@@ -56,28 +56,8 @@ from instrument.live.engine import Engine, Limits  # noqa: E402
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
 from instrument.timing import Scheduler, clock  # noqa: E402
+from bench.harness.floods import osc_flood  # noqa: E402
 from bench.harness.net import free_udp_port  # noqa: E402
-
-FLOOD = r"""
-import random, socket, sys, time
-from pythonosc.osc_message_builder import OscMessageBuilder
-port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-names = ["/stimulation/weight", "/bias/rests", "/accent", "/swing", "/no/such/address"]
-packets = []
-for i in range(500):
-    b = OscMessageBuilder(address=random.choice(names)); b.add_arg(random.random() * 0.2)
-    packets.append(b.build().dgram)
-packets += [bytes(random.getrandbits(8) for _ in range(24)) for _ in range(20)]  # garbage too
-t0 = time.perf_counter(); n = 0
-while True:
-    due = t0 + n / rate
-    now = time.perf_counter()
-    if now - t0 >= seconds: break
-    if due > now: time.sleep(due - now)
-    s.sendto(packets[n % len(packets)], ("127.0.0.1", port)); n += 1
-print(n, time.process_time())
-"""
 
 
 class NullMidi:
@@ -296,8 +276,7 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
         pages.start_probe(port, seconds, web[0])
     flood = None
     if flood_rate:
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(port), str(flood_rate), str(seconds + 1)],
-                                 stdout=subprocess.PIPE, text=True)
+        flood = osc_flood(port, flood_rate, seconds + 1)
     sets: list[tuple[int, float]] = []
     rng = random.Random(seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()

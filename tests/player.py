@@ -4,7 +4,6 @@ tests that play the whole instrument (MIDI out, recordings, controllers, the web
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import time
 from tests.helpers import ROOT
 from bench.harness.browser import wait_until
 from bench.harness.net import free_tcp_port, free_udp_port
-from bench.harness.osc import osc_message
+from bench.harness.osc import ask_state, osc_message
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
 STARTED: list[subprocess.Popen] = []  # killed after each test by conftest's no_play_outlives_its_test
@@ -60,14 +59,7 @@ class Player:
 
     def state(self) -> dict | None:
         """Ask /state and decode the one reply: an OSC message /state with a JSON string."""
-        self.send(osc_message("/state"))
-        try:
-            data, _ = self.sock.recvfrom(65536)
-        except socket.timeout:
-            return None
-        assert data.startswith(b"/state\x00")
-        text = data[data.index(b",s\x00\x00") + 4:].split(b"\x00")[0]
-        return json.loads(text)
+        return ask_state(self.sock, self.osc)
 
     def wait_for(self, condition, timeout: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout

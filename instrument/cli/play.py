@@ -13,6 +13,7 @@ from instrument.cli import fail
 from instrument.cli.options import add_performance_arguments, apply_start_state, choose_ensemble, ensemble_params, limits_from_args
 from instrument.live.model_checks import fit_to_model, fitted_specs
 from instrument.live.params import params_for_models
+from instrument.timing import realtime_refused
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
 
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         web = _web(args, performance, controllers, tap, model, meta.get("name") or where)
         for line in performance.opened.messages:
             print(line, file=sys.stderr)
+        refused = realtime_refused()
+        if refused:
+            print(f"no real-time priority ({refused}): the timing thread and the built-in sound run as normal "
+                  "threads, so a busy machine can make notes late by milliseconds and the sound drop out", file=sys.stderr)
         gate = None
         if args.sync == "midi-clock":
             from controllers.midi_clock import MidiClockFollower
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         engine = performance.engine
         summary = f"{reason}: {engine.notes_played} notes, {engine.bars} bars"
         if engine.late_notes:
-            summary += f", {engine.late_notes} composed late"
+            summary += f", {engine.late_notes} composed late (by up to {engine.late_worst * 1000:.0f} ms)"
         summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
         failed = performance.record_error
         if failed:

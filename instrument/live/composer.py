@@ -49,6 +49,12 @@ _END = vocab.INDEX[vocab.END]
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
 DRONE_HOLD_BEATS = 128.0  # a drone note's ceiling: the next strike or the tune's end ends it sooner
+# what steers the network: values taken as they are, and numbers read as they glide (rounded); a voice's
+# own are the same names under ``voice.N.``, where it has them (the held keys are everyone's)
+STEERING_TARGETS = ("stimulation.source", "stimulation.token", "stimulation.keys", "ablation.layer", "ablation.set",
+                    "ablation.mode", "ablation.units", "bias.scale", "bias.pitch_classes")
+STEERING_GLIDES = ("stimulation.weight", "ablation.depth", "bias.end", "bias.strength", "bias.rests", "bias.triplets",
+                   "bias.long_notes", "bias.short_notes")
 
 
 @dataclass(frozen=True)
@@ -439,7 +445,7 @@ class Composer:
         rebuilt only when a parameter changed, so its ablation masks are reused from step to step."""
         p = self.params
         name = f"voice.{voice}."
-        key = (p.version, self.tune.mode, round(p.get(name + "stimulation.weight"), 4), round(p.get(name + "bias.strength"), 3))
+        key = self._steering_key(name)
         cached = self._voice_steer.get(voice)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -457,17 +463,21 @@ class Composer:
         self._voice_steer[voice] = (key, steered)
         return steered
 
+    def _steering_key(self, prefix: str = "") -> tuple:
+        """What the network's controls are made of now (for the lead, or ``voice.N.``): when it is
+        unchanged, so are they. A flood of other parameters (tempo, swing) changes nothing here."""
+        p, specs = self.params, self.params.specs
+        own = lambda name: prefix + name if prefix + name in specs else name  # noqa: E731
+        return (self.tune.mode, *(p.target(own(name)) for name in STEERING_TARGETS),
+                *(round(p.get(own(name)), 4) for name in STEERING_GLIDES))
+
     def _controls(self) -> Controls:
-        """The controls of the next token from the parameters: rebuilt when a parameter changed
-        (the scale bias needs the tune's mode: none before it is drawn), else the same value,
-        with the temperature and the guard read afresh (a smoothed temperature moves every token)."""
+        """The controls of the next token from the parameters: rebuilt when a parameter that steers
+        the network changed (the scale bias needs the tune's mode: none before it is drawn), else
+        the same value, with the temperature and the guard read afresh (a smoothed temperature
+        moves every token). A flood of other parameters (tempo, swing) rebuilds nothing."""
         p = self.params
-        key = (
-            p.version, self.tune.mode,
-            round(p.get("stimulation.weight"), 4),
-            round(p.get("bias.strength"), 3), round(p.get("bias.rests"), 3), round(p.get("bias.triplets"), 3),
-            round(p.get("bias.long_notes"), 3), round(p.get("bias.short_notes"), 3),
-        )
+        key = self._steering_key()
         temperature, guard = p.get("temperature"), bool(p.get("guard"))
         if key != self._steer_key:
             self._steer_key = key

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from instrument.errors import excerpt
 from instrument.live.composer import Composer, ComposedNote, Release
 from instrument.music.phrasing import Phrasing, ScheduledNote
-from instrument.outputs import Output
+from instrument.outputs import Output, lead_of
 from instrument.live.params import Parameters
 from instrument.timing import Scheduler, clock
 
@@ -109,12 +109,15 @@ class Engine:
         self.outputs = outputs
         self.scheduler = scheduler
         self.limits = limits
-        self.lookahead = lookahead
+        # notes are composed and handed over ``lookahead`` before their time, and earlier by what
+        # the outputs render ahead (the numpy synth), so that no note is late by design
+        self.lookahead = lookahead + max((lead_of(out) for out in outputs), default=0.0)
         self.preroll = preroll
         self.phrasing = phrasing or Phrasing(params)  # its tempo map is made before the outputs that follow it
         self.start_time = 0.0
         self.notes_played = 0
         self.late_notes = 0  # notes handed to the outputs after their onset time
+        self.late_worst = 0.0  # the most one of them was late by, seconds
         self.resyncs = 0  # times the model fell so far behind that the timeline moved on
         self.last_off = 0.0  # when the last scheduled note ends
         self.failures = 0  # notes skipped because composing them failed (logged; the music goes on)
@@ -137,7 +140,7 @@ class Engine:
         self._mute = {n: f"voice.{n}.mute" for n in voices}
         self._muted_by = {name: n for n, name in self._mute.items()}
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
-        params.listeners.append(self._on_change)
+        params.listen(self._on_change, "panic", "tune.new", "hold", *(name for name in self._muted_by if name in params.specs))
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -170,8 +173,7 @@ class Engine:
                 out.close(now)
             except Exception:  # one broken output must not keep the others sounding
                 log.exception("closing %s failed", getattr(out, "name", out))
-        if self._on_change in self.params.listeners:
-            self.params.listeners.remove(self._on_change)
+        self.params.unlisten(self._on_change)
         self.finished.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -264,6 +266,7 @@ class Engine:
         elif placed.on < now:  # handed over after its time (the model thread was held up): it sounds
             # now, for every output alike, so the recording holds the time the listener heard it
             self.late_notes += 1
+            self.late_worst = max(self.late_worst, now - placed.on)
             log.warning("a note was composed %.1f ms after its time", (now - placed.on) * 1000)
             placed = replace(placed, on=now, off=now + (placed.off - placed.on))
         for out in self.outputs:

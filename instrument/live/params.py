@@ -132,7 +132,8 @@ class Parameters:
         self.version = 0  # bumped by every set and trigger: a reader notices change with one compare
         self._write = threading.Lock()  # serialises writers only; readers never take it
         self.last_change: Change | None = None
-        self.listeners: list[Callable[[Change], None]] = []
+        self.listeners: list[Callable[[Change], None]] = []  # told of every change
+        self._listeners_of: dict[str, tuple[Callable[[Change], None], ...]] = {}  # told of one parameter's
 
     # -- writing (controller threads) -----------------------------------------------------
     def set(self, name: str, value: Any, source: str = "", smoothing_ms: float | None = None, *,
@@ -152,6 +153,9 @@ class Parameters:
         tau = (spec.smoothing_ms if smoothing_ms is None else smoothing_ms) / 1000.0
         if spec.kind not in ("float", "int"):
             tau = 0.0
+        was = self._state[name]
+        if value == was.target and source == was.source and tau == was.tau:
+            return value  # nothing changes (a glide to the same target goes on as it would restart): no version, no listener
         with self._write:
             now = self._clock()
             current = self.get(name, now)
@@ -173,8 +177,21 @@ class Parameters:
             self.last_change = Change(name, "fired", source, self._clock())
         self._notify(self.last_change)
 
+    def listen(self, listener: Callable[[Change], None], *names: str) -> None:
+        """Call ``listener(change)`` on the writer's thread when one of ``names`` changes (it must
+        be quick: a controller's thread waits for it). Unknown names raise ParamError."""
+        for name in names:
+            name = self._spec(name).name  # a voice's alias of the lead's parameter is the lead's
+            self._listeners_of[name] = (*self._listeners_of.get(name, ()), listener)
+
+    def unlisten(self, listener: Callable[[Change], None]) -> None:
+        """Stop calling ``listener`` (for any name; idempotent)."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        self._listeners_of = {name: tuple(f for f in fs if f != listener) for name, fs in self._listeners_of.items()}
+
     def _notify(self, change: Change) -> None:
-        for listener in list(self.listeners):
+        for listener in (*self.listeners, *self._listeners_of.get(change.name, ())):
             try:
                 listener(change)
             except Exception:  # a broken listener must not break a controller

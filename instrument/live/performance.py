@@ -24,7 +24,7 @@ from instrument.outputs import VoiceSound
 from instrument.outputs.opening import OutputChoice, open_outputs
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.timing import Scheduler
+from instrument.timing import Scheduler, name_native_threads
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Performance:
         if models:
             shape = (model.config.vocab_size, model.config.layers, model.config.hidden)
             self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
-            params.listeners.append(self._on_model_next)
+            params.listen(self._on_model_next, "model.next")
         self.phrasing = phrasing_for(params, ensemble)  # the tempo map, made first: the MIDI clock out follows it
         meter = params.get("meter.next")
         qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
@@ -84,15 +84,16 @@ class Performance:
         timbres = {v.param("timbre"): v.number for v in ensemble.voices}
         pans = {v.param("pan"): v.number for v in ensemble.voices}
         for out in self.opened.outputs:
+            # each listener hears only the parameters it needs (a flood of others never reaches the sound)
             if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live, each voice its own
-                params.listeners.append(lambda change, out=out: change.name in timbres and
-                                        out.set_timbre(find_timbre(change.value), timbres[change.name]))
+                params.listen(lambda change, out=out: out.set_timbre(find_timbre(change.value), timbres[change.name]),
+                              *timbres)
             if hasattr(out, "set_program"):  # a MIDI port: the DAW hears a voice's instrument change
-                params.listeners.append(lambda change, out=out: self._program_change(out, change, timbres))
+                params.listen(lambda change, out=out: self._program_change(out, change, timbres), "program", *timbres)
             if hasattr(out, "set_pan"):
-                params.listeners.append(lambda change, out=out: change.name in pans and out.set_pan(pans[change.name], change.value))
+                params.listen(lambda change, out=out: out.set_pan(pans[change.name], change.value), *pans)
             if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
-                params.listeners.append(lambda change, out=out: change.name == "gain" and out.set_gain(change.value))
+                params.listen(lambda change, out=out: out.set_gain(change.value), "gain")
         for out in self.opened.outputs:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress
@@ -112,8 +113,7 @@ class Performance:
     def _on_model_next(self, change) -> None:
         """``model.next`` moved (a controller's thread): start loading it now, so that it is
         ready by the next tune boundary."""
-        if change.name == "model.next":
-            self.composer.models.request(change.value)
+        self.composer.models.request(change.value)
 
     @property
     def record_error(self) -> str | None:
@@ -176,6 +176,7 @@ class Performance:
                 if self._stop_asked.wait(interval):
                     self.engine.stop(self.signal_received or "stopped")
                     break
+                name_native_threads()  # threads started since (a model loading): named where top -H shows them
                 if tick:
                     tick()
         finally:

@@ -5,6 +5,7 @@ Every output receives each note ahead of time, with the absolute times it is sch
 that must act at the moment itself (a MIDI port) hands the note to the timing thread; one that
 can act ahead (the synth, which places notes at the exact sample; a recording) does so at once.
 None of them may block the caller: no disk, network or slow lock inside ``schedule``.
+An output that renders ahead of the moment says how far with ``lead_s`` (see ``lead_of``).
 """
 
 from __future__ import annotations
@@ -67,3 +68,11 @@ class Output(Protocol):
 
     def status(self) -> str:
         """One line for the live view ("MIDI: virtual port 'folk-instrument'", "audio: off")."""
+
+
+def lead_of(output: object) -> float:
+    """How long before its time a note must reach ``output`` to sound on time: its ``lead_s``
+    (the numpy synth renders some 25 ms ahead), 0 for outputs that act at the moment (a MIDI
+    port's timing thread) or place notes in what they have not rendered yet (FluidSynth). The
+    engine hands notes over that much earlier, so that none is late by design."""
+    return float(getattr(output, "lead_s", 0.0))

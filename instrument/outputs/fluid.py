@@ -351,7 +351,7 @@ class FluidSynth:
             f.settings_setstr(self._engine.settings, b"audio.driver", name.encode())
             _captured.clear()
             quiet(f, capture=True)
-            with realtime_jack_threads():  # its JACK thread real-time even under a server without it
+            with realtime_jack_threads(name="fluid-jack"):  # its JACK thread real-time even under a server without it
                 handle = f.new_audio_driver(self._engine.settings, self._engine.synth)
             quiet(f)
             if handle:

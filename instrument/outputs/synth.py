@@ -17,7 +17,6 @@ import heapq
 import itertools
 import logging
 import math
-import os
 import subprocess
 import threading
 import time
@@ -29,10 +28,11 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from instrument.midi.ports import realtime_jack_threads
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.stream_clock import StreamClock
 from instrument.outputs.tones import PANIC_S, ToneBank, timbre as get_timbre
-from instrument.timing import REALTIME_PRIORITY, clock
+from instrument.timing import REALTIME_PRIORITY, clock, realtime
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,9 @@ class AudioUnavailable(RuntimeError):
 
 
 def _sounddevice() -> Any:
-    try:
-        import sounddevice
+    try:  # importing it starts PortAudio, whose JACK client starts its audio thread: real-time, named
+        with realtime_jack_threads(name="synth-jack"):
+            import sounddevice
     except (OSError, ImportError) as e:  # OSError: the PortAudio library itself is missing
         raise AudioUnavailable(f"PortAudio is not available ({e}); on Debian: apt-get install libportaudio2") from None
     return sounddevice
@@ -163,20 +164,24 @@ class Synth:
     late. Notes arrive from any thread into a deque (append and popleft are atomic, so neither
     side waits); the render thread maps their times to stream samples with ``StreamClock``, fed
     by the callback's records of when each block sounds, and starts and ends them at those
-    exact samples. Notes must arrive ``ahead_s`` plus a block before their time.
+    exact samples. Notes must arrive ``lead_s`` before their time (the engine hands them over so).
     """
 
     name = "synth"
 
     def __init__(self, device: int | str | None = None, samplerate: float | None = None, blocksize: int = 256,
                  timbre: str = "pluck", gain: float = 1.0, polyphony: int = 16, channels: int = 2,
-                 latency: str | float = "low", ahead_s: float = 0.010):
+                 latency: str | float = "low", ahead_s: float = 0.030):
         """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``.
 
         ``device``: PortAudio index or name substring (None: see ``find_output_device``);
         ``samplerate``: None for the device's own; ``blocksize``: frames per callback;
         ``latency``: PortAudio's suggested output latency ("low", "high" or seconds);
-        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks).
+        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks): the
+        longest the render thread may wait for the GIL without a dropout. 10 ms ran short every few
+        seconds under a storm of controls on a busy 2-core machine, 30 ms about once a minute or less
+        (docs/audio.md); the engine hands notes over that much earlier (``lead_s``), so the cost
+        is that a control or a panic is heard some 20 ms later than with 10 ms.
         """
         self.device = find_output_device(device)
         info = _sounddevice().query_devices(self.device.index)
@@ -201,6 +206,9 @@ class Synth:
         if not self._ring:
             raise AudioUnavailable(f"cannot open {self.device} at {self.samplerate:g} Hz: {error.value.decode()}")
         self.latency_s = float(lib.ar_latency(self._ring))
+        # a note is placed when the block holding its onset is rendered, which is up to the ring's
+        # fill (ahead, and the block being written) plus a block and the device latency before it sounds
+        self.lead_s = (self._ahead + 2 * blocksize) / self.samplerate + self.latency_s
         buf = ctypes.cast(lib.ar_buffer(self._ring), ctypes.POINTER(ctypes.c_float))
         self._buffer = np.ctypeslib.as_array(buf, shape=(4 * self._ahead, self.channels))
         self._running = False
@@ -210,6 +218,13 @@ class Synth:
     def underruns(self) -> int:
         """Blocks the callback found the ring short of, plus those PortAudio reports as underflows."""
         return 0 if self._closed else int(self._lib.ar_short_blocks(self._ring) + self._lib.ar_underflows(self._ring))
+
+    def _underrun_text(self) -> str:
+        """'N underruns', and where some were the server's (an xrun PortAudio passed on) rather than
+        the ring running short (the render thread late), how many of each."""
+        short = int(self._lib.ar_short_blocks(self._ring))
+        total = self.underruns
+        return f"{total} underruns" + (f" ({short} the ring short, {total - short} xruns)" if short != total else "")
 
     # -- Output ---------------------------------------------------------------------------------
 
@@ -245,7 +260,7 @@ class Synth:
                 time.sleep(min(0.005, max(0.0, done - clock())))
             self._running = False
             self._thread.join(1.0)
-        self._underruns_at_close = self.underruns
+        self._underruns_at_close = self._underrun_text()
         self._lib.ar_close(self._ring)
         self._closed = True
 
@@ -256,12 +271,12 @@ class Synth:
 
     def status(self) -> str:
         if self._closed:
-            return f"audio: closed ({self._underruns_at_close} underruns, {self._bank.late} late notes)"
+            return f"audio: closed ({self._underruns_at_close}, {self._bank.late} late notes)"
         line = f"audio: {self.device}, {self.samplerate:g} Hz, {self.timbre.name}"
         if self._bank.late:
             line += f", {self._bank.late} late notes"
         if self.underruns:
-            line += f", {self.underruns} underruns"
+            line += f", {self._underrun_text()}"
         return line
 
     # -- the render thread ----------------------------------------------------------------------
@@ -276,10 +291,7 @@ class Synth:
         self._lib.ar_commit(self._ring, len(block))
 
     def _render_loop(self) -> None:
-        try:  # like the timing thread: a core at once when a block is due, where allowed
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY - 1))
-        except (AttributeError, OSError):
-            pass
+        realtime(REALTIME_PRIORITY - 1)  # like the timing thread: a core at once when a block is due, where allowed
         lib, ring, record, seen = self._lib, self._ring, _Record(), 0
         frames, half_block = self.blocksize, self.blocksize / self.samplerate / 2
         while self._running:
