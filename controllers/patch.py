@@ -322,9 +322,17 @@ class _Reader:
     def checked(self, spec: ParamSpec, node: yaml.Node, where: str) -> Any:
         """The value a patch gives a parameter, checked as ``Parameters.set`` checks it (out of
         range is a mistake here, not a clamp); None after an error."""
+        value = self.value(node)
         try:
-            return spec.coerce(self.value(node), clamp=False)[0]
-        except ParamError as error:  # its message quotes the value: said here without it
+            return spec.coerce(value, clamp=False)[0]
+        except ParamError as error:
+            if not _holds_text(value):  # numbers quoted are the patch's own, and say what is wrong
+                self.error(node, where, str(error))
+                return None
+            # a message that quotes text could echo a file's line: said here without it
+            if error.reason:
+                self.error(node, where, error.reason)
+                return None
             outside = "is outside" in str(error)
             self.error(node, where, f"{'outside the range of' if outside else 'not a value'} {spec.name}; "
                                     f"it takes {_takes(spec)}")
@@ -821,6 +829,13 @@ def _not_a_patch_file(path: Path, check_file: bool = True) -> str | None:
     if check_file and not path.is_file():
         return f"no patch file {str(path)!r}"
     return None
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a patch value holds text, which a refusal never quotes (it may come from any file)."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_text(item) for item in value)
+    return isinstance(value, str)
 
 
 def _takes(spec: ParamSpec) -> str:

@@ -45,8 +45,9 @@ class SetOfModel:
 
     def __call__(self, value: Any) -> str:
         if value not in self.names:
-            raise ParamError(f"ablation.set {excerpt(value, 60, quote=True)} is not installed for this model; choose from "
-                             f"{', '.join(self.names)} ('run.py analyze spectra --install' adds sets to {self.folder})")
+            reason = (f"is not installed for this model; choose from {', '.join(self.names)} "
+                      f"('run.py analyze spectra --install' adds sets to {self.folder})")
+            raise ParamError(f"ablation.set {excerpt(value, 60, quote=True)} {reason}", f"ablation.set {reason}")
         return value
 
 

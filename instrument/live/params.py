@@ -28,7 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class ParamError(ValueError):
-    """A set that cannot be applied (unknown name, wrong type): controllers log and ignore it."""
+    """A set that cannot be applied (unknown name, wrong type): controllers log and ignore it.
+
+    ``reason`` says what is wrong without quoting the value, for messages about text read from a
+    file (a patch refusal never echoes what a file holds)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
