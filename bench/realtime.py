@@ -16,6 +16,13 @@ timing thread runs the same actions without a port. Example:
 
     python bench/realtime.py [--model PATH] [--seconds 20] [--tempos 120,200,320] [--json]
 
+With ``--ensemble trio`` (or any ensemble) every run is made twice in a row, the lead alone
+(``solo``) and the ensemble (its network voices in one batched step, its chords one beat group
+ahead, every voice on its own channel of the JACK port), and both lines are printed: onset p99
+(the target: <= 1 ms) and late notes (no more than the solo's) of the band beside the solo's:
+
+    python bench/realtime.py --ensemble trio [--tempos 120] [--seconds 20]
+
 With ``--web-clients N`` it measures the web page instead of the OSC flood, at the first tempo:
 without the page's server (the baseline), with the server and no browser, and with N browsers
 (headless chromium pages, or with ``--web-client socket`` WebSocket clients that read every
@@ -49,28 +56,8 @@ from instrument.live.engine import Engine, Limits  # noqa: E402
 from instrument.music.phrasing import ScheduledNote  # noqa: E402
 from instrument.live.params import Parameters  # noqa: E402
 from instrument.timing import Scheduler, clock  # noqa: E402
+from bench.harness.floods import osc_flood  # noqa: E402
 from bench.harness.net import free_udp_port  # noqa: E402
-
-FLOOD = r"""
-import random, socket, sys, time
-from pythonosc.osc_message_builder import OscMessageBuilder
-port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-names = ["/stimulation/weight", "/bias/rests", "/accent", "/swing", "/no/such/address"]
-packets = []
-for i in range(500):
-    b = OscMessageBuilder(address=random.choice(names)); b.add_arg(random.random() * 0.2)
-    packets.append(b.build().dgram)
-packets += [bytes(random.getrandbits(8) for _ in range(24)) for _ in range(20)]  # garbage too
-t0 = time.perf_counter(); n = 0
-while True:
-    due = t0 + n / rate
-    now = time.perf_counter()
-    if now - t0 >= seconds: break
-    if due > now: time.sleep(due - now)
-    s.sendto(packets[n % len(packets)], ("127.0.0.1", port)); n += 1
-print(n, time.process_time())
-"""
 
 
 class NullMidi:
@@ -259,31 +246,37 @@ class WebPages:
 
 
 def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, seed: int,
-        web: tuple[int, str] | None = None, repeats: str = "play") -> dict:
-    params = Parameters()
+        web: tuple[int, str] | None = None, repeats: str = "play", ensemble=None) -> dict:
+    from instrument.cli.options import ensemble_params
+    from instrument.live.ensemble import SOLO
+    from instrument.live.params import INSTRUMENT_PARAMS
+    from instrument.live.performance import phrasing_for, voice_sounds
+
+    ensemble = ensemble or SOLO
+    params = ensemble_params(INSTRUMENT_PARAMS, ensemble)
     params.set("repeats", repeats)
     params.set("tempo", tempo, smoothing_ms=0)
     params.set("meter.next", "4/4")
     port = free_udp_port()
     controllers = open_osc(params, port)
     scheduler = Scheduler()
+    sounds = voice_sounds(ensemble, params)
     if use_jack:
         from instrument.outputs.midi_port import open_midi_port
 
-        out = open_midi_port("virtual", "jack", scheduler, program=0)
+        out = open_midi_port("virtual", "jack", scheduler, program=0, voices=sounds if len(sounds) > 1 else ())
     else:
         out = NullMidi(scheduler)
-    composer = Composer(model, params, seed=seed)
+    composer = Composer(model, params, seed=seed, ensemble=ensemble)
     onsets = Onsets()
-    engine = Engine(composer, params, [out, onsets], scheduler, Limits(seconds=seconds))
+    engine = Engine(composer, params, [out, onsets], scheduler, Limits(seconds=seconds), phrasing_for(params, ensemble))
     pages = WebPages(params, composer, engine, scheduler, controllers, model, web[0], web[1], seconds) if web else None
     if pages is not None:
         time.sleep(3.0)  # the pages load and draw their first state before the clock starts
         pages.start_probe(port, seconds, web[0])
     flood = None
     if flood_rate:
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(port), str(flood_rate), str(seconds + 1)],
-                                 stdout=subprocess.PIPE, text=True)
+        flood = osc_flood(port, flood_rate, seconds + 1)
     sets: list[tuple[int, float]] = []
     rng = random.Random(seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -315,7 +308,10 @@ def run(model, tempo: float, seconds: float, flood_rate: float, use_jack: bool, 
             excess.append((first - at) - (on[i] - on[i - 1]))
     notes = max(engine.notes_played, 1)
     note_s = wall / notes
+    if use_jack:
+        out.close(clock())
     return {
+        "ensemble": ensemble.name, "voices": len(ensemble.voices),
         "tempo": tempo, "repeats": repeats, "flood": bool(flood_rate), "osc_server": controllers is not None, "midi": out.status() if use_jack else "null",
         "onset_ms": percentiles(list(scheduler.errors)),
         "control_to_token_ms": percentiles(latencies),
@@ -345,6 +341,8 @@ def main() -> int:
                     help="measure the web page (no flood): without its server, with it and no page, with N pages")
     ap.add_argument("--web-client", choices=("browser", "socket"), default="browser",
                     help="the pages: headless chromium (default, where installed) or WebSocket clients")
+    ap.add_argument("--ensemble", metavar="duo|trio|pipes|FILE.yaml",
+                    help="run each case with the lead alone and with this ensemble, one after the other")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     model, _, where = checkpoint.load_or_default(args.model)
@@ -358,16 +356,25 @@ def main() -> int:
         return web_main(args, model, where, use_jack)
     results = []
     floods = (0.0, args.flood) if args.flood else (0.0,)
+    bands = [None]
+    if args.ensemble:
+        from controllers.patch import find_ensemble
+
+        bands = [None, find_ensemble(args.ensemble)]
     for tempo, flood, repeats in itertools.product([float(t) for t in args.tempos.split(",")], floods, args.repeats.split(",")):
-        r = run(model, tempo, args.seconds, flood, use_jack, args.seed, repeats=repeats)
+      for band in bands:
+        r = run(model, tempo, args.seconds, flood, use_jack, args.seed, repeats=repeats, ensemble=band)
         results.append(r)
         if not args.json:
             o, c = r["onset_ms"], r["control_to_token_ms"]
-            print(f"{tempo:5.0f} BPM {'flood ' + str(int(flood)) + '/s' if flood else 'no flood':>15} repeats {repeats:4s}: onset p50 {o['p50']:.3f} "
+            who = f"{r['ensemble']:>6} " if args.ensemble else ""
+            print(f"{who}{tempo:5.0f} BPM {'flood ' + str(int(flood)) + '/s' if flood else 'no flood':>15} repeats {repeats:4s}: onset p50 {o['p50']:.3f} "
                   f"p99 {o['p99']:.3f} max {o['max']:.3f} ms ({o['n']} msgs) | control->token p50 {c['p50']:.2f} "
                   f"p99 {c['p99']:.2f} ms, minus the sounding note's length p99 {r['control_minus_note_ms']['p99']:.2f} ms | cpu {r['cpu_percent']:.0f}% "
                   f"| resyncs {r['resyncs']}, late notes {r['late_notes']}" + (f" | flood sent {r['flood_sender']['sent']}, its cpu {r['flood_sender']['cpu_percent']:.0f}%" if flood else ""),
                   flush=True)
+    if args.ensemble:
+        return _band_report(args, results, where, use_jack)
     ok = {}
     for r in results:  # a tempo is sustained when every run at it (with and without flood) kept time
         ok[r["tempo"]] = ok.get(r["tempo"], True) and r["resyncs"] == 0 and r["late_notes"] == 0 and r["onset_ms"]["p99"] <= 1.0
@@ -375,6 +382,21 @@ def main() -> int:
     summary = dict(_about(where, use_jack), fastest_sustained_bpm=max(sustained) if sustained else None, runs=results)
     return _report(args, summary, f"fastest tempo sustained (no late notes, onset p99 <= 1 ms, with and without flood): "
                                   f"{summary['fastest_sustained_bpm']} BPM; model {where}; MIDI {summary['midi']}")
+
+
+def _band_report(args, results: list[dict], where: str, use_jack: bool) -> int:
+    """The ensemble's runs beside the solo's made just before them: onset p99 and late notes."""
+    pairs = []
+    for solo, band in zip(results[::2], results[1::2]):
+        pairs.append({"tempo": band["tempo"], "flood": band["flood"], "repeats": band["repeats"],
+                      "solo_onset_p99_ms": solo["onset_ms"]["p99"], "band_onset_p99_ms": band["onset_ms"]["p99"],
+                      "solo_late_notes": solo["late_notes"], "band_late_notes": band["late_notes"],
+                      "met": band["onset_ms"]["p99"] <= 1.0 and band["late_notes"] <= solo["late_notes"]})
+    summary = dict(_about(where, use_jack), ensemble=args.ensemble, pairs=pairs, runs=results)
+    met = all(p["met"] for p in pairs)
+    worst = max(p["band_onset_p99_ms"] for p in pairs)
+    return _report(args, summary, f"{args.ensemble}: onset p99 <= 1 ms and late notes no more than solo's in every run: "
+                                  f"{'yes' if met else 'NO'} (worst band onset p99 {worst:.3f} ms); model {where}; MIDI {summary['midi']}")
 
 
 def _about(where: str, use_jack: bool) -> dict:

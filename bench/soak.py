@@ -67,7 +67,8 @@ class Sweep:
     """The controls, one move per call: every parameter in turn, over its whole range."""
 
     def __init__(self, specs: tuple[ParamSpec, ...], sets: tuple[str, ...], seed: int):
-        self.specs = [s for s in specs if s.name not in ("program",)]  # read at start only
+        # program: read at start only; voice.1.mute would silence the take whose notes the soak counts
+        self.specs = [s for s in specs if s.name not in ("program", "voice.1.mute")]
         self.sets = ("random", *sets)
         self.rng = random.Random(seed)
         self.turn = 0

@@ -10,8 +10,11 @@
 * ``ours``: the whole ``Stepper.step()`` on the fast path: feeding the pending token, three
   layers, logits, temperature / bias / guard, and sampling every voice's next token.
 
-Per batch of 1, 4 and 16 voices: p50 and p99 of the time per step, with the implementations
-interleaved in rounds so that a change in the machine's load hits all three alike. Then tokens/s
+Per batch of 1, 2, 4, 8 and 16 voices (an ensemble's network voices step together in one
+batched call: a duo or trio is 2, eight followers 8): p50 and p99 of the time per step, with
+the implementations interleaved in rounds so that a change in the machine's load hits all three
+alike; ``ours_per_voice`` is the same step with a Controls per voice, each with its own logit bias
+(as an ensemble steps: the lead's controls and each follower's bias), and its ratio to one voice. Then tokens/s
 of ``generate_tunes`` making ``--tunes`` tunes offline (batches of 64; a quarter of them for the
 one-thread figure), and the onset error of a
 simulated live loop (a timing thread, a model thread and a synth thread) with the step on one
@@ -46,9 +49,10 @@ from instrument.model.folkrnn_import import params_from_model  # noqa: E402
 from instrument.model.generate import generate_tunes  # noqa: E402
 from instrument.model.network import FolkRNN  # noqa: E402
 from instrument.model.reference import NumpyFolkRNN  # noqa: E402
+from instrument.model.controls import Controls  # noqa: E402
 from instrument.model.stepper import Stepper  # noqa: E402
 
-BATCHES = (1, 4, 16)
+BATCHES = (1, 2, 4, 8, 16)
 PROMPT = ["<s>", "M:4/4", "K:Cmaj"]
 V = vocab.SIZE
 
@@ -183,10 +187,19 @@ def step_table(model: FolkRNN, threads: int, steps: int) -> dict:
             return run
 
         runners = {"naive_lstmcell": feed("naive", naive), "numpy_reference": feed("numpy", npy), "ours": fast.step}
+        if voices > 1:  # as an ensemble steps: the lead's controls, each follower's own bias
+            own = ours(model, voices, threads)
+            biases = [Controls()] + [Controls(logit_bias=rng.normal(0, 1, V)) for _ in range(voices - 1)]
+            runners["ours_per_voice"] = lambda own=own, biases=biases: own.step(biases)
         with OtherLoad() as load:
             table[f"batch{voices}"] = time_interleaved(runners, steps if voices < 16 else max(200, steps // 2))
         table[f"batch{voices}"]["ours_weights"] = fast.precision  # "auto": fp16 where exact and faster
         table[f"batch{voices}"]["other_load_cores"] = load.cores
+    for voices in BATCHES:
+        cell = table[f"batch{voices}"]
+        cell["ours_vs_one_voice"] = round(cell["ours"]["p50_ms"] / table["batch1"]["ours"]["p50_ms"], 2)
+        if "ours_per_voice" in cell:
+            cell["per_voice_vs_one_voice"] = round(cell["ours_per_voice"]["p50_ms"] / table["batch1"]["ours"]["p50_ms"], 2)
     return table
 
 
@@ -281,9 +294,11 @@ def print_table(result: dict) -> None:
     for threads in (1, 2):
         table = result[f"threads_{threads}"]
         print(f"\n  {threads} thread{'s' if threads > 1 else ''}   " + "".join(f"{'batch ' + str(b):>26}" for b in BATCHES))
-        for name in ("naive_lstmcell", "numpy_reference", "ours"):
-            cells = "".join(f"{table[f'batch{b}'][name]['p50_ms']:>12.3f} p50 {table[f'batch{b}'][name]['p99_ms']:>7.3f} p99" for b in BATCHES)
+        for name in ("naive_lstmcell", "numpy_reference", "ours", "ours_per_voice"):
+            cells = "".join(f"{table[f'batch{b}'][name]['p50_ms']:>12.3f} p50 {table[f'batch{b}'][name]['p99_ms']:>7.3f} p99"
+                            if name in table[f'batch{b}'] else f"{'':>26}" for b in BATCHES)
             print(f"  {name:<16}{cells}")
+        print(f"  {'ours / 1 voice':<16}" + "".join(f"{table[f'batch{b}']['ours_vs_one_voice']:>25.2f}x" for b in BATCHES))
         print(f"  {'ours: weights':<16}" + "".join(f"{table[f'batch{b}']['ours_weights']:>26}" for b in BATCHES))
         speedup = "".join(f"{table[f'batch{b}']['naive_lstmcell']['p50_ms'] / table[f'batch{b}']['ours']['p50_ms']:>25.1f}x" for b in BATCHES)
         print(f"  {'naive / ours':<16}{speedup}")
@@ -371,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     headline = fast_step.default_threads(offline=True)  # both cores: what the step can do at best
     for b in BATCHES:
         key = f"batch{b}"
-        result[key] = {k: result[f"threads_{headline}"][key][k] for k in ("naive_lstmcell", "numpy_reference", "ours")}
+        result[key] = {k: result[f"threads_{headline}"][key][k] for k in ("naive_lstmcell", "numpy_reference", "ours", "ours_per_voice")
+                       if k in result[f"threads_{headline}"][key]}
     result["offline_tokens_per_s"] = result["offline"][f"threads_{headline}"]["tokens_per_s"]
     result["headline_threads"] = headline
     result["live_default_threads"] = fast_step.default_threads()

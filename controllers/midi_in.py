@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Sequence
 
-from controllers.control import set_value
+from controllers.control import BATCH_S, Latest, set_value
 from controllers.mapping import MAPPABLE_KINDS, Mapping, default_range, source_label
 from controllers.router import Router
 from controllers.report import Reporter
@@ -40,8 +40,10 @@ class MidiInput:
         self.learning: str | None = None  # the parameter armed for MIDI learn
         self.learned: list[str] = []  # what learn mapped, as patch lines to paste
         self._held: set[tuple[int, int]] = set()  # (channel, note) of the keys held now
+        self.latest = Latest(self.reporter)  # a knob's latest value in a batch (what came within BATCH_S)
         self.input = MidiInputPort(port, api, port_name, lambda message, delta: self.handle(message),
-                                   on_bad=self._bad, flag=flag, api_flag=f"{flag}-api")
+                                   on_bad=self._bad, on_drained=self.latest.flush, flag=flag,
+                                   api_flag=f"{flag}-api", poll_s=BATCH_S)
         self.api = self.input.api
 
     @property
@@ -60,9 +62,10 @@ class MidiInput:
     def learn(self, name: str) -> str:
         """Arm MIDI learn: the next control change received is mapped to ``name`` (over its
         whole range). Returns a line saying so; ParamError for a parameter no knob can move."""
-        spec = self.params.specs.get(name)
+        spec = self.params.specs.get(self.params.canonical(name))
         if spec is None:
             raise ParamError(f"MIDI learn: unknown parameter {name!r}")
+        name = spec.name
         if spec.kind not in MAPPABLE_KINDS:
             raise ParamError(f"MIDI learn: {name} is a {spec.kind} parameter; a knob moves numbers, on/off and choices")
         self.learning = name
@@ -85,11 +88,28 @@ class MidiInput:
         self.reporter.ignore(why)
 
     def handle(self, message: Sequence[int]) -> None:
-        """Apply one well-formed MIDI message (the port has checked it: ``messages.problem``).
-        System messages (clock, sysex) are not controls."""
+        """Take one well-formed MIDI message (the port has checked it: ``messages.problem``).
+        System messages (clock, sysex) are not controls. A knob's value (a CC, pitch bend) that
+        only mappings take is kept until the reading thread has read what arrived, and a later
+        value of the same knob replaces it (``controllers.control.Latest``); everything else is
+        applied in its place, after the values kept before it."""
         if message[0] >= 0xF0:
             return
         self.reporter.got()
+        what, channel = kind(message[0]), (message[0] & 0x0F) + 1
+        data = list(message[1:3]) + [0, 0]
+        if what == CONTROL and self.learning is None and data[0] not in (ALL_NOTES_OFF, ALL_SOUND_OFF):
+            key = ("cc", channel, data[0])
+            if not self.router.momentary(key):
+                self.latest.keep(key, source_label(key), lambda: self._control(channel, data[0], data[1]))
+                return
+        elif what == BEND and not self.router.momentary(("pitchbend", channel)):
+            self.latest.keep(("pitchbend", channel), "pitch bend", lambda: self._apply(message))
+            return
+        self.latest.flush()
+        self._apply(message)
+
+    def _apply(self, message: Sequence[int]) -> None:
         what, channel = kind(message[0]), (message[0] & 0x0F) + 1
         data = list(message[1:3]) + [0, 0]
         if what == CONTROL:

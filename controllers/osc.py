@@ -19,22 +19,20 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import select
 import socket
-import socketserver
 import threading
 import time
 from typing import Any, Callable
 
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
-from pythonosc.osc_server import BlockingOSCUDPServer
 
-from controllers.control import fire, set_value
+from controllers.control import BATCH_S, Latest, fire, set_value
 from controllers.router import Router
 from controllers.report import Reporter
 from instrument.errors import UsageError, excerpt
-from instrument.live.params import Parameters
+from instrument.live.params import ParamError, Parameters
 
 log = logging.getLogger(__name__)
 
@@ -44,59 +42,72 @@ MAX_DATAGRAM = 65536  # a bundle or list up to 64 KiB arrives whole (UDP's own l
 STATE_RATE = 2.0  # /state replies per second to senders off this machine (burst STATE_BURST)
 STATE_BURST = 4
 
-Handler = Callable[[str, list, tuple], None]  # (address, args, sender's (host, port))
-
-
-class _Datagram(socketserver.BaseRequestHandler):
-    """Hands every datagram to its listener; python-osc's own handler would let a parse error
-    of a malformed packet escape into socketserver's traceback printer."""
-
-    def handle(self) -> None:
-        self.server.listener._datagram(self.request[0], self.request[1], self.client_address)
-
-
-class _Server(BlockingOSCUDPServer):
-    """python-osc's blocking UDP server (one thread, messages in the order they came) with our
-    handler, and no datagram refused or traceback printed before we have counted it."""
-
-    max_packet_size = MAX_DATAGRAM  # socketserver's default, 8,192 bytes, cut longer lists short
-
-    def __init__(self, address: tuple[str, int], listener: "OscListener"):
-        super().__init__(address, Dispatcher())
-        try:  # room for a burst of the largest datagrams while a message is being handled
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_DATAGRAM)
-        except OSError:
-            pass
-        self.RequestHandlerClass = _Datagram
-        self.listener = listener
-
-    def verify_request(self, request, client_address) -> bool:
-        return True
-
-    def handle_error(self, request, client_address) -> None:
-        self.listener.reporter.ignore(f"datagram from {client_address[0]} could not be handled")
+MAX_BATCH = 4096  # datagrams read before a batch is handed on
+Message = tuple[str, list, tuple]  # (address, args, sender's (host, port))
+Handler = Callable[[str, list, tuple], None]
+BatchHandler = Callable[[list[Message]], None]
 
 
 class OscListener:
     """A UDP OSC server on its own thread calling ``handler(address, args, sender)`` for every
-    message (bundles unpacked, their time tags ignored: live input is applied as it comes)."""
+    message (bundles unpacked, their time tags ignored: live input is applied as it comes).
+
+    The thread reads every datagram that has arrived before it hands any on, and with ``batch_s``
+    it reads at most once per ``batch_s``: under a flood it wakes once a batch instead of once a
+    message, and ``on_batch`` (when given, instead of ``handler`` message by message) sees the
+    whole batch, so that it can keep only the latest value of each address (``controllers.control``).
+    """
 
     def __init__(self, handler: Handler, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 reporter: Reporter | None = None, flag: str = "--osc-port", name: str = "osc"):
+                 reporter: Reporter | None = None, flag: str = "--osc-port", name: str = "osc",
+                 on_batch: BatchHandler | None = None, batch_s: float = 0.0):
         self.handler = handler
+        self.on_batch = on_batch
+        self.batch_s = batch_s
         self.reporter = reporter or Reporter("OSC")
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            self._server = _Server((host, port), self)
+            self._socket.bind((host, port))
         except OSError as error:
+            self._socket.close()
             why = "in use (another instrument or app?)" if error.errno in (98, 48, 10048) else str(error)
             raise UsageError(f"{flag} {port}: cannot listen on {host}:{port}: {why}; choose another {flag}") from None
-        self.host, self.port = self._server.server_address[:2]
+        try:  # room for a burst of the largest datagrams while a batch is being handled
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_DATAGRAM)
+        except OSError:
+            pass
+        self._socket.setblocking(False)
+        self.host, self.port = self._socket.getsockname()[:2]
         self._closed = False
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"{name}-server", daemon=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"{name}-server", daemon=True)
         self._thread.start()
 
-    def _datagram(self, data: bytes, sock: socket.socket, sender: tuple) -> None:
+    def _serve(self) -> None:
+        sock, stop = self._socket, self._stop
+        while not stop.is_set():
+            try:
+                readable = select.select([sock], [], [], 0.1)[0]
+            except (OSError, ValueError):  # closed under us
+                return
+            if not readable:
+                continue
+            began = time.monotonic()
+            batch: list[Message] = []
+            for _ in range(MAX_BATCH):  # a bounded batch: a flood never keeps the thread reading
+                try:
+                    data, sender = sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # e.g. an ICMP error for a reply we sent: the next datagram is fine
+                    break
+                self._datagram(data, sender, batch)
+            self._hand_on(batch)
+            if self.batch_s:
+                stop.wait(max(0.0, began + self.batch_s - time.monotonic()))
+
+    def _datagram(self, data: bytes, sender: tuple, batch: list[Message]) -> None:
+        """Parse one datagram into ``batch``; a malformed one is counted and reported."""
         try:
             if data.startswith(BUNDLE) and not _bundle_well_formed(data):
                 raise ValueError("malformed bundle")  # python-osc would log every bad element
@@ -109,10 +120,20 @@ class OscListener:
             self.reporter.got()  # an empty bundle: legal, and nothing to do
         for message in messages:
             self.reporter.got()
+            batch.append((message.address, list(message.params), sender))
+
+    def _hand_on(self, batch: list[Message]) -> None:
+        if self.on_batch is not None and batch:
             try:
-                self.handler(message.address, list(message.params), sender)
+                self.on_batch(batch)
+            except Exception as error:  # a bug must not stop the server
+                self.reporter.ignore(f"a batch of {len(batch)} messages: {type(error).__name__}: {excerpt(error)}")
+            return
+        for address, args, sender in batch:
+            try:
+                self.handler(address, args, sender)
             except Exception as error:  # a bug or a bad value must not stop the server
-                self.reporter.ignore(f"{excerpt(message.address, 60)}: {type(error).__name__}: {excerpt(error)}")
+                self.reporter.ignore(f"{excerpt(address, 60)}: {type(error).__name__}: {excerpt(error)}")
 
     def reply(self, sender: tuple, address: str, *args: Any) -> None:
         """Send one message back to ``sender`` from our own port (where OSC apps listen for it)."""
@@ -120,7 +141,7 @@ class OscListener:
         for arg in args:
             builder.add_arg(arg)
         try:
-            self._server.socket.sendto(builder.build().dgram, sender)
+            self._socket.sendto(builder.build().dgram, sender)
         except OSError as error:
             self.reporter.warn(f"reply to {sender[0]}:{sender[1]} failed ({error})")
 
@@ -129,9 +150,9 @@ class OscListener:
         if self._closed:
             return
         self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()
         self._thread.join(2.0)
+        self._socket.close()
 
 
 BUNDLE = b"#bundle\x00"
@@ -207,9 +228,10 @@ class OscControl:
         self.learn = learn  # MIDI learn, when a MIDI input is open
         self.status_of: Callable[[], dict] | None = None  # what /state says beside the parameters
         self.reporter = reporter or Reporter("OSC")
-        self._names = {address_of(name): name for name in params.specs}
+        self._names = {address_of(name): params.canonical(name) for name in params.lookup()}  # /voice/1/X is X
         self._state_gate = StateGate()
-        self.listener = OscListener(self._message, host, port, self.reporter)
+        self.latest = Latest(self.reporter)
+        self.listener = OscListener(self._message, host, port, self.reporter, on_batch=self._batch, batch_s=BATCH_S)
         self.host, self.port = self.listener.host, self.listener.port
 
     def status(self) -> str:
@@ -217,6 +239,43 @@ class OscControl:
 
     def close(self) -> None:
         self.listener.close()
+
+    def _batch(self, batch: list[Message]) -> None:
+        """What arrived since the last batch, in order. A value for a parameter or a patch mapping
+        is kept until the end of the batch, replaced by any later one for the same address, then
+        applied once; everything else (a trigger, an action, ``/state``) is handled in its place,
+        after what was kept before it, so that it sees those values."""
+        latest = self.latest
+        for address, args, sender in batch:
+            if self._only_latest_counts(address, args):
+                latest.keep(address, address, lambda a=address, x=args, s=sender: self._message(a, x, s))
+                continue
+            if address in self._names or address in ("/state", "/midi/learn") or self.router.listens(("osc", address)):
+                latest.flush()
+            try:
+                self._message(address, args, sender)
+            except Exception as error:  # a bug or a bad value must not stop the server
+                self.reporter.ignore(f"{excerpt(address, 60)}: {type(error).__name__}: {excerpt(error)}")
+        latest.flush()
+
+    def _only_latest_counts(self, address: str, args: list) -> bool:
+        """A good value for a parameter's own address (not a trigger's), or numbers for an address
+        the patch only maps (no action counts its presses): a later one replaces it. A bad value
+        is never kept: it is reported in its place and cannot replace a good one."""
+        router, source = self.router, ("osc", address)
+        if router.listens(source):
+            return not router.momentary(source) and bool(args) and all(isinstance(a, (int, float)) for a in args)
+        name = self._names.get(address)
+        if name is None or not args:
+            return False
+        spec = self.params.specs[name]
+        if spec.kind == "trigger" or (spec.kind != "list" and len(args) != 1):
+            return False
+        try:
+            spec.coerce(args if spec.kind == "list" else args[0])
+        except ParamError:
+            return False
+        return True
 
     def _message(self, address: str, args: list, sender: tuple) -> None:
         origin = f"OSC {address}"

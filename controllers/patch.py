@@ -32,6 +32,16 @@ Layout (see patches/default.yaml for a commented example)::
     keys: {enabled: true, weight: 0.4, source: keys}
     myo: {armband: 1, emg_smoothing_ms: 150}
     programs: {1: myo-lobotomy.yaml}
+    ensemble:                                    # the voices (default: the lead alone); see patches/ensembles/
+      - {role: lead, timbre: fiddle, channel: 1, pan: -0.3}
+      - {role: follow, timbre: flute, pan: 0.3, start: {cohesion: 0.6}}   # voice 2: voice.2.cohesion ...
+
+An ensemble file (``--ensemble FILE.yaml``, ``patches/ensembles/*.yaml``) holds ``name``,
+``description`` and ``ensemble`` only. Each voice: ``role`` lead (exactly one, first), follow,
+chords or drone; ``timbre`` a folk timbre (``--timbre list``); ``channel`` 1..16, not 10 (GM's
+drums), each once (default: 1, 2, 3, ... in order); ``pan`` -1..1; ``start`` the voice's start
+values, named as within the voice (``temperature``, not ``voice.2.temperature``). Mistakes are
+``FILE:LINE: ensemble[N].field: ...`` with N the voice's number.
 """
 
 from __future__ import annotations
@@ -47,13 +57,18 @@ import yaml
 
 from controllers.mapping import ACTION_KINDS, CURVES, MAPPABLE_KINDS, TAKEOVERS, Action, Mapping, default_range
 from instrument.errors import UsageError, excerpt
-from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters, ParamSpec
+from instrument.live.ensemble import DRUM_CHANNEL, MAX_VOICES, Ensemble, VoiceSpec, default_channels, voice_names
+from instrument.live.params import INSTRUMENT_PARAMS, ROLES, ParamError, Parameters, ParamSpec, lead_aliases, voice_specs
+from instrument.music.timbres import GM_TIMBRES, find_timbre
+from patches import ENSEMBLES
 
 POSES = ("rest", "fist", "waveIn", "waveOut", "fingersSpread", "doubleTap")
 MYO_CONTROLS = ("yaw", "pitch", "roll", "emg", *(f"emg.{n}" for n in range(1, 9)))
 WEB_CONTROLS = ("x", "y", "x2", "y2")  # the web page's XY pad: first and second finger, 0..1 (y up)
 WEB_PRESSES = ("touch", "touch2")  # a finger on the pad: 1 while it touches, 0 when it lifts
-TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs")
+TOP_FIELDS = ("name", "description", "start", "mappings", "actions", "keys", "myo", "programs", "ensemble")
+ENSEMBLE_TOP_FIELDS = ("name", "description", "ensemble")
+VOICE_FIELDS = ("role", "timbre", "channel", "pan", "start")
 MAPPING_FIELDS = ("source", "target", "range", "curve", "invert", "smoothing_ms", "input", "takeover")
 ACTION_FIELDS = ("source", *ACTION_KINDS, "value", "by", "threshold")
 SOURCE_FIELDS = ("osc", "arg", "midi", "myo", "web")
@@ -105,6 +120,7 @@ class Patch:
     keys: KeysConfig = KeysConfig()
     myo: MyoConfig = MyoConfig()
     programs: dict[int, Path] = field(default_factory=dict)
+    ensemble: Ensemble | None = None  # the patch's own voices (``--ensemble`` overrides them)
 
     @property
     def mapping_count(self) -> int:
@@ -120,9 +136,54 @@ class Patch:
             params.set(name, value, source=f"patch {self.name}", smoothing_ms=0)
 
 
-def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Patch:
-    """Read and check a patch file; PatchError (a UsageError) lists its mistakes."""
+def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None, own_ensemble: bool = False) -> Patch:
+    """Read and check a patch file; PatchError (a UsageError) lists its mistakes. ``specs``: the
+    parameters of the performance it steers (with its voices'); ``own_ensemble``: its mappings
+    may also name the voices of the patch's own ``ensemble:`` (``patch check``)."""
+    text = _read(Path(path), "patch")
+    return parse_patch(text, str(path), specs, base=Path(path).parent, own_ensemble=own_ensemble)
+
+
+def load_ensemble(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Ensemble:
+    """Read and check an ensemble file (``--ensemble FILE.yaml``); PatchError lists its mistakes."""
     path = Path(path)
+    text = _read(path, "ensemble")
+    reader = _Reader(str(path), _by_name(specs), path.parent)
+    ensemble = reader.ensemble_file(text)
+    if reader.errors:
+        raise PatchError(reader.errors)
+    return ensemble
+
+
+def find_ensemble(name: str, specs: Iterable[ParamSpec] | None = None) -> Ensemble:
+    """A shipped ensemble by name (``solo``, ``duo``, ``trio``, ``pipes``) or an ensemble file;
+    UsageError naming the shipped ones."""
+    shipped = ENSEMBLES / f"{name}.yaml"
+    if "/" not in name and not name.endswith((".yaml", ".yml")):
+        if not shipped.is_file():
+            raise UsageError(f"--ensemble {name}: no such ensemble; choose {', '.join(shipped_ensembles())} "
+                             "or give a FILE.yaml ('--ensemble list' shows them)")
+        return load_ensemble(shipped, specs)
+    return load_ensemble(name, specs)
+
+
+def shipped_ensembles() -> list[str]:
+    order = ("solo", "duo", "trio", "pipes")  # the smallest first, as the README lists them
+    return [p.stem for p in sorted(ENSEMBLES.glob("*.yaml"), key=lambda p: (order.index(p.stem) if p.stem in order else 9, p.stem))]
+
+
+def ensemble_table() -> str:
+    """What ``--ensemble list`` prints: each shipped ensemble and its voices."""
+    lines = []
+    for name in shipped_ensembles():
+        ensemble = load_ensemble(ENSEMBLES / f"{name}.yaml")
+        lines.append(f"{name:<8}{ensemble.describe()}")
+    lines.append("or --ensemble FILE.yaml (patches/ensembles/ holds these as examples)")
+    return "\n".join(lines)
+
+
+def _read(path: Path, what: str) -> str:
+    """A patch or ensemble file's text, within the size bound; PatchError (one line) if not."""
     try:
         if path.exists() and not path.is_file():  # a directory, or a FIFO that would block the open
             raise PatchError([f"{path}: not a file; give a YAML patch file"])
@@ -131,14 +192,19 @@ def load_patch(path: str | Path, specs: Iterable[ParamSpec] | None = None) -> Pa
             data = f.read(MAX_PATCH_BYTES + 1) if size <= MAX_PATCH_BYTES else b""
         if size > MAX_PATCH_BYTES or len(data) > MAX_PATCH_BYTES:
             raise PatchError([_too_big(str(path), max(size, len(data)))])
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except FileNotFoundError:
-        raise PatchError([f"{path}: no such patch file (see patches/ for examples)"]) from None
+        raise PatchError([f"{path}: no such {what} file (see patches/ for examples)"]) from None
     except UnicodeDecodeError:
         raise PatchError([f"{path}: not UTF-8 text; is it the right file?"]) from None
     except OSError as error:
         raise PatchError([f"{path}: cannot read it ({error.strerror or type(error).__name__})"]) from None
-    return parse_patch(text, str(path), specs, base=path.parent)
+
+
+def _by_name(specs: Iterable[ParamSpec] | None) -> dict[str, ParamSpec]:
+    """Parameter name -> spec, the lead's ``voice.1.X`` aliases included."""
+    by = {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}
+    return {**by, **{alias: by[name] for alias, name in lead_aliases(by).items()}}
 
 
 def _too_big(filename: str, size: int) -> str:
@@ -146,11 +212,11 @@ def _too_big(filename: str, size: int) -> str:
 
 
 def parse_patch(text: str, filename: str = "<patch>", specs: Iterable[ParamSpec] | None = None,
-                base: Path | None = None) -> Patch:
+                base: Path | None = None, own_ensemble: bool = False) -> Patch:
     """Check the YAML ``text`` of a patch named ``filename`` (for messages)."""
     if len(text) > MAX_PATCH_BYTES:
         raise PatchError([_too_big(filename, len(text))])
-    reader = _Reader(filename, {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}, base)
+    reader = _Reader(filename, _by_name(specs), base, own_ensemble)
     patch = reader.patch(text)
     if reader.errors:
         raise PatchError(reader.errors)
@@ -163,8 +229,9 @@ class _Refused(Exception):
 
 
 class _Reader:
-    def __init__(self, filename: str, specs: dict[str, ParamSpec], base: Path | None):
+    def __init__(self, filename: str, specs: dict[str, ParamSpec], base: Path | None, own_ensemble: bool = False):
         self.filename, self.specs, self.base = filename, specs, base
+        self.own_ensemble = own_ensemble
         self.errors: list[str] = []
         self._construct = yaml.constructor.SafeConstructor()
 
@@ -255,9 +322,17 @@ class _Reader:
     def checked(self, spec: ParamSpec, node: yaml.Node, where: str) -> Any:
         """The value a patch gives a parameter, checked as ``Parameters.set`` checks it (out of
         range is a mistake here, not a clamp); None after an error."""
+        value = self.value(node)
         try:
-            return spec.coerce(self.value(node), clamp=False)[0]
-        except ParamError as error:  # its message quotes the value: said here without it
+            return spec.coerce(value, clamp=False)[0]
+        except ParamError as error:
+            if not _holds_text(value):  # numbers quoted are the patch's own, and say what is wrong
+                self.error(node, where, str(error))
+                return None
+            # a message that quotes text could echo a file's line: said here without it
+            if error.reason:
+                self.error(node, where, error.reason)
+                return None
             outside = "is outside" in str(error)
             self.error(node, where, f"{'outside the range of' if outside else 'not a value'} {spec.name}; "
                                     f"it takes {_takes(spec)}")
@@ -279,7 +354,45 @@ class _Reader:
         return None if lo is None or hi is None else (float(lo), float(hi))
 
     # -- the patch ------------------------------------------------------------------------
+    def top(self, text: str, allowed: tuple[str, ...]) -> tuple[dict[str, tuple[yaml.Node, yaml.Node]], str] | None:
+        """A file's top-level fields and its name (its ``name:``, else the file's), its
+        description checked; None after an error."""
+        root = self.root(text)
+        if root is None:
+            return None
+        top = self.fields(root, "", allowed)
+        if top is None:
+            return None
+        name = Path(self.filename).stem
+        if "name" in top:
+            name = self.scalar(top["name"][1], "name", (str, int, float), "a name") or name
+        if "description" in top:
+            self.scalar(top["description"][1], "description", (str,), "text")
+        return top, str(name)
+
     def patch(self, text: str) -> Patch | None:
+        found = self.top(text, TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
+        get = lambda field: top[field][1] if field in top else None  # noqa: E731
+        ensemble = self.ensemble(get("ensemble"), name) if get("ensemble") is not None else None
+        if ensemble is not None and self.own_ensemble:  # its mappings may steer its own voices
+            self.specs = _by_name((*self.specs.values(), *ensemble.param_specs(self.specs.values())))
+        return self.patch_fields(get, name, ensemble)
+
+    def ensemble_file(self, text: str) -> Ensemble | None:
+        found = self.top(text, ENSEMBLE_TOP_FIELDS)
+        if found is None:
+            return None
+        top, name = found
+        if "ensemble" not in top:
+            self.errors.append(f"{self.filename}:1: ensemble: missing; list the voices under ensemble:, the lead first")
+            return None
+        return self.ensemble(top["ensemble"][1], name)
+
+    def root(self, text: str) -> yaml.Node | None:
+        """The YAML node tree of a file within the bounds, or None after an error."""
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as error:
@@ -298,15 +411,9 @@ class _Reader:
         if root is None:
             self.errors.append(f"{self.filename}:1: patch: the file is empty; give at least a name")
             return None
-        top = self.fields(root, "", TOP_FIELDS)
-        if top is None:
-            return None
-        get = lambda name: top[name][1] if name in top else None  # noqa: E731
-        name = Path(self.filename).stem
-        if get("name") is not None:
-            name = self.scalar(get("name"), "name", (str, int, float), "a name") or name
-        if get("description") is not None:
-            self.scalar(get("description"), "description", (str,), "text")
+        return root
+
+    def patch_fields(self, get, name: str, ensemble: Ensemble | None) -> Patch:
         start = self.start(get("start")) if get("start") is not None else {}
         mappings: dict[tuple, list[Mapping]] = {}
         for i, node in enumerate(self.list_of(get("mappings"), "mappings")):
@@ -323,7 +430,108 @@ class _Reader:
         programs = self.programs(get("programs")) if get("programs") is not None else {}
         return Patch(str(name), Path(self.filename) if self.base is not None else None, start,
                      {k: tuple(v) for k, v in mappings.items()}, {k: tuple(v) for k, v in actions.items()},
-                     keys or KeysConfig(), myo or MyoConfig(), programs)
+                     keys or KeysConfig(), myo or MyoConfig(), programs, ensemble)
+
+    def ensemble(self, node: yaml.Node, name: str) -> Ensemble | None:
+        """The voices of ``ensemble:``: each checked, every mistake at its line."""
+        items = self.list_of(node, "ensemble")
+        if not items:
+            self.error(node, "ensemble", "no voices; give at least the lead: - {role: lead}")
+            return None
+        if len(items) > MAX_VOICES:
+            self.error(items[MAX_VOICES], "ensemble", f"{len(items)} voices; an ensemble has at most {MAX_VOICES}")
+            return None
+        ok = True
+        roles: list[str] = []
+        timbres: list[str | None] = []
+        channels: list[int | None] = []
+        pans: list[float] = []
+        starts: list[tuple] = []
+        seen: dict[int, int] = {}
+        for number, item in enumerate(items, 1):
+            where = f"ensemble[{number}]"
+            fields = self.fields(item, where, VOICE_FIELDS)
+            if fields is None:
+                ok = False
+                continue
+            role = None
+            if "role" not in fields:
+                self.error(item, where, f"role is missing; give one of {', '.join(ROLES)}")
+            else:
+                role = self.scalar(fields["role"][1], f"{where}.role", (str,), f"one of {', '.join(ROLES)}")
+                if role is not None and role not in ROLES:
+                    self.error(fields["role"][1], f"{where}.role", f"not one of: {', '.join(ROLES)}")
+                    role = None
+                elif role is not None and (role == "lead") != (number == 1):
+                    self.error(fields["role"][1], f"{where}.role", "the first voice is the lead, and only the first"
+                               if number > 1 else f"the first voice is the lead, not {role}; put the lead first")
+                    role = None
+            timbre = None
+            if "timbre" in fields:
+                text = self.scalar(fields["timbre"][1], f"{where}.timbre", (str,), "a timbre name like fiddle")
+                try:
+                    timbre = find_timbre(text).name if text is not None else None
+                except ValueError:  # (its message quotes the name: said here without it)
+                    self.error(fields["timbre"][1], f"{where}.timbre",
+                               f"an unknown timbre; choose one of {', '.join(GM_TIMBRES)} ('--timbre list' shows them)")
+                    ok = False
+            channel = None
+            if "channel" in fields:
+                channel = self.integer(fields["channel"][1], f"{where}.channel", 1, 16)
+                if channel == DRUM_CHANNEL:
+                    self.error(fields["channel"][1], f"{where}.channel", "General MIDI's drums' channel (10); choose another")
+                    channel = None
+                elif channel in seen:
+                    self.error(fields["channel"][1], f"{where}.channel", f"voice {seen[channel]} plays on that channel; "
+                               "give each voice its own")
+                    channel = None
+                elif channel is not None:
+                    seen[channel] = number
+                ok = ok and channel is not None
+            pan = 0.0
+            if "pan" in fields:
+                pan = self.number(fields["pan"][1], f"{where}.pan", -1, 1)
+                ok = ok and pan is not None
+            start: tuple = ()
+            if "start" in fields and role is not None:
+                start = self.voice_start(fields["start"][1], f"{where}.start", number, role)
+            ok = ok and role is not None and (start is not None)
+            roles.append(role or "")
+            timbres.append(timbre)
+            channels.append(channel)
+            pans.append(float(pan or 0.0))
+            starts.append(start or ())
+        if not ok:
+            return None
+        names = voice_names(roles)
+        voices = tuple(VoiceSpec(n, role, timbre, channel, pan, start, label) for n, (role, timbre, channel, pan, start, label)
+                       in enumerate(zip(roles, timbres, default_channels(channels), pans, starts, names), 1))
+        return Ensemble(name, voices, Path(self.filename) if self.base is not None else None)
+
+    def voice_start(self, node: yaml.Node, where: str, number: int, role: str) -> tuple | None:
+        """A voice's start values, named within the voice, each checked by its parameter."""
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, where, f"expected a mapping of parameter: value, not {self._what(node)}")
+            return None
+        if role == "lead":
+            own = {name: spec for name, spec in self.specs.items() if not name.startswith("voice.")}
+        else:
+            prefix = f"voice.{number}."
+            own = {s.name[len(prefix):]: s for s in voice_specs([(number, role)], self.specs.values())}
+        out = []
+        for key, value_node in node.value:
+            name = self.value(key) if isinstance(key, yaml.ScalarNode) else None
+            spec = own.get(name) if isinstance(name, str) else None
+            if spec is None or spec.kind == "trigger":
+                close = difflib.get_close_matches(str(name), [n for n, s in own.items() if s.kind != "trigger"], n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else f"; a {role} takes {', '.join(sorted(own))[:200]}"
+                self.error(key, where, f"not a parameter of a {role}{hint}")
+                return None
+            value = self.checked(spec, value_node, f"{where}.{name}")
+            if value is None:
+                return None
+            out.append((name, value))
+        return tuple(out)
 
     def small_enough(self, root: yaml.Node) -> bool:
         """Whether the node tree stays within the bounds once aliases are expanded: an alias
@@ -621,6 +829,13 @@ def _not_a_patch_file(path: Path, check_file: bool = True) -> str | None:
     if check_file and not path.is_file():
         return f"no patch file {str(path)!r}"
     return None
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a patch value holds text, which a refusal never quotes (it may come from any file)."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_text(item) for item in value)
+    return isinstance(value, str)
 
 
 def _takes(spec: ParamSpec) -> str:

@@ -34,6 +34,7 @@ class Reporter:
         self.log = logger or logging.getLogger(__name__)  # the message names the source
         self.received = 0
         self.ignored = 0
+        self.superseded = 0  # values a later one from the same source replaced before they were applied
         self._limit = Burst(burst, interval_s, clock)
         self._lock = threading.Lock()
         self._last_entry: tuple | None = None
@@ -72,4 +73,5 @@ class Reporter:
         self._last_entry, self._last_key = entry, key
 
     def counts(self) -> str:
-        return f"{self.received} msgs, {self.ignored} ignored"
+        superseded = f", {self.superseded} superseded" if self.superseded else ""
+        return f"{self.received} msgs, {self.ignored} ignored{superseded}"

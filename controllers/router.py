@@ -64,6 +64,7 @@ class Router:
         self._sent: dict[tuple, Any] = {}  # pickup mappings: the value each last set
         self._wanted: dict[tuple, float] = {}  # pickup mappings: the value each last asked for
         self._lock = threading.Lock()  # serialises edge state between controller threads
+        self._sources_cache: tuple | None = None  # (patch, learned, their mapped and momentary sources)
 
     def swap(self, patch: Patch) -> None:
         self.patch = patch
@@ -74,6 +75,29 @@ class Router:
     def handles(self, key: tuple) -> bool:
         patch = self.patch
         return any(k in patch.mappings or k in patch.actions or k in self.learned for k in _candidates(key))
+
+    def listens(self, source: tuple) -> bool:
+        """Whether a mapping or an action of the patch (or MIDI learn) takes ``source``: a whole key,
+        or its first fields (``("osc", "/xy")`` for every argument of /xy)."""
+        mapped, momentary = self._sources()
+        return any(k in mapped or k in momentary for k in _candidates(source))
+
+    def momentary(self, source: tuple) -> bool:
+        """Whether an action takes ``source`` (a key or its first fields): an action counts every
+        press and every crossing of its threshold, so none of its messages may be dropped."""
+        momentary = self._sources()[1]
+        return any(k in momentary for k in _candidates(source))
+
+    def _sources(self) -> tuple[frozenset, frozenset]:
+        """Every key of the mappings (learned ones too) and of the actions, with all their prefixes
+        (made again when the patch or what was learned changes; replaced in one assignment)."""
+        patch, learned = self.patch, self.learned
+        cache = self._sources_cache
+        if cache is None or cache[0] is not patch or cache[1] is not learned:
+            def prefixes(keys) -> frozenset:
+                return frozenset(k[:i] for k in keys for i in range(1, len(k) + 1))
+            cache = self._sources_cache = (patch, learned, prefixes([*patch.mappings, *learned]), prefixes(patch.actions))
+        return cache[2], cache[3]
 
     def route(self, key: tuple, raw: float | None, origin: str, reporter: Reporter) -> bool:
         """Apply everything the patch maps from ``key``: mappings take ``raw``; actions happen

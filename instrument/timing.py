@@ -61,6 +61,65 @@ def _precise_sleeper() -> Callable[[float], None]:
     return sleep_until
 
 
+def realtime(priority: int = REALTIME_PRIORITY) -> bool:
+    """Ask the kernel for real-time (FIFO) scheduling of the calling thread, as audio software does:
+    under load a normal thread waits milliseconds for a core, a FIFO one does not. Returns whether
+    it was granted (without permission, ``ulimit -r``, the thread runs on at normal priority)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def realtime_refused() -> str | None:
+    """Why this process's threads cannot run at real-time priority, in a few words, or None where
+    they can. A short-lived thread of its own asks, so no thread of the caller changes."""
+    if not hasattr(os, "sched_setscheduler"):
+        return "this system has no real-time scheduling"
+    why: list[str] = []
+
+    def ask() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        except OSError as error:
+            why.append(error.strerror or str(error))
+
+    probe = threading.Thread(target=ask, name="realtime-probe", daemon=True)
+    probe.start()
+    probe.join(5.0)
+    if not why:
+        return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
+        if limit != resource.RLIM_INFINITY and limit < REALTIME_PRIORITY:
+            return f"'ulimit -r' is {limit} (needs {REALTIME_PRIORITY}; the audio group's limits.conf gives 95)"
+    except (ImportError, OSError, ValueError):
+        pass
+    return why[0]
+
+
+_named: set[tuple[int, str]] = set()
+
+
+def name_native_threads() -> None:
+    """Give every Python thread its name in the kernel too (15 characters of it), so that ``top -H``,
+    ``perf`` and bench/audio.py can tell the model thread from the timing thread or the OSC server:
+    Python (before 3.14) leaves them all named after the process. Linux; elsewhere nothing."""
+    for thread in threading.enumerate():
+        tid, name = thread.native_id, thread.name[:15]
+        if tid is None or (tid, name) in _named:
+            continue
+        _named.add((tid, name))
+        try:
+            with open(f"/proc/self/task/{tid}/comm", "w") as comm:
+                comm.write(name)
+        except OSError:
+            pass
+
+
 def _no_timer_slack() -> None:
     """Linux lets a normal thread's timers fire up to 50 us late to save power: not this thread."""
     try:
@@ -119,15 +178,13 @@ class Scheduler:
         return self._thread.is_alive()
 
     def _raise_priority(self) -> None:
-        """Ask the kernel for real-time (FIFO) scheduling, as audio software does: under load a
-        normal thread waits milliseconds for a core; a FIFO one does not. Without permission
-        (``ulimit -r``), carry on at normal priority and say so once."""
-        if not self.realtime or not hasattr(os, "sched_setscheduler"):
+        """Real-time (FIFO) scheduling where allowed (``realtime``); without it, carry on at normal
+        priority and say so once (``play`` says what that costs, ``realtime_refused``)."""
+        if not self.realtime:
             return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        if realtime(REALTIME_PRIORITY):
             self.priority = f"realtime (FIFO {REALTIME_PRIORITY})"
-        except (PermissionError, OSError):
+        else:
             log.info("timing thread runs at normal priority (no real-time permission: see 'ulimit -r')")
 
     def _run(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 DIR = Path(__file__).resolve().parent
 DEFAULT = DIR / "default.yaml"
+ENSEMBLES = DIR / "ensembles"  # the shipped ensembles (``--ensemble solo|duo|trio|pipes``)
 
 
 def shipped() -> list[Path]:

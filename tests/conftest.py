@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness.jack_server import start_jack, stop_jack
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 from bench.harness.jack_server import jack_ports, start_jack, stop_jack
@@ -61,6 +62,20 @@ def lobotomy_checkpoint(tmp_path) -> Path:
         units = list(range(model.config.hidden))[::-1]
         (sets / f"periodic-layer{layer}.json").write_text(json.dumps({"layer": layer, "units": units}))
     return path
+
+
+@pytest.fixture
+def jack_256():
+    """A JACK dummy server of our own at 256 frames (5.3 ms), the period a performer would choose,
+    real-time where allowed: without it a busy machine makes the server itself miss cycles."""
+    if not shutil.which("jackd"):
+        pytest.skip("jackd is not installed")
+    name = f"folk-fluid-test-{os.getpid()}"
+    server = start_jack(name, frames=256, realtime=True)
+    try:
+        yield name
+    finally:
+        stop_jack(server)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ tests that play the whole instrument (MIDI out, recordings, controllers, the web
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -12,8 +11,8 @@ import sys
 import threading
 
 from tests.helpers import ROOT
-from bench.harness.net import free_udp_port
-from bench.harness.osc import osc_message
+from bench.harness.net import free_tcp_port, free_udp_port
+from bench.harness.osc import ask_state
 from bench.harness.wait import wait_for
 
 QUIET = ("--quiet", "--no-osc", "--no-myo", "--midi-in", "none")
@@ -66,6 +65,7 @@ class Player:
                             "--record", str(tmp_path / "take.mid"), "--tempo", "200", *extra], tmp_path)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
 
         def answers() -> bool:  # /state answers as soon as the controllers listen; "status" joins once the performance is open
             assert self.proc.poll() is None, self.proc.stderr.read()
@@ -76,24 +76,9 @@ class Player:
     def send(self, data: bytes, port: int | None = None) -> None:
         self.sock.sendto(data, ("127.0.0.1", port or self.osc))
 
-    def state(self, timeout: float = 0.5) -> dict | None:
-        """Ask /state and decode the one reply: an OSC message /state with a JSON string (None
-        when none came within ``timeout``; a reply that comes later is dropped by the next ask)."""
-        self.sock.setblocking(False)
-        try:
-            while True:  # a late reply to an earlier ask must not pass for this one's
-                self.sock.recv(65536)
-        except BlockingIOError:
-            pass
-        self.sock.settimeout(timeout)
-        self.send(osc_message("/state"))
-        try:
-            data, _ = self.sock.recvfrom(65536)
-        except socket.timeout:
-            return None
-        assert data.startswith(b"/state\x00")
-        text = data[data.index(b",s\x00\x00") + 4:].split(b"\x00")[0]
-        return json.loads(text)
+    def state(self) -> dict | None:
+        """Ask /state and decode the one reply (``bench.harness.osc.ask_state``)."""
+        return ask_state(self.sock, self.osc)
 
     def wait_for(self, condition, timeout: float = 10.0) -> dict:
         """/state, asked until ``condition(state)`` holds (``bench.harness.wait.wait_for``)."""
@@ -118,5 +103,25 @@ class Player:
         self.proc.terminate()
         _, err = self.proc.communicate(timeout=30)
         self.sock.close()
+        assert self.proc.returncode == 0, err
+        return err
+
+
+class WebPlayer(Player):
+    """``play`` with its web page on ``host``; the page's printed address in ``url``."""
+
+    def __init__(self, tmp_path, host: str = "127.0.0.1", *extra: str):
+        self.web_port = free_tcp_port(host)
+        super().__init__(None, "default.yaml", tmp_path, "--web", f"{host}:{self.web_port}", *extra)
+        self.take = tmp_path / "take.mid"
+        self.err = Lines(self.proc.stderr)
+        line = wait_for(lambda: next((l for l in self.err.lines if l.startswith("web page: ")), None), 30, "the page's address")
+        self.url = line.split()[2]
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.sock.close()
+        err = self.err.text(5)
         assert self.proc.returncode == 0, err
         return err

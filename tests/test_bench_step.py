@@ -17,10 +17,11 @@ def test_bench_step_quick_json(small_checkpoint, capsys):
     assert bench.main(["--quick", "--json", "--model", str(small_checkpoint), "--tunes", "8", "--steps", "10",
                        "--onset-seconds", "0.2"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for batch in ("batch1", "batch4", "batch16"):
-        for name in ("naive_lstmcell", "numpy_reference", "ours"):
+    for batch in ("batch1", "batch2", "batch4", "batch8", "batch16"):  # an ensemble's voices: 1, 2, 4, 8
+        for name in ("naive_lstmcell", "numpy_reference", "ours") + (("ours_per_voice",) if batch != "batch1" else ()):
             cell = result[batch][name]
             assert set(cell) == {"p50_ms", "p99_ms"} and 0 < cell["p50_ms"] <= cell["p99_ms"]
+    assert result["threads_1"]["batch8"]["per_voice_vs_one_voice"] > 0
     assert result["offline_tokens_per_s"] > 0
     assert set(result["onset"]) == {"voices1_threads1", "voices1_threads2", "voices16_threads1", "voices16_threads2"}
     assert result["threads_1"]["batch1"]["other_load_cores"] >= 0

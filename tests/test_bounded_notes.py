@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import wave
 
 import pytest
 
@@ -64,6 +65,20 @@ def test_play_seconds_ends_by_the_clock_whatever_the_rests(tmp_path):
     # by the clock: not before the end (the machine's stalls aside), and within one note (two bars) and
     # the close after it
     assert seconds - 0.5 - jitter.stalled <= played <= seconds + two_bars + 3.0 + jitter.stalled, (played, jitter)
+
+
+@pytest.mark.parametrize("rests", ["0", "10"])
+def test_render_bars_ends_after_as_many_bars_as_are_heard_rests_or_not(tmp_path, rests):
+    """``render --bars 4 --set bias.rests=10`` wrote 2,000 s of silence: only bars in which a note
+    began were counted. A bar of rests is a bar heard: the take is four bars long either way."""
+    wav = tmp_path / "take.wav"
+    done = run_cli("render", "--bars", "4", "--seed", "1", "--meter", "4/4", "--tempo", str(TEMPO),
+                   "--set", f"bias.rests={rests}", "--out", str(wav))
+    assert done.returncode == 0, done.stderr
+    with wave.open(str(wav)) as audio:
+        seconds = audio.getnframes() / audio.getframerate()
+    bar = 4 * 60 / TEMPO
+    assert 3 * bar < seconds <= 4 * bar + 2.0, (seconds, done.stdout)  # four bars, and a note's ring-out
 
 
 @pytest.mark.realtime

@@ -82,6 +82,27 @@ def test_knobs_bend_and_pedal_move_parameters(rig):
     assert any(line.startswith(f"MIDI in '{DEFAULT_PORT}' (JACK)") for line in controllers.status())
 
 
+def test_a_knob_flood_reaches_its_parameter_once_a_batch_and_every_pedal_press_counts(rig):
+    """CC 1 moved 1,000 times as fast as JACK carries it: each batch the input reads applies its
+    last value (the rest counted as superseded); CC 64 (an action: hold toggles) is never dropped."""
+    params, controllers, send = rig
+    moves: list[float] = []
+    params.listen(lambda change: moves.append(change.value), "temperature")
+    for i in range(1000):
+        send([CONTROL, 1, i % 128])
+        if i % 250 == 249:  # what rtmidi's input queue holds at once
+            assert wait_for(lambda: controllers.midi.reporter.received >= i + 1, timeout=3, step=0.002)
+    for value in (127, 0, 127, 0):  # the pedal pressed twice in the same moment: hold on, then off
+        send([CONTROL, 64, value])
+    send([CONTROL, 1, 127])
+    assert wait_for(lambda: controllers.midi.reporter.received == 1005 and params.target("temperature") == pytest.approx(2.0),
+                    timeout=3)
+    assert params.target("hold") is False and params.source("hold") == "MIDI CC 64 ch 1"
+    midi = controllers.midi.reporter
+    assert midi.ignored == 0 and len(moves) + midi.superseded == 1001, (len(moves), midi.superseded)
+    assert midi.superseded > 0
+
+
 def test_held_keys_are_the_stimulation(rig):
     params, controllers, send = rig
     send([NOTE_ON, 60, 100])

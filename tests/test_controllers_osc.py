@@ -170,3 +170,34 @@ def test_a_port_in_use_is_one_line(rig):
     params, osc, client = rig
     with pytest.raises(UsageError, match=rf"^--osc-port {osc.port}: cannot listen on 127.0.0.1:{osc.port}: in use"):
         OscControl(params, osc.router, port=osc.port)
+
+
+def test_a_fader_flooding_at_2000_a_second_reaches_the_parameter_once_a_batch_and_ends_at_its_last_value(rig):
+    """A value replaced within a batch by a later one from the same address never reaches the
+    parameters (counted as superseded); presses of an action and /state are each taken in order."""
+    params, osc, client = rig
+    moves: list[float] = []
+    params.listen(lambda change: moves.append(change.value), "temperature")
+    for i in range(2000):  # as fast as a socket sends: many per batch
+        client.send("/temperature", 0.5 + i / 4000)
+        if i % 200 == 199:  # in bursts a UDP receive buffer holds: none lost
+            assert wait_for(lambda: osc.reporter.received >= i + 1, timeout=3, step=0.002), osc.reporter.received
+    client.send("/2/push1", 1.0)
+    client.send("/2/push1", 0.0)
+    client.send("/2/push1", 1.0)
+    state = client.state()
+    assert state["temperature"] == pytest.approx(0.5 + 1999 / 4000)  # /state sees the last value before it
+    assert state["tune.new"] == 2  # every press of an action counts
+    assert osc.reporter.received == 2000 + 3 + 1 and osc.reporter.ignored == 0
+    assert len(moves) + osc.reporter.superseded == 2000, (len(moves), osc.reporter.superseded)
+    assert len(moves) < 1000, "the flood was applied message by message"
+    assert "superseded" in osc.status()
+
+
+def test_a_bad_value_never_replaces_a_good_one_from_the_same_address(rig):
+    params, osc, client = rig
+    for _ in range(50):  # in one batch or several: the good value stands, the bad ones are counted
+        client.send("/tempo", 150.0)
+        client.send("/tempo", "fast")
+    assert client.state()["tempo"] == 150.0
+    assert osc.reporter.ignored == 50

@@ -47,7 +47,7 @@ def test_bar_limit_plays_whole_bars_then_stops():
     engine, params, out = engine_for(Limits(bars=3), model=plain_model())  # a bar every ten notes or so
     engine.start()
     assert engine.wait(30)
-    assert engine.phrasing.bars == 3
+    assert engine.bars == 3
     assert out.closed_at >= max(n.off for n, _ in out.notes) - 0.06  # the last note rang out
     assert out.tunes  # the tune in progress was handed over, cut
     number, tune = out.tunes[-1]

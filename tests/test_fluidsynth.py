@@ -22,7 +22,6 @@ from instrument.music.timbres import GM_TIMBRES, find_timbre
 from instrument.timing import clock
 from instrument.music.phrasing import ScheduledNote
 from tests.helpers import ROOT, run_cli
-from bench.harness.jack_server import start_jack, stop_jack
 from tests.timing import Jitter, machine_jitter, timing_problem
 
 fluid = pytest.importorskip("instrument.outputs.fluid")
@@ -155,20 +154,6 @@ def recorded_notes(path: Path) -> list[ScheduledNote]:
             on, velocity = held.pop(message.note)
             out.append(ScheduledNote(on, now, message.note, velocity, 1, 1))
     return sorted(out, key=lambda n: n.on)
-
-
-@pytest.fixture
-def jack_256():
-    """A JACK dummy server of our own at 256 frames (5.3 ms), the period a performer would choose,
-    real-time where allowed: without it a busy machine makes the server itself miss cycles."""
-    if not shutil.which("jackd"):
-        pytest.skip("jackd is not installed")
-    name = f"folk-fluid-test-{os.getpid()}"
-    server = start_jack(name, frames=256, realtime=True)
-    try:
-        yield name
-    finally:
-        stop_jack(server)
 
 
 # What the heard timing is allowed beyond the machine's own jitter: FluidSynth's sequencer ticks in

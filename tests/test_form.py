@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from instrument.music.form import tune_form
+from instrument.music.form import part_openings, tune_form
+from instrument.music.notes import tune_notes
 from instrument.music.tunes import Tune, parse_tunes
 from tests.helpers import DATA
 
@@ -53,3 +54,16 @@ def test_folk_rnn_v2s_own_tunes_are_mostly_two_repeated_parts_of_eight_bars():
     assert sum(f.has_endings for f in forms) == 10  # 16%
     parts = [p for f in forms for p in f.parts]
     assert sum(p.bars == 8 for p in parts) / len(parts) > 0.6
+
+
+def test_a_part_opens_again_each_time_it_is_played():
+    body = f"G | {BAR} | C D E F G A B :| |: {BAR} | {BAR} :|"
+    tune = Tune("4/4", "maj", body.split())
+    openings = part_openings(tune, tune_notes(tune))
+    assert [(o.start, o.pitch) for o in openings] == [(0.0, 67), (8.0, 67), (16.0, 60), (24.0, 60)]
+
+
+def test_a_pickup_before_a_repeat_sign_opens_the_part_it_leads_into():
+    tune = Tune("4/4", "maj", f"G |: {BAR} | C D E F G A B :|".split())
+    openings = part_openings(tune, tune_notes(tune))
+    assert [o.start for o in openings] == [0.0, 8.0]  # the pickup, then the repeat from the |:

@@ -40,3 +40,21 @@ def test_a_timbre_is_taken_in_a_users_spelling_and_an_unknown_one_refused_by_the
     with pytest.raises(ParamError, match="takes one of"):
         params.set("timbre", 0, clamp=False)
     assert params.get("timbre") == params.specs["timbre"].choices[0]
+
+
+def test_setting_what_a_parameter_already_holds_changes_nothing_and_listeners_hear_only_their_names():
+    params = Parameters()
+    heard: list[tuple[str, object]] = []
+    everything: list[str] = []
+    params.listen(lambda change: heard.append((change.name, change.value)), "gain", "timbre")
+    params.listeners.append(lambda change: everything.append(change.name))
+    params.set("gain", -6.0, source="knob")
+    version = params.version
+    params.set("gain", -6.0, source="knob")  # the same value from the same source: nothing moves
+    assert params.version == version and heard == [("gain", -6.0)]
+    params.set("gain", -6.0, source="fader")  # another source: the view shows who moved it last
+    params.set("swing", 0.5)
+    assert heard == [("gain", -6.0), ("gain", -6.0)] and everything == ["gain", "gain", "swing"]
+    assert params.source("gain") == "fader"
+    with pytest.raises(ParamError):
+        params.listen(print, "no.such.parameter")

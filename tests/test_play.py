@@ -4,6 +4,7 @@ match the recording, SIGTERM leaves nothing sounding, and no device at all still
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -222,3 +223,25 @@ def test_sigterm_while_it_opens_ends_it_cleanly(tmp_path, small_checkpoint):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err.strip().splitlines()[-1].startswith("SIGTERM: 0 notes"), err
+
+
+def test_without_real_time_permission_it_says_so_in_one_line_and_plays(tmp_path, small_checkpoint):
+    """Where the system refuses real-time priority ('ulimit -r' 0 and no CAP_SYS_NICE), play says
+    so in one line with what it costs, and plays on at normal priority."""
+    if not shutil.which("prlimit"):
+        pytest.skip("prlimit (util-linux) is not installed")
+    unprivileged = ["prlimit", "--rtprio=0"]
+    if os.geteuid() == 0:  # root may have real-time priority whatever the limit: drop that capability
+        if not shutil.which("setpriv"):
+            pytest.skip("setpriv (util-linux) is not installed")
+        unprivileged += ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"]
+    probe = subprocess.run([*unprivileged, sys.executable, "-c", "from instrument.timing import realtime_refused; "
+                            "print(realtime_refused())"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0 or probe.stdout.strip() == "None":
+        pytest.skip(f"real-time priority cannot be refused here: {probe.stderr.strip()[-200:]}")
+    proc = subprocess.run([*unprivileged, sys.executable, str(ROOT / "run.py"), "play", "--model", str(small_checkpoint),
+                           *QUIET, "--bars", "2", "--no-audio", "--midi-out", "none", "--no-web", "--seed", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "real-time priority" in line]
+    assert len(said) == 1 and "'ulimit -r' is 0" in said[0] and "late" in said[0], proc.stderr

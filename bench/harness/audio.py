@@ -29,9 +29,9 @@ class JackRecorder:
         self.xrun_times: list[float] = []  # on clock()
         self.blocks: list[tuple[float, int, np.ndarray]] = []  # (cycle start on clock, frame, (frames, 2))
         self.ports = [self.client.inports.register(f"in_{i}") for i in (1, 2)] if record else []
-        self._record = record
-        self.client.set_xrun_callback(self._xrun)
-        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)  # called on libjack's notification thread, not in the cycle
+        if record:  # a bare client runs no Python in the server's cycle, so it cannot make it late
+            self.client.set_process_callback(self._process)
         self.client.activate()
         self.activated = clock()  # its joining changed the server's graph
 
@@ -40,8 +40,6 @@ class JackRecorder:
         self.xrun_times.append(clock())
 
     def _process(self, frames: int) -> None:
-        if not self._record:
-            return
         start = clock() - self.client.frames_since_cycle_start / self.sr
         data = np.stack([p.get_array() for p in self.ports], axis=1).copy()
         self.blocks.append((start, self.client.last_frame_time, data))

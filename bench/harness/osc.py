@@ -1,8 +1,12 @@
-"""OSC as a sender writes it: messages and bundles (tests and bench/soak.py)."""
+"""OSC as a sender writes it: messages and bundles, and an instrument's ``/state`` asked (tests,
+bench/soak.py, bench/audio.py)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import struct
+import time
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -18,3 +22,32 @@ def osc_message(address: str, *args) -> bytes:
 def bundle(*messages: bytes) -> bytes:
     """An OSC bundle (time tag 'immediately') holding ``messages``."""
     return b"#bundle\x00" + bytes(7) + b"\x01" + b"".join(struct.pack(">i", len(m)) + m for m in messages)
+
+
+def ask_state(sock: socket.socket, port: int, host: str = "127.0.0.1") -> dict | None:
+    """Ask an instrument's ``/state`` from ``sock`` (a UDP socket with a timeout) and decode its one
+    reply (an OSC message /state with a JSON string); None when none came in time."""
+    sock.sendto(osc_message("/state"), (host, port))
+    try:
+        data, _ = sock.recvfrom(65536)
+    except socket.timeout:
+        return None
+    assert data.startswith(b"/state\x00")
+    text = data[data.index(b",s\x00\x00") + 4:].split(b"\x00")[0]
+    return json.loads(text)
+
+
+def wait_until_playing(port: int, timeout: float = 90.0, alive=lambda: True) -> dict:
+    """The ``/state`` of an instrument on ``port`` once its performance has begun (its status
+    names a tune); AssertionError after ``timeout`` s or once ``alive()`` is False."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        while True:
+            state = ask_state(sock, port)
+            if state is not None and state.get("status", {}).get("tune", 0) >= 1:
+                return state
+            assert alive(), "the instrument ended before it played"
+            assert time.monotonic() < deadline, f"the instrument did not start playing in {timeout:g} s"
+            time.sleep(0.1)

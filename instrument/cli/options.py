@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+from typing import Iterable
+
 from instrument.model.catalog import MODEL_HELP
 from instrument.cli import fail, seconds, seed
 from instrument.live.engine import Limits
+from instrument.live.ensemble import SOLO, Ensemble
 from instrument.model.generate import parse_meter, parse_mode
-from instrument.live.params import ParamError, Parameters
+from instrument.live.params import ParamError, Parameters, ParamSpec
 from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, timbre_table
 from instrument.outputs.sound import SYNTHS
 
@@ -26,7 +30,12 @@ def add_performance_arguments(parser: argparse.ArgumentParser, default_bars: int
     start.add_argument("--mode", help="mode of every tune: maj, min, dor, mix (default: the model draws it)")
     start.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     start.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="any live parameter's start value, e.g. --set bias.scale=dorian (repeatable)")
+                       help="any live parameter's start value, e.g. --set bias.scale=dorian or --set voice.2.cohesion=1 "
+                            "(repeatable)")
+    start.add_argument("--ensemble", action=_EnsembleAction, metavar="solo|duo|trio|pipes|FILE.yaml|list",
+                       help="the voices that play: solo (the default: one line), duo (fiddle lead, flute follower), "
+                            "trio (duo and a guitar's chords), pipes (uilleann pipes and their drone), an ensemble file; "
+                            "'--ensemble list' shows them (default: the patch's ensemble:, else solo)")
     sound = parser.add_argument_group("built-in sound")
     sound.add_argument("--timbre", action=_TimbreAction, metavar="NAME|list",
                        help=f"instrument: fiddle, flute, tin-whistle, uilleann-pipes, accordion, concertina, harp, banjo, "
@@ -45,6 +54,42 @@ class _TimbreAction(argparse.Action):
             print(timbre_table())
             parser.exit(0)
         setattr(namespace, self.dest, value)
+
+
+class _EnsembleAction(argparse.Action):
+    """``--ensemble list`` prints the shipped ensembles and exits; a name or file is read later."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value.strip().lower() == "list":
+            from controllers.patch import ensemble_table
+
+            print(ensemble_table())
+            parser.exit(0)
+        setattr(namespace, self.dest, value)
+
+
+def choose_ensemble(args: argparse.Namespace, patch: str | Path | None = None) -> Ensemble:
+    """``--ensemble`` (a shipped name or a file), else the patch's ``ensemble:``, else solo.
+    A mistake in either file is a usage error naming its line."""
+    from controllers.patch import find_ensemble, load_patch
+
+    if getattr(args, "ensemble", None):
+        return find_ensemble(args.ensemble)
+    if patch is not None:
+        found = load_patch(patch, own_ensemble=True).ensemble  # read again, whole, once the parameters are known
+        if found is not None:
+            return found
+    return SOLO
+
+
+def ensemble_params(specs: Iterable[ParamSpec], ensemble: Ensemble) -> Parameters:
+    """The parameters of a performance of ``ensemble``: ``specs`` and every voice's own, each
+    voice's start values set (a patch's start state and the command line's come after)."""
+    specs = tuple(specs)
+    params = Parameters((*specs, *ensemble.param_specs(specs)))
+    for name, value in ensemble.start_values():
+        params.set(name, value, source=f"ensemble {ensemble.name}", smoothing_ms=0, clamp=False)
+    return params
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:

@@ -11,7 +11,8 @@ HELP = "check YAML patches (controller mappings, actions, start state): FILE:LIN
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="check")
-    check = sub.add_parser("check", help="check patch files; exit 2 if any has a mistake")
+    check = sub.add_parser("check", help="check patch files (and ensemble files: an ensemble: key, checked the same); "
+                                          "exit 2 if any has a mistake")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("--model", help="the checkpoint the patches will play (default: the shipped model)")
 
@@ -27,10 +28,12 @@ def run(args: argparse.Namespace) -> int:
     bad = False
     for name in args.files:
         try:
-            patch = load_patch(name, specs)
+            patch = load_patch(name, specs, own_ensemble=True)  # its mappings may steer its own voices
         except PatchError as error:
             bad = True
             print("\n".join(error.errors), file=sys.stderr)
             continue
-        print(f"{name}: ok ({patch.mapping_count} mappings, {patch.action_count} actions)")
+        count = len(patch.ensemble.voices) if patch.ensemble else 0
+        voices = f", ensemble {patch.ensemble.name} of {count} voice{'s' if count > 1 else ''}" if patch.ensemble else ""
+        print(f"{name}: ok ({patch.mapping_count} mappings, {patch.action_count} actions{voices})")
     return 2 if bad else 0

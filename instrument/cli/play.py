@@ -10,9 +10,10 @@ import threading
 
 from instrument.model import catalog, checkpoint
 from instrument.cli import fail
-from instrument.cli.options import add_performance_arguments, apply_start_state, limits_from_args
-from instrument.live.model_checks import fit_to_model
-from instrument.live.params import Parameters, params_for_models
+from instrument.cli.options import add_performance_arguments, apply_start_state, choose_ensemble, ensemble_params, limits_from_args
+from instrument.live.model_checks import fit_to_model, fitted_specs
+from instrument.live.params import params_for_models
+from instrument.timing import realtime_refused
 
 HELP = "play live: tune after tune, to MIDI and the built-in synth, steered by controllers"
 
@@ -60,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
     first = catalog.name_of(args.model)
     if first not in models:
         checkpoint.resolve(args.model)  # says which shipped model is missing
-    params = Parameters(params_for_models(models, first))
     model, meta, where = checkpoint.load_or_default(models[first])
+    from patches import DEFAULT as DEFAULT_PATCH
+
+    ensemble = choose_ensemble(args, args.patch or DEFAULT_PATCH)
     # the models model.next switches between share one shape (instrument/live/models.py), so the
     # first one's unit numbers, layers and set names are the checks for all of them
+    specs = fitted_specs(params_for_models(models, first), model.config.hidden, model.config.layers, where).values()
+    params = ensemble_params(specs, ensemble)
     fit_to_model(params, model.config.hidden, model.config.layers, where)
     _check_arguments(params, args)  # a wrong argument is named before any port or device opens
     pipe = start_logging(args.verbose)
@@ -80,13 +85,17 @@ def run(args: argparse.Namespace) -> int:
                               audio_device=args.audio_device, synth=args.synth, soundfont=args.soundfont, record=args.record,
                               send_clock=args.send_clock)
         performance = Performance(model, params, choice, limits, seed=args.seed,
-                                  model_path=where, models=models)
+                                  model_path=where, models=models, ensemble=ensemble)
         early.hand_to(performance)
         controllers.publish_status(performance.status)
         publisher, tap = _activity(args, performance, model)
         web = _web(args, performance, controllers, tap, model, meta.get("name") or where)
         for line in performance.opened.messages:
             print(line, file=sys.stderr)
+        refused = realtime_refused()
+        if refused:
+            print(f"no real-time priority ({refused}): the timing thread and the built-in sound run as normal "
+                  "threads, so a busy machine can make notes late by milliseconds and the sound drop out", file=sys.stderr)
         gate = None
         if args.sync == "midi-clock":
             from controllers.midi_clock import MidiClockFollower
@@ -101,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
         with view:
             reason = performance.run(view.tick, start_gate=gate)
         engine = performance.engine
-        summary = f"{reason}: {engine.notes_played} notes, {engine.phrasing.bars} bars"
+        summary = f"{reason}: {engine.notes_played} notes, {engine.bars} bars"
         if engine.late_notes:
-            summary += f", {engine.late_notes} composed late"
+            summary += f", {engine.late_notes} composed late (by up to {engine.late_worst * 1000:.0f} ms)"
         summary += "".join(f"; {out.status()}" for out in engine.outputs if out.name == "synth")  # its counts
         failed = performance.record_error
         if failed:

@@ -6,6 +6,14 @@ calls it when the next note is due, and ``render`` calls it in a plain loop, so 
 offline performances come from the same code. Parameters are read at every token and handed
 to the stepper as one ``Controls`` value per step, so a change applies to the very next token
 sampled and no step sees half of one.
+
+An ensemble (``instrument.live.ensemble``) plays from the same steps: every network voice (the
+lead and its followers) is a row of one stepper, stepped together in one batched call per
+token, each row with its own controls from its own ``voice.N.*`` parameters; a follower plays
+its version of the lead's token one step behind (``instrument.live.follow``), and the chords and
+the drone come from the lead's notes as they become certain (``music.accompany``). While a
+chords voice plays, the engine asks for notes one beat group ahead (``lookahead_beats``), so each
+group's chord hears the whole group of the melody.
 """
 
 from __future__ import annotations
@@ -19,19 +27,34 @@ from typing import Callable
 
 from instrument.live import steering
 
+from instrument.live.ensemble import SOLO, Ensemble
+from instrument.live.follow import Follower
 from instrument.model import header, vocab
 from instrument.model.network import FolkRNN
+from instrument.music.accompany import Accompaniment
+from instrument.music.beat_groups import group_quarters
+from instrument.music.drone import DRONE_PITCHES, strike
+from instrument.music.harmony import ChordChange
 from instrument.music.notes import Note, NoteStream
+from instrument.music.vamp import Vamper
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
 from instrument.model.controls import PLAIN, Controls
 from instrument.model.stepper import Stepper
+from instrument.music.band import BandTune, VoiceLine
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
 _END = vocab.INDEX[vocab.END]
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
+DRONE_HOLD_BEATS = 128.0  # a drone note's ceiling: the next strike or the tune's end ends it sooner
+# what steers the network: values taken as they are, and numbers read as they glide (rounded); a voice's
+# own are the same names under ``voice.N.``, where it has them (the held keys are everyone's)
+STEERING_TARGETS = ("stimulation.source", "stimulation.token", "stimulation.keys", "ablation.layer", "ablation.set",
+                    "ablation.mode", "ablation.units", "bias.scale", "bias.pitch_classes")
+STEERING_GLIDES = ("stimulation.weight", "ablation.depth", "bias.end", "bias.strength", "bias.rests", "bias.triplets",
+                   "bias.long_notes", "bias.short_notes")
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,18 @@ class ComposedNote:
     looped: bool = False
     token: int = -1  # body index of the token that wrote it (its pitch), for views that show the tune
     version: int = 0  # the parameters' version that token was sampled with (a view marks control changes)
+    voice: int = 1  # which voice of the ensemble plays it (1: the lead)
+    bar: int = -1  # the written bar it sits in (a page lights an accompaniment's note in the written score by it)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Every note the voice is sounding ends at ``beat``: a drone's at its tune's end (a drone
+    note is struck before anyone knows how long its part lasts)."""
+
+    voice: int
+    beat: float
+    tune: int
 
 
 @dataclass
@@ -60,16 +95,32 @@ class TuneState:
     versions: list[int] = field(default_factory=list)  # per body token: the parameters' version it was sampled with
     offset: float = 0.0  # performance beat at which the tune's beat 0 sits
     ended: bool = False
+    bodies: dict[int, list[str]] = field(default_factory=dict)  # each follower's tokens, by voice (one per lead token)
+    accompaniment: dict[int, list[Note]] = field(default_factory=dict)  # chords and drone notes by voice (tune time)
+    chords: dict[int, list[ChordChange]] = field(default_factory=dict)  # the chord of each beat group, by voice
+
+    def voices(self, ensemble: Ensemble) -> tuple[VoiceLine, ...]:
+        """The tune's other voices as the ABC writes them (a copy: any thread may call it)."""
+        if len(ensemble.voices) == 1:
+            return ()
+        lines = []
+        for v in ensemble.voices[1:]:
+            lines.append(VoiceLine(v.number, v.name, v.role, tuple(self.bodies.get(v.number, ())),
+                                   tuple(self.accompaniment.get(v.number, ())), tuple(self.chords.get(v.number, ()))))
+        return tuple(lines)
 
 
 class Composer:
     """Generates a performance note by note from a model, steered by live parameters."""
 
     def __init__(self, model: FolkRNN, params: Parameters, seed: int | None = None, model_path: str | None = None,
-                 models: ModelSwitch | None = None):
+                 models: ModelSwitch | None = None, ensemble: Ensemble = SOLO):
         self.params = params
         self.seed = seed
-        self.stepper = Stepper(model, voices=1, seed=seed)
+        self.ensemble = ensemble
+        self.rows = ensemble.network  # the stepper's rows: the lead, then each follower
+        self.programs: dict[int, int] = {}  # voice -> General MIDI program, for the ABC (set by the performance)
+        self.stepper = Stepper(model, voices=len(self.rows), seed=seed)
         self.orders = steering.UnitOrders(model.config.hidden, model_path, seed=0 if seed is None else seed)
         self.layers = model.config.layers
         self.models = models  # switches the model at a tune boundary (``model.next``); None: one model
@@ -82,9 +133,17 @@ class Composer:
         self._seen_new = params.fired("tune.new")
         self._steer_key: tuple | None = None
         self._steered = PLAIN
-        self.controls = PLAIN  # what the last step was steered with (views read it; replaced whole)
+        self.controls = PLAIN  # what the lead's last step was steered with (views read it; replaced whole)
+        self.voice_controls: dict[int, Controls] = {}  # each follower's, by voice
+        self._voice_steer: dict[int, tuple[tuple, Controls]] = {}
+        self._followers: list[Follower] = []
+        self._followed = False  # the followers have a lead token to play (not at a tune's first body step)
+        self._band: Accompaniment | None = None
+        self._vampers: dict[int, Vamper] = {}
+        self._voice_scale: dict[int, object] = {}  # each follower's scale-lock bias (None: none)
         self._bar_notes: list[ComposedNote] = []  # the bar being played, to find the last whole bar
         self._last_bar: list[ComposedNote] = []
+        self._backing: dict[float, list[ComposedNote]] = {}  # the chords of the last bars, by bar (they come a group late)
         self._loop: deque[ComposedNote] = deque()
         self._loop_end = 0.0  # performance beat where the loop being played ends
         self.applied: deque[tuple[int, float]] = deque(maxlen=4096)  # (params.version steered with, time the step began) per token
@@ -130,7 +189,7 @@ class Composer:
     def prepare(self, model: FolkRNN, path: str) -> tuple[Stepper, steering.UnitOrders]:
         """A stepper and unit orders for another model, made ready off the model thread (by
         ``ModelSwitch``'s loader): the first step's one-off costs paid, the ablation set read."""
-        stepper = Stepper(model, voices=1, seed=self.seed)
+        stepper = Stepper(model, voices=len(self.rows), seed=self.seed)
         stepper.force(vocab.START)
         stepper.step()
         orders = steering.UnitOrders(model.config.hidden, path, seed=0 if self.seed is None else self.seed)
@@ -153,24 +212,54 @@ class Composer:
         body = self._controls()  # the network's controls now (no scale bias: the mode is not drawn yet)
         meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
         tokens = []
+        lead_only = [0] if len(self.rows) > 1 else None  # the followers play the lead's header
         for stage, choice, make in (("meter", meter, vocab.meter_token), ("mode", mode, vocab.mode_token)):
             if choice != "auto":
                 s.force(make(choice), controls=body)
                 tokens.append(make(choice))
             else:  # drawn by the model, by the one rule of model.header
                 self.controls = header.controls([stage], body)
-                tokens.append(vocab.TOKENS[int(s.step(self.controls)[0])])
+                tokens.append(vocab.TOKENS[int(s.step(self.controls, voices=lead_only)[0])])
+                if lead_only:
+                    s.force(tokens[-1], voices=range(1, len(self.rows)), controls=body)
         self.tune.meter, self.tune.mode = vocab.meter_of(tokens[0]), vocab.mode_of(tokens[1])
         self._stream = NoteStream(self.tune.meter, self.tune.mode)
         self._steer_key = None
-        self._bar_notes, self._last_bar = [], []
+        self._bar_notes, self._last_bar, self._backing = [], [], {}
+        self._followers = [Follower(self.tune.meter, self.tune.mode) for _ in self.rows[1:]]
+        self._followed = False
+        for v, follower in zip(self.rows[1:], self._followers):
+            self.tune.bodies[v.number] = follower.body
+        accompanists = [v for v in self.ensemble.voices if v.role in ("chords", "drone")]
+        self._band = Accompaniment(self.tune.meter, self.tune.mode) if accompanists else None
+        self._vampers = {v.number: Vamper(self.tune.meter) for v in accompanists if v.role == "chords"}
+        for v in accompanists:
+            self.tune.accompaniment[v.number] = []
+            if v.role == "chords":
+                self.tune.chords[v.number] = []
+
+    @property
+    def lookahead_beats(self) -> float:
+        """How far ahead of the music the lead must be composed: one beat group of the tune's
+        meter while a chords voice hears each group whole before its chord is chosen, else 0."""
+        tune = self.tune
+        if self._vampers and tune is not None and tune.meter and not tune.ended:
+            return group_quarters(tune.meter)
+        return 0.0
+
+    @property
+    def meter(self) -> str:
+        """The meter of the tune being written (4/4 before the first): what a bar of silence
+        lasts before any note has set one."""
+        tune = self.tune
+        return tune.meter if tune is not None and tune.meter else "4/4"
 
     def tune_in_progress(self) -> tuple[int, Tune] | None:
         """The tune being written as it stands, a copy (any thread: recordings save it as it goes)."""
         tune = self.tune
         if tune is None or tune.ended:
             return None
-        return tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)
+        return tune.number, self._written(Tune(tune.meter, tune.mode, list(tune.body), ended=False))
 
     def cut(self) -> None:
         """End the tune being written where it stands (the performance is over)."""
@@ -179,14 +268,26 @@ class Composer:
                 self._end_tune(produced_end=False)
             self.tune.ended = True
 
-    def _end_tune(self, produced_end: bool) -> list[ComposedNote]:
+    def _end_tune(self, produced_end: bool) -> list[ComposedNote | Release]:
         """Flush the tune's last note; ``produced_end``: the model wrote ``</s>`` (not cut off)."""
-        notes = self._place(self._stream.close())
+        for follower in self._followers:  # a tune cut off: what they had no turn to vary, they play as written
+            follower.close(self.tune.body)
+        notes = self._place(self._stream.close(), None)
         if not (notes or self._bar_notes or self._last_bar):  # a tune without a note still takes
             self.head = max(self.head, self.tune.offset)  # its gap: time goes on, the engine waits
         self.tune.ended = True
-        self.finished.append((self.tune.number, Tune(self.tune.meter, self.tune.mode, list(self.tune.body), ended=produced_end)))
+        end = self.tune.offset + self._stream.played
+        notes += [Release(v.number, end, self.tune.number) for v in self.ensemble.of("drone")]
+        self.finished.append((self.tune.number, self._written(Tune(self.tune.meter, self.tune.mode, list(self.tune.body),
+                                                                    ended=produced_end))))
         return notes
+
+    def _written(self, tune: Tune) -> Tune | BandTune:
+        """The tune as recordings write it: the lead's, with the other voices' parts in an ensemble."""
+        voices = self.tune.voices(self.ensemble)
+        if not voices:
+            return tune
+        return BandTune(tune, voices, tuple(self.programs.items()))
 
     def _random_order(self, name: str, layer: int) -> tuple[int, ...]:
         """The random order, for a set that was not installed for ``layer`` (said once)."""
@@ -205,7 +306,7 @@ class Composer:
         tune = self.tune
         if self._failures >= 3 and tune is not None and not tune.ended:
             tune.ended = True  # the next call starts afresh from <s>; what was written is kept
-            self.finished.append((tune.number, Tune(tune.meter, tune.mode, list(tune.body), ended=False)))
+            self.finished.append((tune.number, self._written(Tune(tune.meter, tune.mode, list(tune.body), ended=False))))
 
     def _step(self) -> list[ComposedNote]:
         began = time.perf_counter()  # the time first, then the version the step is steered with:
@@ -215,37 +316,89 @@ class Composer:
             self.controls = self._controls()
         else:  # plain controls at the performer's temperature, until a parameter changes
             self.controls = Controls(temperature=self.controls.temperature, guard=self.controls.guard)
-        token = int(self.stepper.step(self.controls)[0])
+        followers = self._followers
+        if followers and self._followed:  # every row in one batched step
+            rows = [self.controls] + [self._follower_controls(v.number, f) for v, f in zip(self.rows[1:], followers)]
+            tokens = self.stepper.step(rows)
+        elif followers:  # the tune's first note: the followers have nothing to play yet
+            tokens = self.stepper.step(self.controls, voices=[0])
+        else:
+            tokens = self.stepper.step(self.controls)
+        token = int(tokens[0])
         self._failures = 0
         self.tokens_sampled += 1
         self.applied.append((version, began))
         if self.tap is not None:  # live activity for the view and OSC: decimated, never waits
             self.tap(self.stepper.readout, token)
-        if token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS:
+        ended = token == _END or len(self.tune.body) >= MAX_TUNE_TOKENS
+        if followers and self._followed:  # their versions of the lead's last token, the lead's next one known
+            following = None if token == _END else vocab.TOKENS[token]
+            for row, follower in enumerate(followers, 1):
+                sampled = vocab.TOKENS[int(tokens[row])]
+                fed = follower.took(sampled, following)
+                if fed != sampled:
+                    self.stepper.replace(row, fed)
+        if ended:
             return self._end_tune(produced_end=token == _END)
         text = vocab.TOKENS[token]
         self.tune.versions.append(version)
         self.tune.body.append(text)
+        for follower in followers:
+            follower.lead(text)
+        self._followed = True
         # read at each token: a repeat sign plays its section again only while repeats is 'play';
         # with 'skip' every note is newly composed, so a control is heard within one note there too
         self._stream.repeats = self.params.get("repeats") == "play"
-        notes = self._place(self._stream.push(text))
+        notes = self._place(self._stream.push(text), text)
         self.head = max(self.head, self.tune.offset + self._stream.horizon)  # a rest, as far as it is known
         return notes
 
-    def _place(self, notes: list[Note]) -> list[ComposedNote]:
+    def _place(self, notes: list[Note], token: str | None) -> list[ComposedNote]:
+        """The ComposedNotes of the lead's notes just made certain (the lead's ``token`` pushed;
+        None: the tune ended), with every other voice's notes that they made certain."""
         out = []
-        versions = self.tune.versions
+        tune = self.tune
+        versions = tune.versions
         for n in notes:
             version = versions[n.token] if 0 <= n.token < len(versions) else 0
-            played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter,
-                                  self.tune.number, token=n.token, version=version)
+            played = ComposedNote(n.pitch, tune.offset + n.start, n.duration, n.bar_offset, tune.meter,
+                                  tune.number, token=n.token, version=version, bar=n.bar)
             out.append(played)
             # the play head is where the next note can start: the stream's as-played position, not
             # the longest note's end (a chord's long note must not make the next note late)
-            self.head = max(self.head, self.tune.offset + self._stream.played)
+            self.head = max(self.head, tune.offset + self._stream.played)
             self._remember(played)
+        for v, follower in zip(self.rows[1:], self._followers):
+            for n in follower.notes(notes):
+                version = versions[n.token] if 0 <= n.token < len(versions) else 0
+                out.append(self._composed(n, v.number, version))
+        if self._band is not None:
+            changes, openings = (self._band.push(token, notes, self._stream) if token is not None
+                                 else self._band.close(notes, self._stream))
+            for v in self.ensemble.voices:
+                if v.role == "chords":
+                    tune.chords[v.number] += changes
+                    made = [n for change in changes for n in self._vampers[v.number].notes(change)]
+                elif v.role == "drone":
+                    made = [n for opening in openings for n in strike(opening, DRONE_PITCHES, DRONE_HOLD_BEATS)]
+                else:
+                    continue
+                tune.accompaniment[v.number] += made
+                out += [self._composed(n, v.number, 0) for n in made]
         return out
+
+    def _composed(self, n: Note, voice: int, version: int) -> ComposedNote:
+        played = ComposedNote(n.pitch, self.tune.offset + n.start, n.duration, n.bar_offset, self.tune.meter,
+                              self.tune.number, token=n.token, version=version, voice=voice, bar=n.bar)
+        role = self.ensemble.voice(voice).role
+        if role == "follow":  # it comes with the lead's notes, in their order
+            self._remember(played)
+        elif role == "chords":  # a beat group behind the lead: kept by its bar, joined to the bar when it loops
+            bar = round(played.beat - played.bar_offset, 6)
+            self._backing.setdefault(bar, []).append(played)
+            while len(self._backing) > 4:
+                del self._backing[min(self._backing)]
+        return played  # (a held bar loops every voice but the drone, which holds on)
 
     # -- hold: loop the last whole bar -----------------------------------------------------
     def _remember(self, note: ComposedNote) -> None:
@@ -262,7 +415,8 @@ class Composer:
             extent = max(n.beat + n.duration for n in self._last_bar) - bar_start
             length = max(vocab.METER_EIGHTHS[first.meter] / 2, extent)  # an overfull bar loops whole
             shift = self.head - bar_start  # the loop starts at the play head, keeping the bar's rhythm
-            self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in self._last_bar)
+            bar = sorted(self._last_bar + self._backing.get(round(bar_start, 6), []), key=lambda n: (n.beat, n.voice))
+            self._loop.extend(replace(n, beat=n.beat + shift, looped=True) for n in bar)
             self.tune.offset += length  # the tune resumes one loop later
             self._loop_end = self.head + length
         note = self._loop.popleft()
@@ -272,17 +426,58 @@ class Composer:
         return note
 
     # -- parameters -> network controls ----------------------------------------------------
-    def _controls(self) -> Controls:
-        """The controls of the next token from the parameters: rebuilt when a parameter changed
-        (the scale bias needs the tune's mode: none before it is drawn), else the same value,
-        with the temperature and the guard read afresh (a smoothed temperature moves every token)."""
+    def _follower_controls(self, voice: int, follower: Follower) -> Controls:
+        """A follower row's controls for this step: its own temperature, stimulation, ablation
+        and scale lock (``voice.N.*``), and the bias that makes it follow (``Follower.bias``)."""
+        steered = self._steered_voice(voice)
         p = self.params
-        key = (
-            p.version, self.tune.mode,
-            round(p.get("stimulation.weight"), 4),
-            round(p.get("bias.strength"), 3), round(p.get("bias.rests"), 3), round(p.get("bias.triplets"), 3),
-            round(p.get("bias.long_notes"), 3), round(p.get("bias.short_notes"), 3),
+        temperature = p.get(f"voice.{voice}.temperature")
+        bias = follower.bias(p.get(f"voice.{voice}.cohesion"), temperature)
+        scale = self._voice_scale.get(voice)
+        if scale is not None:
+            bias = bias + (scale / temperature if temperature > 0 else scale)
+        controls = replace(steered, temperature=temperature, logit_bias=bias)
+        self.voice_controls[voice] = controls
+        return controls
+
+    def _steered_voice(self, voice: int) -> Controls:
+        """A follower's stimulation and ablation (and its scale lock in ``_voice_scale``),
+        rebuilt only when a parameter changed, so its ablation masks are reused from step to step."""
+        p = self.params
+        name = f"voice.{voice}."
+        key = self._steering_key(name)
+        cached = self._voice_steer.get(voice)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        layer = min(p.get(name + "ablation.layer"), self.layers)
+        order = self.orders.cached(p.get(name + "ablation.set"), layer) or self._random_order(p.get(name + "ablation.set"), layer)
+        bias = steering.logit_bias(self.tune.mode, steering.scale_pitch_classes(p.get(name + "bias.scale"), p.get(name + "bias.pitch_classes")),
+                                   p.get(name + "bias.strength"))
+        self._voice_scale[voice] = bias
+        steered = Controls(
+            stimulation=steering.stimulation(p.get(name + "stimulation.source"), p.get(name + "stimulation.weight"),
+                                             p.get(name + "stimulation.token"), p.get("stimulation.keys")),
+            ablation=steering.ablation(order, p.get(name + "ablation.depth"), layer, p.get(name + "ablation.mode"),
+                                       p.get(name + "ablation.units")),
         )
+        self._voice_steer[voice] = (key, steered)
+        return steered
+
+    def _steering_key(self, prefix: str = "") -> tuple:
+        """What the network's controls are made of now (for the lead, or ``voice.N.``): when it is
+        unchanged, so are they. A flood of other parameters (tempo, swing) changes nothing here."""
+        p, specs = self.params, self.params.specs
+        own = lambda name: prefix + name if prefix + name in specs else name  # noqa: E731
+        return (self.tune.mode, *(p.target(own(name)) for name in STEERING_TARGETS),
+                *(round(p.get(own(name)), 4) for name in STEERING_GLIDES))
+
+    def _controls(self) -> Controls:
+        """The controls of the next token from the parameters: rebuilt when a parameter that steers
+        the network changed (the scale bias needs the tune's mode: none before it is drawn), else
+        the same value, with the temperature and the guard read afresh (a smoothed temperature
+        moves every token). A flood of other parameters (tempo, swing) rebuilds nothing."""
+        p = self.params
+        key = self._steering_key()
         temperature, guard = p.get("temperature"), bool(p.get("guard"))
         if key != self._steer_key:
             self._steer_key = key

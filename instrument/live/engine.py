@@ -8,24 +8,27 @@ Two threads share the work and never wait for each other's slow work:
 - the timing thread (``Scheduler``, real-time priority where allowed) sends MIDI at the
   scheduled instants.
 A parameter change is therefore heard at the very next token sampled, which is at most one
-note away. A rest holds the model thread back as a note does: it waits out what is known of a
-rest before the network says whether it goes on, so it never composes more than one note or rest
-ahead of what sounds, whatever the controls make it write (docs/design.md §5). Stopping for any
-reason (limit reached, Ctrl-C, SIGTERM, an error) ends every sounding note and closes every
-recording; ``--seconds`` ends the performance by the clock, within one note, rests or not.
+note away (one beat group while an ensemble's chords hear each group whole: the composer's
+``lookahead_beats``, shown in /state and the view). A rest holds the model thread back as a note
+does: it waits out what is known of a rest before the network says whether it goes on, so it
+never composes more than one note or rest ahead of what sounds (that beat group aside), whatever
+the controls make it write (docs/design.md §5). Stopping for any reason (limit reached, Ctrl-C,
+SIGTERM, an error) ends every sounding note and closes every recording; ``--seconds`` ends the
+performance by the clock, within one note, rests or not.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
 from instrument.errors import excerpt
-from instrument.live.composer import Composer, ComposedNote
+from instrument.live.composer import Composer, ComposedNote, Release
 from instrument.music.phrasing import Phrasing, ScheduledNote
-from instrument.outputs import Output
+from instrument.outputs import Output, lead_of
 from instrument.live.params import Parameters
 from instrument.timing import Scheduler, clock
 
@@ -46,16 +49,45 @@ class Limits:
 
     def beyond(self, note: ComposedNote, phrasing: Phrasing, start_time: float) -> bool:
         """Whether ``note`` lies past the end: it starts after ``seconds``, belongs to a tune
-        past ``tunes``, or would begin bar ``bars + 1``."""
+        past ``tunes``, or would begin bar ``bars + 1`` (bars are the lead's: the other voices
+        end with it)."""
         if self.past_time(note.beat, phrasing, start_time):
             return True
         if self.tunes and note.tune > self.tunes:
             return True
-        return bool(self.bars) and phrasing.bars >= self.bars and phrasing.starts_bar(note)
+        if not self.bars or note.voice != 1:
+            return False
+        # a bar begun past the last, or a note so far into an overfull bar (the network may write
+        # bars without bar lines) that it lies where bar ``bars + 1`` would have begun
+        return phrasing.bars_with(note) > self.bars or note.beat >= phrasing.bar_end(self.bars, note.meter) - 1e-9
 
     def past_time(self, beat: float, phrasing: Phrasing, start_time: float) -> bool:
         """Whether ``beat`` sounds at or after the end that ``seconds`` sets (a note or a rest)."""
         return bool(self.seconds) and phrasing.tempo.time_at(beat) - start_time >= self.seconds
+
+    def bars_heard(self, phrasing: Phrasing, end_beat: float, meter: str) -> int:
+        """The bars a performance that ended at ``end_beat`` held, silent ones included, never
+        more than ``bars`` asked for: what the closing line and the take report."""
+        heard = phrasing.bars_by(end_beat, meter)
+        return min(heard, self.bars) if self.bars else heard
+
+    def silent_end(self, head: float, meter: str, phrasing: Phrasing, start_time: float) -> float | None:
+        """Where the performance ends when what the composer knows up to ``head`` is silence (a
+        rest, a tune with no note) that runs past ``seconds`` or bar ``bars``: the beat of that
+        end, or None while it does not. Live play and render end there alike, by the clock, so
+        a run of rests ends the performance on time instead of sounding as long as it is written.
+        ``meter``: the tune being written's, for bars before any note."""
+        ends = []
+        if self.seconds:
+            ends.append(phrasing.tempo.beat_at(start_time + self.seconds))
+        if self.bars:
+            ends.append(phrasing.bar_end(self.bars, meter))
+        end = min(ends, default=None)
+        return end if end is not None and head >= end - 1e-9 else None
+
+
+def _order(note: ComposedNote | Release) -> tuple[float, int, int]:
+    return note.beat, isinstance(note, Release), note.voice
 
 
 class Engine:
@@ -77,12 +109,15 @@ class Engine:
         self.outputs = outputs
         self.scheduler = scheduler
         self.limits = limits
-        self.lookahead = lookahead
+        # notes are composed and handed over ``lookahead`` before their time, and earlier by what
+        # the outputs render ahead (the numpy synth), so that no note is late by design
+        self.lookahead = lookahead + max((lead_of(out) for out in outputs), default=0.0)
         self.preroll = preroll
         self.phrasing = phrasing or Phrasing(params)  # its tempo map is made before the outputs that follow it
         self.start_time = 0.0
         self.notes_played = 0
         self.late_notes = 0  # notes handed to the outputs after their onset time
+        self.late_worst = 0.0  # the most one of them was late by, seconds
         self.resyncs = 0  # times the model fell so far behind that the timeline moved on
         self.last_off = 0.0  # when the last scheduled note ends
         self.failures = 0  # notes skipped because composing them failed (logged; the music goes on)
@@ -93,21 +128,25 @@ class Engine:
         self.error: BaseException | None = None
         self.finished = threading.Event()  # set when the performance is over, for any reason
         self.stop_reason = ""
+        self.end_beat: float | None = None  # where a limit ended the performance
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._pending: deque[ComposedNote] = deque()
+        self._pending: list[ComposedNote | Release] = []  # in order of time (voices composed ahead come in later)
         self._panicked = threading.Event()  # set by panic(): the model thread drops its pending notes
         self._new_tune = threading.Event()  # set by tune.new: the model thread stops waiting out a rest
+        voices = [v.number for v in composer.ensemble.voices]
+        self._mute = {n: f"voice.{n}.mute" for n in voices}
+        self._muted_by = {name: n for n, name in self._mute.items()}
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
-        params.listeners.append(self._on_change)
+        params.listen(self._on_change, "panic", "tune.new", "hold", *(name for name in self._muted_by if name in params.specs))
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         # The first notes are composed before the clock starts: the first steps pay one-off costs
         # (caches, the kernel's threads waking) that must not make the opening notes late.
-        self._pending.extend(self.composer.next_notes())
+        self._take(self.composer.next_notes())
         self.start_time = clock() + self.preroll
         self.phrasing.tempo.start(self.start_time)
         self.scheduler.start()
@@ -134,8 +173,7 @@ class Engine:
                 out.close(now)
             except Exception:  # one broken output must not keep the others sounding
                 log.exception("closing %s failed", getattr(out, "name", out))
-        if self._on_change in self.params.listeners:
-            self.params.listeners.remove(self._on_change)
+        self.params.unlisten(self._on_change)
         self.finished.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -153,20 +191,30 @@ class Engine:
             if not self._closed:
                 threading.Thread(target=self.stop, args=("ended",), name="stopper", daemon=True).start()
 
+    def _take(self, notes: list[ComposedNote | Release]) -> None:
+        """Composed notes wait in order of time, the lead first among notes at one beat."""
+        for note in notes:
+            bisect.insort(self._pending, note, key=_order)
+
     def _perform(self) -> None:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
             self._drop_after_panic()
-            if not self._pending:
-                # compose only when the next note (or what is known of a rest) is nearly due: just in time
-                if self.limits.past_time(composer.head, phrasing, self.start_time):
-                    self._end_by_the_clock()  # a rest runs past the end: the clock ends it
-                    return
-                if not self._sleep_until(phrasing.tempo.time_at(composer.head) - self.lookahead, self._new_tune):
+            # compose only when the next note (or what is known of a rest) is nearly due, just in
+            # time, or a beat group before that while an ensemble's chords hear each group whole
+            compose_at = phrasing.tempo.time_at(composer.head - composer.lookahead_beats) - self.lookahead
+            note = self._pending[0] if self._pending else None
+            end = self.limits.silent_end(composer.head, composer.meter, phrasing, self.start_time)
+            past = end is not None  # composed (or rests known) to the end that --seconds or --bars set
+            if note is None and past:
+                self._end_by_the_clock(end)  # a rest runs past the end: the clock ends it
+                return
+            if not past and (note is None or compose_at < phrasing.tempo.time_at(note.beat) - self.lookahead):
+                if not self._sleep_until(compose_at, self._new_tune):
                     return
                 try:
                     now = phrasing.tempo.beat_at(clock() + self.lookahead)
-                    self._pending.extend(composer.next_notes(now))
+                    self._take(composer.next_notes(now))
                 except Exception as error:  # no control value or bug stops the music: skip the note
                     self._failed(error)
                     if not self._sleep_until(clock() + FAILURE_PAUSE_S):
@@ -175,17 +223,20 @@ class Engine:
                 self._failures_in_a_row = 0
                 self._finish_tunes()
                 continue
-            note = self._pending[0]
-            if self.limits.beyond(note, phrasing, self.start_time):
+            if isinstance(note, ComposedNote) and self.limits.beyond(note, phrasing, self.start_time):
                 self.stop_reason = "limit reached"
+                self.end_beat = note.beat
                 self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
                 return
             if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
                 return
             if not self._pending or self._pending[0] is not note:  # a panic dropped it while we waited
                 continue
-            self._pending.popleft()
-            self._schedule(note)
+            self._pending.pop(0)
+            if isinstance(note, Release):
+                self.release(note.voice, phrasing.tempo.time_at(note.beat))
+            else:
+                self._schedule(note)
 
     def _failed(self, error: Exception) -> None:
         """A note could not be composed: logged (with its traceback at most every 10 s), the
@@ -204,6 +255,8 @@ class Engine:
     def _schedule(self, note: ComposedNote) -> None:
         phrasing = self.phrasing
         placed = phrasing.place(note)
+        if self.params.get(self._mute[note.voice]):  # placed all the same: the lead's bars still count
+            return
         now = clock()
         if placed.on < now - LATE_RESYNC_S:  # a stall: play on from now rather than rush
             phrasing.tempo.shift(now + self.lookahead - placed.on)
@@ -213,6 +266,7 @@ class Engine:
         elif placed.on < now:  # handed over after its time (the model thread was held up): it sounds
             # now, for every output alike, so the recording holds the time the listener heard it
             self.late_notes += 1
+            self.late_worst = max(self.late_worst, now - placed.on)
             log.warning("a note was composed %.1f ms after its time", (now - placed.on) * 1000)
             placed = replace(placed, on=now, off=now + (placed.off - placed.on))
         for out in self.outputs:
@@ -221,11 +275,19 @@ class Engine:
         self.notes_played += 1
         self.last_off = max(self.last_off, placed.off)
 
-    def _end_by_the_clock(self) -> None:
-        """``--seconds`` is up while nothing more sounds before it: wait for the end, then stop."""
-        end = self.start_time + self.limits.seconds
-        if self._sleep_until(end):
+    @property
+    def bars(self) -> int:
+        """Bars played so far, or held when a limit ended the performance (silent bars included)."""
+        if self.end_beat is None:
+            return self.phrasing.bars
+        return self.limits.bars_heard(self.phrasing, self.end_beat, self.composer.meter)
+
+    def _end_by_the_clock(self, end_beat: float) -> None:
+        """``--seconds`` or ``--bars`` is up at ``end_beat`` while nothing more sounds before it:
+        wait for the end, then stop."""
+        if self._sleep_until(self.phrasing.tempo.time_at(end_beat)):
             self.stop_reason = "limit reached"
+            self.end_beat = end_beat
             self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
 
     def _sleep_until(self, when: float, interrupt: threading.Event | None = None) -> bool:
@@ -242,6 +304,15 @@ class Engine:
             self._wake.clear()
             self._drop_after_panic()
         return False
+
+    def release(self, voice: int, at: float) -> None:
+        """End every note ``voice`` sounds at ``at``, on every output (any thread: a drone at its
+        tune's end, a voice being muted)."""
+        for out in self.outputs:
+            try:
+                out.release(voice, at)
+            except Exception:
+                log.exception("release on %s failed", getattr(out, "name", out))
 
     def _drop_after_panic(self) -> None:
         if self._panicked.is_set():
@@ -264,6 +335,8 @@ class Engine:
     def _on_change(self, change) -> None:
         if change.name == "panic":
             self.panic()
+        elif change.name in self._muted_by and change.value:  # a voice muted: what it sounds ends now
+            self.release(self._muted_by[change.name], clock())
         elif change.name in ("tune.new", "hold"):
             if change.name == "tune.new":
                 self._new_tune.set()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from instrument.errors import excerpt
-from instrument.live.params import ParamError, Parameters, ParamSpec
+from instrument.live.params import ParamError, Parameters, ParamSpec, voice_of
 from instrument.live.steering import installed_sets, model_set_dir
 
 
@@ -45,8 +45,9 @@ class SetOfModel:
 
     def __call__(self, value: Any) -> str:
         if value not in self.names:
-            raise ParamError(f"ablation.set {excerpt(value, 60, quote=True)} is not installed for this model; choose from "
-                             f"{', '.join(self.names)} ('run.py analyze spectra --install' adds sets to {self.folder})")
+            reason = (f"is not installed for this model; choose from {', '.join(self.names)} "
+                      f"('run.py analyze spectra --install' adds sets to {self.folder})")
+            raise ParamError(f"ablation.set {excerpt(value, 60, quote=True)} {reason}", f"ablation.set {reason}")
         return value
 
 
@@ -56,11 +57,12 @@ def fitted_specs(specs: Iterable[ParamSpec], hidden: int, layers: int, model_pat
     folder = str(model_set_dir(model_path)) if model_path else "<model>.ablation/"
     out = {}
     for spec in specs:
-        if spec.name == "ablation.units":
+        base = voice_of(spec.name)[1]  # every voice's ablation alike (voice.2.ablation.units)
+        if base == "ablation.units" and not isinstance(spec.validate, UnitsOfModel):
             spec = replace(spec, validate=UnitsOfModel(hidden, spec.validate))
-        elif spec.name == "ablation.set":
+        elif base == "ablation.set":
             spec = replace(spec, validate=SetOfModel(sets, folder))
-        elif spec.name == "ablation.layer":
+        elif base == "ablation.layer":
             spec = replace(spec, maximum=layers)
         out[spec.name] = spec
     return out
@@ -69,5 +71,6 @@ def fitted_specs(specs: Iterable[ParamSpec], hidden: int, layers: int, model_pat
 def fit_to_model(params: Parameters, hidden: int, layers: int, model_path: str | None) -> None:
     """Register the model's checks on ``params`` (call before controllers and patches set values)."""
     params.specs.update(fitted_specs(params.specs.values(), hidden, layers, model_path))
-    if params.target("ablation.layer") > layers:  # the registry's default is the third of three
-        params.set("ablation.layer", layers, source="model", smoothing_ms=0)
+    for name in params.specs:
+        if voice_of(name)[1] == "ablation.layer" and params.target(name) > layers:  # the registry's default is the third of three
+            params.set(name, layers, source="model", smoothing_ms=0)

@@ -1,5 +1,10 @@
 """The one registry of live parameters: what controllers move and the engine reads.
 
+Every voice of an ensemble (docs/design.md §11) has its own parameters, named ``voice.N.X``
+(``voice_specs``): ``voice.2.temperature``, ``voice.3.mute``. The lead is voice 1, and its
+parameters keep their unnumbered names, so every patch written for one voice plays on; each
+``voice.1.X`` is another name for ``X`` (``lead_aliases``), one spec and one value.
+
 Controllers write from their own threads; the model thread reads at every token and the
 timing thread at every note. No lock is taken on either path: each parameter's state is one
 immutable tuple replaced in a single assignment (atomic in CPython), and smoothing is
@@ -23,7 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class ParamError(ValueError):
-    """A set that cannot be applied (unknown name, wrong type): controllers log and ignore it."""
+    """A set that cannot be applied (unknown name, wrong type): controllers log and ignore it.
+
+    ``reason`` says what is wrong without quoting the value, for messages about text read from a
+    file (a patch refusal never echoes what a file holds)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ class Parameters:
 
     def __init__(self, specs: Iterable[ParamSpec] | None = None, clock: Callable[[], float] = time.monotonic):
         self.specs: dict[str, ParamSpec] = {s.name: s for s in (specs if specs is not None else INSTRUMENT_PARAMS)}
+        self.aliases: dict[str, str] = lead_aliases(self.specs)  # voice.1.X -> X
         self._clock = clock
         now = clock()
         self._state: dict[str, _State] = {
@@ -126,7 +139,8 @@ class Parameters:
         self.version = 0  # bumped by every set and trigger: a reader notices change with one compare
         self._write = threading.Lock()  # serialises writers only; readers never take it
         self.last_change: Change | None = None
-        self.listeners: list[Callable[[Change], None]] = []
+        self.listeners: list[Callable[[Change], None]] = []  # told of every change
+        self._listeners_of: dict[str, tuple[Callable[[Change], None], ...]] = {}  # told of one parameter's
 
     # -- writing (controller threads) -----------------------------------------------------
     def set(self, name: str, value: Any, source: str = "", smoothing_ms: float | None = None, *,
@@ -138,6 +152,7 @@ class Parameters:
         Raises ParamError for an unknown parameter or a value it cannot take.
         """
         spec = self._spec(name)
+        name = spec.name
         value, warning = spec.coerce(value, clamp)
         if warning:
             message = f"{warning}{f' (from {source})' if source else ''}"
@@ -145,6 +160,9 @@ class Parameters:
         tau = (spec.smoothing_ms if smoothing_ms is None else smoothing_ms) / 1000.0
         if spec.kind not in ("float", "int"):
             tau = 0.0
+        was = self._state[name]
+        if value == was.target and source == was.source and tau == was.tau:
+            return value  # nothing changes (a glide to the same target goes on as it would restart): no version, no listener
         with self._write:
             now = self._clock()
             current = self.get(name, now)
@@ -157,6 +175,7 @@ class Parameters:
     def fire(self, name: str, source: str = "") -> None:
         """Fire a trigger (new tune, panic): readers see its count go up."""
         spec = self._spec(name)
+        name = spec.name
         if spec.kind != "trigger":
             raise ParamError(f"{name} is not a trigger; set it to a value")
         with self._write:
@@ -165,8 +184,21 @@ class Parameters:
             self.last_change = Change(name, "fired", source, self._clock())
         self._notify(self.last_change)
 
+    def listen(self, listener: Callable[[Change], None], *names: str) -> None:
+        """Call ``listener(change)`` on the writer's thread when one of ``names`` changes (it must
+        be quick: a controller's thread waits for it). Unknown names raise ParamError."""
+        for name in names:
+            name = self._spec(name).name  # a voice's alias of the lead's parameter is the lead's
+            self._listeners_of[name] = (*self._listeners_of.get(name, ()), listener)
+
+    def unlisten(self, listener: Callable[[Change], None]) -> None:
+        """Stop calling ``listener`` (for any name; idempotent)."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        self._listeners_of = {name: tuple(f for f in fs if f != listener) for name, fs in self._listeners_of.items()}
+
     def _notify(self, change: Change) -> None:
-        for listener in list(self.listeners):
+        for listener in (*self.listeners, *self._listeners_of.get(change.name, ())):
             try:
                 listener(change)
             except Exception:  # a broken listener must not break a controller
@@ -174,7 +206,10 @@ class Parameters:
 
     # -- reading (any thread, lock-free) ---------------------------------------------------
     def get(self, name: str, now: float | None = None) -> Any:
-        state = self._state[name]
+        try:
+            state = self._state[name]
+        except KeyError:  # voice.1.X is X (a name that is neither raises KeyError, as before)
+            state = self._state[self.aliases[name]]
         if state.tau <= 0.0:
             return state.target
         elapsed = (self._clock() if now is None else now) - state.t0
@@ -187,14 +222,22 @@ class Parameters:
         return self.get(name)
 
     def target(self, name: str) -> Any:
-        return self._state[name].target
+        return self._state[self.canonical(name)].target
 
     def fired(self, name: str) -> int:
         """How often a trigger has fired; compare with the count you last saw."""
         return self._fired[name]
 
     def source(self, name: str) -> str:
-        return self._state[name].source
+        return self._state[self.canonical(name)].source
+
+    def canonical(self, name: str) -> str:
+        """The parameter's own name (``voice.1.temperature`` is ``temperature``)."""
+        return self.aliases.get(name, name)
+
+    def lookup(self) -> dict[str, ParamSpec]:
+        """Every name a controller may use, aliases included, with its spec."""
+        return {**self.specs, **{alias: self.specs[name] for alias, name in self.aliases.items()}}
 
     def snapshot(self) -> dict[str, Any]:
         """Every parameter's current target value (triggers as their fire counts), JSON-ready."""
@@ -209,8 +252,18 @@ class Parameters:
 
     def _spec(self, name: str) -> ParamSpec:
         try:
-            return self.specs[name]
+            return self.specs[self.canonical(name)]
         except KeyError:
+            voice, base = voice_of(name)
+            prefix = f"voice.{voice}."
+            own = sorted(n[len(prefix):] for n in self.specs if n.startswith(prefix))
+            if voice > 1 and own:
+                raise ParamError(f"unknown parameter {name!r}: voice {voice} takes {', '.join(own)}") from None
+            if voice > 1 and (base in self.specs or base in VOICE_OWN):
+                voices = sorted({voice_of(n)[0] for n in self.specs if n.startswith("voice.")} - {1})
+                have = f"voices 2..{voices[-1]}" if voices else "only the lead (voice 1)"
+                raise ParamError(f"unknown parameter {name!r}: this ensemble has {have}; "
+                                 f"see --ensemble list") from None
             raise ParamError(f"unknown parameter {name!r}") from None
 
 
@@ -314,9 +367,69 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("repeats", "choice", "play", choices=("play", "skip"),
               doc="repeated sections: play them as written, or each section once (then every note is newly composed, so a control is heard within one note)"),
     ParamSpec("hold", "bool", False, doc="freeze: loop the last bar, the model waits"),
+    # the lead's own (voice 1 of every ensemble; the other voices' are voice_specs')
+    ParamSpec("voice.1.pan", "float", 0.0, -1.0, 1.0, "", 0, doc="lead (voice 1): left (-1) to right (1): MIDI CC 10"),
+    ParamSpec("voice.1.mute", "bool", False, doc="lead (voice 1): silence it (it keeps writing the tune)"),
     ParamSpec("tune.new", "trigger", doc="end this tune at the next note and start a new one"),
     ParamSpec("panic", "trigger", doc="silence everything now (all notes off)"),
 )
+
+
+# -- voices ---------------------------------------------------------------------------------------
+
+ROLES = ("lead", "follow", "chords", "drone")
+# What each role of voice 2 and on may be steered by: the network's controls for a follower
+# (its rhythm and bar lines are the lead's, so only the pitch bias applies), and the sound of
+# every voice. The lead's are the unnumbered parameters.
+FOLLOW_NETWORK = ("temperature", "stimulation.weight", "stimulation.source", "stimulation.token",
+                  "ablation.layer", "ablation.set", "ablation.depth", "ablation.mode", "ablation.units",
+                  "bias.scale", "bias.pitch_classes", "bias.strength")
+SOUND = ("timbre", "velocity", "dynamics")
+VOICE_OWN: dict[str, ParamSpec] = {s.name: s for s in (
+    ParamSpec("cohesion", "float", 0.6, 0.0, 1.0, "", 0,
+              doc="how closely it plays the lead's notes: 1 unison, 0 its own line over the lead's rhythm"),
+    ParamSpec("pan", "float", 0.0, -1.0, 1.0, "", 0, doc="left (-1) to right (1): MIDI CC 10"),
+    ParamSpec("mute", "bool", False, doc="silence this voice (it keeps its place in the music)"),
+)}
+ROLE_PARAMS: dict[str, tuple[str, ...]] = {
+    "lead": (),  # its are INSTRUMENT_PARAMS', voice.1.pan and voice.1.mute among them
+    "follow": ("cohesion", *FOLLOW_NETWORK, *SOUND, "pan", "mute"),
+    "chords": (*SOUND, "pan", "mute"),
+    "drone": (*SOUND, "pan", "mute"),
+}
+# The lead's unnumbered parameters that voice.1.X names too (everything of one voice).
+LEAD_ALIASED = frozenset(("temperature", "guard", "stimulation.keys", "bias.rests", "bias.triplets", "bias.long_notes",
+                          "bias.short_notes", "bias.end", "channel", "program", *FOLLOW_NETWORK, *SOUND))
+
+
+def voice_of(name: str) -> tuple[int, str]:
+    """(voice number, the parameter's name within the voice): ``voice.2.temperature`` -> (2,
+    'temperature'); an unnumbered name is the lead's, (1, name)."""
+    if name.startswith("voice."):
+        number, _, base = name[6:].partition(".")
+        if number.isdigit() and base:
+            return int(number), base
+    return 1, name
+
+
+def lead_aliases(names: Iterable[str]) -> dict[str, str]:
+    """``voice.1.X`` -> ``X`` for each of the lead's parameters among ``names``."""
+    return {f"voice.1.{name}": name for name in names if name in LEAD_ALIASED}
+
+
+def voice_specs(voices: Iterable[tuple[int, str]], specs: Iterable[ParamSpec] = INSTRUMENT_PARAMS) -> tuple[ParamSpec, ...]:
+    """The parameters of an ensemble's voices, ``voice.N.X``, from (number, role) pairs: what the
+    role takes (``ROLE_PARAMS``), each with the range of the lead's (``specs``, e.g. fitted to the
+    model) or its own (``VOICE_OWN``); the lead gets only what it has no unnumbered name for."""
+    base = {s.name: s for s in specs}
+    out = []
+    for number, role in voices:
+        if role not in ROLE_PARAMS:
+            raise ValueError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
+        for name in ROLE_PARAMS[role]:
+            spec = VOICE_OWN.get(name) or base[name]
+            out.append(replace(spec, name=f"voice.{number}.{name}", doc=f"{role} (voice {number}): {spec.doc}"))
+    return tuple(out)
 
 
 def params_for_models(names: Iterable[str], playing: str) -> tuple[ParamSpec, ...]:

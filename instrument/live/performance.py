@@ -16,42 +16,84 @@ from typing import Callable
 
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
+from instrument.live.ensemble import SOLO, Ensemble
 from instrument.music.phrasing import Phrasing, seconds_per_quarter
 from instrument.music.timbres import find_timbre
 from instrument.model.network import FolkRNN
+from instrument.outputs import VoiceSound
 from instrument.outputs.opening import OutputChoice, open_outputs
 from instrument.live.models import ModelSwitch
 from instrument.live.params import Parameters
-from instrument.timing import Scheduler
+from instrument.timing import Scheduler, name_native_threads
 
 log = logging.getLogger(__name__)
+
+
+def voice_sounds(ensemble: Ensemble, params: Parameters) -> list[VoiceSound]:
+    """What the outputs need of each voice, from the parameters as they start: the lead's
+    channel, program and timbre are its unnumbered parameters, the others' their ``voice.N.*``
+    (the program of their timbre), each with its pan."""
+    out = []
+    for v in ensemble.voices:
+        if v.role == "lead":
+            out.append(VoiceSound(1, v.name, int(params.get("channel")), find_timbre(params.get("timbre")),
+                                  int(params.get("program")), float(params.get("voice.1.pan"))))
+        else:
+            timbre = find_timbre(params.get(v.param("timbre")))
+            out.append(VoiceSound(v.number, v.name, v.channel, timbre, timbre.program, float(params.get(v.param("pan")))))
+    return out
+
+
+def phrasing_for(params: Parameters, ensemble: Ensemble, start_time: float = 0.0) -> Phrasing:
+    """The phrasing of an ensemble's voices: each on its channel, the drone held its whole length."""
+    return Phrasing(params, start_time, channels={v.number: v.channel for v in ensemble.voices[1:]},
+                    sustained=frozenset(v.number for v in ensemble.of("drone")))
+
+
+def lookahead_ms(composer: Composer, phrasing: Phrasing) -> float:
+    """How far ahead of the music the lead is composed now (the latency a control of the lead
+    has beyond the next note): one beat group while chords hear each group whole, else 0."""
+    ahead = composer.lookahead_beats
+    return 1000.0 * ahead * phrasing.tempo.spq if ahead else 0.0
 
 
 class Performance:
     """One ``play`` run: an engine on its outputs, ended cleanly by a limit, a signal or an error."""
 
     def __init__(self, model: FolkRNN, params: Parameters, choice: OutputChoice, limits: Limits,
-                 seed: int | None = None, model_path: str | None = None, models: dict[str, str] | None = None):
-        """``models``: the models ``model.next`` may switch to, by name (none: one model plays)."""
+                 seed: int | None = None, model_path: str | None = None, models: dict[str, str] | None = None,
+                 ensemble: Ensemble = SOLO):
+        """``models``: the models ``model.next`` may switch to, by name (none: one model plays);
+        ``ensemble``: the voices (``voice.N.*`` must be among ``params``)."""
         self.params = params
+        self.ensemble = ensemble
         self.scheduler = Scheduler()
-        self.composer = Composer(model, params, seed=seed, model_path=model_path)
+        self.composer = Composer(model, params, seed=seed, model_path=model_path, ensemble=ensemble)
         if models:
             shape = (model.config.vocab_size, model.config.layers, model.config.hidden)
             self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
-            params.listeners.append(self._on_model_next)
-        self.phrasing = Phrasing(params)  # the tempo map, made first: the MIDI clock out follows it
+            params.listen(self._on_model_next, "model.next")
+        self.phrasing = phrasing_for(params, ensemble)  # the tempo map, made first: the MIDI clock out follows it
         meter = params.get("meter.next")
         qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
+        sounds = voice_sounds(ensemble, params)
+        self.composer.programs = {v.voice: v.program if v.voice > 1 else v.timbre.program for v in sounds}
         self.opened = open_outputs(choice, self.scheduler, self.phrasing.tempo, program=params.get("program"),
                                    channel=params.get("channel"), timbre=find_timbre(params.get("timbre")),
-                                   gain_db=params.get("gain"), qpm=qpm)
+                                   gain_db=params.get("gain"), qpm=qpm, voices=sounds if len(sounds) > 1 else ())
+        timbres = {v.param("timbre"): v.number for v in ensemble.voices}
+        pans = {v.param("pan"): v.number for v in ensemble.voices}
         for out in self.opened.outputs:
-            if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live
-                params.listeners.append(lambda change, out=out: change.name == "timbre" and
-                                        out.set_timbre(find_timbre(change.value)))
+            # each listener hears only the parameters it needs (a flood of others never reaches the sound)
+            if hasattr(out, "set_timbre"):  # FluidSynth changes instrument live, each voice its own
+                params.listen(lambda change, out=out: out.set_timbre(find_timbre(change.value), timbres[change.name]),
+                              *timbres)
+            if hasattr(out, "set_program"):  # a MIDI port: the DAW hears a voice's instrument change
+                params.listen(lambda change, out=out: self._program_change(out, change, timbres), "program", *timbres)
+            if hasattr(out, "set_pan"):
+                params.listen(lambda change, out=out: out.set_pan(pans[change.name], change.value), *pans)
             if hasattr(out, "set_gain"):  # the built-in sound's level (MIDI out is the DAW's to set)
-                params.listeners.append(lambda change, out=out: change.name == "gain" and out.set_gain(change.value))
+                params.listen(lambda change, out=out: out.set_gain(change.value), "gain")
         for out in self.opened.outputs:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress
@@ -59,11 +101,19 @@ class Performance:
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
 
+    @staticmethod
+    def _program_change(out, change, timbres: dict[str, int]) -> None:
+        """The lead's ``program`` or another voice's ``timbre`` moved: its MIDI program now (the
+        lead's timbre is the built-in sound's only; its MIDI program is ``program``)."""
+        if change.name == "program":
+            out.set_program(1, int(change.value))
+        elif change.name in timbres and timbres[change.name] > 1:
+            out.set_program(timbres[change.name], find_timbre(change.value).program)
+
     def _on_model_next(self, change) -> None:
         """``model.next`` moved (a controller's thread): start loading it now, so that it is
         ready by the next tune boundary."""
-        if change.name == "model.next":
-            self.composer.models.request(change.value)
+        self.composer.models.request(change.value)
 
     @property
     def record_error(self) -> str | None:
@@ -81,10 +131,16 @@ class Performance:
         models = self.composer.models
         tune = self.composer.tune
         return {"tune": tune.number if tune is not None else 0,
-                "step": {"backend": stepper.backend, "precision": stepper.precision},
+                "step": {"backend": stepper.backend, "precision": stepper.precision, "voices": stepper.voices},
+                "ensemble": {"name": self.ensemble.name, "lookahead_ms": round(self.lookahead_ms(), 1),
+                             "voices": [{"voice": v.number, "role": v.role, "name": v.name, "channel": v.channel}
+                                        for v in self.ensemble.voices]},
                 "model": {"playing": models.current, "since_tune": models.since_tune, "failed": dict(models.failed)}
                 if models else {},
                 "outputs": [out.status() for out in self.engine.outputs]}
+
+    def lookahead_ms(self) -> float:
+        return lookahead_ms(self.composer, self.phrasing)
 
     def request_stop(self, reason: str) -> None:
         """Safe from a signal handler: the main loop does the stopping."""
@@ -120,6 +176,7 @@ class Performance:
                 if self._stop_asked.wait(interval):
                     self.engine.stop(self.signal_received or "stopped")
                     break
+                name_native_threads()  # threads started since (a model loading): named where top -H shows them
                 if tick:
                     tick()
         finally:

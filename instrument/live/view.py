@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from instrument.live.performance import Performance
+from instrument.live.performance import Performance, lookahead_ms
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,32 @@ def _value(value: object) -> str:
         text = ",".join(str(v) for v in value)
         return text if len(text) <= 24 else text[:21] + "..."
     return str(value)
+
+
+def voice_lines(performance: Performance) -> list[str]:
+    """One line per voice of an ensemble (none for a solo): number, role, instrument, channel,
+    mute, and what steers it: its temperature, a follower's cohesion and ablation; then how far
+    ahead the lead is composed while chords hear their groups whole."""
+    ensemble, params = performance.composer.ensemble, performance.params
+    if len(ensemble.voices) < 2:
+        return []
+    lines = []
+    for v in ensemble.voices:
+        parts = [f"{v.number} {v.name:<8}", f"{params.get(v.param('timbre')):<14}", f"ch {v.channel:<2}"]
+        if params.get(f"voice.{v.number}.mute"):
+            parts.append("MUTED")
+        if v.network:
+            parts.append(f"T {params.get(v.param('temperature')):.2f}")
+            depth = params.get(v.param("ablation.depth"))
+            if depth:
+                parts.append(f"ablation {depth:.2f} L{params.get(v.param('ablation.layer'))}")
+        if v.role == "follow":
+            parts.append(f"cohesion {params.get(v.param('cohesion')):.2f}")
+        lines.append("  ".join(parts))
+    ahead = lookahead_ms(performance.composer, performance.engine.phrasing)
+    if ahead:
+        lines.append(f"chords look ahead {ahead / 1000:.2f} s (the lead is composed one beat group ahead)")
+    return lines
 
 
 def onset_p99_ms(performance: Performance, last: int = 500) -> float | None:
@@ -79,7 +105,7 @@ class QuietView:
             p99 = onset_p99_ms(p)
             log.info("%d notes, %d bars; onset p99 %s; %s", p.engine.notes_played,
                      p.engine.phrasing.bars,
-                     "n/a" if p99 is None else f"{p99:.2f} ms", "; ".join(self.controller_status()))
+                     "n/a" if p99 is None else f"{p99:.2f} ms", "; ".join([*voice_lines(p), *self.controller_status()]))
 
 
 class LiveView:
@@ -172,7 +198,7 @@ class LiveView:
         for left, right in zip(cells[:half], cells[half:] + [("", "", "")]):
             table.add_row(*left, *right)
 
-        status = [o.status() for o in engine.outputs]
+        status = voice_lines(p) + [o.status() for o in engine.outputs]
         status += list(self.controller_status())
         side = Group(Text("\n".join(status) or "no outputs"),
                      Text("\n".join(list(self.controller_activity())[-6:]), style="dim"))
@@ -184,5 +210,5 @@ class LiveView:
         warnings = list(self.log_pipe.recent)[-5:]
         return Group(head, tune_panel,
                      Columns([Panel(table, title="live parameters (value, last moved by)"),
-                              Panel(side, title="outputs and controllers")]),
+                              Panel(side, title="voices, outputs and controllers")]),
                      Text("\n".join(warnings), style="yellow") if warnings else Text(""))

@@ -42,9 +42,12 @@ class MidiInputPort(BasePort):
 
     def __init__(self, target: str, api: str, port_name: str, on_message: Handler, *,
                  on_bad: Callable[[str], None] | None = None, on_reopen: Callable[[], None] | None = None,
+                 on_drained: Callable[[], None] | None = None,
                  timing: bool = False, flag: str = "--midi-in", api_flag: str = "--midi-in-api",
                  poll_s: float = POLL_S, watch_s: float = WATCH_S, name: str = "midi-in"):
-        self.on_message, self.on_bad, self.on_reopen = on_message, on_bad, on_reopen
+        """``on_drained()`` runs in the reading thread once the messages that had arrived are all
+        handed on (a batch: what came within ``poll_s``), before it waits for more."""
+        self.on_message, self.on_bad, self.on_reopen, self.on_drained = on_message, on_bad, on_reopen, on_drained
         self.timing = timing
         self.poll_s = poll_s
         self.received = 0  # well formed messages handed on
@@ -60,12 +63,17 @@ class MidiInputPort(BasePort):
     # -- the reading thread -----------------------------------------------------------------
     def _serve(self, until: float) -> None:
         """Read and hand on messages until the next check."""
+        batch = 0
         while not self._stop.is_set() and time.monotonic() < until:
             client = self._live
             event = client.get_message() if client is not None else None
             if event is None:
+                if batch:
+                    batch = 0
+                    call_back(self.on_drained)
                 self._stop.wait(self.poll_s)
                 continue
+            batch += 1
             message, delta = event
             why = problem(message)
             if why is not None:
@@ -77,6 +85,8 @@ class MidiInputPort(BasePort):
                 self.on_message(message, delta)
             except Exception as error:  # a bug in a handler must not stop the input
                 call_back(self.on_bad, f"message {list(message)!r}: {type(error).__name__}: {error}")
+        if batch:
+            call_back(self.on_drained)
 
     def _opened(self, client: rtmidi.MidiIn) -> None:
         if self.timing:  # every type passes: the time deltas then cover every message received

@@ -64,8 +64,9 @@ def quiet_stderr() -> Iterator[None]:
 
 
 @contextmanager
-def realtime_jack_threads(priority: int = 60) -> Iterator[None]:
-    """Give the threads libjack starts inside this block real-time (FIFO) priority where allowed.
+def realtime_jack_threads(priority: int = 60, name: str = "jack-client") -> Iterator[None]:
+    """Give the threads libjack starts inside this block real-time (FIFO) priority where allowed,
+    and ``name`` in the kernel (so ``top -H`` and bench/audio.py can tell whose they are).
 
     A real-time JACK server gives its clients' process threads real-time priority itself; under a
     server started without it (a dummy server, a busy laptop) a normal client thread misses cycles
@@ -82,8 +83,14 @@ def realtime_jack_threads(priority: int = 60) -> Iterator[None]:
     python_threads = {t.native_id for t in threading.enumerate()}
     for tid in threads() - before - python_threads:
         try:
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            if os.sched_getscheduler(tid) not in (os.SCHED_FIFO, os.SCHED_RR):  # a real-time server's own
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
         except (OSError, AttributeError):
+            pass
+        try:
+            with open(f"/proc/self/task/{tid}/comm", "w") as comm:
+                comm.write(name[:15])
+        except OSError:
             pass
 
 
@@ -91,7 +98,7 @@ def try_client(cls: type[Client], api: int, name: str) -> Client | None:
     """A client on ``api``, or None where the API does not work here (no sequencer, no server)."""
     if api == ALSA and not os.access(ALSA_SEQUENCER, os.R_OK | os.W_OK):
         return None  # alsa-lib would only complain on stderr
-    with quiet_stderr(), realtime_jack_threads():
+    with quiet_stderr(), realtime_jack_threads(name="midi-jack"):
         try:
             return cls(api, name=name)
         except (rtmidi.RtMidiError, RuntimeError):

@@ -42,6 +42,13 @@ class GrammarGuard:
         self.chord_pitches = 0
         self.tuplet_left = 0
 
+    def snapshot(self) -> tuple:
+        """The guard's state, for ``restore`` (a token replaced before it is fed)."""
+        return self.stage, self.last, self.in_chord, self.chord_pitches, self.tuplet_left
+
+    def restore(self, state: tuple) -> None:
+        self.stage, self.last, self.in_chord, self.chord_pitches, self.tuplet_left = state
+
     def push(self, index: int) -> None:
         cls = _CLASS[index]
         if cls is C.START:

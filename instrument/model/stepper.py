@@ -93,6 +93,7 @@ class Stepper:
         self._voice_masks_for: tuple[Ablation, ...] = ()
         self._voice_masks: Masks = []
         self._grammar = [GrammarGuard() for _ in range(voices)]
+        self._guard_before: list[tuple] = [self._grammar[v].snapshot() for v in range(voices)]
         self.reset()
 
     # -- state -----------------------------------------------------------------------------
@@ -143,6 +144,18 @@ class Stepper:
                 self._pending_sampled[v] = False
                 self._grammar[v].push(index)
 
+    def replace(self, voice: int, token: str) -> None:
+        """Make ``token`` the token ``voice`` just sampled, before it is fed (the next ``step``
+        feeds it, as its stimulation takes it): a follower's second eighth is turned into a
+        passing note once the lead's next note is known (instrument/live/follow.py)."""
+        if self._pending[voice] < 0:
+            raise RuntimeError("replace() before a token was sampled")
+        index = vocab.INDEX[token]
+        grammar = self._grammar[voice]
+        grammar.restore(self._guard_before[voice])
+        grammar.push(index)
+        self._pending[voice] = index
+
     def step(self, controls: Controls | Sequence[Controls] = PLAIN, voices: Sequence[int] | None = None) -> np.ndarray:
         """Feed the pending token of every voice (or of ``voices`` only), sample the next one and
         return the tokens, in ``voices`` order. ``controls``: one ``Controls`` for every voice, or
@@ -189,7 +202,8 @@ class Stepper:
         else:
             self._pending[sel] = tokens
             self._pending_sampled[sel] = True
-        for grammar, t in zip(grammars, tokens.tolist()):
+        for v, grammar, t in zip(fed, grammars, tokens.tolist()):
+            self._guard_before[v] = grammar.snapshot()
             grammar.push(t)
         return tokens
 

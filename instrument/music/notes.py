@@ -78,6 +78,11 @@ class Score:
     notes: list[Note]
     bars: list[Bar]  # written bars (not unfolded)
 
+    @property
+    def end(self) -> float:
+        """As-played beat where the last note ends (0 for a tune without notes)."""
+        return max((n.start + n.duration for n in self.notes), default=0.0)
+
 
 def tuplet_ratio(p: int, meter: str) -> Fraction:
     """Length factor q/p of the notes of a ``(p`` tuplet (ABC 2.1 section 4.13)."""

@@ -6,6 +6,7 @@ accumulated sleeps, so an hour of playing does not drift.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from instrument.model import vocab
@@ -22,6 +23,7 @@ class ScheduledNote:
     velocity: int  # 1..127
     channel: int  # 1..16
     tune: int  # number of the tune it belongs to (1 = first of the performance)
+    voice: int = 1  # the ensemble's voice that plays it (1: the lead): its track, its instrument
 
 
 # Beat of each meter in quarter notes: the dotted quarter in compound time, the half in 3/2.
@@ -125,14 +127,23 @@ class Phrasing:
     """Places each composed note in time and gives it a velocity, from the live parameters.
 
     One instance follows a whole performance, live or rendered: it keeps the tempo map (so a
-    tempo change applies from the next note on, without moving earlier ones) and counts bars.
+    tempo change applies from the next note on, without moving earlier ones) and counts bars
+    (the lead's). Every voice is placed alike (tempo, swing, transpose), so onsets that are
+    together stay together; each voice has its own channel (``channels``: voice -> MIDI channel;
+    the lead's is the parameter ``channel``), velocity and dynamics (``voice.N.velocity``), and
+    ``sustained`` voices (a drone) sound their whole length, articulation and accents aside.
     """
 
-    def __init__(self, params, start_time: float = 0.0):
+    def __init__(self, params, start_time: float = 0.0, channels: dict[int, int] | None = None,
+                 sustained: frozenset[int] = frozenset()):
         self.params = params
+        self.channels = dict(channels or {})
+        self.sustained = sustained
         self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
-        self.bars = 0  # bars begun so far
+        self.bars = 0  # bars begun so far, the lead's, silent ones included (``bars_with``)
         self._bar_key: tuple[int, float] | None = None
+        self._bar_start = 0.0  # beat where the last bar counted began
+        self._bar_beats = 0.0  # and its length in the meter it was written in
 
     def spq(self, meter: str) -> float:
         """Seconds per quarter now: an external clock's tempo (``tempo.clock``) while one is
@@ -149,17 +160,58 @@ class Phrasing:
         """Whether ``note`` would begin a bar not yet begun."""
         return self.bar_of(note) != self._bar_key
 
+    def bars_with(self, note) -> int:
+        """The bars begun once the lead's ``note`` is placed. A bar the listener hears as silence
+        counts as a bar played, and a written bar longer than its meter as the bars it lasts: the
+        whole bars of the last bar's meter that fit between the last bar counted and the note's
+        bar (a run of rests, a tune that wrote none, a bar without its bar line) are counted too,
+        so ``--bars`` ends after as many bars as were heard, whatever the network wrote."""
+        if not self.starts_bar(note):
+            return self.bars
+        start = note.beat - note.bar_offset
+        if self._bar_key is None:  # the performance began with silence, or with this bar
+            return 1 + int(start / (vocab.METER_EIGHTHS[note.meter] / 2) + 1e-9)
+        return self.bars + max(1, int((start - self._bar_start) / self._bar_beats + 1e-9))
+
+    def bars_by(self, beat: float, meter: str) -> int:
+        """The bars begun before ``beat``, counting the silent ones after the last bar counted
+        (in its meter; ``meter`` before any): what a take that ends at ``beat`` held."""
+        length = self._bar_beats or vocab.METER_EIGHTHS[meter] / 2
+        if self._bar_key is None:
+            return max(0, math.ceil(beat / length - 1e-9))
+        return self.bars + max(0, math.ceil((beat - self._bar_start) / length - 1e-9) - 1)
+
+    def bar_end(self, bars: int, meter: str) -> float:
+        """The beat where bar ``bars + 1`` begins if nothing but silence comes first: the end that
+        ``--bars`` sets while rests are all that is known. Bars not yet begun are counted in
+        the last bar's meter (``meter`` before any)."""
+        length = self._bar_beats or vocab.METER_EIGHTHS[meter] / 2
+        if self._bar_key is None:
+            return bars * length
+        return self._bar_start + (bars + 1 - self.bars) * length
+
     def place(self, note):
         """The ScheduledNote for a ComposedNote (times on the tempo map's clock)."""
         p = self.params
-        self.tempo.change(self.spq(note.meter), note.beat)
-        key = self.bar_of(note)
-        if key != self._bar_key:
-            self._bar_key = key
-            self.bars += 1
+        voice = getattr(note, "voice", 1)
+        if voice == 1:  # the lead moves the tempo map and counts the bars; the others follow it
+            self.tempo.change(self.spq(note.meter), note.beat)
+            if self.starts_bar(note):
+                self.bars = self.bars_with(note)
+                self._bar_key = self.bar_of(note)
+                self._bar_start = note.beat - note.bar_offset
+                self._bar_beats = vocab.METER_EIGHTHS[note.meter] / 2
         on = self.tempo.time_at(note.beat + swing_shift(note.bar_offset, note.meter, p.get("swing")))
-        sounding = max(note.duration * p.get("articulation"), 0.02 / self.tempo.spq)
+        sustained = voice in self.sustained
+        sounding = max(note.duration * (1.0 if sustained else p.get("articulation")), 0.02 / self.tempo.spq)
         off = on + sounding * self.tempo.spq
         pitch = max(0, min(127, note.pitch + int(p.get("transpose"))))
-        vel = velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"), note.bar_offset, note.meter)
-        return ScheduledNote(on, off, pitch, vel, int(p.get("channel")), note.tune)
+        if voice == 1:
+            vel = velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"), note.bar_offset, note.meter)
+            channel = int(p.get("channel"))
+        else:
+            name = f"voice.{voice}."
+            vel = velocity(p.get(name + "velocity"), p.get(name + "dynamics"), 0.0 if sustained else p.get("accent"),
+                           note.bar_offset, note.meter)
+            channel = self.channels[voice]
+        return ScheduledNote(on, off, pitch, vel, channel, note.tune, voice)

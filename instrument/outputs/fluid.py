@@ -46,6 +46,7 @@ import numpy as np
 
 from instrument.errors import UsageError
 from instrument.music.timbres import GmTimbre
+from instrument.outputs import VoiceSound, pan_cc
 from instrument.music.tunes import Tune
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.stream_clock import StreamClock
@@ -56,7 +57,8 @@ log = logging.getLogger("instrument.fluidsynth")
 
 INSTALL = ("apt-get install libfluidsynth3 timgm6mb-soundfont && pip install pyfluidsynth "
            "(macOS: brew install fluid-synth)")
-CHANNEL = 0  # the built-in sound is one instrument: FluidSynth's channel 1, whatever the MIDI channel
+CHANNEL = 0  # the lead's channel in FluidSynth (voice N plays on its own: ``voice_channel``), whatever the MIDI channel
+DRUMS = 9  # FluidSynth's channel 10 plays General MIDI's drums: no voice plays there
 TICKS_PER_S = 1000  # the sequencer's tick: FluidSynth's sample timer advances it in whole milliseconds
 LEAD_WINDOW_S = 1.0
 RELEASE_S = 0.25  # after panic (All Notes Off), All Sounds Off ends what still rings
@@ -228,11 +230,17 @@ def find_soundfont(given: str | os.PathLike | None = None) -> Path:
 
 # -- one synth with its sequencer: live and offline ----------------------------------------------
 
+def voice_channel(voice: int) -> int:
+    """FluidSynth's channel (0-based) for an ensemble's voice: the lead 0, voice N N-1, never the drums'."""
+    channel = voice - 1
+    return channel + 1 if channel >= DRUMS else channel
+
+
 class _Engine:
     """A FluidSynth synth with a SoundFont loaded and a sequencer driven by its rendering."""
 
     def __init__(self, soundfont: Path, timbre: GmTimbre, samplerate: float, gain: float, reverb: bool,
-                 settings: dict[str, str | int | float] | None = None):
+                 settings: dict[str, str | int | float] | None = None, voices: Sequence[VoiceSound] = ()):
         f = self.f = library()
         self.settings = f.new_settings()
         base: dict[str, str | int | float] = {
@@ -254,7 +262,13 @@ class _Engine:
             raise FluidSynthUnavailable(f"FluidSynth cannot read the SoundFont {soundfont}; give another with --soundfont")
         self.soundfont = soundfont
         self.timbre = timbre
-        f.synth_program_change(self.synth, CHANNEL, timbre.program)
+        # each voice its own channel, program and pan (one voice: the lead, as ever)
+        self.voices = tuple(voices) or (VoiceSound(1, "lead", 1, timbre, -1),)
+        self.channels = {v.voice: voice_channel(v.voice) for v in self.voices}
+        for v in self.voices:
+            f.synth_program_change(self.synth, self.channels[v.voice], v.timbre.program)
+            if len(self.voices) > 1 or v.pan:
+                f.synth_cc(self.synth, self.channels[v.voice], 10, pan_cc(v.pan))
         self.seq = f.new_sequencer2(0)  # advanced by the synth's rendering, not by a system timer
         f.sequencer_set_time_scale(self.seq, float(TICKS_PER_S))
         self.dest = f.sequencer_register_fluidsynth(self.seq, self.synth)
@@ -279,7 +293,7 @@ class _Engine:
         # a "note" event: the sequencer ends it after its duration, and a new note on the same key
         # drops the earlier note's pending note-off, which would otherwise cut the new one short
         duration = max(1, round((note.off - note.on) * TICKS_PER_S))
-        self.send(tick, "note", CHANNEL, note.pitch, note.velocity, duration)
+        self.send(tick, "note", self.channels.get(note.voice, CHANNEL), note.pitch, note.velocity, duration)
 
     def tick(self) -> int:
         return int(self.f.sequencer_get_tick(self.seq))
@@ -288,9 +302,10 @@ class _Engine:
         """Drop every queued event; end the sounding notes (their release rings), then cut what is left."""
         f = self.f
         f.sequencer_remove_events(self.seq, -1, self.dest, -1)
-        self.send(None, "control_change", CHANNEL, 64, 0)  # sustain pedal up
-        self.send(None, "all_notes_off", CHANNEL)
-        self.send((tick or self.tick()) + round(RELEASE_S * TICKS_PER_S), "all_sounds_off", CHANNEL)
+        for channel in sorted(set(self.channels.values())):
+            self.send(None, "control_change", channel, 64, 0)  # sustain pedal up
+            self.send(None, "all_notes_off", channel)
+            self.send((tick or self.tick()) + round(RELEASE_S * TICKS_PER_S), "all_sounds_off", channel)
 
     def delete(self) -> None:
         f = self.f
@@ -320,22 +335,23 @@ class FluidSynth:
 
     def __init__(self, timbre: GmTimbre, soundfont: str | os.PathLike | None = None, driver: str | None = None,
                  samplerate: float = 48000.0, gain: float = GAIN, client_name: str = "folk-instrument",
-                 autoconnect: bool = True, reverb: bool = True):
+                 autoconnect: bool = True, reverb: bool = True, voices: Sequence[VoiceSound] = ()):
         """Open the synth and start its audio driver (silent until notes come). ``driver``: jack,
         pipewire, pulseaudio, alsa, coreaudio, ... (None: JACK where a JACK server runs, else
-        FluidSynth's default, then the others). Raises FluidSynthUnavailable (one line)."""
+        FluidSynth's default, then the others). ``voices``: an ensemble's, each its own
+        instrument on its own channel (none: ``timbre`` alone). Raises FluidSynthUnavailable (one line)."""
         from instrument.midi.ports import realtime_jack_threads
 
         path = find_soundfont(soundfont)
         settings = {"audio.jack.id": client_name, "audio.jack.autoconnect": int(autoconnect)}
-        self._engine = _Engine(path, timbre, samplerate, gain, reverb, settings)
+        self._engine = _Engine(path, timbre, samplerate, gain, reverb, settings, voices)
         f = self._engine.f
         tried = []
         for name in self._drivers(driver):
             f.settings_setstr(self._engine.settings, b"audio.driver", name.encode())
             _captured.clear()
             quiet(f, capture=True)
-            with realtime_jack_threads():  # its JACK thread real-time even under a server without it
+            with realtime_jack_threads(name="fluid-jack"):  # its JACK thread real-time even under a server without it
                 handle = f.new_audio_driver(self._engine.settings, self._engine.synth)
             quiet(f)
             if handle:
@@ -391,11 +407,26 @@ class FluidSynth:
             self.late += 1
         engine.note(on, note)
 
-    def set_timbre(self, timbre: GmTimbre) -> None:
-        """Change the instrument now: notes already sounding keep theirs, new notes take it."""
-        if not self._closed and timbre != self.timbre:
+    def set_timbre(self, timbre: GmTimbre, voice: int = 1) -> None:
+        """Change a voice's instrument now: notes already sounding keep theirs, new notes take it."""
+        if self._closed or voice not in self._engine.channels:
+            return
+        if voice == 1:
+            if timbre == self.timbre:
+                return
             self.timbre = timbre
-            self._engine.send(None, "program_change", CHANNEL, timbre.program)
+        self._engine.send(None, "program_change", self._engine.channels[voice], timbre.program)
+
+    def set_pan(self, voice: int, pan: float) -> None:
+        """A voice's pan now (CC 10 on its channel)."""
+        if not self._closed and voice in self._engine.channels:
+            self._engine.send(None, "control_change", self._engine.channels[voice], 10, pan_cc(pan))
+
+    def release(self, voice: int, at: float) -> None:
+        """The voice's sounding notes end at ``at`` (All Notes Off on its channel, then)."""
+        if not self._closed and voice in self._engine.channels:
+            tick = self._clock.position(at)
+            self._engine.send(max(tick, self._engine.tick()), "all_notes_off", self._engine.channels[voice])
 
     def set_gain(self, db: float) -> None:
         """The live parameter ``gain``: FluidSynth's own gain, ``db`` above or below ``GAIN``
@@ -409,9 +440,10 @@ class FluidSynth:
         return float(self._engine.f.synth_get_gain(self._engine.synth))
 
     def control(self, number: int, value: int) -> None:
-        """A MIDI control change to the synth now (CC 7 volume, 11 expression, 64 sustain, ...)."""
+        """A MIDI control change to the synth now (CC 7 volume, 11 expression, 64 sustain, ...), every voice's channel."""
         if not self._closed:
-            self._engine.send(None, "control_change", CHANNEL, number & 0x7F, value & 0x7F)
+            for channel in sorted(set(self._engine.channels.values())):
+                self._engine.send(None, "control_change", channel, number & 0x7F, value & 0x7F)
 
     def tune(self, number: int, tune: Tune) -> None:
         """Nothing to do: the synth only sounds notes."""
@@ -445,16 +477,17 @@ class FluidSynth:
 
 def render_with_fluidsynth(notes: Sequence[ScheduledNote], timbre: GmTimbre, samplerate: int = 48000, start: float | None = None,
            soundfont: str | os.PathLike | None = None, gain: float = GAIN, reverb: bool = True,
-           tail_s: float = 3.0) -> np.ndarray:
+           tail_s: float = 3.0, voices: Sequence[VoiceSound] = ()) -> np.ndarray:
     """Render ``notes`` offline with FluidSynth: float32 (frames, 2), as fast as the CPU allows.
 
-    The same synth, SoundFont and sequencer as live; time 0 of the sequencer is ``start``
+    The same synth, SoundFont and sequencer as live (``voices``: an ensemble's instruments and
+    pans, each voice on its own channel); time 0 of the sequencer is ``start``
     (default: the first onset). The audio ends once everything has died away after the last
     note-off (at most ``tail_s`` later). Raises FluidSynthUnavailable.
     """
     if not notes:
         return np.zeros((0, 2), dtype=np.float32)
-    engine = _Engine(find_soundfont(soundfont), timbre, samplerate, gain, reverb)
+    engine = _Engine(find_soundfont(soundfont), timbre, samplerate, gain, reverb, voices=voices)
     try:
         if start is None:
             start = min(n.on for n in notes)

@@ -9,11 +9,17 @@ sends from its caller, once the timing thread has stopped.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
+from typing import Sequence
 
-from instrument.timing import Scheduler
+from instrument.outputs import VoiceSound, pan_cc
+from instrument.music.timbres import GM_TIMBRES
+from instrument.timing import Scheduler, clock
 from instrument.midi.messages import ALL_NOTES_OFF, CLOCK_TICK, CLOCKS_PER_QUARTER, CONTROL, NOTE_OFF, NOTE_ON, PROGRAM, START, STOP
+
+PAN = 10  # MIDI CC 10
 from instrument.midi.ports import PRODUCT, midi_available
 from instrument.music.phrasing import ScheduledNote, TempoMap
 from instrument.music.tunes import Tune
@@ -32,19 +38,25 @@ class MidiPort:
     name = "midi"
 
     def __init__(self, link: MidiOutputPort, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
-                 send_clock: bool = False, tempo: TempoMap | None = None):
+                 send_clock: bool = False, tempo: TempoMap | None = None, voices: Sequence[VoiceSound] = ()):
         """``tempo``: the performance's tempo map (made before the outputs, moved by the model
-        thread, read here by the timing thread); needed only with ``send_clock``."""
+        thread, read here by the timing thread); needed only with ``send_clock``. ``voices``: an
+        ensemble's voices, each on its own channel with its program and pan sent at the start
+        (without: one voice on ``channel`` with ``program``)."""
         if send_clock and tempo is None:
             raise ValueError("send_clock needs the tempo map")
         self.link = link
         self.scheduler = scheduler
-        self.program = program
-        self.channel = channel
+        self.voices = tuple(voices) or (VoiceSound(1, "lead", channel, GM_TIMBRES["harp"], program),)
+        self.program = self.voices[0].program
+        self.channel = self.voices[0].channel
         self.send_clock = send_clock
         self.tempo = tempo
         self._sounding: dict[tuple[int, int], ScheduledNote] = {}  # timing thread only
-        self._channels: set[int] = {channel} if program >= 0 else set()  # channels used
+        # channels used: every voice's of an ensemble (panic silences them all, even before their first note)
+        self._channels: set[int] = {v.channel for v in self.voices if v.program >= 0 or len(self.voices) > 1}
+        self._handed = itertools.count()  # notes handed over, in order (a release drops those before it)
+        self._released: dict[int, tuple[int, float]] = {}  # voice -> (notes handed before the release, its time)
         self._clock_running = False  # ticking (from start until close)
         self._clock_started = False  # Start was scheduled: Stop is owed at close
         self._clock_beat0 = 0.0
@@ -54,8 +66,7 @@ class MidiPort:
 
     # -- the engine's thread ----------------------------------------------------------------
     def start(self, at: float) -> None:
-        if self.program >= 0:
-            self.scheduler.at(at, self._send_program)
+        self.scheduler.at(at, self._send_programs)
         if self.send_clock:
             self._clock_beat0 = self.tempo.beat_at(at)
             self._next_tick = 0
@@ -63,10 +74,33 @@ class MidiPort:
             self.scheduler.at(at, lambda due: self.link.send([START]))
             self.scheduler.at(at, self._tick)
 
+    def set_program(self, voice: int, program: int) -> None:
+        """A voice's instrument changed live (its ``timbre``, or the lead's ``program``): the DAW
+        hears the program change on that voice's channel now, from the timing thread, in order
+        with the notes (any thread may call this)."""
+        channel = next((v.channel for v in self.voices if v.voice == voice), None)
+        if channel is None or not 0 <= program <= 127:
+            return
+        self.scheduler.at(clock(), lambda due: self._closed or self.link.send([PROGRAM | (channel - 1), program]))
+
     def schedule(self, note: ScheduledNote) -> None:
         self._channels.add(note.channel)
-        self.scheduler.at(note.on, functools.partial(self._note_on, note))
+        self.scheduler.at(note.on, functools.partial(self._note_on, note, next(self._handed)))
         self.scheduler.at(max(note.off, note.on), functools.partial(self._note_off, note))
+
+    def release(self, voice: int, at: float) -> None:
+        """The voice's notes end at ``at``: those sounding get their note-off then (in the timing
+        thread), those handed over before now that would start at or after it never sound."""
+        if self._closed:
+            return
+        self._released[voice] = (next(self._handed), at)
+        self.scheduler.at(at, functools.partial(self._release_now, voice))
+
+    def set_pan(self, voice: int, pan: float) -> None:
+        """A voice's pan (the live parameter ``voice.N.pan``): CC 10 on its channel, now."""
+        for v in self.voices:
+            if v.voice == voice and not self._closed:
+                self.scheduler.at(clock(), lambda due, channel=v.channel: self.link.send([CONTROL | (channel - 1), PAN, pan_cc(pan)]))
 
     def tune(self, number: int, tune: Tune) -> None:
         pass  # a port plays notes; tunes are for recordings and views
@@ -107,12 +141,19 @@ class MidiPort:
         return self.link.status() + (f"; {shed} note-ons shed over the send budget" if shed else "")
 
     # -- the timing thread ------------------------------------------------------------------
-    def _send_program(self, due: float) -> None:
-        self.link.send([PROGRAM | (self.channel - 1), self.program & 0x7F])
+    def _send_programs(self, due: float) -> None:
+        for v in self.voices:
+            if v.program >= 0:
+                self.link.send([PROGRAM | (v.channel - 1), v.program & 0x7F])
+            if len(self.voices) > 1 or v.pan:
+                self.link.send([CONTROL | (v.channel - 1), PAN, pan_cc(v.pan)])
 
-    def _note_on(self, note: ScheduledNote, due: float) -> None:
+    def _note_on(self, note: ScheduledNote, handed: int, due: float) -> None:
         if self._closed:
             return
+        cut = self._released.get(note.voice)
+        if cut is not None and handed < cut[0] and note.on >= cut[1] - 1e-6:
+            return  # released before it began
         key = (note.channel, note.pitch)
         if key in self._sounding:  # the same pitch again: end the first, never overlap
             del self._sounding[key]
@@ -125,6 +166,12 @@ class MidiPort:
         if self._sounding.get(key) is note:  # not if a later note took the pitch over
             del self._sounding[key]
             self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
+
+    def _release_now(self, voice: int, due: float) -> None:
+        for key, note in list(self._sounding.items()):
+            if note.voice == voice:
+                del self._sounding[key]
+                self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
 
     def _silence(self) -> None:
         """Note-off for every sounding note, then All Notes Off on every channel used."""
@@ -158,11 +205,11 @@ class MidiPort:
 
 
 def open_midi_port(midi_out: str, midi_api: str, scheduler: Scheduler, *, program: int = -1, channel: int = 1,
-                   send_clock: bool = False, tempo: TempoMap | None = None,
+                   send_clock: bool = False, tempo: TempoMap | None = None, voices: Sequence[VoiceSound] = (),
                    port_name: str = PRODUCT, watch_interval: float = 1.0) -> MidiPort | None:
     """The MIDI output for ``--midi-out`` and ``--midi-api``; None for ``--midi-out none``.
     Raises ``UsageError`` with one line naming what is wrong and how to fix it."""
     if midi_out.strip().lower() == "none":
         return None
     link = MidiOutputPort(midi_out, midi_api, port_name=port_name, watch_interval=watch_interval)
-    return MidiPort(link, scheduler, program=program, channel=channel, send_clock=send_clock, tempo=tempo)
+    return MidiPort(link, scheduler, program=program, channel=channel, send_clock=send_clock, tempo=tempo, voices=voices)

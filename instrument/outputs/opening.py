@@ -14,8 +14,10 @@ from pathlib import Path
 
 from instrument.errors import UsageError
 from instrument.music.phrasing import TempoMap
+from typing import Sequence
+
 from instrument.music.timbres import GmTimbre
-from instrument.outputs import Output
+from instrument.outputs import Output, VoiceSound
 from instrument.timing import Scheduler
 
 
@@ -47,10 +49,12 @@ def default_take_path(now: float | None = None) -> Path:
 
 
 def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap, *, program: int = -1,
-                 channel: int = 1, timbre: GmTimbre, gain_db: float = 0.0, qpm: float = 120.0) -> Opened:
+                 channel: int = 1, timbre: GmTimbre, gain_db: float = 0.0, qpm: float = 120.0,
+                 voices: Sequence[VoiceSound] = ()) -> Opened:
     """Open the outputs ``choice`` asks for; raises UsageError (one line) for a wrong request.
     ``program``, ``channel``, ``timbre``, ``gain_db`` (the built-in sound's): what they start
-    with; ``qpm``: the recording's tempo.
+    with; ``qpm``: the recording's tempo; ``voices``: an ensemble's (each on its own channel
+    of the MIDI port, its own instrument in FluidSynth, its own track in the recording).
 
     Asked-for outputs that cannot open are errors; defaults that cannot open are skipped with
     a note. With neither MIDI nor audio, the take is recorded to ``default_take_path()``.
@@ -68,7 +72,7 @@ def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap
                 opened.messages.append(f"no MIDI here ({why}); MIDI output off")
         if midi_target.strip().lower() != "none":
             port = open_midi_port(midi_target, choice.midi_api, scheduler, program=program, channel=channel,
-                                  send_clock=choice.send_clock, tempo=tempo_map)
+                                  send_clock=choice.send_clock, tempo=tempo_map, voices=voices)
             opened.outputs.append(port)
             opened.messages.append(port.status())
         elif choice.send_clock:
@@ -78,7 +82,7 @@ def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap
             from instrument.outputs.sound import open_sound
 
             sound = open_sound(choice.synth, timbre, choice.soundfont, choice.audio_device, required=bool(choice.audio),
-                               gain_db=gain_db)
+                               gain_db=gain_db, voices=voices)
             opened.messages.append(sound.message)
             if sound.output is not None:
                 opened.outputs.append(sound.output)
@@ -95,7 +99,7 @@ def open_outputs(choice: OutputChoice, scheduler: Scheduler, tempo_map: TempoMap
                 raise UsageError(f"--record {record}: give a .mid file name (the tunes go beside it as .abc)")
             if choice.record is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            opened.outputs.append(Recording(path, program=program, channel=channel, qpm=qpm))
+            opened.outputs.append(Recording(path, program=program, channel=channel, qpm=qpm, voices=voices))
             opened.record_path = path
             if choice.record is not None:
                 opened.messages.append(f"recording to {path} and {path.with_suffix('.abc')}")

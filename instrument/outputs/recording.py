@@ -10,7 +10,9 @@ once, and each checkpoint adds only the new ones and the note-offs still owed, s
 costs no more to save than a short one (no work grows with the take on any thread).
 
 The file format is mido's: every event is a mido message encoded by mido, with mido's delta
-times and chunks; our code decides only when each event falls. The whole file is not handed to
+times and chunks; our code decides only when each event falls. One voice is one track (format
+0, as ever); an ensemble's take is format 1: a conductor track (tempo, a marker where each tune
+begins) and one track per voice, named by its role, with its program and pan at its start. The whole file is not handed to
 ``MidiFile.save`` at each checkpoint because that encodes every event again: 0.14 s of the GIL
 for an hour's take every two seconds, which the timing thread would wait out.
 
@@ -28,13 +30,15 @@ import os
 import struct
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import mido
 from mido.midifiles.meta import encode_variable_int
 from mido.midifiles.midifiles import write_chunk
 
 from instrument.errors import UsageError, excerpt
+from instrument.outputs import VoiceSound, pan_cc
+from instrument.music.timbres import GM_TIMBRES
 from instrument.timing import clock
 from instrument.midi.ports import PRODUCT
 from instrument.music.phrasing import ScheduledNote
@@ -58,14 +62,19 @@ class Recording:
     name = "record"
 
     def __init__(self, path: str | os.PathLike, *, program: int = -1, channel: int = 1, qpm: float = 120.0,
-                 markers: bool = True, checkpoint_s: float = CHECKPOINT_S, now: Callable[[], float] = clock):
+                 markers: bool = True, checkpoint_s: float = CHECKPOINT_S, now: Callable[[], float] = clock,
+                 voices: Sequence[VoiceSound] = ()):
         """``qpm``: the tempo written in the file, so a DAW's bars match the start of the
         performance; note times are exact whatever the tempo did later. ``now``: the clock the
-        notes' times are on (events before it are final)."""
+        notes' times are on (events before it are final). ``voices``: an ensemble's, a track
+        each (without: one voice on ``channel`` with ``program``)."""
         self.path = Path(path)
         self.abc_path = self.path.with_suffix(".abc")
-        self.program = program
-        self.channel = channel
+        self.voices = tuple(voices) or (VoiceSound(1, "lead", channel, GM_TIMBRES["harp"], program),)
+        self.program = self.voices[0].program
+        self.channel = self.voices[0].channel
+        several = len(self.voices) > 1
+        self._track_of = {v.voice: i + 1 for i, v in enumerate(self.voices)} if several else {}
         self.markers = markers
         self.checkpoint_s = checkpoint_s
         self.progress: Callable[[], tuple[int, Tune] | None] | None = None  # the tune being written, if known
@@ -79,8 +88,9 @@ class Recording:
         self._lock = threading.Lock()  # short: the pending notes, no I/O, nothing that grows with the take
         self._pending: list[list] = []  # [note, on written?, off time, index, restruck?] of notes not yet wholly in the track
         self._marked: set[int] = set()
-        self._track = bytearray()  # final events, encoded (written by the writer thread only)
-        self._last_tick = 0
+        tracks = 1 + len(self._track_of)
+        self._tracks = [bytearray() for _ in range(tracks)]  # final events, encoded (written by the writer thread only)
+        self._last_ticks = [0] * tracks
         self._sounding: dict[tuple[int, int], list] = {}  # (channel, pitch) -> its pending entry
         self._abc: dict[int, str] = {}  # tune number -> its ABC text, finished tunes
         self._failing = False
@@ -125,6 +135,11 @@ class Recording:
         """Notes not yet started are dropped; sounding ones end at ``at``."""
         with self._lock:
             self._cut(at)
+
+    def release(self, voice: int, at: float) -> None:
+        """The voice's notes not yet started are dropped; its sounding ones end at ``at``."""
+        with self._lock:
+            self._cut(at, voice)
 
     def close(self, at: float) -> None:
         """End at ``at`` (as panic) and write the final files. Idempotent."""
@@ -192,31 +207,51 @@ class Recording:
         with self._lock:
             done = self._settle(horizon)  # final events, in order
             owed = [] if final_at is not None else self._settle(math.inf, dry=True)  # what is still to come
-        for tick, _, message in done:  # (a tick rounded up to make a note last may pass a later event's)
-            tick = max(tick, self._last_tick)
-            self._track += _event(tick - self._last_tick, message)
-            self._last_tick = tick
-        tail = bytearray()
-        last = self._last_tick
-        for tick, _, message in owed:
-            tick = max(tick, last)
-            tail += _event(tick - last, message)
-            last = tick
-        end = self._tick(final_at) if final_at is not None else last
-        tail += _event(max(0, end - last), mido.MetaMessage("end_of_track"))
-        head = [mido.MetaMessage("track_name", name=PRODUCT), mido.MetaMessage("set_tempo", tempo=self._tempo)]
-        if self.program >= 0:
-            head.append(mido.Message("program_change", channel=self.channel - 1, program=self.program & 0x7F))
+        for tick, _, track, message in done:  # (a tick rounded up to make a note last may pass a later event's)
+            tick = max(tick, self._last_ticks[track])
+            self._tracks[track] += _event(tick - self._last_ticks[track], message)
+            self._last_ticks[track] = tick
+        tails = [bytearray() for _ in self._tracks]
+        lasts = list(self._last_ticks)
+        for tick, _, track, message in owed:
+            tick = max(tick, lasts[track])
+            tails[track] += _event(tick - lasts[track], message)
+            lasts[track] = tick
+        end = self._tick(final_at) if final_at is not None else max(lasts)
         file = io.BytesIO()
-        write_chunk(file, b"MThd", struct.pack(">hhh", 0, 1, self._resolution))  # as mido's MidiFile writes it: format 0, one track
-        write_chunk(file, b"MTrk", b"".join(_event(0, m) for m in head) + bytes(self._track) + tail)
+        # as mido's MidiFile writes it: format 0 for one track, 1 for a conductor track and a track per voice
+        write_chunk(file, b"MThd", struct.pack(">hhh", 0 if len(self._tracks) == 1 else 1, len(self._tracks), self._resolution))
+        for track, (events, tail) in enumerate(zip(self._tracks, tails)):
+            tail += _event(max(0, end - lasts[track]), mido.MetaMessage("end_of_track"))
+            head = b"".join(_event(0, m) for m in self._head(track))
+            write_chunk(file, b"MTrk", head + bytes(events) + tail)
         return file.getvalue()
 
+    def _head(self, track: int) -> list[mido.Message | mido.MetaMessage]:
+        """The events at the start of a track: the conductor's name and tempo; a voice's name,
+        program and pan."""
+        head: list[mido.Message | mido.MetaMessage] = []
+        if track == 0:
+            head += [mido.MetaMessage("track_name", name=PRODUCT), mido.MetaMessage("set_tempo", tempo=self._tempo)]
+            if self._track_of:
+                return head
+        voice = self.voices[max(0, track - 1)]
+        if track:
+            head.append(mido.MetaMessage("track_name", name=voice.name))
+        if voice.program >= 0:
+            head.append(mido.Message("program_change", channel=voice.channel - 1, program=voice.program & 0x7F))
+        if track:
+            head.append(mido.Message("control_change", channel=voice.channel - 1, control=10, value=pan_cc(voice.pan)))
+        return head
+
     # -- pending notes (under the lock) ------------------------------------------------------
-    def _cut(self, at: float) -> None:
+    def _cut(self, at: float, voice: int | None = None) -> None:
         keep = []
         for entry in self._pending:
             note, written, off = entry[:3]
+            if voice is not None and note.voice != voice:
+                keep.append(entry)
+                continue
             if not written and note.on >= at:
                 if self._sounding.get((note.channel, note.pitch)) is entry:
                     del self._sounding[(note.channel, note.pitch)]
@@ -225,29 +260,30 @@ class Recording:
             keep.append(entry)
         self._pending = keep
 
-    def _settle(self, horizon: float, dry: bool = False) -> list[tuple[int, int, mido.Message | mido.MetaMessage]]:
-        """The events of pending notes up to ``horizon``, sorted; unless ``dry``, they are
-        marked written and notes wholly written leave the pending list."""
+    def _settle(self, horizon: float, dry: bool = False) -> list[tuple[int, int, int, mido.Message | mido.MetaMessage]]:
+        """The events of pending notes up to ``horizon``, sorted, each with its track; unless
+        ``dry``, they are marked written and notes wholly written leave the pending list."""
         events = []
         keep = []
         for entry in self._pending:
             note, written, off, index, restruck = entry
             channel = note.channel - 1
+            track = self._track_of.get(note.voice, 1 if self._track_of else 0)
             on = self._tick(note.on)
             if not written and note.on <= horizon:
                 if self.markers and note.tune not in self._marked:
                     if not dry:
                         self._marked.add(note.tune)
-                    events.append((on, _MARKER, index, 0, mido.MetaMessage("marker", text=tune_title(note.tune))))
-                events.append((on, _ON, index, 0, mido.Message("note_on", channel=channel, note=note.pitch,
-                                                               velocity=note.velocity)))
+                    events.append((on, _MARKER, index, 0, 0, mido.MetaMessage("marker", text=tune_title(note.tune))))
+                events.append((on, _ON, index, 0, track, mido.Message("note_on", channel=channel, note=note.pitch,
+                                                                      velocity=note.velocity)))
                 written = True
             if written and off <= horizon:
                 # a note lasts a tick at least, unless the same pitch is struck again: then it ends
                 # where that starts, right after its own note-on if both fall on one tick
                 off_tick = self._tick(off) if restruck else max(self._tick(off), on + 1)
                 rank = (_ON, index, 1) if off_tick == on else (_OFF, index, 0)
-                events.append((off_tick, *rank, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
+                events.append((off_tick, *rank, track, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
                 if not dry and self._sounding.get((note.channel, note.pitch)) is entry:
                     del self._sounding[(note.channel, note.pitch)]
                 continue
@@ -257,7 +293,7 @@ class Recording:
         if not dry:
             self._pending = keep
         events.sort(key=lambda e: e[:4])
-        return [(tick, rank, message) for tick, rank, _, _, message in events]
+        return [(tick, rank, track, message) for tick, rank, _, _, track, message in events]
 
     def _tick(self, t: float) -> int:
         origin = self._origin if self._origin is not None else t

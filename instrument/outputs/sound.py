@@ -17,7 +17,7 @@ import numpy as np
 from instrument.errors import UsageError
 from instrument.music.timbres import GmTimbre
 from instrument.music.phrasing import ScheduledNote
-from instrument.outputs import Output
+from instrument.outputs import Output, VoiceSound
 
 SYNTHS = ("auto", "fluidsynth", "numpy")
 # Offline renders are normalised to this peak: as loud as a file can be with a decibel of headroom
@@ -40,16 +40,17 @@ class Sound:
 
 
 def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, device: str | None = None,
-               required: bool = False, gain_db: float = 0.0) -> Sound:
+               required: bool = False, gain_db: float = 0.0, voices: Sequence[VoiceSound] = ()) -> Sound:
     """Open the built-in sound at ``gain_db`` (the live parameter ``gain``; ``set_gain`` moves it).
     ``required`` (``--audio``): no sound is an error (UsageError). A ``--soundfont`` that is not
-    there is always an error."""
+    there is always an error. ``voices``: an ensemble's, each its own FluidSynth instrument (the
+    numpy synth plays them all in one timbre)."""
     from instrument.outputs import fluid
 
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
-            out = fluid.FluidSynth(timbre, soundfont=soundfont)
+            out = fluid.FluidSynth(timbre, soundfont=soundfont, voices=voices)
             out.set_gain(gain_db)
             return Sound(out, out.status())
         except fluid.FluidSynthUnavailable as error:
@@ -63,7 +64,8 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
         try:
             out = Synth(device=device, timbre=numpy_timbre(timbre))
             out.set_gain(gain_db)
-            return Sound(out, f"audio: numpy synth, {why}, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}")
+            every = f" (every voice: the numpy synth has one timbre)" if len(voices) > 1 else ""
+            return Sound(out, f"audio: numpy synth, {why}, {numpy_timbre(timbre)} timbre for {timbre.name}{every}{fallback}")
         except AudioUnavailable as error:
             why = str(error)
     if required:
@@ -72,15 +74,17 @@ def open_sound(synth: str, timbre: GmTimbre, soundfont: str | None = None, devic
 
 
 def render_notes(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = "auto", samplerate: int = 48000,
-           start: float | None = None, soundfont: str | None = None) -> tuple[np.ndarray, str]:
-    """Render offline with the sound ``play`` would use: (float32 (frames, 2), what rendered it)."""
+           start: float | None = None, soundfont: str | None = None, voices: Sequence[VoiceSound] = ()) -> tuple[np.ndarray, str]:
+    """Render offline with the sound ``play`` would use: (float32 (frames, 2), what rendered it).
+    ``voices``: an ensemble's instruments (FluidSynth; the numpy synth plays them in one timbre)."""
     from instrument.outputs import fluid
 
     fallback = ""
     if synth in ("auto", "fluidsynth"):
         try:
-            audio = fluid.render_with_fluidsynth(notes, timbre, samplerate, start=start, soundfont=soundfont)
-            return audio, f"FluidSynth, {timbre.name} from {fluid.find_soundfont(soundfont).resolve().name}"
+            audio = fluid.render_with_fluidsynth(notes, timbre, samplerate, start=start, soundfont=soundfont, voices=voices)
+            names = ", ".join(v.timbre.name for v in voices) if len(voices) > 1 else timbre.name
+            return audio, f"FluidSynth, {names} from {fluid.find_soundfont(soundfont).resolve().name}"
         except fluid.FluidSynthUnavailable as error:
             if synth == "fluidsynth":
                 raise UsageError(f"--synth fluidsynth: {error}") from None
@@ -88,7 +92,8 @@ def render_notes(notes: Sequence[ScheduledNote], timbre: GmTimbre, synth: str = 
     from instrument.outputs.synth import render_with_numpy
 
     audio = render_with_numpy(notes, samplerate=samplerate, timbre=numpy_timbre(timbre), start=start)
-    return audio, f"numpy synth, {numpy_timbre(timbre)} timbre for {timbre.name}{fallback}"
+    every = " (every voice: the numpy synth has one timbre)" if len(voices) > 1 else ""
+    return audio, f"numpy synth, {numpy_timbre(timbre)} timbre for {timbre.name}{every}{fallback}"
 
 
 def normalise_peak(audio: np.ndarray, peak_dbfs: float = RENDER_PEAK_DBFS) -> tuple[np.ndarray, float]:

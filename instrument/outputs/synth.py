@@ -17,7 +17,6 @@ import heapq
 import itertools
 import logging
 import math
-import os
 import subprocess
 import threading
 import time
@@ -29,10 +28,11 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from instrument.midi.ports import realtime_jack_threads
 from instrument.music.phrasing import ScheduledNote
 from instrument.outputs.stream_clock import StreamClock
 from instrument.outputs.tones import PANIC_S, ToneBank, timbre as get_timbre
-from instrument.timing import REALTIME_PRIORITY, clock
+from instrument.timing import REALTIME_PRIORITY, clock, realtime
 from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,9 @@ class AudioUnavailable(RuntimeError):
 
 
 def _sounddevice() -> Any:
-    try:
-        import sounddevice
+    try:  # importing it starts PortAudio, whose JACK client starts its audio thread: real-time, named
+        with realtime_jack_threads(name="synth-jack"):
+            import sounddevice
     except (OSError, ImportError) as e:  # OSError: the PortAudio library itself is missing
         raise AudioUnavailable(f"PortAudio is not available ({e}); on Debian: apt-get install libportaudio2") from None
     return sounddevice
@@ -110,6 +111,11 @@ class _Panic(NamedTuple):
     at: float
 
 
+class _Release(NamedTuple):
+    voice: int
+    at: float
+
+
 class _Record(ctypes.Structure):
     """What the C callback leaves for each block: its first frame, the clock then, and its lead."""
     _fields_ = [("position", ctypes.c_int64), ("now", ctypes.c_double), ("lead", ctypes.c_double), ("frames", ctypes.c_int64)]
@@ -147,7 +153,8 @@ def _ring_library() -> ctypes.CDLL:
 
 
 class Synth:
-    """The built-in polyphonic numpy synth as an output (``pluck`` or ``bow``).
+    """The built-in polyphonic numpy synth as an output (``pluck`` or ``bow``): every voice of an
+    ensemble in its one timbre (the fallback sound; FluidSynth gives each voice its instrument).
 
     PortAudio's audio thread runs a callback in C (``audio_ring.c``) that only copies frames from
     a ring buffer: it never needs Python's GIL, which the live view, the model and the timing
@@ -157,20 +164,24 @@ class Synth:
     late. Notes arrive from any thread into a deque (append and popleft are atomic, so neither
     side waits); the render thread maps their times to stream samples with ``StreamClock``, fed
     by the callback's records of when each block sounds, and starts and ends them at those
-    exact samples. Notes must arrive ``ahead_s`` plus a block before their time.
+    exact samples. Notes must arrive ``lead_s`` before their time (the engine hands them over so).
     """
 
     name = "synth"
 
     def __init__(self, device: int | str | None = None, samplerate: float | None = None, blocksize: int = 256,
                  timbre: str = "pluck", gain: float = 1.0, polyphony: int = 16, channels: int = 2,
-                 latency: str | float = "low", ahead_s: float = 0.010):
+                 latency: str | float = "low", ahead_s: float = 0.030):
         """Open the output stream (it starts with ``start``). Raises ``AudioUnavailable``.
 
         ``device``: PortAudio index or name substring (None: see ``find_output_device``);
         ``samplerate``: None for the device's own; ``blocksize``: frames per callback;
         ``latency``: PortAudio's suggested output latency ("low", "high" or seconds);
-        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks).
+        ``ahead_s``: how far ahead of the callback the ring is kept full (at least two blocks): the
+        longest the render thread may wait for the GIL without a dropout. 10 ms ran short every few
+        seconds under a storm of controls on a busy 2-core machine, 30 ms about once a minute or less
+        (docs/audio.md); the engine hands notes over that much earlier (``lead_s``), so the cost
+        is that a control or a panic is heard some 20 ms later than with 10 ms.
         """
         self.device = find_output_device(device)
         info = _sounddevice().query_devices(self.device.index)
@@ -180,7 +191,7 @@ class Synth:
         self.blocksize = blocksize = blocksize or 256
         self._bank = ToneBank(self.samplerate, self.timbre, self.channels, polyphony, gain)
         self._clock = StreamClock(self.samplerate, window_s=0.02)
-        self._inbox: deque[ScheduledNote | _Panic] = deque()
+        self._inbox: deque[ScheduledNote | _Panic | _Release] = deque()
         self._waiting: list[tuple[float, int, ScheduledNote]] = []  # heap by onset, render thread only
         self._seq = itertools.count()
         self.callback_times: deque[tuple[float, float]] = deque(maxlen=100_000)  # (wall, cpu) s per block rendered
@@ -195,6 +206,9 @@ class Synth:
         if not self._ring:
             raise AudioUnavailable(f"cannot open {self.device} at {self.samplerate:g} Hz: {error.value.decode()}")
         self.latency_s = float(lib.ar_latency(self._ring))
+        # a note is placed when the block holding its onset is rendered, which is up to the ring's
+        # fill (ahead, and the block being written) plus a block and the device latency before it sounds
+        self.lead_s = (self._ahead + 2 * blocksize) / self.samplerate + self.latency_s
         buf = ctypes.cast(lib.ar_buffer(self._ring), ctypes.POINTER(ctypes.c_float))
         self._buffer = np.ctypeslib.as_array(buf, shape=(4 * self._ahead, self.channels))
         self._running = False
@@ -204,6 +218,13 @@ class Synth:
     def underruns(self) -> int:
         """Blocks the callback found the ring short of, plus those PortAudio reports as underflows."""
         return 0 if self._closed else int(self._lib.ar_short_blocks(self._ring) + self._lib.ar_underflows(self._ring))
+
+    def _underrun_text(self) -> str:
+        """'N underruns', and where some were the server's (an xrun PortAudio passed on) rather than
+        the ring running short (the render thread late), how many of each."""
+        short = int(self._lib.ar_short_blocks(self._ring))
+        total = self.underruns
+        return f"{total} underruns" + (f" ({short} the ring short, {total - short} xruns)" if short != total else "")
 
     # -- Output ---------------------------------------------------------------------------------
 
@@ -224,6 +245,9 @@ class Synth:
     def panic(self, at: float) -> None:
         self._inbox.append(_Panic(at))
 
+    def release(self, voice: int, at: float) -> None:
+        self._inbox.append(_Release(voice, at))
+
     def close(self, at: float) -> None:
         """Panic, let the 10 ms fade play out, then stop and close the stream."""
         if self._closed:
@@ -236,7 +260,7 @@ class Synth:
                 time.sleep(min(0.005, max(0.0, done - clock())))
             self._running = False
             self._thread.join(1.0)
-        self._underruns_at_close = self.underruns
+        self._underruns_at_close = self._underrun_text()
         self._lib.ar_close(self._ring)
         self._closed = True
 
@@ -247,12 +271,12 @@ class Synth:
 
     def status(self) -> str:
         if self._closed:
-            return f"audio: closed ({self._underruns_at_close} underruns, {self._bank.late} late notes)"
+            return f"audio: closed ({self._underruns_at_close}, {self._bank.late} late notes)"
         line = f"audio: {self.device}, {self.samplerate:g} Hz, {self.timbre.name}"
         if self._bank.late:
             line += f", {self._bank.late} late notes"
         if self.underruns:
-            line += f", {self.underruns} underruns"
+            line += f", {self._underrun_text()}"
         return line
 
     # -- the render thread ----------------------------------------------------------------------
@@ -267,10 +291,7 @@ class Synth:
         self._lib.ar_commit(self._ring, len(block))
 
     def _render_loop(self) -> None:
-        try:  # like the timing thread: a core at once when a block is due, where allowed
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY - 1))
-        except (AttributeError, OSError):
-            pass
+        realtime(REALTIME_PRIORITY - 1)  # like the timing thread: a core at once when a block is due, where allowed
         lib, ring, record, seen = self._lib, self._ring, _Record(), 0
         frames, half_block = self.blocksize, self.blocksize / self.samplerate / 2
         while self._running:
@@ -301,6 +322,10 @@ class Synth:
             if isinstance(item, _Panic):
                 waiting.clear()
                 bank.panic(mapping.position(item.at))
+            elif isinstance(item, _Release):
+                waiting[:] = [w for w in waiting if w[2].voice != item.voice or w[0] < item.at]
+                heapq.heapify(waiting)
+                bank.release(item.voice, mapping.position(item.at))
             else:
                 heapq.heappush(waiting, (item.on, next(self._seq), item))
         # Times become samples only when due, with the freshest mapping: a stream that loses time
@@ -308,7 +333,7 @@ class Synth:
         horizon = mapping.time(bank.position + frames)
         while waiting and waiting[0][0] < horizon:
             note = heapq.heappop(waiting)[2]
-            bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity)
+            bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity, note.voice)
         return bank.block(frames)
 
 
@@ -329,7 +354,7 @@ def render_with_numpy(notes: Sequence[ScheduledNote], samplerate: int = 48000, t
     frames = max(0, math.ceil((max(n.off for n in notes) - start + t.release_s) * samplerate - 1e-6))  # float dust
     bank = ToneBank(samplerate, t, channels, polyphony, gain)
     for n in sorted(notes, key=lambda n: n.on):
-        bank.add(round((n.on - start) * samplerate), round((n.off - start) * samplerate), n.pitch, n.velocity)
+        bank.add(round((n.on - start) * samplerate), round((n.off - start) * samplerate), n.pitch, n.velocity, n.voice)
     out = np.empty((frames, channels), dtype=np.float32)
     panic_sample = None if panic_at is None else round((panic_at - start) * samplerate)
     pos = 0

@@ -123,7 +123,10 @@ class ToneBank:
 
     Polyphony: at most ``polyphony`` notes are held at once; a new note beyond that fades out the
     oldest held one over 20 ms (its slot keeps sounding the fade, so there are twice as many
-    slots as held notes).
+    slots as held notes). A pitch struck again by the same voice of an ensemble ends the one it
+    holds (as a MIDI port plays it: a drone's strike ends the strike before), and ``release``
+    ends every note of a voice (the drone at its tune's end, a voice muted). Every voice plays
+    this bank's one timbre.
 
     ``level``: the master level (linear, before the limiter), the live parameter ``gain``; any
     thread may set it, and the sound glides to it over the next block (no click).
@@ -143,7 +146,7 @@ class ToneBank:
         self.position = 0
         self.late = 0  # notes that arrived after their onset (started late or dropped)
         self.limiter = Limiter(self.sr) if limiter else None
-        self._pending: list[tuple[int, int, int, int, int]] = []  # (on, seq, off, pitch, velocity)
+        self._pending: list[tuple[int, int, int, int, int, int]] = []  # (on, seq, off, pitch, velocity, voice)
         self._seq = itertools.count()
         self._rng = np.random.default_rng(seed)
         t = self.timbre
@@ -162,6 +165,8 @@ class ToneBank:
         self.amp = np.zeros((slots, k), dtype=np.float32)
         self.rate = np.zeros((slots, k))  # decay per sample
         self.pan = np.zeros((slots, channels), dtype=np.float32)
+        self.voice = np.zeros(slots, dtype=np.int64)  # the ensemble's voice each tone belongs to
+        self.pitch = np.full(slots, -1, dtype=np.int64)
         self.vib_phase = np.zeros(slots)
         self.beta = np.zeros((slots, k), dtype=np.float32)  # vibrato as phase modulation index
         self._n = np.arange(1024, dtype=np.float64)
@@ -169,7 +174,7 @@ class ToneBank:
 
     # -- events (sample positions on the stream) -------------------------------------------
 
-    def add(self, on: int, off: int, pitch: int, velocity: int) -> None:
+    def add(self, on: int, off: int, pitch: int, velocity: int, voice: int = 1) -> None:
         """Queue a note from sample ``on`` to sample ``off``. A note whose onset has passed
         starts now (counted in ``late``); one that has ended too is dropped."""
         if on < self.position:
@@ -177,7 +182,16 @@ class ToneBank:
             if off <= self.position:
                 return
             on = self.position
-        heapq.heappush(self._pending, (int(on), next(self._seq), int(max(off, on + 1)), int(pitch), int(velocity)))
+        heapq.heappush(self._pending, (int(on), next(self._seq), int(max(off, on + 1)), int(pitch), int(velocity), int(voice)))
+
+    def release(self, voice: int, at: int) -> None:
+        """Every note of ``voice`` held at sample ``at`` (or now, if it has passed) is released
+        there; its notes queued to start at or after it are dropped."""
+        at = max(int(at), self.position)
+        self._pending = [p for p in self._pending if p[5] != voice or p[0] < at]
+        heapq.heapify(self._pending)
+        idx = np.flatnonzero(self.active & (self.voice == voice) & (self.release_at > at))
+        self.release_at[idx] = at
 
     def panic(self, at: int) -> None:
         """Drop every note not yet started; fade every sounding tone over 10 ms from ``at``
@@ -203,8 +217,8 @@ class ToneBank:
         """The next ``frames`` samples, float32 (frames, channels); advances ``position``."""
         start, end = self.position, self.position + frames
         while self._pending and self._pending[0][0] < end:
-            on, _, off, pitch, velocity = heapq.heappop(self._pending)
-            self._start(on, off, pitch, velocity)
+            on, _, off, pitch, velocity, voice = heapq.heappop(self._pending)
+            self._start(on, off, pitch, velocity, voice)
         out = self._synthesise(start, frames)
         level = self.level
         if level != self._level:
@@ -218,7 +232,9 @@ class ToneBank:
         self.position = end
         return out
 
-    def _start(self, on: int, off: int, pitch: int, velocity: int) -> None:
+    def _start(self, on: int, off: int, pitch: int, velocity: int, voice: int = 1) -> None:
+        same = np.flatnonzero(self.active & (self.voice == voice) & (self.pitch == pitch) & (self.release_at > on))
+        self.release_at[same] = on  # struck again: the one it held ends
         held = np.flatnonzero(self.active & (self.release_at > on) & (self.fade_at == NEVER))
         if len(held) >= self.polyphony:
             oldest = held[np.argmin(self.onset[held])]
@@ -231,6 +247,7 @@ class ToneBank:
             left = np.minimum(self.release_at + self._release, self.fade_at + self.fade_len) - on
             slot = int(np.argmin(left))
         self._tone(slot, on, off, pitch, velocity)
+        self.voice[slot], self.pitch[slot] = voice, pitch
 
     def _tone(self, slot: int, on: int, off: int, pitch: int, velocity: int) -> None:
         """Set a slot's parameters for one note: pitch, loudness, brightness, pan."""

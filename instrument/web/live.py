@@ -19,10 +19,11 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from instrument.live.performance import Performance
+from instrument.live.performance import Performance, lookahead_ms
 from instrument.timing import clock
 from instrument.live.view import onset_p99_ms
 from instrument.model import vocab
+from instrument.music.band import accompaniment_pieces, voice_header
 from instrument.music.tunes import AbcWriter, Tune
 from instrument.outputs.recording import tune_title
 
@@ -30,6 +31,7 @@ NOTES_KEPT = 600  # notes a page can draw (the piano roll's last bars and the hi
 COLUMNS_KEPT = 360  # heatmap columns (12 s at 30 a second)
 TUNES_KEPT = 3
 HEAD_EVERY_S = 0.5  # the header line and the status lines, at most this often
+ACCOMPANIMENT_EVERY_S = 1.0  # a chords or drone voice's score, written again at most this often (the lead's comes as it is written)
 
 Lines = Callable[[], Sequence[str]]
 
@@ -87,6 +89,12 @@ class LiveSource:
         self._head_at = 0.0
         self._changes: deque[tuple[int, str, str]] = deque(maxlen=256)  # (version, name, source)
         self._fired_by: dict[str, str] = {}
+        ensemble = performance.composer.ensemble
+        self._ensemble = ensemble
+        self._voices = [{"voice": v.number, "role": v.role, "name": v.name, "channel": v.channel,
+                         "timbre": v.param("timbre")} for v in ensemble.voices]
+        self._written_at: dict[tuple[int, int], tuple[float, int]] = {}  # (tune, voice) -> (when, notes) its score was written
+        self._voice_writers: dict[tuple[int, int], AbcWriter] = {}  # (tune, follower) -> its part's ABC as it comes
         self.params.listeners.append(self._changed)
 
     def close(self) -> None:
@@ -102,11 +110,14 @@ class LiveSource:
     # -- the Source protocol --------------------------------------------------------------------
     def hello(self) -> dict[str, Any]:
         return {"mode": "live", "model": self.model_name, "layers": self.layers, "hidden": self.hidden,
-                "params": param_specs(self.params), "max_rate": 30}
+                "params": param_specs(self.params), "max_rate": 30, "voices": self._voices}
 
     def snapshot(self) -> dict[str, Any]:
         return {"t": clock(), "values": dict(self._values), "sources": dict(self._sources),
-                "tunes": [dict(t, pieces=list(t["pieces"]), start=0) for t in self._tunes.values()],
+                "tunes": [dict(t, pieces=list(t["pieces"]), start=0,
+                               voices=[{"voice": v["voice"], "role": v["role"], "header": v["header"], "start": 0,
+                                        "pieces": list(v["pieces"]), "places": v["places"]} for v in t.get("voices", {}).values()])
+                          for t in self._tunes.values()],
                 "notes": list(self._notes), "activity": list(self._columns), "ablation": self._ablation,
                 "head": self._head, "status": self._lines}
 
@@ -168,6 +179,9 @@ class LiveSource:
             while len(self._tunes) > TUNES_KEPT:
                 oldest = min(self._tunes)
                 del self._tunes[oldest], self._writers[oldest]
+                for key in [k for k in (*self._voice_writers, *self._written_at) if k[0] == oldest]:
+                    self._voice_writers.pop(key, None)
+                    self._written_at.pop(key, None)
             new = True
         else:
             new = False
@@ -179,14 +193,57 @@ class LiveSource:
         pieces = [piece for token in body for piece in writer.pieces(token)]
         if ended and not tune["ended"]:
             pieces += writer.end()
-        if not pieces and not new and ended == tune["ended"]:
+        voices = self._read_voices(state, tune, ended)
+        if not pieces and not new and ended == tune["ended"] and not voices:
             return None
         tune["pieces"].extend(pieces)
         tune["ended"] = ended
         part = {"number": state.number, "start": start, "pieces": pieces, "ended": ended}
+        if voices:
+            part["voices"] = voices
         if new:
             part.update(meter=tune["meter"], mode=tune["mode"], header=tune["header"])
         return part
+
+    def _read_voices(self, state, tune: dict, ended: bool) -> list[dict]:
+        """The other voices' parts of a tune that changed: a follower's pieces as they come (as the
+        lead's), an accompanist's score written again (at most every ACCOMPANIMENT_EVERY_S, and at
+        the tune's end) with the piece each written place begins."""
+        out = []
+        kept = tune.setdefault("voices", {})
+        for v in self._ensemble.voices[1:]:
+            mine = kept.get(v.number)
+            if mine is None:
+                mine = kept[v.number] = {"voice": v.number, "role": v.role, "start": 0, "pieces": [], "places": {},
+                                         "header": "\n".join(voice_header(v.number, v.name, v.role, None)) + "\n"}
+                fresh = True
+            else:
+                fresh = False
+            if v.role == "follow":  # its tokens as the lead's are written (one piece per token, once certain)
+                body = state.bodies.get(v.number, [])
+                writer = self._voice_writers.setdefault((state.number, v.number), AbcWriter(state.meter, state.mode))
+                start = len(mine["pieces"])
+                pieces = [piece for token in body[writer.pushed:] for piece in writer.pieces(token)]
+                if ended and not mine.get("final"):
+                    pieces += writer.end()
+                    mine["final"] = True
+                if pieces or fresh:
+                    mine["pieces"].extend(pieces)
+                    out.append({"voice": v.number, "start": start, "pieces": pieces, **({"header": mine["header"]} if fresh else {})})
+                continue
+            notes = state.accompaniment.get(v.number, [])
+            when, count = self._written_at.get((state.number, v.number), (-1e9, -1))
+            now = time.monotonic()
+            due = len(notes) != count and now - when >= ACCOMPANIMENT_EVERY_S
+            if not (fresh or due or (ended and not mine.get("final"))):
+                continue
+            self._written_at[(state.number, v.number)] = (now, len(notes))
+            lead = Tune(state.meter, state.mode, list(state.body))
+            pieces, places = accompaniment_pieces(lead, list(notes), list(state.chords.get(v.number, ())))
+            mine.update(pieces=pieces, places={f"{bar}:{offset:g}": index for (bar, offset), index in places.items()},
+                        final=ended)
+            out.append({"voice": v.number, "start": 0, "pieces": pieces, "places": mine["places"], "header": mine["header"]})
+        return out
 
     def _poll_notes(self, delta: dict) -> None:
         placed = list(self.p.engine.placed)  # a C-level copy: the model thread cannot append during it
@@ -206,6 +263,10 @@ class LiveSource:
                 self._max_version = note.version
             item = {"s": seq, "p": sounding.pitch, "on": round(sounding.on, 4), "off": round(sounding.off, 4),
                     "v": sounding.velocity, "tune": note.tune, "tok": note.token, "down": note.bar_offset == 0}
+            if note.voice != 1:  # a page lights it in its voice's part; an accompanist's by its written place
+                item["vo"] = note.voice
+                if note.token < 0:
+                    item["at"] = f"{note.bar}:{round(note.bar_offset, 4):g}"
             if note.looped:
                 item["loop"] = True
             if changed:
@@ -263,7 +324,8 @@ class LiveSource:
                 "bar_s": round(engine.phrasing.spq(meter) * vocab.METER_EIGHTHS[meter] / 2, 4),
                 "onset_p99_ms": None if p99 is None else round(p99, 3), "late": engine.late_notes,
                 "resyncs": engine.resyncs, "hold": bool(params.get("hold")), "running": not engine.finished.is_set(),
-                "stop": engine.stop_reason, "pads": self.pads()}
+                "stop": engine.stop_reason, "pads": self.pads(),
+                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing))}
         if head != self._head:
             self._head = head
             delta["head"] = head

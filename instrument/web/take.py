@@ -2,7 +2,9 @@
 its notes on the piano roll, the notes sounding at the time slider lit in the notation.
 
 A recording is ``take.mid`` (the notes as they sounded, a marker where each tune begins) and
-``take.abc`` beside it (the tunes as they were written). The notation and the notes are tied
+``take.abc`` beside it (the tunes as they were written). An ensemble's take has a track and a
+``V:`` per voice: the lead's part is aligned as a solo's is; the other voices are drawn in the
+score beside it and sound on the piano roll. The notation and the notes are tied
 together again here: each tune's written notes (our token-to-note rules over its tokens) are
 aligned with the tune's notes in the MIDI file by their melodic intervals, which a transposition
 does not change and a held loop or a cut only interrupts. Either file alone is shown too: the
@@ -41,8 +43,27 @@ def take_files(path: str | Path) -> tuple[Path | None, Path | None]:
     return midi, abc
 
 
+def split_voices(lines: list[str]) -> list[tuple[int, str, str]]:
+    """A tune's body lines as (voice, its ``V:`` and ``%%`` lines, its music): one voice, 1, if
+    the tune has no ``V:`` lines."""
+    voices: list[tuple[int, list[str], list[str]]] = []
+    for line in lines:
+        if line.startswith("V:"):
+            number = line[2:].split()[0] if line[2:].split() else ""
+            voices.append((int(number) if number.isdigit() else len(voices) + 1, [line], []))
+        elif not voices:
+            voices.append((1, [], []))
+            voices[-1][2].append(line)
+        elif line.startswith("%%") and not voices[-1][2]:
+            voices[-1][1].append(line)
+        else:
+            voices[-1][2].append(line)
+    return [(n, "".join(h + "\n" for h in head), " ".join(body)) for n, head, body in voices]
+
+
 def read_abc(path: Path) -> list[dict[str, Any]]:
-    """Each tune of a take's ABC: number, meter, mode, header text and body tokens."""
+    """Each tune of a take's ABC: number, meter, mode, header text and the lead's body tokens
+    (an ensemble's other voices as their ``V:`` header and text)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -57,12 +78,15 @@ def read_abc(path: Path) -> list[dict[str, Any]]:
         if meter not in vocab.METERS or mode not in vocab.MODES:
             raise UsageError(f"{path}: tune X:{tune.number} is not one folk-instrument wrote (its meter or mode is no "
                              f"token: M:{', M:'.join(vocab.METERS)}; K:C{', K:C'.join(vocab.MODES)})")
+        voices = split_voices(tune.lines[key + 1:])
         try:
-            tokens = abc_body_tokens(" ".join(tune.lines[key + 1:]))
+            tokens = abc_body_tokens(voices[0][2] if voices else "")
         except UsageError as error:
             raise UsageError(f"{path}: tune X:{tune.number}: {error}") from None
         tunes.append({"number": int(tune.number), "meter": meter, "mode": mode,
-                      "header": "\n".join(tune.lines[: key + 1]) + "\n", "tokens": tokens})
+                      "header": "\n".join(tune.lines[: key + 1]) + "\n", "tokens": tokens,
+                      "voices": [{"voice": n, "header": head, "start": 0, "pieces": [text]} for n, head, text in voices[1:]],
+                      "lead_header": voices[0][1] if len(voices) > 1 else ""})
     return tunes
 
 
@@ -77,6 +101,12 @@ def read_midi(path: Path) -> tuple[list[dict[str, Any]], float]:
         raise UsageError(f"{path}: not a MIDI file we can read ({error})") from None
     notes: list[dict[str, Any]] = []
     sounding: dict[tuple[int, int], dict[str, Any]] = {}
+    voice_of: dict[int, int] = {}  # channel -> voice: an ensemble's take has a track per voice, in order
+    if song.type == 1:
+        for number, track in enumerate(song.tracks[1:], 1):
+            channel = next((m.channel for m in track if hasattr(m, "channel")), None)
+            if channel is not None:
+                voice_of.setdefault(channel, number)
     tune, t = 0, 0.0
     for message in song:  # merged tracks, times in seconds (tempo changes applied)
         t += message.time
@@ -86,6 +116,8 @@ def read_midi(path: Path) -> tuple[list[dict[str, Any]], float]:
                 tune = int(match.group(1))
         elif message.type == "note_on" and message.velocity > 0:
             note = {"p": message.note, "on": round(t, 4), "off": round(t, 4), "v": message.velocity, "tune": tune, "tok": -1}
+            if voice_of.get(message.channel, 1) != 1:
+                note["vo"] = voice_of[message.channel]
             sounding[(message.channel, message.note)] = note
             notes.append(note)
         elif message.type in ("note_off", "note_on"):
@@ -121,8 +153,8 @@ class TakeSource:
             notes, duration = read_midi(midi)
         else:
             notes, duration = self._notes_at_default_tempo(tunes)
-        for tune in tunes:
-            played = sorted((n for n in notes if n["tune"] == tune["number"]), key=lambda n: (n["on"], n["p"]))
+        for tune in tunes:  # the lead's notes (voice 1) aligned with its written part
+            played = sorted((n for n in notes if n["tune"] == tune["number"] and "vo" not in n), key=lambda n: (n["on"], n["p"]))
             score = tune_notes(Tune(tune["meter"], tune["mode"], tune["tokens"]))
             written = [(n.pitch, n.token) for n in sorted(score.notes, key=lambda n: (n.start, n.pitch))]
             align(written, played)
@@ -148,7 +180,8 @@ class TakeSource:
 
     def snapshot(self) -> dict[str, Any]:
         tunes = [{"number": t["number"], "meter": t["meter"], "mode": t["mode"], "header": t["header"], "start": 0,
-                  "pieces": abc_pieces(t["meter"], t["mode"], t["tokens"]), "ended": True} for t in self.tunes]
+                  "pieces": abc_pieces(t["meter"], t["mode"], t["tokens"]), "ended": True, "voices": t["voices"]}
+                 for t in self.tunes]
         return {"t": 0.0, "tunes": tunes, "notes": self.notes, "duration": round(self.duration, 3), "file": self.name,
                 "head": {}, "status": [f"{self.name}: {len(self.tunes)} tunes, {len(self.notes)} notes"]}
 

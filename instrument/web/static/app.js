@@ -9,7 +9,8 @@ const S = {                     // what the server told us, as its deltas built 
   ablation: {layer: 0, units: [], mode: "output"}, head: {}, status: [],
 };
 const specs = new Map();        // parameter name -> spec from hello
-const widgets = new Map();      // parameter name -> {set(value), source element, busyUntil}
+const widgets = new Map();      // parameter name -> [{set(value), source element, busyUntil}] (a voice's column may show one again)
+const VOICE_COLOURS = ["#7f8aa3", "#5fb3a1", "#c9a45c", "#9b86c9", "#c97f7f", "#7fa7c9", "#a5c97f", "#c97fb5"];
 let ws = null, offset = null, lastMessage = 0;
 let sheetDirty = true, shownTune = 0, rendered = null, heatDirty = true;
 const token = new URLSearchParams(location.search).get("token") || "";
@@ -75,6 +76,17 @@ function takeTune(part) {
   if (part.start !== tune.pieces.length) { tune.pieces.length = part.start; }  // never happens: a delta per state
   tune.pieces.push(...part.pieces);
   tune.ended = part.ended;
+  for (const v of part.voices || []) {   // an ensemble's other voices: a follower's pieces as they come, an accompanist's score anew
+    if (!tune.voices) tune.voices = new Map();
+    let mine = tune.voices.get(v.voice);
+    if (!mine || v.start === 0) {
+      mine = {header: v.header || (mine && mine.header) || `V:${v.voice}\n`, pieces: [], places: {}};
+      tune.voices.set(v.voice, mine);
+    }
+    mine.pieces.length = v.start;
+    mine.pieces.push(...v.pieces);
+    if (v.places) mine.places = v.places;
+  }
   if (part.number === shownTune || part.start === 0) sheetDirty = true;
 }
 
@@ -89,6 +101,7 @@ function hello(m) {
   $("pad").classList.toggle("disabled", !m.control);
   link(m.mode === "take" ? "recording" : (m.control ? "connected" : "view only"));
   if (m.mode === "live") buildControls(m.params);
+  if (m.mode === "live") buildVoices(m.voices || [], m.params);
 }
 
 const GROUPS = [
@@ -102,10 +115,38 @@ const GROUPS = [
 ];
 
 function groupOf(name) {
+  if (name.startsWith("voice.")) return "voices";   // in their voice's column
   for (const [title, members] of GROUPS) {
     if (members.some((p) => (p.endsWith(".") ? name.startsWith(p) : name === p))) return title;
   }
   return "other";
+}
+
+// One column per voice of the ensemble, headed by its role and instrument: its own parameters
+// (voice.N.*), and for the lead the same ones under their own names (its column shows them again).
+const LEAD_COLUMN = ["temperature", "stimulation.weight", "ablation.depth", "ablation.set", "bias.scale", "timbre", "velocity", "voice.1.pan", "voice.1.mute"];
+function buildVoices(voices, params) {
+  const panel = $("voices-panel"), box = $("voices");
+  box.textContent = "";
+  panel.hidden = voices.length < 2;
+  if (voices.length < 2) return;
+  const byName = new Map(params.map((p) => [p.name, p]));
+  for (const v of voices) {
+    const column = document.createElement("div");
+    column.className = "voice";
+    column.dataset.voice = v.voice;
+    const head = document.createElement("div");
+    head.className = "group";
+    head.style.color = VOICE_COLOURS[(v.voice - 1) % VOICE_COLOURS.length];
+    const timbre = S.values[v.timbre];
+    head.textContent = `${v.voice} ${v.name}` + (timbre ? ` (${timbre})` : "") + ` ch ${v.channel}`;
+    head.dataset.timbre = v.timbre;
+    column.appendChild(head);
+    const names = v.voice === 1 ? LEAD_COLUMN : params.map((p) => p.name).filter((n) => n.startsWith(`voice.${v.voice}.`));
+    for (const name of names) if (byName.has(name)) column.appendChild(control(byName.get(name), v.voice === 1 ? name : name.slice(`voice.${v.voice}.`.length)));
+    box.appendChild(column);
+  }
+  showValues(S.values, S.sources);
 }
 
 function buildControls(params) {
@@ -120,7 +161,7 @@ function buildControls(params) {
     if (!byGroup.has(g)) byGroup.set(g, []);
     byGroup.get(g).push(spec);
   }
-  for (const [title] of [...GROUPS, ["other"]]) {
+  for (const [title] of [...GROUPS, ["other"]]) {   // the voices' own parameters are in their columns
     const list = byGroup.get(title);
     if (!list) continue;
     const h = document.createElement("div");
@@ -132,13 +173,13 @@ function buildControls(params) {
   showValues(S.values, S.sources);
 }
 
-function control(spec) {
+function control(spec, shown) {
   const row = document.createElement("div");
   row.className = "control";
   row.dataset.name = spec.name;
   row.title = spec.doc || "";
   const label = document.createElement("label");
-  label.textContent = spec.name;
+  label.textContent = shown || spec.name;
   const value = document.createElement("span");
   value.className = "value";
   const source = document.createElement("span");
@@ -193,7 +234,8 @@ function control(spec) {
   input.disabled = disabled;
   input.name = spec.name;
   row.append(label, input, value, source);
-  widgets.set(spec.name, w);
+  if (!widgets.has(spec.name)) widgets.set(spec.name, []);
+  widgets.get(spec.name).push(w);
   return row;
 }
 
@@ -217,22 +259,25 @@ function throttled(fn) {
 function showValues(values, sources) {
   const now = performance.now();
   for (const [name, v] of Object.entries(values)) {
-    const w = widgets.get(name);
-    if (!w) continue;
-    if (now >= w.busyUntil) w.set(v);    // a control being moved here keeps its own value meanwhile
-    w.row.classList.add("flash");
-    setTimeout(() => w.row.classList.remove("flash"), 300);
+    for (const w of widgets.get(name) || []) {
+      if (now >= w.busyUntil) w.set(v);    // a control being moved here keeps its own value meanwhile
+      w.row.classList.add("flash");
+      setTimeout(() => w.row.classList.remove("flash"), 300);
+    }
   }
   for (const [name, source] of Object.entries(sources)) {
-    const w = widgets.get(name);
-    if (w) w.source.textContent = source ? "by " + source : "";
+    for (const w of widgets.get(name) || []) w.source.textContent = source ? "by " + source : "";
+  }
+  for (const head of document.querySelectorAll("#voices .group")) {   // a voice's instrument, as it changes
+    const timbre = values[head.dataset.timbre];
+    if (timbre !== undefined) head.textContent = head.textContent.replace(/( \([^)]*\))? ch /, ` (${timbre}) ch `);
   }
 }
 
 // a control released: show the server's value again once the page stops sending
 setInterval(() => {
   const now = performance.now();
-  for (const [name, w] of widgets) if (w.busyUntil && now >= w.busyUntil && w.busyUntil !== Infinity) {
+  for (const [name, list] of widgets) for (const w of list) if (w.busyUntil && now >= w.busyUntil && w.busyUntil !== Infinity) {
     w.busyUntil = 0;
     if (name in S.values) w.set(S.values[name]);
   }
@@ -243,6 +288,7 @@ function showHead() {
   if (S.hello && S.hello.mode === "take") return;
   const parts = [`tune ${h.tune} M:${h.meter} K:C${h.mode}`, `bar ${h.bars}`, `${h.notes} notes`, (h.clock ? `${h.tempo} qpm (MIDI clock)` : `${Math.round(h.tempo)} BPM`),
     `onset p99 ${h.onset_p99_ms === null || h.onset_p99_ms === undefined ? "n/a" : h.onset_p99_ms.toFixed(2) + " ms"}`];
+  if (h.lookahead_ms) parts.push(`chords look ahead ${(h.lookahead_ms / 1000).toFixed(2)} s`);
   if (h.late) parts.push(`late notes ${h.late}`);
   if (h.resyncs) parts.push(`resyncs ${h.resyncs}`);
   if (h.hold) parts.push("HOLD");
@@ -278,21 +324,29 @@ function drawSheet(t) {
   if (!tune || !sheetDirty || performance.now() - lastRender < 250) return;
   sheetDirty = false;
   lastRender = performance.now();
-  const abc = tune.header + tune.pieces.join("");
+  // the lead's part, then each other voice's (a score: one V: each); each piece's first character, per voice
+  const starts = new Map(), places = new Map();
+  let abc = tune.header;
+  const part = (voice, header, pieces) => {
+    abc += header;
+    const at = [];
+    for (const piece of pieces) { at.push(abc.length); abc += piece; }
+    abc += "\n";
+    starts.set(voice, at);
+  };
+  const voices = tune.voices ? [...tune.voices.entries()].sort((a, b) => a[0] - b[0]) : [];
+  part(1, voices.length ? 'V:1 name="lead"\n' : "", tune.pieces);
+  for (const [voice, v] of voices) { part(voice, v.header, v.pieces); places.set(voice, v.places || {}); }
   const width = Math.max(300, $("sheet").clientWidth - 30);
   const visual = ABCJS.renderAbc("sheet", abc, {
     staffwidth: width, wrap: {minSpacing: 1.6, maxSpacing: 2.6, preferredMeasuresPerLine: 4}, add_classes: true,
     paddingleft: 4, paddingright: 4, paddingtop: 4, paddingbottom: 4,
   })[0];
-  // token index -> the notation's elements: each token starts at a known character of the text
-  const starts = [];
-  let at = tune.header.length;
-  for (const piece of tune.pieces) { starts.push(at); at += piece.length; }
   const elements = [];
   for (const line of visual.lines || []) for (const staff of line.staff || []) for (const voice of staff.voices || [])
     for (const el of voice) if (el.el_type === "note" && el.abselem) elements.push(el);
   elements.sort((a, b) => a.startChar - b.startChar);
-  rendered = {number: shownTune, starts, elements, lit: new Set()};
+  rendered = {number: shownTune, starts, places, elements, lit: new Set()};
   $("tune-label").textContent = `tune ${tune.number}  M:${tune.meter}  K:C${tune.mode}` + (tune.ended ? "  (ended)" : "");
 }
 
@@ -309,10 +363,14 @@ function elementAt(char) {
 function lightNotes(t) {
   if (!rendered) return;
   const lit = new Set();
-  for (let i = S.notes.length - 1; i >= 0 && i >= S.notes.length - 64; i--) {
+  for (let i = S.notes.length - 1; i >= 0 && i >= S.notes.length - 160; i--) {
     const n = S.notes[i];
-    if (n.tune !== rendered.number || n.tok < 0 || n.on > t || n.off <= t) continue;
-    const el = elementAt(rendered.starts[n.tok]);
+    if (n.tune !== rendered.number || n.on > t || n.off <= t) continue;
+    const voice = n.vo || 1, at = rendered.starts.get(voice);
+    if (!at) continue;
+    const piece = n.at !== undefined ? (rendered.places.get(voice) || {})[n.at] : n.tok;   // an accompanist's by its written place
+    if (piece === undefined || piece < 0) continue;
+    const el = elementAt(at[piece]);
     if (el) lit.add(el);
   }
   for (const el of rendered.lit) if (!lit.has(el)) for (const svg of el.abselem.elemset || []) svg.classList.remove("sounding");
@@ -359,7 +417,7 @@ function drawRoll(t) {
   }
   for (const n of visible) {
     const sounding = n.on <= t && t < n.off;
-    ctx.fillStyle = sounding ? "#ff5a4e" : n.loop ? "#b07cf7" : "#7f8aa3";
+    ctx.fillStyle = sounding ? "#ff5a4e" : n.loop ? "#b07cf7" : VOICE_COLOURS[((n.vo || 1) - 1) % VOICE_COLOURS.length];
     const x0 = x(n.on), x1 = Math.max(x(n.off), x0 + 2 * ratio);
     ctx.fillRect(x0, y(n.p) + 1, x1 - x0 - ratio, Math.max(row - 2, 2));
     if (n.ch) { ctx.strokeStyle = "#36c5f0"; ctx.lineWidth = 2 * ratio; ctx.strokeRect(x0, y(n.p), x1 - x0 - ratio, Math.max(row, 3)); }
