@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.jack_server import start_jack, stop_jack
 from instrument.model import checkpoint
 from instrument.model.network import FolkRNN
 from bench.harness.jack_server import jack_ports, start_jack, stop_jack

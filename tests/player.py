@@ -76,9 +76,10 @@ class Player:
     def send(self, data: bytes, port: int | None = None) -> None:
         self.sock.sendto(data, ("127.0.0.1", port or self.osc))
 
-    def state(self) -> dict | None:
-        """Ask /state and decode the one reply (``bench.harness.osc.ask_state``)."""
-        return ask_state(self.sock, self.osc)
+    def state(self, timeout: float = 0.5) -> dict | None:
+        """Ask /state and decode the one reply (``bench.harness.osc.ask_state``); None when none
+        came within ``timeout``."""
+        return ask_state(self.sock, self.osc, timeout=timeout)
 
     def wait_for(self, condition, timeout: float = 10.0) -> dict:
         """/state, asked until ``condition(state)`` holds (``bench.harness.wait.wait_for``)."""

@@ -193,8 +193,8 @@ def test_the_same_seed_plays_the_same_performance(tmp_path, plain_checkpoint):
     for n in range(2):
         take = tmp_path / f"seed{n}.mid"
         proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "play", *QUIET, "--model", str(plain_checkpoint),
-                               "--midi-out", "none", "--no-audio", "--record", str(take), "--bars", "1", "--tempo", "300",
-                               "--seed", "11"], capture_output=True, text=True, timeout=120)  # a bar of 41 notes
+                               "--midi-out", "none", "--no-audio", "--record", str(take), "--bars", "6", "--tempo", "300",
+                               "--seed", "11"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         takes.append(take)
         # a note the model thread composed after its time (a stalled machine) is recorded when it sounded

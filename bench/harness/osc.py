@@ -24,9 +24,19 @@ def bundle(*messages: bytes) -> bytes:
     return b"#bundle\x00" + bytes(7) + b"\x01" + b"".join(struct.pack(">i", len(m)) + m for m in messages)
 
 
-def ask_state(sock: socket.socket, port: int, host: str = "127.0.0.1") -> dict | None:
-    """Ask an instrument's ``/state`` from ``sock`` (a UDP socket with a timeout) and decode its one
-    reply (an OSC message /state with a JSON string); None when none came in time."""
+def ask_state(sock: socket.socket, port: int, host: str = "127.0.0.1", timeout: float | None = None) -> dict | None:
+    """Ask an instrument's ``/state`` from ``sock`` (a UDP socket) and decode its one reply (an OSC
+    message /state with a JSON string); None when none came within ``timeout`` (None: the socket's
+    own timeout). A late reply to an earlier ask is dropped first, so it never passes for this one's."""
+    kept = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(65536)
+    except BlockingIOError:
+        pass
+    finally:
+        sock.settimeout(kept if timeout is None else timeout)
     sock.sendto(osc_message("/state"), (host, port))
     try:
         data, _ = sock.recvfrom(65536)
