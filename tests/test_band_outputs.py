@@ -19,7 +19,8 @@ from instrument.outputs.recording import Recording
 from instrument.outputs.tones import ToneBank
 from instrument.timing import Scheduler, clock
 from bench.harness.jack_server import realtime_jack_server
-from bench.harness.midi import Receiver, midi_port, sounding_after, wait_for
+from bench.harness.midi import Receiver, midi_port, sounding_after
+from bench.harness.wait import wait_for
 
 TRIO = (VoiceSound(1, "lead", 1, find_timbre("fiddle"), 110, -0.3), VoiceSound(2, "follow", 2, find_timbre("flute"), 73, 0.3),
         VoiceSound(3, "chords", 3, find_timbre("guitar"), 25))
@@ -127,9 +128,9 @@ def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_ser
             port.schedule(note(t + 0.05, t + 3.0, 76, 1))
             port.schedule(note(t + 0.05, t + 3.0, 48, 3))  # a held note of voice 3 ...
             port.schedule(note(t + 0.6, t + 0.8, 50, 3))  # ... and one it would start later
-            assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=3)
+            assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
             port.release(3, clock())
-            assert wait_for(lambda: any(m == [NOTE_OFF | 2, 48, 0] for _, m in receiver.messages), timeout=2)
+            assert wait_for(lambda: any(m == [NOTE_OFF | 2, 48, 0] for _, m in receiver.messages), timeout=10)
             time.sleep(0.8)  # past the note the release dropped
             got = [m for _, m in receiver.messages]
             assert [PROGRAM, 110] in got and [PROGRAM | 1, 73] in got and [PROGRAM | 2, 25] in got
@@ -137,7 +138,7 @@ def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_ser
             assert [NOTE_ON | 2, 50, 90] not in got
             assert list(sounding_after(receiver.messages)) == [(0, 76)]  # the lead holds on
             port.panic(clock())
-            assert wait_for(lambda: not sounding_after(receiver.messages), timeout=2)
+            assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
             offs = {m[0] & 0x0F for _, m in receiver.messages if m[0] & 0xF0 == CONTROL and m[1] == 123}
             assert offs == {0, 1, 2}  # All Notes Off on every voice's channel
             port.close(clock())
