@@ -6,6 +6,7 @@ import os
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -40,26 +41,35 @@ def realtime_jack_server(priority: int = 70) -> Iterator[None]:
 def start_jack(name: str, frames: int = 32, realtime: bool = False) -> subprocess.Popen:
     """A JACK dummy server of our own under ``name``, ``frames`` per period at 48 kHz (for tests
     that stop and restart it, or need another period). ``realtime``: real-time priority (-R) where
-    allowed, as a performer's server runs (else, or where refused, without)."""
+    allowed, as a performer's server runs (else, or where refused, without).
+
+    Its output goes to a file, never a pipe: a server that reports many missed cycles on a busy
+    machine fills a pipe nobody reads and then blocks in its write, every client with it."""
     command = ["-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)]
-    if realtime:
-        proc = subprocess.Popen(["jackd", "-R", "-P", "70", *command], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        if proc.poll() is None:
-            if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode == 0:
-                return proc
-            proc.kill()
-            proc.wait(5)
-    proc = subprocess.Popen(["jackd", "--no-realtime", *command],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True).returncode != 0:
+    for options in ([["-R", "-P", "70"]] if realtime else []) + [["--no-realtime"]]:
+        log = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(["jackd", *options, *command], stdout=log, stderr=subprocess.STDOUT)
+        if _answers(name, proc, 10.0):
+            log.close()  # the server keeps writing to the file, which the system frees with it
+            return proc
         proc.kill()
-        why = proc.communicate()[1].strip().splitlines()[-3:]
-        running = subprocess.run(["pgrep", "-c", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
-        raise AssertionError(f"could not start a JACK server {name!r} ({running} jackd already run here; "
-                             f"JACK allows a few servers per machine): {why}")
-    return proc
+        proc.wait(5)
+        log.seek(0)
+        why = log.read().strip().splitlines()[-3:]
+        log.close()
+    running = subprocess.run(["pgrep", "-c", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
+    raise AssertionError(f"could not start a JACK server {name!r} ({running} jackd already run here; "
+                         f"JACK allows a few servers per machine): {why}")
+
+
+def _answers(name: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether the server ``proc`` answers under ``name`` within ``timeout`` (False at once if it ended)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True).stdout.strip() == "running":
+            return True
+        time.sleep(0.05)  # the poll's pace
+    return False
 
 
 def stop_jack(server: subprocess.Popen) -> None:
