@@ -1,4 +1,4 @@
-"""Issue 24's checks of the band on real takes: ``render --ensemble ... --record`` with the shipped
+"""The band's checks on real takes: ``render --ensemble ... --record`` with the shipped
 model (the real network), the take's .mid read back with mido, track by track, and its .abc
 read by abc2midi. What each check measures is printed in the assertion messages."""
 

@@ -131,7 +131,7 @@ def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_ser
             assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
             port.release(3, clock())
             assert wait_for(lambda: any(m == [NOTE_OFF | 2, 48, 0] for _, m in receiver.messages), timeout=10)
-            time.sleep(0.8)  # past the note the release dropped
+            time.sleep(max(0.0, t + 0.9 - clock()))  # paces the stimulus: past the time of the note the release dropped
             got = [m for _, m in receiver.messages]
             assert [PROGRAM, 110] in got and [PROGRAM | 1, 73] in got and [PROGRAM | 2, 25] in got
             assert [CONTROL, 10, pan_cc(-0.3)] in got and [CONTROL | 1, 10, pan_cc(0.3)] in got

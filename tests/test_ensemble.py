@@ -15,6 +15,7 @@ from instrument.live.ensemble import SOLO
 from instrument.live.params import INSTRUMENT_PARAMS, ParamError, Parameters
 from patches import DEFAULT as DEFAULT_PATCH, ENSEMBLES
 from tests.helpers import ROOT, run_cli
+from bench.harness.wait import wait_for
 
 
 def test_the_shipped_ensembles_are_the_issue_s_voices():
@@ -117,7 +118,6 @@ def test_a_patch_s_own_ensemble_plays_unless_the_command_line_names_another(tmp_
 
 def test_osc_and_a_running_rig_move_one_voice_by_its_number(tmp_path):
     import socket
-    import time
 
     from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -133,9 +133,7 @@ def test_osc_and_a_running_rig_move_one_voice_by_its_number(tmp_path):
             message = OscMessageBuilder(address)
             message.add_arg(value)
             sock.sendto(message.build().dgram, ("127.0.0.1", port))
-        deadline = time.monotonic() + 5
-        while params.get("ablation.depth") != 0.25 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: params.get("ablation.depth") == 0.25, 10, "the last message handled")
         sock.close()
     finally:
         rig.close()

@@ -95,7 +95,7 @@ def coverage(tune: Tune, track: list[ChordChange]) -> float:
 
 
 def test_the_chords_hold_the_lead_s_note_at_most_onsets_of_folk_rnn_s_tunes():
-    """Issue 24's check on real tunes: at >= 70% of the chords' onsets the lead's note is a chord tone
+    """On real tunes: at >= 70% of the chords' onsets the lead's note is a chord tone
     (measured: 83.6% over the 64 tunes, the worst tune 72%; hearing only each group's first beat,
     without the look-ahead, 80.6% and two tunes under 70%)."""
     figures = [(coverage(t, chord_track(t)), coverage(t, chord_track(t, lookahead=False)))

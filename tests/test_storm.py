@@ -16,7 +16,9 @@ import pytest
 
 from bench.harness.audio import JackRecorder, stalls, xrun_problem
 from bench.harness.floods import MIDI_PORT, midi_flood, osc_flood, stub_listener
+from bench.harness.jack_server import jack_ports
 from bench.harness.net import free_udp_port
+from bench.harness.wait import wait_for
 from bench.harness.osc import wait_until_playing
 from tests.helpers import ROOT
 from tests.player import QUIET, STARTED
@@ -52,17 +54,21 @@ def lateness_problem(closing: str, jitter: Jitter) -> str | None:
     return None
 
 
+def flood_port_exists(server: str) -> None:
+    wait_for(lambda: MIDI_PORT in jack_ports(server), 30, f"the MIDI flood's port {MIDI_PORT}")
+
+
 def storm_alone(server: str, bare: JackRecorder, seconds: float) -> tuple[list[float], float]:
     """Both floods at the stub listener for ``seconds``: the server's missed cycles meanwhile."""
     port = free_udp_port()
     midi = midi_flood(server, MIDI_RATE, seconds + 30, MIDI_DELAY_S)
-    time.sleep(1.0)
+    flood_port_exists(server)
     stub = stub_listener(server, port, seconds + 30, midi=True)
     osc = osc_flood(port, OSC_RATE, seconds + 30)
     try:
-        time.sleep(MIDI_DELAY_S + 1.0)
+        time.sleep(MIDI_DELAY_S + 1.0)  # paces the stimulus: both floods under way before the count
         mark, began = len(bare.xrun_times), time.monotonic()
-        time.sleep(seconds)
+        time.sleep(seconds)  # a measured stretch: the bare client's missed cycles under the floods alone
         return bare.xrun_times[mark:], time.monotonic() - began
     finally:
         for proc in (osc, stub, midi):
@@ -79,7 +85,7 @@ def test_the_sound_holds_under_a_performers_storm_of_controls(jack_256, synth):
     try:
         alone, alone_s = storm_alone(jack_256, bare, ALONE_S / 2)
         midi = midi_flood(jack_256, MIDI_RATE, PLAY_S + 60, MIDI_DELAY_S)
-        time.sleep(1.0)  # its port exists before play connects to it
+        flood_port_exists(jack_256)  # before play connects to it
         env = dict(os.environ, JACK_DEFAULT_SERVER=jack_256, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo",
                                  "--synth", synth, "--midi-out", "virtual", "--midi-api", "jack",
@@ -96,7 +102,7 @@ def test_the_sound_holds_under_a_performers_storm_of_controls(jack_256, synth):
             time.sleep(1.0)  # the recorder's connection is a change of the graph, which JACK may count
             with machine_jitter() as jitter:
                 mark, began = len(bare.xrun_times), time.monotonic()
-                time.sleep(PLAY_S - 3.0)
+                time.sleep(PLAY_S - 3.0)  # a measured stretch: the bare client's missed cycles while play plays
                 during, during_s = bare.xrun_times[mark:], time.monotonic() - began
                 _, err = proc.communicate(timeout=60)
         finally:

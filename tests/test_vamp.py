@@ -56,7 +56,7 @@ def test_registers_are_a_guitar_s():
 
 
 def test_on_folk_rnn_s_tunes_every_stroke_sounds_two_to_four_chord_tones_from_a_beat_group_s_start():
-    """Issue 24's checks on the vamp alone: 2-4 notes at once, and chords change on beat-group starts."""
+    """The vamp alone: 2-4 notes at once, and chords change on beat-group starts."""
     for tune in TUNES:
         track = chord_track(tune)
         notes = vamp_track(track, tune.meter)

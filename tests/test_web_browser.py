@@ -1,4 +1,4 @@
-"""The web page in a real headless browser on a running ``play``, as the issue checks it: the
+"""The web page in a real headless browser on a running ``play``, as a performer meets it: the
 page loads with no console errors and shows the tune being written as notation, a slider moved
 in the page changes /state over OSC and an OSC change moves the slider, the XY pad plays through
 the patch, a page from another origin cannot open the socket, on another address control needs
