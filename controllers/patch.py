@@ -326,14 +326,14 @@ class _Reader:
         try:
             return spec.coerce(value, clamp=False)[0]
         except ParamError as error:
-            if not _holds_text(value):  # numbers quoted are the patch's own, and say what is wrong
+            outside = "is outside" in str(error)
+            if not _holds_text(value) and not outside:  # a model's own bound, said with the number asked
                 self.error(node, where, str(error))
                 return None
             # a message that quotes text could echo a file's line: said here without it
             if error.reason:
                 self.error(node, where, error.reason)
                 return None
-            outside = "is outside" in str(error)
             self.error(node, where, f"{'outside the range of' if outside else 'not a value'} {spec.name}; "
                                     f"it takes {_takes(spec)}")
             return None
