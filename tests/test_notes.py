@@ -488,3 +488,45 @@ def test_a_chord_holds_four_notes_and_each_pitch_once():
     # a chord the network never closes: four notes, then a run, whatever its length
     notes = played("[ " + " ".join(["C", "D", "E", "F", "G", "A", "B"] * 100) + " |")
     assert max(sum(1 for _, start, _ in notes if start == t) for _, t, _ in notes) == 4
+
+
+def _notes_before_the_horizon(body: list[str], meter: str) -> list[tuple[int, float, float]]:
+    """Feed ``body`` token by token: (token index, a note's start, the horizon already reported)
+    for every note that starts before a horizon the stream had reported (as-played beats)."""
+    stream, known, early = NoteStream(meter, "maj"), 0.0, []
+    for i, token in enumerate(body):
+        for note in stream.push(token):
+            if note.start < known - 1e-9:
+                early.append((i, note.start, known))
+        known = max(known, stream.horizon)
+    return early
+
+
+@pytest.mark.parametrize("body", ["c /2 c /2 z /2 ^D A,", "f z G z /4 _B f", "z /8 < A B", "z 2 /2< A B",
+                                  "(3 z z /2 A B", "z < c d"])
+def test_no_note_starts_before_what_the_stream_said_was_known(body):
+    """The live loop composes the next note when the horizon is due: a rest counted as long as
+    written so far, then shortened (``z /2``), made the note after it 100-190 ms late under a storm
+    of controls. Every body here shortens an open rest."""
+    assert _notes_before_the_horizon(body.split(), "4/4") == []
+
+
+def test_no_note_of_folk_rnn_s_tunes_or_of_random_tokens_starts_before_the_horizon():
+    rng = random.Random(5)
+    body_tokens = [t for i, t in enumerate(vocab.TOKENS) if vocab.TOKEN_CLASS[i] not in NOT_BODY]
+    tunes = [(t.meter, t.body) for t in parse_tunes(SAMPLES.read_text())]
+    tunes += [("6/8", [rng.choice(body_tokens) for _ in range(300)]) for _ in range(40)]
+    for meter, body in tunes:
+        assert _notes_before_the_horizon(body, meter) == [], " ".join(body)
+
+
+def test_the_horizon_check_can_fail():
+    """Counting an open rest as long as written so far is the regression it must catch."""
+    import instrument.music.notes as notes
+
+    kept = notes._REST_LEAST_UNTIMED
+    notes._REST_LEAST_UNTIMED = 1
+    try:
+        assert _notes_before_the_horizon("f z G z /4 _B f".split(), "4/4")
+    finally:
+        notes._REST_LEAST_UNTIMED = kept

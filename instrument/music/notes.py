@@ -55,6 +55,15 @@ __all__ = ["Bar", "MAX_HELD_BARS", "Note", "NoteStream", "Score", "held_bound", 
 
 _BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), "<": (Fraction(1, 2), Fraction(3, 2))}
 MAX_HELD_BARS = 2  # the longest a note, chord or rest lasts, in bars of the meter
+# How short an open rest may yet become, as a share of its length so far: untimed, the shortest
+# duration token and then ``<`` (or ``/2<`` alone); timed, only an outgoing ``<`` can still halve it.
+_SHORTEST_DURATION = min(vocab.duration_value(t) for i, t in enumerate(vocab.TOKENS)
+                         if vocab.TOKEN_CLASS[i] is TokenClass.DURATION)
+_HALVED = _BROKEN["<"][0]
+_REST_LEAST_UNTIMED = min(_SHORTEST_DURATION * _HALVED,
+                          *(vocab.broken_parts(t)[0] * _HALVED for i, t in enumerate(vocab.TOKENS)
+                            if vocab.TOKEN_CLASS[i] is TokenClass.BROKEN and vocab.broken_parts(t)[0] is not None))
+_REST_LEAST_TIMED = _HALVED
 _LENGTH_TUPLETS = (2, 4)  # tuplets whose ratio (3/2, 3/4) ABC can write in a note's length
 ABC_LENGTH = re.compile(r"\d+/\d+|/\d+|\d+")  # a note length as ABC writes it: 3, 3/2, /2, 9/4
 
@@ -254,12 +263,15 @@ class NoteStream:
     @property
     def horizon(self) -> float:
         """As-played beats up to which the music is known: the end of everything certain, and past
-        it a rest still open as far as its length is known. A rest sounds nothing, so the live loop
-        waits out what is known of it before the network says whether it goes on (a run of rests
-        holds the model back as notes do)."""
+        it a rest still open as far as its length is certain. A rest sounds nothing, so the live
+        loop waits out what is known of it before the network says whether it goes on (a run of
+        rests holds the model back as notes do). Certain is the shortest the rest can still become:
+        ``z`` alone may yet turn into ``z /8 <`` (a sixteenth of it), and a note after it sounds
+        there; counting its length as written so far made that note late by the difference."""
         event = self._event
         if event is not None and not self._in_chord and not event.pitches:
-            return beats(self._written + self._offset + event.length(self.bound))
+            least = _REST_LEAST_TIMED if event.timed else _REST_LEAST_UNTIMED
+            return beats(self._written + self._offset + event.length(self.bound) * least)
         return self.played
 
     @property
