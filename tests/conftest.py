@@ -77,6 +77,16 @@ def jack_256():
         stop_jack(server)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def a_jack_server_per_worker(request):
+    """Under pytest-xdist (``-n 2``) each worker plays on a JACK server of its own, named in
+    ``JACK_DEFAULT_SERVER`` for everything it starts: two tests never meet on one server (client
+    names, ports, a server restarted)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and shutil.which("jackd"):
+        request.getfixturevalue("jack_server")
+    yield
+
+
 @pytest.fixture(scope="session")
 def jack_server():
     """A real JACK server (dummy driver, 32 frames at 48 kHz: a 0.67 ms period).
@@ -87,10 +97,11 @@ def jack_server():
     if not shutil.which("jackd"):
         pytest.skip("jackd is not installed (Debian package jackd2)")
     name = os.environ.get("JACK_DEFAULT_SERVER")
-    if name and jack_ports(name):  # it answers
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if name and not worker and jack_ports(name):  # it answers
         yield name
         return
-    name = f"folk-instrument-test-{os.getpid()}"
+    name = f"folk-instrument-test-{worker or os.getpid()}-{os.getpid()}"
     server = start_jack(name)  # as CI starts it: 32 frames, no real-time priority
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name

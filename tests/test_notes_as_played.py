@@ -1,5 +1,5 @@
 """Notes as a player plays them, whatever the network writes: chords of at most four, the port's
-budget sheds note-ons and never a note-off, and half a minute at temperature 2 and 200 BPM through
+budget sheds note-ons and never a note-off, and twenty seconds at temperature 2 and 200 BPM through
 JACK leaves no note hanging, no more than eight at once, and the listener hearing the recording."""
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_the_port_budget_sheds_note_ons_and_sends_every_note_off(jack, caplog):
 
 
 @pytest.mark.realtime
-def test_half_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
+def test_twenty_seconds_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path):
     """With the shipped model at its wildest: no note sounding over 5 s, at most 8 at once,
     the listener's notes the recording's (pitch, order, onset and note-off) but for a note lost in
     a cycle the server reported missed, nothing shed."""
@@ -117,7 +117,7 @@ def test_half_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path)
     try:
         with machine_jitter() as jitter:
             proc = play("--midi-out", "hot-receiver", "--midi-api", "jack", "--no-audio", "--record", str(take),
-                        "--tempo", "200", "--temperature", "2", "--seconds", "30", "--seed", "4")
+                        "--tempo", "200", "--temperature", "2", "--seconds", "20", "--seed", "4")
             out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         # play's last message is All Notes Off (sent at its close): once it is heard, everything is
@@ -127,12 +127,15 @@ def test_half_a_minute_at_temperature_2_and_200_bpm_through_jack(jack, tmp_path)
         receiver.close()
     assert "shed" not in err
     notes, most, still = heard_notes(receiver.messages)
-    assert not still and not sounding_after(receiver.messages)  # every note-on had its own note-off
+    # every note-on had its own note-off, but for one lost in a cycle the server missed (the
+    # closing All Notes Off, heard, ends such a note for any listener)
+    hanging = sounding_after(receiver.messages)
+    assert not still and sum(hanging.values()) <= len(bare.xrun_times), (hanging, bare.xrun_times)
     assert most <= 8, most
     assert max(off - on for on, off, _, _ in notes) < 5.0
     recorded = [(on, off, pitch, channel - 1) for on, off, pitch, _, channel in notes_in(take)[0]]
     pairs = match_notes(notes, recorded, window=0.1 + jitter.max)  # the notes of a chord in any order
-    assert len(notes) == len(pairs) and len(recorded) > 150, (len(notes), len(recorded), len(pairs))
+    assert len(notes) == len(pairs) and len(recorded) > 100, (len(notes), len(recorded), len(pairs))
     offset = float(np.median([h[0] - r[0] for h, r in pairs]))
     # every recorded note heard, but for a note in a cycle the server missed (an xrun, 1 in ~1000
     # notes seen in CI on a VM): none lost otherwise, and never more than 1 in 100

@@ -129,7 +129,8 @@ def midi_port(target, scheduler, **options) -> MidiPort:
 
 
 def sounding_after(messages) -> dict[tuple[int, int], int]:
-    """(channel, pitch) -> how many note-ons are not yet ended, after All Notes Off is honoured."""
+    """(channel, pitch) -> how many note-ons are not yet ended by their own note-offs (All Notes
+    Off aside: what is left here is a note-on whose note-off never came)."""
     sounding: dict[tuple[int, int], int] = {}
     for _, m in messages:
         kind, channel = m[0] & 0xF0, m[0] & 0x0F
