@@ -74,7 +74,7 @@ def test_the_page_loads_clean_and_shows_the_tune_as_it_is_written(player, browse
     try:
         wait_for(lambda: recorded() == pieces, 20, f"tune {number} in the recording as the page shows it")
     except AssertionError:
-        assert pieces == recorded()
+        assert pieces == recorded(), f"the page's tune {number}: {pieces}; the recording's: {recorded()}"
 
 
 def _abc_body(text: str, number: int) -> str | None:

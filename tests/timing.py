@@ -36,8 +36,9 @@ class Jitter:
         ``start``): the lateness of each wake-up whose stall (from when it was due until it woke)
         overlaps that stretch; 0.0 when none did."""
         end = start if end is None else end
-        due = np.asarray(self.due)
-        late = np.asarray(self.late)
+        n = min(len(self.due), len(self.late))  # the loop may be adding one meanwhile (a module's running Jitter)
+        due = np.asarray(self.due[:n])
+        late = np.asarray(self.late[:n])
         overlaps = (due <= end) & (due + late >= start)
         return float(late[overlaps].max()) if overlaps.any() else 0.0
 

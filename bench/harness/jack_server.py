@@ -65,10 +65,9 @@ def start_jack(name: str, frames: int = 32, realtime: bool = False) -> subproces
 def _answers(name: str, proc: subprocess.Popen, timeout: float) -> bool:
     """Whether the server ``proc`` answers under ``name`` within ``timeout`` (False at once if it ended)."""
     deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        if subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True).stdout.strip() == "running":
-            return True
-        time.sleep(0.05)  # the poll's pace
+    while proc.poll() is None and time.monotonic() < deadline:  # jack_wait's own wait, a second at a time
+        if subprocess.run(["jack_wait", "-w", "-t", "1", "-s", name], capture_output=True).returncode == 0:
+            return proc.poll() is None
     return False
 
 

@@ -34,6 +34,9 @@ from instrument.midi.ports import ServerWatch, close_client, find_port, label, o
 log = logging.getLogger(__name__)
 
 WATCH_S = 1.0  # how often the server and the named port are checked
+# A new server is left alone this long before a client opens on it: its socket answers while it
+# still starts its driver, and a client opened then crashed the process in libjack (seen once in CI).
+SERVER_SETTLE_S = 0.5
 
 
 class BasePort:
@@ -66,6 +69,7 @@ class BasePort:
         self._live = client  # the client while its port is open (what is sent to or read from), else None
         self._lock = threading.Lock()  # held only to swap the clients (and by a subclass around one use)
         self._server = ServerWatch(self.api)
+        self._new_server: tuple[int, float] | None = None  # a server seen running since (clock)
         self._closed = False
         self._stop = threading.Event()
         self._opened(client)
@@ -118,11 +122,18 @@ class BasePort:
         if server is not False:
             if self._client is not None:
                 self._abandon("the JACK server " + ("stopped" if server is None else "restarted"))
-            if server is None or not self._reopen():
+            if server is None or not self._settled(server) or not self._reopen():
                 return
             self._server.follow(server)
         if self.target is not None and self._client is not None:
             self._follow_named_port()
+
+    def _settled(self, server: int) -> bool:
+        """Whether ``server`` has been running for SERVER_SETTLE_S (first seen at an earlier check)."""
+        now = time.monotonic()
+        if self._new_server is None or self._new_server[0] != server:
+            self._new_server = (server, now)
+        return now - self._new_server[1] >= SERVER_SETTLE_S
 
     def _abandon(self, reason: str) -> None:
         """The server went: the client is dropped and never touched again."""
