@@ -237,6 +237,7 @@ def sent_until(keyboard, message: list[int], heard) -> None:
     wait_for(sent, 10, f"{message} heard", step=0.1)
 
 
+@pytest.mark.serial  # starts and stops a JACK server of its own
 def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
     """The server dies under our input port: the status (the view's and /state's) says so, the port
     comes back on the new server, a keyboard connected then moves a knob, and closing afterwards
@@ -280,6 +281,7 @@ def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
         stop_jack(server)
 
 
+@pytest.mark.serial  # starts and stops a JACK server of its own
 def test_a_named_midi_input_follows_its_keyboard_across_a_jack_restart(monkeypatch):
     """``--midi-in NAME`` on a server that restarts: our input comes back before the keyboard's port
     does, waits for it (no virtual stand-in, which rtmidi would never let connect), and hears the
@@ -321,6 +323,7 @@ def test_a_named_midi_input_follows_its_keyboard_across_a_jack_restart(monkeypat
         stop_jack(server)
 
 
+@pytest.mark.serial  # starts and stops a JACK server of its own
 def test_play_survives_a_jack_restart_and_ends_cleanly_on_sigterm(tmp_path, small_checkpoint):
     """The whole instrument, with MIDI in and out on a server that is killed and started again:
     SIGTERM then ends it with exit code 0 (it crashed with 139 in close_port)."""
