@@ -67,7 +67,8 @@ def test_the_page_loads_clean_and_shows_the_tune_as_it_is_written(player, browse
     player.send(osc_message("/tune/new", 1))
     abc = player.take.with_suffix(".abc")
     wait_for(lambda: (browser.execute_script("const t = S.tunes.get(arguments[0]); return t && t.ended;", number)), 10, "the end")
-    pieces = [p.strip() for p in browser.execute_script("return S.tunes.get(arguments[0]).pieces;", number)]
+    # the page's pieces are spelled as drawn (a tuplet's sign with its first note, '(3G'): read as tokens
+    pieces = abc_body_tokens(" ".join(browser.execute_script("return S.tunes.get(arguments[0]).pieces;", number)))
     # the take's checkpoints hold the tune as it stood while it was written; the ended tune is
     # written at once, and it must be the very tune the page shows
     recorded = lambda: abc_body_tokens(_abc_body(abc.read_text(), number) or "")
