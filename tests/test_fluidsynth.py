@@ -180,7 +180,8 @@ MISPLACED = ("import dataclasses, random, runpy, sys; import instrument.outputs.
              "f.FluidSynth.schedule = lambda self, n: real(self, dataclasses.replace("
              "n, on=n.on + (d := rng.uniform(0, 0.015)), off=n.off + d)); "
              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-# a JACK client that holds up every 20th cycle for 12 ms (a 256-frame cycle is 5.3 ms)
+# the stimulus, a regression the xrun check must catch: a JACK client that holds up every 20th cycle
+# for 12 ms (a 256-frame cycle is 5.3 ms), for as many seconds as asked (both sleeps are that stimulus)
 HOG = ("import sys, time, jack; c = jack.Client('hog', no_start_server=True, servername=sys.argv[1]); n = [0]\n"
        "def process(frames):\n    n[0] += 1\n    if n[0] % 20 == 0: time.sleep(0.012)\n"
        "c.set_process_callback(process); c.activate(); time.sleep(float(sys.argv[2])); c.deactivate()")

@@ -84,7 +84,7 @@ def machine_jitter(period: float = 0.002) -> Iterator[Jitter]:
         while not stop.is_set():
             left = target - clock()
             if left > 0:
-                time.sleep(left)
+                time.sleep(left)  # the measurement itself: how late a bare sleep-until wakes
             jitter.late.append(max(0.0, clock() - target))
             jitter.due.append(target)
             target = max(target + period, clock())
