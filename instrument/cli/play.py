@@ -32,8 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--audio-device", help="PortAudio device index or part of its name")
     out.add_argument("--record", metavar="FILE.mid", help="record the performance to FILE.mid and its tunes to FILE.abc")
     out.add_argument("--send-clock", action="store_true", help="send MIDI clock with start/stop on the MIDI output")
-    out.add_argument("--sync", choices=("none", "midi-clock"), default="none",
-                     help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop")
+    out.add_argument("--sync", choices=("off", "none", "midi-clock", "link"),
+                     help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop; "
+                          "link: join the Ableton Link session on the local network (tempo both ways, bars on the "
+                          "session's grid); off (or none, the default): keep our own time")
+    out.add_argument("--link-start-stop", action="store_true",
+                     help="with --sync link: a peer's Stop silences the music and its Start begins a tune at the next bar")
     out.add_argument("--clock-in", default="virtual", metavar="virtual|NAME",
                      help="with --sync midi-clock: our virtual input port (default) or the output port to listen to")
     out.add_argument("--activity-osc", metavar="HOST:PORT",
@@ -77,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         controllers = Controllers.open(params, args)  # the patch's start state first (it may choose the model) ...
         apply_start_state(params, args)  # ... then the command line's, which wins
+        _apply_sync(params, args)
         if args.model is not None:
             params.set("model.next", first, source="command line")
         if params.target("model.next") != first:  # the patch chose another model
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"no real-time priority ({refused}): the timing thread and the built-in sound run as normal "
                   "threads, so a busy machine can make notes late by milliseconds and the sound drop out", file=sys.stderr)
         gate = None
-        if args.sync == "midi-clock":
+        if params.target("sync") == "midi-clock":
             from controllers.midi_clock import MidiClockFollower
 
             gate = threading.Event()
@@ -106,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
                                          on_stop=lambda: performance.request_stop("MIDI clock stop"),
                                          flag="--clock-in")
             print(f"waiting for MIDI clock Start on {follower.port}", file=sys.stderr)
+        link = performance.link.status()
+        if link.get("waiting"):
+            print("waiting for a Link peer's Start (link.start_stop is on)", file=sys.stderr)
         view = _view(args, performance, pipe, controllers, meta.get("name") or where, web)
         with view:
             reason = performance.run(view.tick, start_gate=gate)
@@ -127,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         early.restore()
         if performance is not None:
             performance.engine.stop("interrupted")
+            performance.link.close()
         for part in (web, follower, controllers, publisher):
             if part is not None:
                 try:
@@ -134,6 +143,14 @@ def run(args: argparse.Namespace) -> int:
                 except Exception:
                     pass
         pipe.close()
+
+
+def _apply_sync(params: Parameters, args: argparse.Namespace) -> None:
+    """``--sync`` and ``--link-start-stop`` over the patch's start state."""
+    if args.sync:
+        params.set("sync", "off" if args.sync == "none" else args.sync, source="command line", clamp=False)
+    if args.link_start_stop:
+        params.set("link.start_stop", True, source="command line", clamp=False)
 
 
 def _check_arguments(params: Parameters, args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from instrument.errors import excerpt
 from instrument.live.composer import Composer, ComposedNote, Release
@@ -136,6 +137,11 @@ class Engine:
         self._pending: list[ComposedNote | Release] = []  # in order of time (voices composed ahead come in later)
         self._panicked = threading.Event()  # set by panic(): the model thread drops its pending notes
         self._new_tune = threading.Event()  # set by tune.new: the model thread stops waiting out a rest
+        # cleared while a shared session is stopped (Link's start/stop): the model thread waits,
+        # composing nothing, until it is set again
+        self.rolling = threading.Event()
+        self.rolling.set()
+        self._halted_tune = 0  # the tune playing when the session stopped: its notes are not played after
         voices = [v.number for v in composer.ensemble.voices]
         self._mute = {n: f"voice.{n}.mute" for n in voices}
         self._muted_by = {name: n for n, name in self._mute.items()}
@@ -200,9 +206,14 @@ class Engine:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
             self._drop_after_panic()
+            if not self.rolling.is_set() and not self._wait_rolling():
+                return
             # compose only when the next note (or what is known of a rest) is nearly due, just in
             # time, or a beat group before that while an ensemble's chords hear each group whole
             compose_at = phrasing.tempo.time_at(composer.head - composer.lookahead_beats) - self.lookahead
+
+            def due(beat: float = composer.head - composer.lookahead_beats) -> float:
+                return phrasing.tempo.time_at(beat) - self.lookahead  # asked again on each wake: a tied map moves
             note = self._pending[0] if self._pending else None
             end = self.limits.silent_end(composer.head, composer.meter, phrasing, self.start_time)
             past = end is not None  # composed (or rests known) to the end that --seconds or --bars set
@@ -210,7 +221,7 @@ class Engine:
                 self._end_by_the_clock(end)  # a rest runs past the end: the clock ends it
                 return
             if not past and (note is None or compose_at < phrasing.tempo.time_at(note.beat) - self.lookahead):
-                if not self._sleep_until(compose_at, self._new_tune):
+                if not self._sleep_until(due, self._new_tune):
                     return
                 try:
                     now = phrasing.tempo.beat_at(clock() + self.lookahead)
@@ -228,10 +239,10 @@ class Engine:
                 self.end_beat = note.beat
                 self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
                 return
-            if not self._sleep_until(phrasing.tempo.time_at(note.beat) - self.lookahead):
+            if not self._sleep_until(lambda: due(note.beat)):
                 return
-            if not self._pending or self._pending[0] is not note:  # a panic dropped it while we waited
-                continue
+            if not self._pending or self._pending[0] is not note or not self.rolling.is_set():
+                continue  # a panic dropped it while we waited, or the session stopped
             self._pending.pop(0)
             if isinstance(note, Release):
                 self.release(note.voice, phrasing.tempo.time_at(note.beat))
@@ -290,14 +301,47 @@ class Engine:
             self.end_beat = end_beat
             self._sleep_until(self.last_off + 0.05)  # let the last notes ring out
 
-    def _sleep_until(self, when: float, interrupt: threading.Event | None = None) -> bool:
-        """Sleep until ``when`` unless woken (panic, stop) or ``interrupt`` is set (it is cleared);
-        False if the engine is stopping."""
+    def _wait_rolling(self) -> bool:
+        """The shared session is stopped: wait for its Start (``--seconds`` still ends by the
+        clock). False if the engine is stopping or the time is up."""
+        while not self.rolling.wait(0.05):
+            if self._stopping.is_set():
+                return False
+            if self.limits.seconds and clock() - self.start_time >= self.limits.seconds:
+                self.stop_reason = "limit reached"
+                return False
+        self._pending = [n for n in self._pending if n.tune > self._halted_tune]
+        beat = self._pending[0].beat if self._pending else self.composer.head
+        self.phrasing.tempo.restart(beat, clock() + self.lookahead)  # a tied map then ties it anew
+        return not self._stopping.is_set()
+
+    def halt(self) -> None:
+        """A shared session stopped: the model thread places nothing until ``resume``, and then
+        drops what it had composed of the tune being played (the session's Start begins a new
+        one). Any thread."""
+        tune = self.composer.tune
+        self._halted_tune = tune.number if tune is not None and self.start_time else 0
+        self.rolling.clear()
+        self._wake.set()
+
+    def resume(self) -> None:
+        self.rolling.set()
+        self._wake.set()
+
+    def retime(self) -> None:
+        """The timeline moved (a shared session's tempo or transport): the model thread looks
+        again at when its next note is due. Any thread."""
+        self._wake.set()
+
+    def _sleep_until(self, when: float | Callable[[], float], interrupt: threading.Event | None = None) -> bool:
+        """Sleep until ``when`` (a time, or asked again on each wake: a tied tempo map moves)
+        unless woken (panic, stop) or ``interrupt`` is set (it is cleared); False if the engine is
+        stopping."""
         while not self._stopping.is_set():
             if interrupt is not None and interrupt.is_set():
                 interrupt.clear()
                 return True
-            left = when - clock()
+            left = (when() if callable(when) else when) - clock()
             if left <= 0:
                 return True
             self._wake.wait(min(left, 0.1))

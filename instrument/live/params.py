@@ -347,6 +347,10 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("guard", "bool", True, doc="mask tokens that cannot follow (the grammar guard)"),
     ParamSpec("tempo", "float", 110.0, 20.0, 320.0, "BPM", 200, doc="beats per minute; the beat follows the meter (dotted quarter in 6/8)"),
     ParamSpec("tempo.clock", "float", 0.0, 0.0, 1000.0, "qpm", doc="an external MIDI clock's tempo (--sync midi-clock), quarter notes per minute; while above 0 it rules instead of tempo"),
+    ParamSpec("sync", "choice", "off", choices=("off", "midi-clock", "link"),
+              doc="whose time the music keeps: its own, an external MIDI clock's (--sync midi-clock: the clock's "
+                  "port opens at start) or an Ableton Link session's (tempo and bars shared with every peer)"),
+    ParamSpec("link.start_stop", "bool", False, doc="with sync link: a peer's Stop silences the music, its Start begins a tune at the next bar"),
     ParamSpec("swing", "float", 0.0, 0.0, 1.0, "", 100, doc="0 straight, 1 triplet swing of eighth pairs"),
     ParamSpec("transpose", "int", 0, -24, 24, "semitones", doc="shift every note"),
     ParamSpec("velocity", "int", 90, 1, 127, "", doc="base MIDI velocity"),

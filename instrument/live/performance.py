@@ -17,7 +17,8 @@ from typing import Callable
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.live.ensemble import SOLO, Ensemble
-from instrument.music.phrasing import Phrasing, seconds_per_quarter
+from instrument.live.link import LinkSync, LinkTempoMap
+from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
 from instrument.music.timbres import find_timbre
 from instrument.model.network import FolkRNN
 from instrument.outputs import VoiceSound
@@ -44,10 +45,10 @@ def voice_sounds(ensemble: Ensemble, params: Parameters) -> list[VoiceSound]:
     return out
 
 
-def phrasing_for(params: Parameters, ensemble: Ensemble, start_time: float = 0.0) -> Phrasing:
+def phrasing_for(params: Parameters, ensemble: Ensemble, start_time: float = 0.0, tempo: TempoMap | None = None) -> Phrasing:
     """The phrasing of an ensemble's voices: each on its channel, the drone held its whole length."""
     return Phrasing(params, start_time, channels={v.number: v.channel for v in ensemble.voices[1:]},
-                    sustained=frozenset(v.number for v in ensemble.of("drone")))
+                    sustained=frozenset(v.number for v in ensemble.of("drone")), tempo=tempo)
 
 
 def lookahead_ms(composer: Composer, phrasing: Phrasing) -> float:
@@ -73,8 +74,10 @@ class Performance:
             shape = (model.config.vocab_size, model.config.layers, model.config.hidden)
             self.composer.models = ModelSwitch(params.target("model.next"), models, shape, self.composer.prepare)
             params.listen(self._on_model_next, "model.next")
-        self.phrasing = phrasing_for(params, ensemble)  # the tempo map, made first: the MIDI clock out follows it
         meter = params.get("meter.next")
+        # the tempo map, made first (the MIDI clock out follows it); a Link session may tie it
+        tempo_map = LinkTempoMap(0.0, seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4"))
+        self.phrasing = phrasing_for(params, ensemble, tempo=tempo_map)
         qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
         sounds = voice_sounds(ensemble, params)
         self.composer.programs = {v.voice: v.program if v.voice > 1 else v.timbre.program for v in sounds}
@@ -98,6 +101,7 @@ class Performance:
             if hasattr(out, "progress"):  # a recording saves the tune being written as it goes
                 out.progress = self.composer.tune_in_progress
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
+        self.link = LinkSync(params, tempo_map, self.engine)  # joins a Link session only when sync is link
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
 
@@ -137,7 +141,8 @@ class Performance:
                                         for v in self.ensemble.voices]},
                 "model": {"playing": models.current, "since_tune": models.since_tune, "failed": dict(models.failed)}
                 if models else {},
-                "outputs": [out.status() for out in self.engine.outputs]}
+                "outputs": [out.status() for out in self.engine.outputs],
+                "sync": self.link.status()}
 
     def lookahead_ms(self) -> float:
         return lookahead_ms(self.composer, self.phrasing)
@@ -181,6 +186,7 @@ class Performance:
                     tick()
         finally:
             self.engine.stop("interrupted")  # idempotent: keeps the first reason
+            self.link.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.engine.error is not None:

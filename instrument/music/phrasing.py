@@ -69,10 +69,21 @@ class TempoMap:
         if spq != self._anchor.spq:
             self._anchor = _Anchor(at_beat, self.time_at(at_beat), spq)
 
+    def follow(self, spq: float, beat: float, bar_offset: float, meter: str) -> None:
+        """The lead places a note at ``beat`` (``bar_offset`` into its bar, in ``meter``) at the
+        tempo ``spq``: the free map takes the tempo from there on; a map tied to a shared session
+        (``instrument/live/link.py``) places the bar on the session's grid instead."""
+        self.change(spq, beat)
+
     def start(self, at: float) -> None:
         """Beat 0 sounds at ``at`` (the performance starts; nothing was placed before)."""
         a = self._anchor
         self._anchor = _Anchor(0.0, at, a.spq)
+
+    def restart(self, beat: float, at: float, spq: float | None = None) -> None:
+        """``beat`` sounds at ``at`` (at ``spq``, else the tempo as it is): the music goes on
+        after a pause (a shared session's Stop), or a map leaves the session it was tied to."""
+        self._anchor = _Anchor(beat, at, self._anchor.spq if spq is None else spq)
 
     def shift(self, seconds: float) -> None:
         """Move everything later (a pause, or a restart after stop)."""
@@ -135,11 +146,12 @@ class Phrasing:
     """
 
     def __init__(self, params, start_time: float = 0.0, channels: dict[int, int] | None = None,
-                 sustained: frozenset[int] = frozenset()):
+                 sustained: frozenset[int] = frozenset(), tempo: TempoMap | None = None):
         self.params = params
         self.channels = dict(channels or {})
         self.sustained = sustained
-        self.tempo = TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
+        # ``tempo``: a map made by the caller (one that a Link session can tie, live/link.py)
+        self.tempo = tempo or TempoMap(start_time, seconds_per_quarter(params.get("tempo"), "4/4"))
         self.bars = 0  # bars begun so far, the lead's, silent ones included (``bars_with``)
         self._bar_key: tuple[int, float] | None = None
         self._bar_start = 0.0  # beat where the last bar counted began
@@ -195,7 +207,7 @@ class Phrasing:
         p = self.params
         voice = getattr(note, "voice", 1)
         if voice == 1:  # the lead moves the tempo map and counts the bars; the others follow it
-            self.tempo.change(self.spq(note.meter), note.beat)
+            self.tempo.follow(self.spq(note.meter), note.beat, note.bar_offset, note.meter)
             if self.starts_bar(note):
                 self.bars = self.bars_with(note)
                 self._bar_key = self.bar_of(note)

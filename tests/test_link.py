@@ -1,0 +1,144 @@
+"""Ableton Link: the instrument joins a session, keeps its tempo and bars, and carries tempo and
+start/stop both ways. Every run that enables Link is inside a network namespace that holds only
+loopback (``bench/harness/link.py``), so nothing here reaches a network."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from bench.harness.link import PeerReading, grid_error_ms, isolation_refused, run_isolated
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
+from tests.helpers import ROOT
+
+ALL_NOTES_OFF_CC = 123
+FOLLOW_BEATS = 1.0  # a tempo change is followed within one beat
+
+
+def _beat_at(readings: list[PeerReading], t: float) -> tuple[float, float]:
+    """The peer's beat and tempo at ``t``, from its last reading before ``t``."""
+    best = readings[0]
+    for r in readings:
+        if r.time > t:
+            break
+        best = r
+    return best.beat + (t - best.time) * best.tempo / 60.0, best.tempo
+
+
+def judge(result: dict) -> dict:
+    """What the scenario's figures mean: phase errors, tune starts, follow, stop and start."""
+    readings = [PeerReading(*r) for r in result["peer"]]
+    events = result["events"]
+    onsets = [(t, pitch) for t, status, pitch, velocity in result["midi"] if status == NOTE_ON and velocity > 0]
+    changes = [events["tempo_100"], events["osc_140"]]
+    errors, skipped = [], 0
+    for t, _ in onsets:
+        beat, tempo = _beat_at(readings, t)
+        after_change = [c for c in changes if c <= t]
+        if after_change and (t - after_change[-1]) * tempo / 60.0 < FOLLOW_BEATS:
+            skipped += 1  # within the beat a change is followed in
+            continue
+        errors.append(grid_error_ms(beat, tempo))
+    errors.sort()
+    # the take's notes (what the instrument meant) against the listener's, one by one
+    take = result["take"]
+    heard = [pitch for _, pitch in onsets]
+    tune_starts = []
+    for index, (pitch, marked) in enumerate(take):
+        if marked and index < len(onsets):
+            beat, tempo = _beat_at(readings, onsets[index][0])
+            tune_starts.append(abs(beat - 4 * round(beat / 4)) * 60_000.0 / tempo)
+    stop, start = events["stop"], events["start_2"]
+    sounding_after_stop = _sounding(result["midi"], stop + 0.05)
+    late_onsets = [t for t, _ in onsets if stop < t < start]
+    after_start = [t for t, _ in onsets if t > start]
+    first_after_start = None
+    if after_start:
+        beat, tempo = _beat_at(readings, after_start[0])
+        first_after_start = abs(beat - 4 * round(beat / 4)) * 60_000.0 / tempo
+    return {"errors": errors, "p50": statistics.median(errors) if errors else None,
+            "p99": errors[min(len(errors) - 1, int(0.99 * len(errors)))] if errors else None,
+            "skipped": skipped, "take": [p for p, _ in take], "heard": heard, "tune_starts_ms": tune_starts,
+            "sounding_after_stop": sounding_after_stop, "onsets_while_stopped": late_onsets,
+            "first_after_start_ms": first_after_start, "hanging": _sounding(result["midi"], float("inf"))}
+
+
+def _sounding(midi: list, until: float) -> list[int]:
+    """The notes a listener hears still sounding at ``until``."""
+    on: set[tuple[int, int]] = set()
+    for t, status, a, b in midi:
+        if t > until:
+            break
+        if status == NOTE_ON and b > 0:
+            on.add((0, a))
+        elif status == NOTE_OFF or (status == NOTE_ON and b == 0):
+            on.discard((0, a))
+        elif status == CONTROL and a == ALL_NOTES_OFF_CC:
+            on.clear()
+    return sorted(p for _, p in on)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> dict:
+    refused = isolation_refused()
+    if refused:
+        pytest.skip(f"no loopback-only network namespace here ({refused}); Link never runs on a real network")
+    out = tmp_path_factory.mktemp("link") / "link.json"
+    done = run_isolated("tests.link_scenario", str(out), timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["returncode"] == 0, result["stderr"]
+    return result
+
+
+@pytest.mark.realtime
+def test_the_instrument_takes_the_sessions_tempo_as_it_joins(session):
+    assert session["tempo_taken_s"] <= 2.0
+    assert session["waiting_status"]["waiting"] and session["waiting_status"]["peers"] == 1
+
+
+@pytest.mark.realtime
+def test_notes_sound_on_the_sessions_beat_grid(session):
+    judged = judge(session)
+    assert len(judged["errors"]) >= 40, judged
+    assert judged["p50"] <= 1.0 and judged["p99"] <= 3.0, (judged["p50"], judged["p99"], judged["errors"][-10:])
+
+
+@pytest.mark.realtime
+def test_every_tune_starts_on_a_bar_of_the_session(session):
+    judged = judge(session)
+    assert judged["tune_starts_ms"], judged
+    assert max(judged["tune_starts_ms"]) <= 3.0, judged["tune_starts_ms"]
+
+
+@pytest.mark.realtime
+def test_a_tempo_change_skips_doubles_and_hangs_no_note(session):
+    judged = judge(session)
+    assert judged["heard"] == judged["take"][: len(judged["heard"])] and len(judged["heard"]) == len(judged["take"])
+    assert judged["hanging"] == []
+
+
+@pytest.mark.realtime
+def test_our_tempo_moves_the_session(session):
+    assert session["peer_saw_140_s"] <= 1.0
+
+
+@pytest.mark.realtime
+def test_a_peers_stop_silences_at_once_and_its_start_begins_at_a_bar(session):
+    judged = judge(session)
+    assert judged["sounding_after_stop"] == [] and judged["onsets_while_stopped"] == []
+    assert judged["first_after_start_ms"] is not None and judged["first_after_start_ms"] <= 3.0, judged
+    assert session["stopped_status"]["waiting"]
+
+
+@pytest.mark.realtime
+def test_the_phase_check_can_fail(session):
+    """The same notes heard 5 ms later, or the bars half a beat off, fail the checks."""
+    late = dict(session, midi=[(t + 0.005, *rest) for t, *rest in session["midi"]])
+    judged = judge(late)
+    assert judged["p50"] > 1.0
+    assert min(judged["tune_starts_ms"]) > 3.0
+    beat_ms = 60_000.0 / 132
+    assert abs(grid_error_ms(1 + 10 / beat_ms, 132) - 10.0) < 1e-6
