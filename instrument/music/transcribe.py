@@ -253,13 +253,13 @@ class Transcriber:
 
     def _cell_of(self, time_s: float) -> int:
         """The eighth whose sixteenth grid is nearest (boundaries half a sixteenth before each)."""
-        return math.floor((self._position(time_s) + 0.125) / 0.5)
+        return math.floor((self._position(time_s) + _SIXTEENTH / 2) / _EIGHTH)
 
     def _closed(self) -> int:
         """The last eighth that no onset can still join: its last onset could come half a
         sixteenth before the next eighth, and an event is known a while after its onset."""
         wait = CLUSTER_S + ORNAMENT_S
-        closed = math.floor(((self._now - wait - self.origin) / self.spq + 0.125) / 0.5) - 1
+        closed = math.floor(((self._now - wait - self.origin) / self.spq + _SIXTEENTH / 2) / _EIGHTH) - 1
         if self._grouped < len(self._heard):  # a group still forming (a clock run backwards)
             closed = min(closed, self._cell_of(self._heard[self._grouped].on) - 1)
         return closed
@@ -331,7 +331,7 @@ class Transcriber:
         ``size`` 2, the triplet on it and the next: its cost and the onsets it keeps, placed."""
         if not onsets:
             return 0.0, []
-        start = cell * Fraction(1, 2)
+        start = cell * _EIGHTH
         times = [o.on for o in onsets]
         if size == 2:
             rarity = _TRIPLET_COST + (0.0 if cell % 2 == 0 else _OFFBEAT_TRIPLET)
@@ -339,7 +339,7 @@ class Transcriber:
         else:
             on_beat = cell % self._eighths_per_beat == 0
             first = 0.0 if on_beat else _EIGHTH_COST
-            second = start + Fraction(1, 4)
+            second = start + _SIXTEENTH
             rhythms = [((), 0.0), ((start,), first), ((second,), _SIXTEENTH_COST),
                        ((start, second), first + _SIXTEENTH_COST)]
         best: tuple[float, tuple[Fraction, ...], list[int]] | None = None
@@ -407,7 +407,7 @@ class Transcriber:
         # a rest follows (or nothing): the note is as long as its sound on the grid, the strongest
         # place in the bar among the lengths a player could have held that long, else the nearest
         best: tuple[int, float, Fraction] | None = None
-        step = Fraction(1, 4)
+        step = _SIXTEENTH
         end = math.floor(placed.pos / step) * step + step
         while end - placed.pos < full or (following is None and end - placed.pos == full):
             length = end - placed.pos
@@ -424,9 +424,9 @@ class Transcriber:
         """How strong a place in the bar is: 3 a bar line, 2 a beat, 1 an eighth, 0 a sixteenth."""
         if pos % self.bar == 0:
             return 3
-        if pos % (Fraction(1, 2) * self._eighths_per_beat) == 0:
+        if pos % (_EIGHTH * self._eighths_per_beat) == 0:
             return 2
-        return 1 if pos % Fraction(1, 2) == 0 else 0
+        return 1 if pos % _EIGHTH == 0 else 0
 
     def _lengths(self, final: bool) -> None:
         """The open note's length once it is certain: released and past it, or held to the bound."""
@@ -436,7 +436,7 @@ class Transcriber:
         if final:
             end = self._end(last, None)
         else:
-            frontier = self._cell_next * Fraction(1, 2)  # no onset can still come before this
+            frontier = self._cell_next * _EIGHTH  # no onset can still come before this
             end = self._end(last, frontier)
             if end >= frontier and end - last.pos < self.bound:
                 return  # the next onset may still be its end
@@ -451,12 +451,12 @@ class Transcriber:
             return True
         if self._first is None:
             return False
-        heard_to = self._cell_next * Fraction(1, 2) if self._cell_next is not None else self._first
+        heard_to = self._cell_next * _EIGHTH if self._cell_next is not None else self._first
         if not final and heard_to - self._first < self.listen:
             return False
         notes = [(e.pitch, float(e.length)) for e in self._events if e.pitch is not None]
         if self._last is not None:
-            notes.append((self._last.note.pitch, float(max(heard_to - self._last.pos, Fraction(1, 4)))))
+            notes.append((self._last.note.pitch, float(max(heard_to - self._last.pos, _SIXTEENTH))))
         self._key = self._given_key or find_key(notes)
         self._shift = transposition(self._key[0], notes)
         self._writer = TokenWriter(self.meter, self._key[1])
