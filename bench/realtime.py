@@ -32,6 +32,15 @@ asks ``/state`` over OSC until the value is there (p50/p99; the target is 20 ms 
 server's own cost per update (poll and encode) and its update rate (at most 30 a second):
 
     python bench/realtime.py --web-clients 3 [--web-client browser|socket] [--seconds 20]
+
+With ``--sync link`` it plays twice through ``run.py play`` to a JACK listener, at the first tempo
+in 4/4: free-running, and in an Ableton Link session with a test peer of its own, and prints the
+phase error of the Link run's notes against the peer's beat grid (p50, p99) beside the free run's
+onset error against its own grid, the same measure. Link announces itself on every network
+interface, so this re-runs itself inside a network namespace that holds only loopback
+(``unshare -n``, as root) with a JACK dummy server of its own, and refuses to run elsewhere:
+
+    python bench/realtime.py --sync link [--tempos 132] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -343,8 +352,11 @@ def main() -> int:
                     help="the pages: headless chromium (default, where installed) or WebSocket clients")
     ap.add_argument("--ensemble", metavar="duo|trio|pipes|FILE.yaml",
                     help="run each case with the lead alone and with this ensemble, one after the other")
+    ap.add_argument("--sync", choices=("link",), help="link: phase error in a Link session beside free running")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.sync == "link":
+        return link_main(args)
     model, _, where = checkpoint.load_or_default(args.model)
     use_jack = False
     if not args.no_jack:
@@ -443,6 +455,62 @@ def web_main(args, model, where: str, use_jack: bool) -> int:
     return _report(args, summary, f"onset p99 with {args.web_clients} pages / without the page: {ratio:.2f}; "
                                   f"model {where}; MIDI {summary['midi']}; {tempo:.0f} BPM")
 
+
+
+def link_main(args) -> int:
+    """Phase error against a Link peer beside the free-running onset error (module docstring)."""
+    from bench.harness.jack_server import start_jack
+    from bench.harness.link import ISOLATED_ENV, LinkPeer, assert_loopback_only, grid_error_ms, isolated
+    from bench.harness.midi import Receiver
+    from instrument.midi import ports
+    from instrument.midi.messages import NOTE_ON
+
+    if os.environ.get(ISOLATED_ENV) != "1":  # once more, inside a loopback-only namespace
+        env = dict(os.environ, **{ISOLATED_ENV: "1"})
+        return subprocess.run(isolated([sys.executable, *sys.argv]), env=env).returncode
+    assert_loopback_only()
+    tempo = float(args.tempos.split(",")[0])
+    server = f"bench-link-{os.getpid()}"
+    jack = start_jack(server)
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    peer = LinkPeer(tempo, quantum=4.0)
+    receiver = Receiver("bench-link-listener", "in")
+    runs = {}
+    try:
+        for sync in ("off", "link"):
+            command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet",
+                       "--no-osc", "--no-myo", "--no-web", "--midi-in", "none", "--no-audio", "--midi-out", "virtual",
+                       "--midi-api", "jack", "--sync", sync, "--tempo", str(tempo), "--meter", "4/4",
+                       "--seconds", str(args.seconds), "--seed", str(args.seed), "--set", "swing=0"]
+            if args.model:
+                command += ["--model", args.model]
+            begun = len(receiver.messages)
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")]:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"play did not open its MIDI port: {proc.stderr.read()[-500:]}")
+                time.sleep(0.05)  # polling for the port to appear
+            receiver.listen_to(f"{ports.PRODUCT}:")
+            _, err = proc.communicate(timeout=args.seconds + 60)
+            onsets = [t for t, m in receiver.messages[begun:] if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
+            if sync == "link":
+                errors = [grid_error_ms(peer.beat_at(t), peer.tempo_at(t)) for t in onsets]
+            else:  # its own grid: the tempo it keeps, from its first note
+                errors = [grid_error_ms((t - onsets[0]) * tempo / 60.0, tempo) for t in onsets] if onsets else []
+            runs[sync] = {"notes": len(onsets), "error_ms": percentiles(errors, scale=1.0), "summary": err.strip().splitlines()[-1:]}
+    finally:
+        receiver.close()
+        peer.close()
+        jack.terminate()
+        jack.wait(10)
+    free, link = runs["off"]["error_ms"], runs["link"]["error_ms"]
+    summary = {"machine": f"{os.cpu_count()} cores", "tempo": tempo, "seconds": args.seconds, "runs": runs}
+    return _report(args, summary, f"{tempo:.0f} BPM, 4/4, {args.seconds:g} s each: Link phase error against the peer "
+                                  f"p50 {link['p50']:.3f} p99 {link['p99']:.3f} max {link['max']:.3f} ms "
+                                  f"({runs['link']['notes']} notes) | free-running onset error against its own grid "
+                                  f"p50 {free['p50']:.3f} p99 {free['p99']:.3f} max {free['max']:.3f} ms "
+                                  f"({runs['off']['notes']} notes)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -376,9 +376,25 @@ class LinkSync:
                 "quantum": reading.quantum, "playing": session.playing if session.start_stop else True,
                 "start_stop": session.start_stop, "waiting": not self.engine.rolling.is_set()}
 
+    def line(self) -> str | None:
+        """The session in one line for the views (None unless Link is followed)."""
+        return describe(self.status())
+
     def close(self) -> None:
         """Leave the session (after the music has stopped). Idempotent."""
         self.params.unlisten(self._on_change)
         if self.session is not None:
             self.tempo_map.attach(None)
             self.session.close()
+
+
+def describe(status: dict) -> str | None:
+    """``LinkSync.status()`` in words: peers, tempo, beat and phase, and whether it waits."""
+    if status.get("sync") != "link" or "peers" not in status:
+        return None
+    peers = status["peers"]
+    line = (f"Link: {peers} peer{'' if peers == 1 else 's'}, {status['tempo']:.1f} BPM, beat {status['beat']:.2f}, "
+            f"phase {status['phase']:.2f}/{status['quantum']:g}")
+    if status.get("waiting"):
+        line += " (waiting for a peer's Start)"
+    return line

@@ -175,6 +175,9 @@ class LiveView:
             head.append(f"  resyncs {engine.resyncs}", style="yellow")
         if params.get("hold"):
             head.append("  HOLD", style="bold magenta")
+        link = p.link.line()
+        if link:
+            head.append(f"  {link}", style="green")
 
         body = list(tune.body) if tune is not None else []
         abc = " ".join(body[-120:])

@@ -292,6 +292,7 @@ function showHead() {
   if (h.late) parts.push(`late notes ${h.late}`);
   if (h.resyncs) parts.push(`resyncs ${h.resyncs}`);
   if (h.hold) parts.push("HOLD");
+  if (h.link) parts.push(h.link);
   if (!h.running) parts.push(`stopped: ${h.stop}`);
   $("info").textContent = parts.join("   ");
   const pads = h.pads || {};
