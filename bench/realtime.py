@@ -41,6 +41,15 @@ interface, so this re-runs itself inside a network namespace that holds only loo
 (``unshare -n``, as root) with a JACK dummy server of its own, and refuses to run elsewhere:
 
     python bench/realtime.py --sync link [--tempos 132] [--seconds 20]
+
+With ``--listen`` it measures listening (docs/design.md §13), at the first tempo in 4/4: the
+input-to-token latency (from a musician's note-on to the moment its pitch token is written, the
+transcriber polled as the live listener polls it, with the key given and with the key found from
+the notes), and, through ``run.py play --listen answer`` on JACK with a simulated musician on its
+MIDI in, the answer's start delay (from the bar line that ends each call to the answer's first
+note at an independent listener; the design puts it one beat after):
+
+    python bench/realtime.py --listen [--tempos 120] [--calls 6]
 """
 
 from __future__ import annotations
@@ -353,10 +362,14 @@ def main() -> int:
     ap.add_argument("--ensemble", metavar="duo|trio|pipes|FILE.yaml",
                     help="run each case with the lead alone and with this ensemble, one after the other")
     ap.add_argument("--sync", choices=("link",), help="link: phase error in a Link session beside free running")
+    ap.add_argument("--listen", action="store_true", help="listening: input-to-token latency and the answer's start delay")
+    ap.add_argument("--calls", type=int, default=6, help="with --listen: the calls the simulated musician plays")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.sync == "link":
         return link_main(args)
+    if args.listen:
+        return listen_main(args)
     model, _, where = checkpoint.load_or_default(args.model)
     use_jack = False
     if not args.no_jack:
@@ -511,6 +524,90 @@ def link_main(args) -> int:
                                   f"({runs['link']['notes']} notes) | free-running onset error against its own grid "
                                   f"p50 {free['p50']:.3f} p99 {free['p99']:.3f} max {free['max']:.3f} ms "
                                   f"({runs['off']['notes']} notes)")
+
+
+def token_latencies(bpm: float, key: tuple[int, str] | None, poll_s: float = 0.005) -> list[float]:
+    """Seconds from each note-on to its pitch token, a tune played in real time into a transcriber
+    polled every ``poll_s`` (as instrument/live/listen.py polls it)."""
+    from instrument.live.listen import KEY_BARS
+    from instrument.music.transcribe import Transcriber
+    from bench.harness.musician import REEL as TUNE, perform
+
+    played = perform(TUNE, bpm, seed=1, transpose=2, start_s=0.0)
+    t0 = clock() + 0.5
+    transcriber = Transcriber("4/4", bpm, t0 + played.origin_s, key=key, listen_bars=1.0 if key else KEY_BARS)
+    onsets = [t0 + n.on for n in played.notes if not n.grace]
+    events = sorted((t0 + t, kind, pitch, velocity) for t, kind, pitch, velocity in played.events())
+    written: list[float] = []  # when each pitch token came out
+    for t, kind, pitch, velocity in events + [(events[-1][0] + 2.0, "end", 0, 0)]:
+        while clock() < t:
+            time.sleep(poll_s)  # the listening thread's poll
+            tokens = transcriber.advance(clock())
+            written += [clock() for tok in tokens if tok[-1:].isalpha() and not tok.startswith(("M:", "K:"))]
+        tokens = (transcriber.note_on(t, pitch, velocity) if kind == "on" else transcriber.note_off(t, pitch)
+                  if kind == "off" else transcriber.finish(t))
+        written += [clock() for tok in tokens if tok[-1:].isalpha() and not tok.startswith(("M:", "K:"))]
+    return [w - on for w, on in zip(written, onsets)]
+
+
+def listen_main(args) -> int:
+    """Input-to-token latency and the answer's start delay (module docstring)."""
+    import tempfile
+
+    from bench.harness.midi import Receiver
+    from instrument.midi import ports
+    from instrument.midi.messages import NOTE_ON, START
+    from instrument.music.tunes import Tune
+    from bench.harness.musician import REEL as TUNE, MidiMusician, perform
+
+    bpm = float(args.tempos.split(",")[0])
+    given, found = token_latencies(bpm, (2, "maj")), token_latencies(bpm, None)
+    bar_s = 4 * 60.0 / bpm
+    musician, receiver = MidiMusician("bench-musician"), Receiver("bench-listen-ear", "in")
+    delays = []
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet",
+                   "--no-web", "--no-myo", "--no-osc", "--midi-in", "bench-musician", "--midi-api", "jack",
+                   "--midi-out", "virtual", "--send-clock", "--no-audio", "--listen", "answer", "--meter", "4/4",
+                   "--tempo", str(bpm), "--seed", str(args.seed), "--seconds", str(20 + args.calls * 6 * bar_s)]
+        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")]:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"play did not open its MIDI port: {proc.stderr.read()[-500:]}")
+                time.sleep(0.05)  # polling for the port to appear
+            receiver.listen_to(f"{ports.PRODUCT}:")
+            while not receiver.of(START):
+                time.sleep(0.02)  # polling for the clock's start
+            start = receiver.of(START)[0][0]
+            ends = []
+            for call in range(args.calls):
+                first_bar = 2 + call * 6  # a two-bar call, its answer, a bar to breathe
+                body = TUNE.body[:20] if call == 0 else TUNE.body[2 + 18 * (call % 2): 2 + 18 * (call % 2 + 1)]
+                played = perform(Tune("4/4", "maj", body), bpm, seed=call, transpose=2, start_s=0.0)
+                shift = start + first_bar * bar_s - played.origin_s
+                musician.play([(t + shift, k, p, v) for t, k, p, v in played.events()])
+                ends.append(start + (first_bar + 2) * bar_s)
+            time.sleep(3 * bar_s)  # the last answer
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+            receiver.close()
+            musician.close()
+        ons = [t for t, m in receiver.of(NOTE_ON) if m[2] > 0]
+        for end in ends:
+            answer = [t for t in ons if t >= end]
+            if answer:
+                delays.append(answer[0] - end)
+    a, b, d = percentiles(given), percentiles(found), percentiles(delays)
+    summary = {"machine": f"{os.cpu_count()} cores", "tempo": bpm, "token_latency_key_given_ms": a,
+               "token_latency_key_found_ms": b, "answer_start_delay_ms": d, "beat_ms": 60_000.0 / bpm}
+    return _report(args, summary, f"{bpm:.0f} BPM: input-to-token latency p50 {a['p50']:.0f} p99 {a['p99']:.0f} ms "
+                                  f"with the key given ({a['n']} notes), p50 {b['p50']:.0f} p99 {b['p99']:.0f} ms "
+                                  f"with the key found from the first bars | answer start delay after the call's "
+                                  f"last bar line p50 {d['p50']:.1f} p99 {d['p99']:.1f} ms ({d['n']} of {args.calls} "
+                                  f"calls answered; one beat is {60_000.0 / bpm:.0f} ms)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -89,6 +89,11 @@ def main(out_path: str, seconds: float = 120.0) -> int:
         result["events"]["start_2"] = clock()
         peer.link.playing = True
         time.sleep(4.0)  # the Start's first bars, measured
+        result["events"]["sync_off"] = sent = clock()
+        sock.sendto(osc_message("/sync", "off"), ("127.0.0.1", osc))  # the performer leaves the session live
+        wait_for(lambda: peer.link.num_peers == 0, 10, "the instrument to leave the session")
+        result["left_s"] = clock() - sent
+        time.sleep(2.0)  # it plays on, free
         proc.terminate()  # a performer's SIGTERM: the music stops with nothing left sounding
         _, err = proc.communicate(timeout=30)
         result["returncode"] = proc.returncode

@@ -35,6 +35,8 @@ def judge(result: dict) -> dict:
     changes = [events["tempo_100"], events["osc_140"]]
     errors, skipped = [], 0
     for t, _ in onsets:
+        if t > events["sync_off"]:
+            break  # it left the session: free from here
         beat, tempo = _beat_at(readings, t)
         after_change = [c for c in changes if c <= t]
         if after_change and (t - after_change[-1]) * tempo / 60.0 < FOLLOW_BEATS:
@@ -53,7 +55,7 @@ def judge(result: dict) -> dict:
     stop, start = events["stop"], events["start_2"]
     sounding_after_stop = _sounding(result["midi"], stop + 0.05)
     late_onsets = [t for t, _ in onsets if stop < t < start]
-    after_start = [t for t, _ in onsets if t > start]
+    after_start = [t for t, _ in onsets if start < t < events["sync_off"]]
     first_after_start = None
     if after_start:
         beat, tempo = _beat_at(readings, after_start[0])
@@ -62,7 +64,8 @@ def judge(result: dict) -> dict:
             "p99": errors[min(len(errors) - 1, int(0.99 * len(errors)))] if errors else None,
             "skipped": skipped, "take": [p for p, _ in take], "heard": heard, "tune_starts_ms": tune_starts,
             "sounding_after_stop": sounding_after_stop, "onsets_while_stopped": late_onsets,
-            "first_after_start_ms": first_after_start, "hanging": _sounding(result["midi"], float("inf"))}
+            "first_after_start_ms": first_after_start, "hanging": _sounding(result["midi"], float("inf")),
+            "onsets_after_leaving": [t for t, _ in onsets if t > events["sync_off"] + result["left_s"]]}
 
 
 def _sounding(midi: list, until: float) -> list[int]:
@@ -131,6 +134,13 @@ def test_a_peers_stop_silences_at_once_and_its_start_begins_at_a_bar(session):
     assert judged["sounding_after_stop"] == [] and judged["onsets_while_stopped"] == []
     assert judged["first_after_start_ms"] is not None and judged["first_after_start_ms"] <= 3.0, judged
     assert session["stopped_status"]["waiting"]
+
+
+@pytest.mark.realtime
+def test_sync_off_leaves_the_session_and_the_music_plays_on(session):
+    judged = judge(session)
+    assert session["left_s"] <= 5.0
+    assert len(judged["onsets_after_leaving"]) >= 2, judged["onsets_after_leaving"]
 
 
 @pytest.mark.realtime

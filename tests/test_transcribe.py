@@ -1,6 +1,6 @@
 """The transcriber: a musician's playing written back as the tokens of a folk-rnn tune.
 
-A simulated musician (``tests/musician.py``) plays tunes with the timing of a person: onsets off
+A simulated musician (``bench/harness/musician.py``) plays tunes with the timing of a person: onsets off
 the grid by up to 25 ms, notes held 70-95 % of their length, grace notes, chords, transposed. What
 the transcriber writes is played back through the note rules and compared with the tune: pitch as
 MIDI numbers (so how an accidental is spelled does not matter), length in quarter notes.
@@ -22,7 +22,7 @@ from instrument.music.spelling import TokenWriter, Placed, spell
 from instrument.music.transcribe import Transcriber
 from instrument.music.tunes import Tune, parse_tunes
 from tests.helpers import DATA
-from tests.musician import Performance, heard_back, perform, play_into
+from bench.harness.musician import Performance, heard_back, perform, play_into
 
 SAMPLES = parse_tunes((DATA / "folkrnn_v2_samples.txt").read_text())
 

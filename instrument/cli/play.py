@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop; "
                           "link: join the Ableton Link session on the local network (tempo both ways, bars on the "
                           "session's grid); off (or none, the default): keep our own time")
+    out.add_argument("--listen", choices=("off", "continue", "answer"),
+                     help="play in turns with a musician on MIDI in (--midi-in): continue (they play a tune's opening, "
+                          "the instrument goes on with it) or answer (each phrase answered with as many bars)")
     out.add_argument("--link-start-stop", action="store_true",
                      help="with --sync link: a peer's Stop silences the music and its Start begins a tune at the next bar")
     out.add_argument("--clock-in", default="virtual", metavar="virtual|NAME",
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         performance = Performance(model, params, choice, limits, seed=args.seed,
                                   model_path=where, models=models, ensemble=ensemble)
         early.hand_to(performance)
+        if controllers.midi is not None:  # a musician's notes reach the listener while listen is on
+            controllers.midi.hear = performance.listener.hear
         controllers.publish_status(performance.status)
         publisher, tap = _activity(args, performance, model)
         web = _web(args, performance, controllers, tap, model, meta.get("name") or where)
@@ -136,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if performance is not None:
             performance.engine.stop("interrupted")
             performance.link.close()
+            performance.listener.close()
         for part in (web, follower, controllers, publisher):
             if part is not None:
                 try:
@@ -151,6 +157,8 @@ def _apply_sync(params: Parameters, args: argparse.Namespace) -> None:
         params.set("sync", "off" if args.sync == "none" else args.sync, source="command line", clamp=False)
     if args.link_start_stop:
         params.set("link.start_stop", True, source="command line", clamp=False)
+    if args.listen:
+        params.set("listen", args.listen, source="command line", clamp=False)
 
 
 def _check_arguments(params: Parameters, args: argparse.Namespace) -> None:

@@ -98,6 +98,7 @@ class TuneState:
     bodies: dict[int, list[str]] = field(default_factory=dict)  # each follower's tokens, by voice (one per lead token)
     accompaniment: dict[int, list[Note]] = field(default_factory=dict)  # chords and drone notes by voice (tune time)
     chords: dict[int, list[ChordChange]] = field(default_factory=dict)  # the chord of each beat group, by voice
+    heard: list[tuple[int, int]] = field(default_factory=list)  # (first, end) body indices a musician played
 
     def voices(self, ensemble: Ensemble) -> tuple[VoiceLine, ...]:
         """The tune's other voices as the ABC writes them (a copy: any thread may call it)."""
@@ -131,6 +132,11 @@ class Composer:
         self.head = 0.0  # performance beat where the next note can start at the earliest
         self._stream: NoteStream | None = None
         self._seen_new = params.fired("tune.new")
+        # playing in turns with a musician (instrument/live/listen.py): ``waiting`` while it is the
+        # musician's turn (nothing is composed); ``turn_bars`` bars of ours are left in an answer
+        self.turns = False
+        self.waiting = False
+        self.turn_bars: int | None = None
         self._steer_key: tuple | None = None
         self._steered = PLAIN
         self.controls = PLAIN  # what the lead's last step was steered with (views read it; replaced whole)
@@ -163,6 +169,8 @@ class Composer:
         (a rest became known further: the caller waits for it, so a run of rests holds the
         model back as notes do), or after a bounded amount of work: just call again. ``now``:
         the performance beat sounding now, where a ``tune.new`` ends a rest being waited out."""
+        if self.waiting:
+            return []  # the musician's turn
         if self.params.get("hold") and self._last_bar:
             return [self._next_loop_note()]
         self._loop.clear()
@@ -175,6 +183,9 @@ class Composer:
                 if notes:
                     return notes
         if self.tune is None or self.tune.ended:
+            if self.turns:  # in turns, a tune begins with the musician's opening
+                self.waiting = True
+                return []
             self._start_tune()
         head = self.head
         for _ in range(64):
@@ -197,7 +208,40 @@ class Composer:
             log.warning("%s; that set plays as the random order", problem)
         return stepper, orders
 
-    def _start_tune(self) -> None:
+    def take_played(self, tokens: list[str], bars: int | None = None, at: float | None = None) -> None:
+        """A musician's phrase (a transcription's tokens, ``M:`` and ``K:`` first when it opens a
+        tune) as the next tokens of the tune: fed to the network as if it had written them, written
+        into the tune marked as heard, never played. Then it is our turn: ``bars`` bars (an answer),
+        or to the tune's end (None). A phrase with a header, or one after a tune ended, opens a new
+        tune in its meter and mode."""
+        header = [t for t in tokens if t.startswith(("M:", "K:"))]
+        body = [t for t in tokens if not t.startswith(("M:", "K:"))]
+        if header or self.tune is None or self.tune.ended:
+            if self.tune is not None and not self.tune.ended:
+                self._end_tune(produced_end=False)  # its last notes were heard, not played
+            meter = next((vocab.meter_of(t) for t in header if t.startswith("M:")), self.meter)
+            mode = next((vocab.mode_of(t) for t in header if t.startswith("K:")), "maj")
+            self._start_tune(meter, mode)
+        tune, stream = self.tune, self._stream
+        stream.repeats = False  # a musician's repeat sign is not played back: it was heard
+        version = self.params.version
+        first = len(tune.body)
+        for token in body:
+            self.stepper.force(token, controls=self.controls)
+            tune.body.append(token)
+            tune.versions.append(version)
+            stream.push(token)  # heard, not played: its notes are dropped
+        tune.heard.append((first, len(tune.body)))
+        if at is not None:  # the tune goes on at performance beat ``at`` (the time moved on while it was heard)
+            tune.offset = at - stream.horizon
+        self.head = tune.offset + stream.horizon
+        self._bar_notes, self._last_bar = [], []
+        self.turn_bars = bars
+        self.waiting = False
+
+    def _start_tune(self, meter: str | None = None, mode: str | None = None) -> None:
+        """A new tune from ``<s>``: its meter and mode as given (a musician's), else as the
+        parameters say or the model draws them."""
         if self.models is not None:  # a model prepared in the background takes over here, between tunes
             ready = self.models.take(self.params.get("model.next"), self.tune_count + 1, (self.stepper, self.orders))
             if ready is not None:
@@ -210,7 +254,7 @@ class Composer:
         s.force(vocab.START)
         self._steer_key = None
         body = self._controls()  # the network's controls now (no scale bias: the mode is not drawn yet)
-        meter, mode = self.params.get("meter.next"), self.params.get("mode.next")
+        meter, mode = meter or self.params.get("meter.next"), mode or self.params.get("mode.next")
         tokens = []
         lead_only = [0] if len(self.rows) > 1 else None  # the followers play the lead's header
         for stage, choice, make in (("meter", meter, vocab.meter_token), ("mode", mode, vocab.mode_token)):
@@ -348,9 +392,14 @@ class Composer:
         self._followed = True
         # read at each token: a repeat sign plays its section again only while repeats is 'play';
         # with 'skip' every note is newly composed, so a control is heard within one note there too
-        self._stream.repeats = self.params.get("repeats") == "play"
+        # in turns with a musician a repeat is not played back: it would replay what they played
+        self._stream.repeats = self.params.get("repeats") == "play" and not self.turns
         notes = self._place(self._stream.push(text), text)
         self.head = max(self.head, self.tune.offset + self._stream.horizon)  # a rest, as far as it is known
+        if self.turn_bars is not None and vocab.TOKEN_CLASS[token] is vocab.TokenClass.BAR:
+            self.turn_bars -= 1
+            if self.turn_bars <= 0:  # the answer is as long as the call: the musician's turn
+                self.turn_bars, self.waiting = None, True
         return notes
 
     def _place(self, notes: list[Note], token: str | None) -> list[ComposedNote]:

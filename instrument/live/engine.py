@@ -142,6 +142,7 @@ class Engine:
         self.rolling = threading.Event()
         self.rolling.set()
         self._halted_tune = 0  # the tune playing when the session stopped: its notes are not played after
+        self._then: Callable[[], None] | None = None  # what resume asked to run first
         voices = [v.number for v in composer.ensemble.voices]
         self._mute = {n: f"voice.{n}.mute" for n in voices}
         self._muted_by = {name: n for n, name in self._mute.items()}
@@ -152,7 +153,7 @@ class Engine:
     def start(self) -> None:
         # The first notes are composed before the clock starts: the first steps pay one-off costs
         # (caches, the kernel's threads waking) that must not make the opening notes late.
-        self._take(self.composer.next_notes())
+        self._take(self.composer.next_notes())  # nothing while a musician is to begin (instrument/live/listen.py)
         self.start_time = clock() + self.preroll
         self.phrasing.tempo.start(self.start_time)
         self.scheduler.start()
@@ -206,6 +207,8 @@ class Engine:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
             self._drop_after_panic()
+            if composer.waiting and not self._pending and self.rolling.is_set():
+                self.halt(drop_tune=False)  # the musician's turn: silent, the clock running
             if not self.rolling.is_set() and not self._wait_rolling():
                 return
             # compose only when the next note (or what is known of a rest) is nearly due, just in
@@ -311,20 +314,28 @@ class Engine:
                 self.stop_reason = "limit reached"
                 return False
         self._pending = [n for n in self._pending if n.tune > self._halted_tune]
-        beat = self._pending[0].beat if self._pending else self.composer.head
-        self.phrasing.tempo.restart(beat, clock() + self.lookahead)  # a tied map then ties it anew
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+        else:
+            beat = self._pending[0].beat if self._pending else self.composer.head
+            self.phrasing.tempo.restart(beat, clock() + self.lookahead)  # a tied map then ties it anew
         return not self._stopping.is_set()
 
-    def halt(self) -> None:
-        """A shared session stopped: the model thread places nothing until ``resume``, and then
-        drops what it had composed of the tune being played (the session's Start begins a new
-        one). Any thread."""
+    def halt(self, drop_tune: bool = True) -> None:
+        """The model thread places nothing until ``resume`` (a shared session stopped, or it is a
+        musician's turn). ``drop_tune``: what it had composed of the tune being played is dropped
+        then (the session's Start begins a new one). Any thread."""
         tune = self.composer.tune
-        self._halted_tune = tune.number if tune is not None and self.start_time else 0
+        self._halted_tune = tune.number if drop_tune and tune is not None and self.start_time else 0
         self.rolling.clear()
         self._wake.set()
 
-    def resume(self) -> None:
+    def resume(self, then: Callable[[], None] | None = None) -> None:
+        """Go on: ``then`` runs on the model thread before anything is placed (a musician's phrase
+        fed to the composer, which places what follows on the tempo map as it is); without it the
+        next note sounds as soon as it can. Any thread."""
+        self._then = then
         self.rolling.set()
         self._wake.set()
 

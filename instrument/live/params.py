@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from instrument.errors import excerpt
 from instrument.model import catalog, vocab
+from instrument.music.keys import parse_key
 from instrument.music.timbres import DEFAULT as DEFAULT_TIMBRE, GM_TIMBRES, find_timbre
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,14 @@ def _vocab_token(value: str) -> str:
     return value
 
 
+def _listen_key(value: str) -> str:
+    try:
+        parse_key(str(value))
+    except ValueError as error:
+        raise ParamError(f"listen.key: {error}") from None
+    return str(value)
+
+
 def _timbre(value: str) -> str:
     try:
         return find_timbre(value).name
@@ -347,6 +356,12 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("guard", "bool", True, doc="mask tokens that cannot follow (the grammar guard)"),
     ParamSpec("tempo", "float", 110.0, 20.0, 320.0, "BPM", 200, doc="beats per minute; the beat follows the meter (dotted quarter in 6/8)"),
     ParamSpec("tempo.clock", "float", 0.0, 0.0, 1000.0, "qpm", doc="an external MIDI clock's tempo (--sync midi-clock), quarter notes per minute; while above 0 it rules instead of tempo"),
+    ParamSpec("listen", "choice", "off", choices=("off", "continue", "answer"),
+              doc="play in turns with a musician on MIDI in: continue (they play a tune's opening, the instrument "
+                  "goes on to its end) or answer (each phrase answered with as many bars)"),
+    ParamSpec("listen.key", "text", "auto", validate=_listen_key,
+              doc="the musician's key: auto (found from the notes) or a tonic and a mode, e.g. 'D dor', 'G', 'E min'"),
+    ParamSpec("listen.end", "trigger", doc="the musician's phrase ends now (a pedal), rather than a beat of silence past a bar line"),
     ParamSpec("sync", "choice", "off", choices=("off", "midi-clock", "link"),
               doc="whose time the music keeps: its own, an external MIDI clock's (--sync midi-clock: the clock's "
                   "port opens at start) or an Ableton Link session's (tempo and bars shared with every peer)"),

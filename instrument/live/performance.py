@@ -18,6 +18,7 @@ from instrument.live.composer import Composer
 from instrument.live.engine import Engine, Limits
 from instrument.live.ensemble import SOLO, Ensemble
 from instrument.live.link import LinkSync, LinkTempoMap
+from instrument.live.listen import Listener
 from instrument.music.phrasing import Phrasing, TempoMap, seconds_per_quarter
 from instrument.music.timbres import find_timbre
 from instrument.model.network import FolkRNN
@@ -102,6 +103,7 @@ class Performance:
                 out.progress = self.composer.tune_in_progress
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.link = LinkSync(params, tempo_map, self.engine)  # joins a Link session only when sync is link
+        self.listener = Listener(params, self.engine)  # plays in turns with a musician while listen is on
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
 
@@ -142,7 +144,7 @@ class Performance:
                 "model": {"playing": models.current, "since_tune": models.since_tune, "failed": dict(models.failed)}
                 if models else {},
                 "outputs": [out.status() for out in self.engine.outputs],
-                "sync": self.link.status()}
+                "sync": self.link.status(), "listen": self.listener.status()}
 
     def lookahead_ms(self) -> float:
         return lookahead_ms(self.composer, self.phrasing)
@@ -187,6 +189,7 @@ class Performance:
         finally:
             self.engine.stop("interrupted")  # idempotent: keeps the first reason
             self.link.close()
+            self.listener.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.engine.error is not None:

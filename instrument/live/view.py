@@ -175,9 +175,9 @@ class LiveView:
             head.append(f"  resyncs {engine.resyncs}", style="yellow")
         if params.get("hold"):
             head.append("  HOLD", style="bold magenta")
-        link = p.link.line()
-        if link:
-            head.append(f"  {link}", style="green")
+        for line in (p.link.line(), p.listener.line()):
+            if line:
+                head.append(f"  {line}", style="green")
 
         body = list(tune.body) if tune is not None else []
         abc = " ".join(body[-120:])

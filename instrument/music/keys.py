@@ -114,3 +114,21 @@ def transposition(tonic: int, pitches: Iterable[tuple[int, float]]) -> int:
 
     base = nearest_shift(tonic)
     return min((base, base - 12, base + 12), key=lambda s: penalty(s) + (2.0 if s != base else 0.0))
+
+
+TONICS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "G#": 8,
+          "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+
+
+def parse_key(text: str) -> tuple[int, str] | None:
+    """A key as a performer names it (the parameter ``listen.key``): 'auto' (None: found from the
+    notes) or a tonic and a mode, 'D dor', 'G', 'E min', 'Bb mix' (the mode defaults to maj).
+    Raises ValueError naming what is wrong."""
+    words = text.split()
+    if words in ([], ["auto"]):
+        return None
+    tonic = words[0][:1].upper() + words[0][1:]
+    mode = words[1].lower()[:3] if len(words) > 1 else "maj"
+    if tonic not in TONICS or mode not in vocab.MODE_SIGNATURE or len(words) > 2:
+        raise ValueError(f"a key is 'auto' or a tonic and a mode ({', '.join(vocab.MODES)}), e.g. 'D dor'")
+    return TONICS[tonic], mode

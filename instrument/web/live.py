@@ -325,7 +325,7 @@ class LiveSource:
                 "onset_p99_ms": None if p99 is None else round(p99, 3), "late": engine.late_notes,
                 "resyncs": engine.resyncs, "hold": bool(params.get("hold")), "running": not engine.finished.is_set(),
                 "stop": engine.stop_reason, "pads": self.pads(),
-                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing)), "link": p.link.line()}
+                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing)), "link": p.link.line(), "listen": p.listener.line()}
         if head != self._head:
             self._head = head
             delta["head"] = head

@@ -293,6 +293,7 @@ function showHead() {
   if (h.resyncs) parts.push(`resyncs ${h.resyncs}`);
   if (h.hold) parts.push("HOLD");
   if (h.link) parts.push(h.link);
+  if (h.listen) parts.push(h.listen);
   if (!h.running) parts.push(`stopped: ${h.stop}`);
   $("info").textContent = parts.join("   ");
   const pads = h.pads || {};

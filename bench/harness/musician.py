@@ -20,6 +20,10 @@ from instrument.music.notes import Note, tune_notes
 from instrument.music.phrasing import seconds_per_quarter
 from instrument.music.tunes import Tune
 
+# a plain reel in C, for a simulated musician to play (in D, say) to the instrument's ears
+REEL = Tune("4/4", "maj", ("G | c 2 e c g e c e | d 2 f d a f d f | e 2 g e c' g e g | f e d c B c d B | "
+                           "c 2 e c g e c e | d 2 f d a f d f | e g c' g f d B d | c 2 c 2 c 2 |").split())
+
 
 @dataclass(frozen=True)
 class Played:
@@ -161,3 +165,42 @@ def heard_back(performance: Performance, written: Tune, start: float) -> Heard:
             wrote = f"{other.pitch}/{other.duration:.3g}" if other is not None else "nothing"
             misses.append(f"{at:g}: {note.pitch}/{note.duration:.3g} -> {wrote}")
     return Heard(matched, len(performance.melody), misses)
+
+
+class MidiMusician:
+    """The musician at a JACK MIDI output port of their own (``client:out``), playing events at
+    their times on ``clock()``: what a keyboard or a MIDI fiddle sends the instrument."""
+
+    def __init__(self, client: str = "musician"):
+        import rtmidi
+
+        from instrument.midi.ports import realtime_jack_threads
+
+        with realtime_jack_threads():
+            self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+        self._out.open_virtual_port("out")
+        self.sent: list[tuple[float, str, int]] = []
+
+    def play(self, events: list[tuple[float, str, int, int]], channel: int = 1) -> None:
+        """Send each event at its time (seconds on ``clock()``), sleeping between them."""
+        import time
+
+        from instrument.timing import clock
+
+        for t, kind, pitch, velocity in events:
+            left = t - clock()
+            if left > 0:
+                time.sleep(left)  # the musician's own timing: the events' times are the test's stimulus
+            status = (0x90 if kind == "on" else 0x80) | (channel - 1)
+            self._out.send_message([status, pitch & 0x7F, velocity & 0x7F if kind == "on" else 0])
+            self.sent.append((clock(), kind, pitch))
+
+    def control(self, number: int, value: int, channel: int = 1) -> None:
+        self._out.send_message([0xB0 | (channel - 1), number & 0x7F, value & 0x7F])
+
+    def bend(self, value: int, channel: int = 1) -> None:
+        self._out.send_message([0xE0 | (channel - 1), value & 0x7F, (value >> 7) & 0x7F])
+
+    def close(self) -> None:
+        self._out.close_port()
+        del self._out

@@ -1,0 +1,264 @@
+"""Playing in turns with a musician: the instrument listens on MIDI in and answers or continues.
+
+The ``listen`` parameter: ``off``; ``continue`` (the musician plays the opening of a tune, and when
+they stop, the instrument goes on with the same tune from that state, in its meter and key, to its
+end, then listens for the next); ``answer`` (call and response: each phrase the musician plays is
+answered with as many bars, then the instrument listens again; tune after tune).
+
+While it listens the instrument is silent and its clock runs: bar lines fall where the tempo map
+puts them (the MIDI clock out and a Link session follow it), and the musician plays to that grid.
+Their notes (``hear``, from the MIDI input's thread) go to a ``Transcriber``
+(``instrument/music/transcribe.py``) on a thread of this module's ("listen"), which polls every
+``POLL_S``. The phrase is over when the music has been silent one beat past a bar line, or at
+``listen.end`` (a pedal mapped to it); that is decided a little before the beat comes, so the
+instrument's first note can fall on it: one beat after the bar line. The phrase's tokens are fed to
+the network by the model thread (``Composer.take_played``), the key heard sets ``transpose`` so the
+instrument plays in the musician's key, and the tempo map is restarted there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+
+from instrument.model import vocab
+from instrument.music.keys import parse_key
+from instrument.music.notes import MAX_HELD_BARS
+from instrument.music.phrasing import QUARTERS_PER_BEAT
+from instrument.music.transcribe import Transcriber
+from instrument.timing import clock
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.005  # how often the listening thread looks at what came
+DECIDE_EARLY_S = 0.010  # the phrase's end is decided this much before the engine must know it
+KEY_BARS = 4.0  # bars heard before the key is decided and the first tokens written (instrument/music/keys.py)
+SAY_EVERY_S = 10.0  # what could not be read into tokens is said at most this often
+MAX_INBOX = 4096  # notes waiting for the listening thread; past that the oldest are dropped (a flood)
+class Listener:
+    """The ``listen`` modes, between the MIDI input (``hear``) and the engine."""
+
+    def __init__(self, params, engine):
+        self.params, self.engine, self.composer = params, engine, engine.composer
+        self.mode = params.get("listen")
+        self.state = "off"  # off | waiting (for the musician) | hearing | playing (our turn)
+        self.turns = 0  # phrases heard and answered or continued
+        self.transcriber: Transcriber | None = None
+        self.heard: list[str] = []  # the phrase being heard, as written so far
+        self.key: tuple[int, str] | None = None  # the tune's key, once heard (or given)
+        self.dropped = 0  # notes dropped from a full inbox
+        self._inbox: deque[tuple[float, int, int]] = deque()
+        # the grid the musician plays to: the clock's bars from the performance's beat 0, where the
+        # MIDI clock out starts (a DAW counts its bars from there)
+        self._bar = 0.0
+        self._ends = params.fired("listen.end")
+        self._said_at, self._dropped_said = -SAY_EVERY_S, 0
+        self._new_tune = True  # the next phrase opens a tune
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        params.listen(self._on_change, "listen")
+        if self.mode != "off":
+            self._begin()
+
+    # -- the MIDI input's thread ------------------------------------------------------------------
+    def hear(self, pitch: int, velocity: int) -> bool:
+        """A musician's note-on (velocity 0: note-off). True when it was taken (listening), so the
+        MIDI input does not also take it as a key that steers the network."""
+        if self.mode == "off":
+            return False
+        if len(self._inbox) >= MAX_INBOX:
+            self._inbox.popleft()
+            self.dropped += 1
+        self._inbox.append((clock(), int(pitch), int(velocity)))
+        return True
+
+    # -- mode changes (a controller's thread) -------------------------------------------------------
+    def _on_change(self, change) -> None:
+        was, self.mode = self.mode, change.value
+        if was == "off" and self.mode != "off":
+            self._begin()
+        elif self.mode == "off":
+            self.composer.turns = False
+            self.composer.waiting = False
+            self.state = "off"
+            if not self.engine.rolling.is_set():
+                self.engine.resume()  # the instrument plays on by itself
+
+    def _begin(self) -> None:
+        if len(self.composer.rows) > 1 or self.composer.ensemble.voices[1:]:
+            log.warning("listen %s plays with the lead alone; this ensemble has other voices, so listen stays off",
+                        self.mode)
+            self.mode = "off"
+            return
+        self.composer.turns = True
+        self.state = "waiting"
+        self._new_tune = True
+        if self.engine.start_time:  # playing: our music ends now, the musician begins
+            self.composer.waiting = True
+            self.engine.halt(drop_tune=True)
+            self.engine.panic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="listen", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.params.unlisten(self._on_change)
+        if self._thread is not None:
+            self._thread.join(1.0)
+
+    # -- the listening thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                self._poll(clock())
+            except Exception:  # what a musician plays never stops the music
+                log.exception("listening failed; the phrase is dropped")
+                self.transcriber, self.heard = None, []
+                self.state = "waiting" if self.mode != "off" else "off"
+
+    def _grid(self) -> tuple[float, float, str]:
+        """(seconds per quarter, bar length in quarters, meter) of the grid the musician plays to."""
+        meter = self._meter()
+        return self.engine.phrasing.tempo.spq, vocab.METER_EIGHTHS[meter] / 2, meter
+
+    def _meter(self) -> str:
+        tune = self.composer.tune
+        if not self._new_tune and tune is not None and tune.meter:
+            return tune.meter
+        chosen = self.params.get("meter.next")
+        return chosen if chosen != "auto" else "4/4"
+
+    def _bar_line_from(self, t: float) -> float:
+        """The first bar line of the grid at or after ``t`` (a time): its time."""
+        tempo = self.engine.phrasing.tempo
+        spq, bar, _ = self._grid()
+        beat = tempo.beat_at(t)
+        k = math.ceil((beat - self._bar) / bar - 1e-6)
+        return tempo.time_at(self._bar + k * bar)
+
+    def _poll(self, now: float) -> None:
+        if self.mode == "off":
+            self._inbox.clear()
+            return
+        engine = self.engine
+        if self.state == "playing" and self.composer.waiting and not engine.rolling.is_set():
+            self.state = "waiting"  # our turn is over: the musician's
+            tune = self.composer.tune
+            self._new_tune = tune is None or tune.ended
+        while self._inbox:
+            t, pitch, velocity = self._inbox.popleft()
+            if self.transcriber is None:
+                if velocity == 0:
+                    continue
+                self._open(t)
+            self.heard += (self.transcriber.note_on(t, pitch, velocity) if velocity
+                           else self.transcriber.note_off(t, pitch))
+        if self.transcriber is None:
+            return
+        self.heard += self.transcriber.advance(now)
+        if self.state == "hearing" and engine.rolling.is_set():
+            return  # our answer is still sounding: the call is heard meanwhile, answered after
+        end = self._phrase_end(now)
+        if end is not None:
+            self._hand_over(end)
+
+    def _open(self, t: float) -> None:
+        """A musician's first note: a phrase begins. Its grid's origin is the first bar line no more
+        than a beat before the note (a note nearer the next bar line is a pickup into it)."""
+        spq, bar, meter = self._grid()
+        beat_s = spq * QUARTERS_PER_BEAT[meter]
+        origin = self._bar_line_from(t - beat_s)
+        key = self.key or _given_key(self.params)
+        # a key known (given, or heard in the tune's first phrase) leaves only the octave to hear: one bar
+        self.transcriber = Transcriber(meter, 60.0 / beat_s, origin, key=key, listen_bars=1.0 if key else KEY_BARS)
+        self.heard = []
+        if self.state == "waiting":
+            self.state = "hearing"
+
+    def _phrase_end(self, now: float) -> float | None:
+        """The bar line the phrase ended at, once silence has lasted to a beat past it (decided
+        ``DECIDE_EARLY_S`` plus the engine's lookahead before that beat), or at ``listen.end``."""
+        heard = self.transcriber.heard
+        if not heard:
+            return None
+        spq, bar, meter = self._grid()
+        beat_s = spq * QUARTERS_PER_BEAT[meter]
+        ended = self.params.fired("listen.end")
+        if ended != self._ends:
+            self._ends = ended
+            return self._bar_line_from(now - beat_s + self.engine.lookahead + DECIDE_EARLY_S)
+        held = MAX_HELD_BARS * bar * spq  # a note never released ends as the note rules end one (§2)
+        if any(n.off is None and now - n.on < held for n in heard[-8:]):
+            return None  # a note still sounds
+        last = max(n.off if n.off is not None else n.on + held for n in heard)
+        bar_line = self._bar_line_from(last - 0.05)  # a note released just before its bar line ends there
+        if now >= bar_line + beat_s - self.engine.lookahead - DECIDE_EARLY_S:
+            return bar_line
+        return None
+
+    def _hand_over(self, bar_line: float) -> None:
+        """The phrase is over at ``bar_line``: its tokens to the model thread, our turn begins one
+        beat after the bar line."""
+        transcriber = self.transcriber
+        self.heard += transcriber.finish(bar_line)
+        tokens = [t for t in transcriber.tokens if self._new_tune or not t.startswith(("M:", "K:"))]
+        spq, bar, meter = self._grid()
+        beat_s = spq * QUARTERS_PER_BEAT[meter]
+        bars = max(1, round((bar_line - transcriber.origin) / (bar * spq)))  # a pickup is not a bar
+        if self._new_tune and transcriber.key is not None:
+            self.key = transcriber.key
+            self.params.set("transpose", -int(transcriber.shift or 0), source="listen", smoothing_ms=0)
+        answer = bars if self.mode == "answer" else None
+        start = bar_line + beat_s
+        self._say_unread(transcriber)
+        log.info("heard %d bar%s (%s): %s", bars, "" if bars == 1 else "s", self.mode,
+                 " ".join(t for t in tokens if not t.startswith(("M:", "K:")))[:200])
+
+        def take() -> None:  # on the model thread: the tune goes on one beat after the bar line
+            self.composer.take_played(tokens, answer, at=self.engine.phrasing.tempo.beat_at(start))
+
+        self.transcriber, self.heard = None, []
+        self.turns += 1
+        self._new_tune = False
+        self.state = "playing"
+        self.engine.resume(take)
+
+    def _say_unread(self, transcriber: Transcriber) -> None:
+        """Notes that could not be written as the tune's (ornaments, a chord's lower notes, notes
+        too close together, a flood): said in one line, at most every ``SAY_EVERY_S``."""
+        written = sum(1 for t in transcriber.tokens if t[-1:].isalpha() and not t.startswith(("M:", "K:")))
+        unread = len(transcriber.heard) - written + self.dropped - self._dropped_said
+        now = clock()
+        if unread > 0 and now - self._said_at >= SAY_EVERY_S:
+            self._said_at, self._dropped_said = now, self.dropped
+            log.warning("of the musician's last phrase, %d of %d notes were not written into the tune (ornaments, a "
+                        "chord's lower notes, notes too close together or too many at once)",
+                        unread, len(transcriber.heard) + self.dropped)
+
+    def status(self) -> dict:
+        """What /state, the view and the page show: the mode, whose turn it is, what is heard."""
+        if self.mode == "off":
+            return {"mode": "off"}
+        heard = " ".join(t for t in self.heard if not t.startswith(("M:", "K:")))
+        return {"mode": self.mode, "state": self.state, "turns": self.turns, "heard": heard[-300:],
+                "key": list(self.key) if self.key else None, "dropped": self.dropped}
+
+    def line(self) -> str | None:
+        """The listening in one line for the views (None when off)."""
+        status = self.status()
+        if status["mode"] == "off":
+            return None
+        who = {"waiting": "waiting for the musician", "hearing": "the musician plays",
+               "playing": "the instrument plays"}.get(status["state"], status["state"])
+        heard = f": {status['heard'][-80:]}" if status["heard"] else ""
+        return f"listen {status['mode']}, {who}{heard}"
+
+
+def _given_key(params) -> tuple[int, str] | None:
+    try:
+        return parse_key(str(params.get("listen.key")))
+    except ValueError:
+        return None

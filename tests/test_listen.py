@@ -1,0 +1,214 @@
+"""Playing in turns with a musician: a played phrase becomes the tune's opening (``continue``) or a
+call that is answered with as many bars (``answer``). The composer's side with a small model in
+process; the whole instrument through a real JACK server, a musician's MIDI port and a listener."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.harness.midi import Receiver
+from bench.harness.wait import wait_for
+from instrument.live.composer import Composer, ComposedNote
+from instrument.live.params import Parameters
+from instrument.midi import ports
+from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON, START
+from instrument.model import vocab
+from instrument.music.keys import parse_key
+from instrument.music.tunes import Tune
+from tests.helpers import ROOT, make_model
+from bench.harness.musician import REEL, MidiMusician, perform
+from instrument.timing import clock
+from tests.player import STARTED
+
+TUNE = REEL
+OPENING = TUNE.body[:38]  # the pickup and the first four bars
+SCALE = {"maj": (0, 2, 4, 5, 7, 9, 11)}
+
+
+def turns_composer(seed: int = 3) -> tuple[Composer, Parameters]:
+    params = Parameters()
+    params.set("meter.next", "6/8", smoothing_ms=0)  # what the musician plays rules, not this
+    composer = Composer(make_model(hidden=48, seed=seed), params, seed=seed)
+    composer.turns = True
+    return composer, params
+
+
+def test_in_turns_the_composer_waits_for_the_musician_to_open_a_tune():
+    composer, _ = turns_composer()
+    assert composer.next_notes() == [] and composer.waiting and composer.tune is None
+
+
+def test_a_played_opening_becomes_the_tune_which_the_network_goes_on_with():
+    composer, _ = turns_composer()
+    composer.take_played(["M:4/4", "K:Cdor", *OPENING], at=40.0)
+    tune = composer.tune
+    assert (tune.meter, tune.mode) == ("4/4", "dor") and tune.body[: len(OPENING)] == OPENING
+    assert tune.heard == [(0, len(OPENING))] and composer.head == pytest.approx(40.0)
+    notes = []
+    while len(notes) < 8 and not tune.ended:
+        notes += [n for n in composer.next_notes() if isinstance(n, ComposedNote)]
+    assert notes and notes[0].beat >= 40.0 - 1e-9  # ours begin where the musician stopped, not earlier
+    assert all(n.meter == "4/4" for n in notes)
+    assert len(tune.body) > len(OPENING)  # the network wrote on after the heard tokens
+
+
+def test_an_answer_is_as_many_bars_as_the_call_then_it_is_the_musicians_turn():
+    composer, _ = turns_composer(seed=5)
+    composer.take_played(["M:4/4", "K:Cmaj", *OPENING[:10]], bars=2, at=8.0)
+    heard = len(composer.tune.body)
+    for _ in range(400):
+        if composer.waiting or composer.tune.ended:
+            break
+        composer.next_notes()
+    answer = composer.tune.body[heard:]
+    bars = [t for t in answer if vocab.TOKEN_CLASS[vocab.INDEX[t]] is vocab.TokenClass.BAR]
+    assert composer.tune.ended or (composer.waiting and len(bars) == 2), answer
+    assert composer.next_notes() == []  # nothing more until the next call
+    composer.take_played(OPENING[1:10], bars=2, at=30.0)  # the next call goes on in the same tune
+    assert not composer.waiting and composer.tune.heard[-1] == (len(composer.tune.body) - 9, len(composer.tune.body))
+
+
+def test_a_performer_names_the_musicians_key_or_leaves_it_to_the_ears():
+    assert parse_key("auto") is None and parse_key("D dor") == (2, "dor") and parse_key("bb mix") == (10, "mix")
+    assert parse_key("G") == (7, "maj")
+    with pytest.raises(ValueError, match="tonic and a mode"):
+        parse_key("H lydian")
+
+
+def sounding(receiver: Receiver) -> list[int]:
+    """The notes a listener hears still sounding after everything it received."""
+    on: set[tuple[int, int]] = set()
+    for _, m in receiver.of(NOTE_ON, NOTE_OFF, CONTROL):
+        status, channel = m[0] & 0xF0, m[0] & 0x0F
+        if status == NOTE_ON and m[2] > 0:
+            on.add((channel, m[1]))
+        elif status in (NOTE_ON, NOTE_OFF):
+            on.discard((channel, m[1]))
+        elif m[1] in (120, 123):  # all sound off, all notes off
+            on = {n for n in on if n[0] != channel}
+    return sorted(p for _, p in on)
+
+
+# -- the whole instrument ----------------------------------------------------------------------------
+def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float = 120.0, transpose: int = 2):
+    """``play --listen mode`` with a musician on MIDI in who plays, for each (first bar, bars) of
+    ``phrases``, that many bars of the tune starting at that bar of the instrument's clock (its MIDI
+    clock's Start is bar 0). Returns the instrument's note-ons (time, pitch), its clock's start, the
+    bars' length, the phrases' (start, end) times and the take's ABC."""
+    musician = MidiMusician("musician")
+    receiver = Receiver("listen-ear", "in")
+    take = tmp_path / "take.mid"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
+                             "--midi-in", "musician", "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
+                             "--no-audio", "--listen", mode, "--meter", "4/4", "--tempo", str(bpm), "--seed", "2",
+                             "--record", str(take), "--seconds", "40"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    try:
+        wait_for(lambda: proc.poll() is None and [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")],
+                 60, "the instrument's MIDI port")
+        receiver.listen_to(f"{ports.PRODUCT}:")
+        wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
+        start = receiver.of(START)[0][0]
+        bar_s = 4 * 60.0 / bpm
+        spans = []
+        for first_bar, bars in phrases:
+            first = first_bar == phrases[0][0]  # the first phrase with its pickup, the others from a bar line
+            part = Tune("4/4", "maj", TUNE.body[: 2 + 9 * bars] if first else TUNE.body[2 + 9 * bars: 2 + 18 * bars])
+            played = perform(part, bpm, seed=first_bar, transpose=transpose, start_s=0.0)
+            shift = start + first_bar * bar_s - played.origin_s
+            events = [(t + shift, kind, pitch, velocity) for t, kind, pitch, velocity in played.events()]
+            musician.play(events)
+            spans.append((events[0][0], start + (first_bar + bars) * bar_s))
+        time.sleep(4 * bar_s)  # the instrument's turn, heard
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        receiver.close()
+        musician.close()
+    ons = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
+    return ons, start, bar_s, spans, take.with_suffix(".abc").read_text(), err
+
+
+@pytest.mark.realtime
+def test_continue_goes_on_with_the_musicians_tune_after_they_stop(tmp_path):
+    ons, start, bar_s, spans, abc, err = _play_with("continue", tmp_path, [(2, 4)])
+    (begun, end), = spans
+    beat_s = bar_s / 4
+    assert not [t for t, _ in ons if t < end], "the instrument played while the musician did"
+    assert ons, err[-2000:]
+    first = ons[0][0] - end
+    assert 0 <= first <= beat_s + beat_s / 4 + 0.005, f"first note {first * 1000:.0f} ms after the phrase's end"
+    assert "M:4/4" in abc and "K:C" in abc
+    in_scale = [(p - 2) % 12 in SCALE["maj"] for _, p in ons]  # the musician played it in D
+    assert sum(in_scale) / len(in_scale) >= 0.9, [p for _, p in ons]
+    written = abc.split("K:Cmaj", 1)[1].split()
+    assert written, abc
+
+
+@pytest.mark.realtime
+def test_answer_is_as_long_as_the_call_and_silent_while_the_musician_plays(tmp_path):
+    ons, start, bar_s, spans, abc, err = _play_with("answer", tmp_path, [(2, 2), (8, 2)])
+    beat_s = bar_s / 4
+    for (begun, end) in spans:
+        assert not [t for t, _ in ons if begun <= t < end], "the instrument played during a call"
+    for (begun, end), after in zip(spans, [spans[1][0], None]):
+        answer = [t for t, _ in ons if end <= t and (after is None or t < after)]
+        assert answer, (spans, ons[:10], err[-1500:])
+        assert answer[0] - end <= beat_s + beat_s / 4 + 0.005
+        assert answer[-1] < end + beat_s + 2 * bar_s, "the answer ran past the call's two bars"
+
+
+@pytest.mark.realtime
+def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_sounding(tmp_path):
+    """Random notes at 200 a second, chords, the sustain pedal and pitch bend for three seconds:
+    the instrument hears a phrase, says what it could not read, plays on, and ends with nothing
+    sounding."""
+    musician = MidiMusician("nonsense")
+    receiver = Receiver("nonsense-ear", "in")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
+                             "--midi-in", "nonsense", "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
+                             "--no-audio", "--listen", "continue", "--meter", "4/4", "--tempo", "120", "--seed", "4",
+                             "--seconds", "40"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    try:
+        wait_for(lambda: proc.poll() is None and [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")],
+                 60, "the instrument's MIDI port")
+        receiver.listen_to(f"{ports.PRODUCT}:")
+        wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
+        start = receiver.of(START)[0][0]
+        rng = random.Random(7)
+        t0 = start + 4.0
+        events = []
+        for i in range(600):  # 200 a second for three seconds, some of them chords, some never released
+            t = t0 + i / 200.0
+            for pitch in rng.sample(range(0, 128), rng.choice((1, 1, 3))):
+                events.append((t, "on", pitch, rng.randint(1, 127)))
+                if rng.random() < 0.9:
+                    events.append((t + rng.uniform(0.001, 0.3), "off", pitch, 0))
+        musician.play(sorted(events))
+        musician.control(64, 127)  # the sustain pedal, and a bend, which a tune has no token for
+        musician.bend(12000)
+        heard_from = clock()
+        wait_for(lambda: [t for t, m in receiver.of(NOTE_ON) if m[2] > 0 and t > heard_from], 20,
+                 "the instrument to play after the nonsense")
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        time.sleep(0.2)  # the closing note-offs reach the listener
+        receiver.close()
+        musician.close()
+    assert err.count("were not written into the tune") == 1, err[-2000:]
+    assert "Traceback" not in err
+    assert sounding(receiver) == [], "notes left sounding"
