@@ -475,7 +475,6 @@ def link_main(args) -> int:
     from bench.harness.jack_server import start_jack
     from bench.harness.link import ISOLATED_ENV, LinkPeer, assert_loopback_only, grid_error_ms, isolated
     from bench.harness.midi import Receiver
-    from instrument.midi import ports
     from instrument.midi.messages import NOTE_ON
 
     if os.environ.get(ISOLATED_ENV) != "1":  # once more, inside a loopback-only namespace
@@ -499,12 +498,7 @@ def link_main(args) -> int:
                 command += ["--model", args.model]
             begun = len(receiver.messages)
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 60
-            while not [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")]:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"play did not open its MIDI port: {proc.stderr.read()[-500:]}")
-                time.sleep(0.05)  # polling for the port to appear
-            receiver.listen_to(f"{ports.PRODUCT}:")
+            receiver.listen_to_play(proc)
             _, err = proc.communicate(timeout=args.seconds + 60)
             onsets = [t for t, m in receiver.messages[begun:] if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
             if sync == "link":
@@ -555,7 +549,6 @@ def listen_main(args) -> int:
     import tempfile
 
     from bench.harness.midi import Receiver
-    from instrument.midi import ports
     from instrument.midi.messages import NOTE_ON, START
     from instrument.music.tunes import Tune
     from bench.harness.musician import REEL as TUNE, MidiMusician, perform
@@ -572,12 +565,7 @@ def listen_main(args) -> int:
                    "--tempo", str(bpm), "--seed", str(args.seed), "--seconds", str(20 + args.calls * 6 * bar_s)]
         proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while not [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")]:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"play did not open its MIDI port: {proc.stderr.read()[-500:]}")
-                time.sleep(0.05)  # polling for the port to appear
-            receiver.listen_to(f"{ports.PRODUCT}:")
+            receiver.listen_to_play(proc)
             while not receiver.of(START):
                 time.sleep(0.02)  # polling for the clock's start
             start = receiver.of(START)[0][0]

@@ -15,7 +15,6 @@ from bench.harness.midi import Receiver
 from bench.harness.wait import wait_for
 from instrument.live.composer import Composer, ComposedNote
 from instrument.live.params import Parameters
-from instrument.midi import ports
 from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON, START
 from instrument.model import vocab
 from instrument.music.keys import parse_key
@@ -95,26 +94,29 @@ def sounding(receiver: Receiver) -> list[int]:
 
 
 # -- the whole instrument ----------------------------------------------------------------------------
+def _listening(mode: str, musician: str, *extra: str):
+    """``play --listen mode`` in 4/4 with the musician ``musician`` (a JACK MIDI port of the test's)
+    on its MIDI in and a listener on its MIDI out: (musician, listener, process, the time its MIDI
+    clock started: bar 0 of the grid the musician plays to)."""
+    player, receiver = MidiMusician(musician), Receiver(f"{musician}-ear", "in")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
+                             "--midi-in", musician, "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
+                             "--no-audio", "--listen", mode, "--meter", "4/4", "--seconds", "40", *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    receiver.listen_to_play(proc)
+    wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
+    return player, receiver, proc, receiver.of(START)[0][0]
+
+
 def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float = 120.0, transpose: int = 2):
     """``play --listen mode`` with a musician on MIDI in who plays, for each (first bar, bars) of
     ``phrases``, that many bars of the tune starting at that bar of the instrument's clock (its MIDI
     clock's Start is bar 0). Returns the instrument's note-ons (time, pitch), its clock's start, the
     bars' length, the phrases' (start, end) times and the take's ABC."""
-    musician = MidiMusician("musician")
-    receiver = Receiver("listen-ear", "in")
     take = tmp_path / "take.mid"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
-                             "--midi-in", "musician", "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
-                             "--no-audio", "--listen", mode, "--meter", "4/4", "--tempo", str(bpm), "--seed", "2",
-                             "--record", str(take), "--seconds", "40"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    STARTED.append(proc)
+    musician, receiver, proc, start = _listening(mode, "musician", "--tempo", str(bpm), "--seed", "2", "--record", str(take))
     try:
-        wait_for(lambda: proc.poll() is None and [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")],
-                 60, "the instrument's MIDI port")
-        receiver.listen_to(f"{ports.PRODUCT}:")
-        wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
-        start = receiver.of(START)[0][0]
         bar_s = 4 * 60.0 / bpm
         spans = []
         for first_bar, bars in phrases:
@@ -172,19 +174,8 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
     """Random notes at 200 a second, chords, the sustain pedal and pitch bend for three seconds:
     the instrument hears a phrase, says what it could not read, plays on, and ends with nothing
     sounding."""
-    musician = MidiMusician("nonsense")
-    receiver = Receiver("nonsense-ear", "in")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
-                             "--midi-in", "nonsense", "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
-                             "--no-audio", "--listen", "continue", "--meter", "4/4", "--tempo", "120", "--seed", "4",
-                             "--seconds", "40"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    STARTED.append(proc)
+    musician, receiver, proc, start = _listening("continue", "nonsense", "--tempo", "120", "--seed", "4")
     try:
-        wait_for(lambda: proc.poll() is None and [p for p in receiver._in.get_ports() if p.startswith(f"{ports.PRODUCT}:")],
-                 60, "the instrument's MIDI port")
-        receiver.listen_to(f"{ports.PRODUCT}:")
-        wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
-        start = receiver.of(START)[0][0]
         rng = random.Random(7)
         t0 = start + 4.0
         events = []

@@ -65,6 +65,20 @@ class Receiver:
         assert len(sources) == 1, f"expected one port matching {source!r}: {self._in.get_ports()}"
         subprocess.run(["jack_connect", sources[0], self.name], check=True, capture_output=True, timeout=10)
 
+    def listen_to_play(self, proc: subprocess.Popen, source: str | None = None, timeout: float = 60.0) -> None:
+        """Connect to the output port of ``run.py play`` (``proc``) once it has opened it: its name
+        holds ``source`` (default the instrument's ``PRODUCT:``). AssertionError, with what the
+        process said, if it ended or ``timeout`` passed first."""
+        from instrument.midi.ports import PRODUCT
+
+        source = source or f"{PRODUCT}:"
+        deadline = time.monotonic() + timeout
+        while not [p for p in self._in.get_ports() if p.startswith(source)]:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"play did not open its MIDI port: {proc.stderr.read()[-500:] if proc.stderr else ''}")
+            time.sleep(0.05)  # polling for the port to appear
+        self.listen_to(source)
+
     def of(self, *statuses: int) -> list[tuple[float, list[int]]]:
         """The messages whose status byte (channel masked for channel messages) is one of these."""
         return [(t, m) for t, m in self.messages if (m[0] if m[0] >= 0xF0 else m[0] & 0xF0) in statuses]
