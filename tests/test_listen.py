@@ -4,6 +4,7 @@ process; the whole instrument through a real JACK server, a musician's MIDI port
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import sys
@@ -94,19 +95,35 @@ def sounding(receiver: Receiver) -> list[int]:
 
 
 # -- the whole instrument ----------------------------------------------------------------------------
+@contextlib.contextmanager
 def _listening(mode: str, musician: str, *extra: str):
     """``play --listen mode`` in 4/4 with the musician ``musician`` (a JACK MIDI port of the test's)
-    on its MIDI in and a listener on its MIDI out: (musician, listener, process, the time its MIDI
-    clock started: bar 0 of the grid the musician plays to)."""
+    on its MIDI in and a listener on its MIDI out: yields (musician, listener, process, the time its
+    MIDI clock started: bar 0 of the grid the musician plays to); all closed after."""
     player, receiver = MidiMusician(musician), Receiver(f"{musician}-ear", "in")
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "play", "--quiet", "--no-web", "--no-myo", "--no-osc",
                              "--midi-in", musician, "--midi-api", "jack", "--midi-out", "virtual", "--send-clock",
                              "--no-audio", "--listen", mode, "--meter", "4/4", "--seconds", "40", *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     STARTED.append(proc)
-    receiver.listen_to_play(proc)
-    wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
-    return player, receiver, proc, receiver.of(START)[0][0]
+    try:
+        receiver.listen_to_play(proc)
+        wait_for(lambda: receiver.of(START), 30, "the instrument's clock to start")
+        yield player, receiver, proc, receiver.of(START)[0][0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        time.sleep(0.2)  # the closing note-offs reach the listener
+        receiver.close()
+        player.close()
+
+
+def _ended(proc: subprocess.Popen) -> str:
+    """SIGTERM, as a performer's: it ends cleanly; what it said."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    return err
 
 
 def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float = 120.0, transpose: int = 2):
@@ -115,8 +132,8 @@ def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float =
     clock's Start is bar 0). Returns the instrument's note-ons (time, pitch), its clock's start, the
     bars' length, the phrases' (start, end) times and the take's ABC."""
     take = tmp_path / "take.mid"
-    musician, receiver, proc, start = _listening(mode, "musician", "--tempo", str(bpm), "--seed", "2", "--record", str(take))
-    try:
+    with _listening(mode, "musician", "--tempo", str(bpm), "--seed", "2", "--record", str(take)) as (musician, receiver,
+                                                                                                       proc, start):
         bar_s = 4 * 60.0 / bpm
         spans = []
         for first_bar, bars in phrases:
@@ -128,14 +145,7 @@ def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float =
             musician.play(events)
             spans.append((events[0][0], start + (first_bar + bars) * bar_s))
         time.sleep(4 * bar_s)  # the instrument's turn, heard
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        receiver.close()
-        musician.close()
+        err = _ended(proc)
     ons = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
     return ons, start, bar_s, spans, take.with_suffix(".abc").read_text(), err
 
@@ -174,8 +184,7 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
     """Random notes at 200 a second, chords, the sustain pedal and pitch bend for three seconds:
     the instrument hears a phrase, says what it could not read, plays on, and ends with nothing
     sounding."""
-    musician, receiver, proc, start = _listening("continue", "nonsense", "--tempo", "120", "--seed", "4")
-    try:
+    with _listening("continue", "nonsense", "--tempo", "120", "--seed", "4") as (musician, receiver, proc, start):
         rng = random.Random(7)
         t0 = start + 4.0
         events = []
@@ -191,15 +200,7 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
         heard_from = clock()
         wait_for(lambda: [t for t, m in receiver.of(NOTE_ON) if m[2] > 0 and t > heard_from], 20,
                  "the instrument to play after the nonsense")
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        time.sleep(0.2)  # the closing note-offs reach the listener
-        receiver.close()
-        musician.close()
+        err = _ended(proc)
     assert err.count("were not written into the tune") == 1, err[-2000:]
     assert "Traceback" not in err
     assert sounding(receiver) == [], "notes left sounding"

@@ -36,8 +36,8 @@ def lateness_problem(closing: str, jitter: Jitter) -> str | None:
     machine explains, or None. The machine's share is a bare loop's stalls over the same run: a note
     composed late by no more than the machine's worst stall; the numpy synth's ring run short (its
     render thread waited 30 ms) only as often as the machine stalled for 10 ms; a note reaching the
-    sound late only when composed late or when the stream lost time (a dropout, after which the
-    sound's clock follows the stream)."""
+    sound late only when composed late or when the stream lost time (a dropout, or the server's
+    cycles run late, after which the sound's clock follows the stream)."""
     found = lambda pattern: int(m.group(1)) if (m := re.search(pattern, closing)) else 0  # noqa: E731
     composed, worst_ms = found(r"(\d+) composed late"), found(r"by up to (\d+) ms")
     underruns, ring_short = found(r"(\d+) underruns"), found(r"\((\d+) the ring short")
@@ -49,7 +49,8 @@ def lateness_problem(closing: str, jitter: Jitter) -> str | None:
         return f"a note composed {worst_ms} ms late: {why}"
     if ring_short > machine:
         return f"the ring ran short {ring_short} times: {why}"
-    if found(r"(\d+) late notes") > composed + underruns:
+    lost = found(r"(\d+) after the stream lost time")  # the server's cycles run late: the stream lost time
+    if found(r"(\d+) late notes") > composed + underruns + lost:
         return f"notes late at the sound: {why}"
     return None
 

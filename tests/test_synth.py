@@ -226,6 +226,7 @@ def test_stream_clock_with_a_long_window_follows_lost_time_at_once_when_every_re
         mapping.read(now, (now - origin) * ticks)
     assert abs(mapping.origin - origin) < 0.0005  # followed after follow_s, not after the 1 s window
     assert mapping.position(origin + 2.0) == 2 * ticks
+    assert mapping.losses == 1 and now - 0.1 <= mapping.lost_at <= now  # said, so a late note can be put down to it
 
 
 # -- devices -------------------------------------------------------------------------------------

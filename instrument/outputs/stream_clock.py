@@ -27,6 +27,8 @@ class StreamClock:
         self._reads: deque[tuple[float, float]] = deque()  # (clock, origin), origin rising: the earliest first
         self._recent: deque[tuple[float, float]] = deque()  # every reading of the last follow_s
         self.origin: float | None = None
+        self.losses = 0  # times the stream lost time (its origin moved later for good)
+        self.lost_at = float("-inf")  # when it last did, on clock()
 
     def read(self, now: float, position: float, lead: float = 0.0, span_s: float = 0.0) -> None:
         """Stream ``position`` is being rendered at ``now`` and sounds ``lead`` seconds later.
@@ -40,6 +42,8 @@ class StreamClock:
                 recent.popleft()
             if self.origin is not None and len(recent) >= 2 and min(o for _, o in recent) > self.origin + self.drop:
                 self._reads.clear()  # the stream lost time: only what was read since counts
+                self.losses += 1
+                self.lost_at = now
                 for item in recent:
                     self._push(item)
             else:

@@ -121,6 +121,7 @@ class _Record(ctypes.Structure):
     _fields_ = [("position", ctypes.c_int64), ("now", ctypes.c_double), ("lead", ctypes.c_double), ("frames", ctypes.c_int64)]
 
 
+LOST_TIME_S = 0.2  # a note late this soon after the stream lost time was late by that loss
 RING_SOURCE = Path(__file__).with_name("audio_ring.c")
 RING_FLAGS = ["-O2", "-std=gnu11", "-fPIC", "-shared", "-pthread"]
 RING_LIBS = ["-l:libportaudio.so.2"]  # the library sounddevice loads; no PortAudio headers needed
@@ -196,6 +197,7 @@ class Synth:
         self._seq = itertools.count()
         self.callback_times: deque[tuple[float, float]] = deque(maxlen=100_000)  # (wall, cpu) s per block rendered
         self._errors = 0
+        self._late_after_loss = 0  # late notes that came just after the stream lost time
         self._closed = False
         self._ahead = max(2, math.ceil(ahead_s * self.samplerate / blocksize)) * blocksize
         self._lib = lib = _ring_library()
@@ -269,12 +271,18 @@ class Synth:
         (glides over the next block; the limiter still keeps chords from clipping)."""
         self._bank.level = 10.0 ** (db / 20.0)
 
+    def _late_text(self) -> str:
+        """'N late notes', and how many of them came just after the stream lost time (a server's
+        cycle run late by the machine: the notes were handed over in time for our clock)."""
+        after = f" ({self._late_after_loss} after the stream lost time)" if self._late_after_loss else ""
+        return f"{self._bank.late} late notes{after}"
+
     def status(self) -> str:
         if self._closed:
-            return f"audio: closed ({self._underruns_at_close}, {self._bank.late} late notes)"
+            return f"audio: closed ({self._underruns_at_close}, {self._late_text()})"
         line = f"audio: {self.device}, {self.samplerate:g} Hz, {self.timbre.name}"
         if self._bank.late:
-            line += f", {self._bank.late} late notes"
+            line += f", {self._late_text()}"
         if self.underruns:
             line += f", {self._underrun_text()}"
         return line
@@ -333,7 +341,10 @@ class Synth:
         horizon = mapping.time(bank.position + frames)
         while waiting and waiting[0][0] < horizon:
             note = heapq.heappop(waiting)[2]
+            late = bank.late
             bank.add(mapping.position(note.on), mapping.position(note.off), note.pitch, note.velocity, note.voice)
+            if bank.late > late and clock() - mapping.lost_at < LOST_TIME_S:
+                self._late_after_loss += 1  # its time had passed on the stream, not on our clock
         return bank.block(frames)
 
 
