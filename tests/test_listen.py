@@ -94,6 +94,17 @@ def sounding(receiver: Receiver) -> list[int]:
     return sorted(p for _, p in on)
 
 
+def test_a_tunes_abc_says_who_played_what_and_every_reader_reads_the_same_notes(tmp_path):
+    from tests.abc_readers import abc2midi_all, music21_all
+
+    plain = Tune("4/4", "maj", OPENING[:20] + ["|"] + OPENING[2:11])
+    marked = Tune("4/4", "maj", plain.body, heard=((0, 20),))
+    text = marked.to_abc()
+    assert '"^musician"G' in text and '"^instrument"' in text
+    assert abc2midi_all([text], tmp_path / "marked") == abc2midi_all([plain.to_abc()], tmp_path / "plain")
+    assert music21_all([text]) == music21_all([plain.to_abc()]) != [None]
+
+
 # -- the whole instrument ----------------------------------------------------------------------------
 @contextlib.contextmanager
 def _listening(mode: str, musician: str, *extra: str):
@@ -159,7 +170,7 @@ def test_continue_goes_on_with_the_musicians_tune_after_they_stop(tmp_path):
     assert ons, err[-2000:]
     first = ons[0][0] - end
     assert 0 <= first <= beat_s + beat_s / 4 + 0.005, f"first note {first * 1000:.0f} ms after the phrase's end"
-    assert "M:4/4" in abc and "K:C" in abc
+    assert "M:4/4" in abc and "K:C" in abc and '"^musician"' in abc and '"^instrument"' in abc
     in_scale = [(p - 2) % 12 in SCALE["maj"] for _, p in ons]  # the musician played it in D
     assert sum(in_scale) / len(in_scale) >= 0.9, [p for _, p in ons]
     written = abc.split("K:Cmaj", 1)[1].split()

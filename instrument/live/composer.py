@@ -303,7 +303,7 @@ class Composer:
         tune = self.tune
         if tune is None or tune.ended:
             return None
-        return tune.number, self._written(Tune(tune.meter, tune.mode, list(tune.body), ended=False))
+        return tune.number, self._written(Tune(tune.meter, tune.mode, list(tune.body), ended=False, heard=tuple(tune.heard)))
 
     def cut(self) -> None:
         """End the tune being written where it stands (the performance is over)."""
@@ -323,7 +323,7 @@ class Composer:
         end = self.tune.offset + self._stream.played
         notes += [Release(v.number, end, self.tune.number) for v in self.ensemble.of("drone")]
         self.finished.append((self.tune.number, self._written(Tune(self.tune.meter, self.tune.mode, list(self.tune.body),
-                                                                    ended=produced_end))))
+                                                                    ended=produced_end, heard=tuple(self.tune.heard)))))
         return notes
 
     def _written(self, tune: Tune) -> Tune | BandTune:

@@ -30,6 +30,7 @@ class Tune:
     mode: str
     body: list[str] = field(default_factory=list)
     ended: bool = True
+    heard: tuple[tuple[int, int], ...] = ()  # (first, end) body indices a musician played (live/listen.py)
 
     @property
     def header(self) -> list[str]:
@@ -53,7 +54,8 @@ class Tune:
         lines = [f"X:{number}"]
         if title:
             lines.append(f"T:{title}")
-        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", abc_body(self.meter, self.mode, self.body)]
+        body = abc_body(self.meter, self.mode, self.body) if not self.heard else _marked_body(self)
+        lines += [ABC_ACCIDENTALS, f"M:{self.meter}", "L:1/8", f"K:C{self.mode}", body]
         return "\n".join(lines) + "\n"
 
 
@@ -98,6 +100,27 @@ def abc_pieces(meter: str, mode: str, body: list[str]) -> list[str]:
     writer = AbcWriter(meter, mode)
     pieces = [piece for token in body for piece in writer.pieces(token)]
     return pieces + writer.end()
+
+
+NOTE_START = tuple("^_=ABCDEFGabcdefgz[(")  # how a piece that sounds (a note, rest, chord, tuplet) begins
+
+
+def _marked_body(tune: Tune) -> str:
+    """The body with who played what: "^musician" above the first note of each stretch a musician
+    played, "^instrument" above the first note after it (an annotation, which every reader draws or
+    skips)."""
+    pieces = abc_pieces(tune.meter, tune.mode, tune.body)
+    marks: dict[int, str] = {}
+    for first, end in tune.heard:
+        marks[first], marks[end] = "musician", "instrument"
+    out, owed = [], None
+    for index, piece in enumerate(pieces):
+        owed = marks.get(index, owed)
+        if owed and piece.lstrip().startswith(NOTE_START):
+            piece = f'"^{owed}"{piece.lstrip()}' if not piece.startswith(" ") else f' "^{owed}"{piece.lstrip()}'
+            owed = None
+        out.append(piece)
+    return "".join(out).strip()
 
 
 def abc_body(meter: str, mode: str, body: list[str]) -> str:
