@@ -94,3 +94,12 @@ def test_a_map_that_leaves_the_session_goes_on_from_where_it_was():
     beat = tempo_map.beat_at(now)
     tempo_map.attach(None)
     assert tempo_map.beat_at(now) == pytest.approx(beat, abs=1e-3) and tempo_map.spq == pytest.approx(0.5)
+
+
+def test_the_views_say_the_session_in_one_line():
+    from instrument.live.link import describe
+
+    assert describe({"sync": "off"}) is None
+    line = describe({"sync": "link", "peers": 2, "tempo": 132.0, "beat": 37.25, "phase": 1.25, "quantum": 4.0,
+                     "waiting": True})
+    assert line == "Link: 2 peers, 132.0 BPM, beat 37.25, phase 1.25/4 (waiting for a peer's Start)"

@@ -215,3 +215,23 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
     assert err.count("were not written into the tune") == 1, err[-2000:]
     assert "Traceback" not in err
     assert sounding(receiver) == [], "notes left sounding"
+
+
+def test_the_views_say_whose_turn_it_is_and_what_was_heard():
+    from instrument.live.engine import Engine
+    from instrument.live.listen import Listener
+    from instrument.timing import Scheduler
+
+    composer, params = turns_composer()
+    engine = Engine(composer, params, [], Scheduler(realtime=False))
+    listener = Listener(params, engine)
+    assert listener.line() is None and listener.status() == {"mode": "off"}
+    params.set("listen", "answer")
+    try:
+        assert listener.status()["state"] == "waiting" and composer.turns
+        assert listener.line() == "listen answer, waiting for the musician"
+        listener.heard = ["M:4/4", "K:Cmaj", "G", "|", "c", "2"]
+        listener.state = "hearing"
+        assert listener.line() == "listen answer, the musician plays: G | c 2"
+    finally:
+        listener.close()
