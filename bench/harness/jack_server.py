@@ -52,8 +52,7 @@ def start_jack(name: str, frames: int = 32, realtime: bool = False) -> subproces
         if _answers(name, proc, 10.0):
             log.close()  # the server keeps writing to the file, which the system frees with it
             return proc
-        proc.kill()
-        proc.wait(5)
+        stop_jack(proc)  # SIGTERM first: a killed server leaves a stale entry in JACK's registry
         log.seek(0)
         why = log.read().strip().splitlines()[-3:]
         log.close()
