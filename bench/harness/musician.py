@@ -202,5 +202,6 @@ class MidiMusician:
         self._out.send_message([0xE0 | (channel - 1), value & 0x7F, (value >> 7) & 0x7F])
 
     def close(self) -> None:
-        self._out.close_port()
-        del self._out
+        from instrument.midi.ports import close_client
+
+        close_client(self._out)
