@@ -23,8 +23,6 @@ thread's work between checks: read messages, or wait), ``_on_check()`` (once per
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import threading
 import time
 
@@ -37,12 +35,8 @@ log = logging.getLogger(__name__)
 
 WATCH_S = 1.0  # how often the server and the named port are checked
 # A new server is left alone this long before a client opens on it: its socket answers while it
-# still starts its driver, and a client opened then crashed the process in libjack (seen in CI,
-# twice in some twenty runs, once after the settle time alone). So a throwaway client in a child
-# process (``jack_wait -c``) must also have come and gone cleanly first: if the half-started server
-# crashes a client, it is the child's, and the port tries again at its next check.
+# still starts its driver, and a client opened then crashed the process in libjack (seen once in CI).
 SERVER_SETTLE_S = 0.5
-READY_PROBE = "jack_wait"  # jackd2's example client; where it is missing, the settle time alone
 
 
 class BasePort:
@@ -135,12 +129,11 @@ class BasePort:
             self._follow_named_port()
 
     def _settled(self, server: int) -> bool:
-        """Whether ``server`` has been running for SERVER_SETTLE_S (first seen at an earlier check)
-        and took a client in another process."""
+        """Whether ``server`` has been running for SERVER_SETTLE_S (first seen at an earlier check)."""
         now = time.monotonic()
         if self._new_server is None or self._new_server[0] != server:
             self._new_server = (server, now)
-        return now - self._new_server[1] >= SERVER_SETTLE_S and _takes_a_client()
+        return now - self._new_server[1] >= SERVER_SETTLE_S
 
     def _abandon(self, reason: str) -> None:
         """The server went: the client is dropped and never touched again."""
@@ -244,17 +237,3 @@ class BasePort:
             gone = self._server.gone  # its server went since the last check
             self._before_close(gone)
             close_client(client, server_gone=gone)
-
-
-def _takes_a_client() -> bool:
-    """Whether the JACK server (``JACK_DEFAULT_SERVER``'s, as for our own clients) took a client of
-    another process and let it go: ``jack_wait -c`` says "running" once its client connected (it
-    exits 0 either way). True where the probe is not installed."""
-    probe = shutil.which(READY_PROBE)
-    if probe is None:
-        return True
-    try:
-        done = subprocess.run([probe, "-c"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and done.stdout.strip() == "running"
