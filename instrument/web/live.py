@@ -325,7 +325,7 @@ class LiveSource:
                 "onset_p99_ms": None if p99 is None else round(p99, 3), "late": engine.late_notes,
                 "resyncs": engine.resyncs, "hold": bool(params.get("hold")), "running": not engine.finished.is_set(),
                 "stop": engine.stop_reason, "pads": self.pads(),
-                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing)), "link": p.link.line(), "listen": p.listener.line()}
+                "lookahead_ms": round(lookahead_ms(p.composer, engine.phrasing)), "link": _line(p, "link"), "listen": _line(p, "listener")}
         if head != self._head:
             self._head = head
             delta["head"] = head
@@ -333,3 +333,10 @@ class LiveSource:
         if lines != self._lines:
             self._lines = lines
             delta["status"] = lines
+
+
+def _line(performance, part: str) -> str | None:
+    """The one-line status of a performance's ``link`` or ``listener``: None where it has none (a
+    bench or test that puts an engine together without them) or it is off."""
+    owner = getattr(performance, part, None)
+    return owner.line() if owner is not None else None
