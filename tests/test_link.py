@@ -105,7 +105,7 @@ def test_the_instrument_takes_the_sessions_tempo_as_it_joins(session):
 @pytest.mark.realtime
 def test_notes_sound_on_the_sessions_beat_grid(session):
     judged = judge(session)
-    assert len(judged["errors"]) >= 40, judged
+    assert len(judged["errors"]) >= 24, judged  # some 16 s of playing in the session, quarters and eighths
     assert judged["p50"] <= 1.0 and judged["p99"] <= 3.0, (judged["p50"], judged["p99"], judged["errors"][-10:])
 
 
