@@ -473,7 +473,7 @@ def web_main(args, model, where: str, use_jack: bool) -> int:
 def link_main(args) -> int:
     """Phase error against a Link peer beside the free-running onset error (module docstring)."""
     from bench.harness.jack_server import start_jack
-    from bench.harness.link import ISOLATED_ENV, LinkPeer, assert_loopback_only, grid_error_ms, isolated
+    from bench.harness.link import ISOLATED_ENV, LinkPeer, assert_loopback_only, grid_error_ms, isolated, peer_beat
     from bench.harness.midi import Receiver
     from instrument.midi.messages import NOTE_ON
 
@@ -502,7 +502,7 @@ def link_main(args) -> int:
             _, err = proc.communicate(timeout=args.seconds + 60)
             onsets = [t for t, m in receiver.messages[begun:] if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
             if sync == "link":
-                errors = [grid_error_ms(peer.beat_at(t), peer.tempo_at(t)) for t in onsets]
+                errors = [grid_error_ms(*peer_beat(peer.readings, t)) for t in onsets]
             else:  # its own grid: the tempo it keeps, from its first note
                 errors = [grid_error_ms((t - onsets[0]) * tempo / 60.0, tempo) for t in onsets] if onsets else []
             runs[sync] = {"notes": len(onsets), "error_ms": percentiles(errors, scale=1.0), "summary": err.strip().splitlines()[-1:]}

@@ -9,22 +9,12 @@ import statistics
 
 import pytest
 
-from bench.harness.link import PeerReading, grid_error_ms, isolation_refused, run_isolated
-from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
+from bench.harness.link import PeerReading, grid_error_ms, isolation_refused, peer_beat, run_isolated
+from bench.harness.midi import heard_notes
+from instrument.midi.messages import NOTE_ON
 from tests.helpers import ROOT
 
-ALL_NOTES_OFF_CC = 123
 FOLLOW_BEATS = 1.0  # a tempo change is followed within one beat
-
-
-def _beat_at(readings: list[PeerReading], t: float) -> tuple[float, float]:
-    """The peer's beat and tempo at ``t``, from its last reading before ``t``."""
-    best = readings[0]
-    for r in readings:
-        if r.time > t:
-            break
-        best = r
-    return best.beat + (t - best.time) * best.tempo / 60.0, best.tempo
 
 
 def judge(result: dict) -> dict:
@@ -37,7 +27,7 @@ def judge(result: dict) -> dict:
     for t, _ in onsets:
         if t > events["sync_off"]:
             break  # it left the session: free from here
-        beat, tempo = _beat_at(readings, t)
+        beat, tempo = peer_beat(readings, t)
         after_change = [c for c in changes if c <= t]
         if after_change and (t - after_change[-1]) * tempo / 60.0 < FOLLOW_BEATS:
             skipped += 1  # within the beat a change is followed in
@@ -50,7 +40,7 @@ def judge(result: dict) -> dict:
     tune_starts = []
     for index, (pitch, marked) in enumerate(take):
         if marked and index < len(onsets):
-            beat, tempo = _beat_at(readings, onsets[index][0])
+            beat, tempo = peer_beat(readings, onsets[index][0])
             tune_starts.append(abs(beat - 4 * round(beat / 4)) * 60_000.0 / tempo)
     stop, start = events["stop"], events["start_2"]
     sounding_after_stop = _sounding(result["midi"], stop + 0.05)
@@ -58,7 +48,7 @@ def judge(result: dict) -> dict:
     after_start = [t for t, _ in onsets if start < t < events["sync_off"]]
     first_after_start = None
     if after_start:
-        beat, tempo = _beat_at(readings, after_start[0])
+        beat, tempo = peer_beat(readings, after_start[0])
         first_after_start = abs(beat - 4 * round(beat / 4)) * 60_000.0 / tempo
     return {"errors": errors, "p50": statistics.median(errors) if errors else None,
             "p99": errors[min(len(errors) - 1, int(0.99 * len(errors)))] if errors else None,
@@ -69,18 +59,8 @@ def judge(result: dict) -> dict:
 
 
 def _sounding(midi: list, until: float) -> list[int]:
-    """The notes a listener hears still sounding at ``until``."""
-    on: set[tuple[int, int]] = set()
-    for t, status, a, b in midi:
-        if t > until:
-            break
-        if status == NOTE_ON and b > 0:
-            on.add((0, a))
-        elif status == NOTE_OFF or (status == NOTE_ON and b == 0):
-            on.discard((0, a))
-        elif status == CONTROL and a == ALL_NOTES_OFF_CC:
-            on.clear()
-    return sorted(p for _, p in on)
+    """The notes a listener hears still sounding at ``until`` (``heard_notes``)."""
+    return sorted(pitch for (_, pitch), _ in heard_notes([(t, [s, a, b]) for t, s, a, b in midi if t <= until])[2])
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """How a tempo map tied to a shared session places bars: on the session's grid, the tempo the
-session's. The session here is a stand-in timeline (a real one needs a network namespace:
-tests/test_link.py plays through real Link peers); what is tested is the placing."""
+session's. The session here is a stand-in timeline: no Link instance is made and nothing touches
+a network (real Link peers play only inside a loopback-only namespace: tests/test_link.py); what is
+tested is the placing."""
 
 from __future__ import annotations
 

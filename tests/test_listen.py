@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from bench.harness.midi import Receiver
+from bench.harness.midi import Receiver, heard_notes
 from bench.harness.wait import wait_for
 from instrument.live.composer import Composer, ComposedNote
 from instrument.live.params import Parameters
-from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON, START
+from instrument.midi.messages import NOTE_ON, START
 from instrument.model import vocab
 from instrument.music.keys import parse_key
 from instrument.music.tunes import Tune
@@ -78,31 +78,6 @@ def test_a_performer_names_the_musicians_key_or_leaves_it_to_the_ears():
     assert parse_key("G") == (7, "maj")
     with pytest.raises(ValueError, match="tonic and a mode"):
         parse_key("H lydian")
-
-
-def sounding(receiver: Receiver) -> list[int]:
-    """The notes a listener hears still sounding after everything it received."""
-    on: set[tuple[int, int]] = set()
-    for _, m in receiver.of(NOTE_ON, NOTE_OFF, CONTROL):
-        status, channel = m[0] & 0xF0, m[0] & 0x0F
-        if status == NOTE_ON and m[2] > 0:
-            on.add((channel, m[1]))
-        elif status in (NOTE_ON, NOTE_OFF):
-            on.discard((channel, m[1]))
-        elif m[1] in (120, 123):  # all sound off, all notes off
-            on = {n for n in on if n[0] != channel}
-    return sorted(p for _, p in on)
-
-
-def test_a_tunes_abc_says_who_played_what_and_every_reader_reads_the_same_notes(tmp_path):
-    from tests.abc_readers import abc2midi_all, music21_all
-
-    plain = Tune("4/4", "maj", OPENING[:20] + ["|"] + OPENING[2:11])
-    marked = Tune("4/4", "maj", plain.body, heard=((0, 20),))
-    text = marked.to_abc()
-    assert '"^musician"G' in text and '"^instrument"' in text
-    assert abc2midi_all([text], tmp_path / "marked") == abc2midi_all([plain.to_abc()], tmp_path / "plain")
-    assert music21_all([text]) == music21_all([plain.to_abc()]) != [None]
 
 
 # -- the whole instrument ----------------------------------------------------------------------------
@@ -214,7 +189,7 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
         err = _ended(proc)
     assert err.count("were not written into the tune") == 1, err[-2000:]
     assert "Traceback" not in err
-    assert sounding(receiver) == [], "notes left sounding"
+    assert heard_notes(receiver.messages)[2] == [], "notes left sounding"
 
 
 def test_the_views_say_whose_turn_it_is_and_what_was_heard():

@@ -65,7 +65,8 @@ class PeerReading:
 
 class LinkPeer:
     """A Link peer of the test's own (aalink directly, nothing of the instrument's), in an asyncio
-    loop thread. Its readings (every ``every_s``) place a listener's arrivals on its beat."""
+    loop thread. Its readings (every ``every_s``) place a listener's arrivals on its beat
+    (``peer_beat``)."""
 
     def __init__(self, bpm: float, quantum: float = 4.0, start_stop: bool = False, every_s: float = 0.02):
         assert_loopback_only()
@@ -100,28 +101,22 @@ class LinkPeer:
         while not self._stop.wait(self._every):
             self.readings.append(self.reading())
 
-    def beat_at(self, t: float) -> float:
-        """The peer's beat at ``t`` (clock()), from the last reading before it (the session's
-        timeline is a line between tempo changes)."""
-        readings = self.readings
-        best = None
-        for r in readings:
-            if r.time <= t:
-                best = r
-            else:
-                break
-        best = best or readings[0]
-        return best.beat + (t - best.time) * best.tempo / 60.0
-
-    def tempo_at(self, t: float) -> float:
-        readings = [r for r in self.readings if r.time <= t]
-        return (readings[-1] if readings else self.readings[0]).tempo
-
     def close(self) -> None:
         self._stop.set()
         self._reader.join(1)
         self.link.enabled = False
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def peer_beat(readings: list[PeerReading], t: float) -> tuple[float, float]:
+    """The peer's beat and tempo at ``t`` (clock()), from its last reading before ``t`` (the
+    session's timeline is a line between tempo changes)."""
+    best = readings[0]
+    for r in readings:
+        if r.time > t:
+            break
+        best = r
+    return best.beat + (t - best.time) * best.tempo / 60.0, best.tempo
 
 
 def grid_error_ms(beat: float, tempo: float, steps: tuple[float, ...] = (1 / 4, 1 / 3)) -> float:

@@ -50,9 +50,6 @@ class Listener:
         self.key: tuple[int, str] | None = None  # the tune's key, once heard (or given)
         self.dropped = 0  # notes dropped from a full inbox
         self._inbox: deque[tuple[float, int, int]] = deque()
-        # the grid the musician plays to: the clock's bars from the performance's beat 0, where the
-        # MIDI clock out starts (a DAW counts its bars from there)
-        self._bar = 0.0
         self._ends = params.fired("listen.end")
         self._said_at, self._dropped_said = -SAY_EVERY_S, 0
         self._new_tune = True  # the next phrase opens a tune
@@ -136,8 +133,9 @@ class Listener:
         tempo = self.engine.phrasing.tempo
         spq, bar, _ = self._grid()
         beat = tempo.beat_at(t)
-        k = math.ceil((beat - self._bar) / bar - 1e-6)
-        return tempo.time_at(self._bar + k * bar)
+        # the clock's bars count from the performance's beat 0, where the MIDI clock out starts
+        # (a DAW counts its bars from there)
+        return tempo.time_at(math.ceil(beat / bar - 1e-6) * bar)
 
     def _poll(self, now: float) -> None:
         if self.mode == "off":

@@ -79,7 +79,7 @@ class Performance:
         # the tempo map, made first (the MIDI clock out follows it); a Link session may tie it
         tempo_map = LinkTempoMap(0.0, seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4"))
         self.phrasing = phrasing_for(params, ensemble, tempo=tempo_map)
-        qpm = 60.0 / seconds_per_quarter(params.get("tempo"), meter if meter != "auto" else "4/4")
+        qpm = 60.0 / tempo_map.spq
         sounds = voice_sounds(ensemble, params)
         self.composer.programs = {v.voice: v.program if v.voice > 1 else v.timbre.program for v in sounds}
         self.opened = open_outputs(choice, self.scheduler, self.phrasing.tempo, program=params.get("program"),
