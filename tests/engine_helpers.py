@@ -21,6 +21,7 @@ class Collector:
         self.notes = []  # (ScheduledNote, time handed over)
         self.tunes = []
         self.panics = []
+        self.releases = []  # (voice, at, time handed over)
         self.closed_at = None
         self.started_at = None
 
@@ -35,6 +36,9 @@ class Collector:
 
     def panic(self, at):
         self.panics.append(at)
+
+    def release(self, voice, at):
+        self.releases.append((voice, at, clock()))
 
     def close(self, at):
         self.closed_at = at

@@ -192,6 +192,38 @@ def test_a_musician_playing_nonsense_never_stops_the_music_or_leaves_a_note_soun
     assert heard_notes(receiver.messages)[2] == [], "notes left sounding"
 
 
+@pytest.mark.realtime
+def test_along_follows_the_musician_a_beat_behind_in_their_bars(tmp_path):
+    """The musician plays the whole reel in D with the key given; the instrument comes in within
+    the first bars and plays a note a beat after each of theirs, in D, and stops a beat after them."""
+    take = tmp_path / "take.mid"
+    bpm, beat_s = 120.0, 0.5
+    with _listening("along", "leader", "--tempo", str(bpm), "--seed", "2", "--set", "listen.key=D",
+                    "--record", str(take)) as (musician, receiver, proc, start):
+        played = perform(TUNE, bpm, seed=1, transpose=2, start_s=0.0)
+        shift = start + 2 * 4 * beat_s - played.origin_s  # bar 2 of the instrument's clock
+        musician.play([(t + shift, kind, pitch, velocity) for t, kind, pitch, velocity in played.events()])
+        time.sleep(3 * beat_s)
+        err = _ended(proc)
+    theirs = [t for t, kind, _ in musician.sent if kind == "on"]
+    ours = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
+    assert len(ours) >= 0.8 * len([n for n in played.notes if not n.grace]), (len(ours), err[-2000:])
+    # each of ours a beat after one of theirs: from their key to our note-on through two JACK MIDI hops
+    # (theirs to the instrument, ours to the listener), a few milliseconds, never early
+    lags = sorted(min((t - s - beat_s for s in theirs), key=abs) for t, _ in ours)
+    p50, first, worst = lags[len(lags) // 2], lags[0], lags[-1]
+    assert -0.001 <= first and p50 <= 0.005 and worst <= 0.015, \
+        f"a beat after theirs: p50 {p50 * 1e3:+.2f} ms, from {first * 1e3:+.2f} to {worst * 1e3:+.2f} ms"
+    assert ours[0][0] - theirs[0] <= 2 * 4 * beat_s + beat_s, "with the key given it comes in by the second bar"
+    in_scale = [(p - 2) % 12 in SCALE["maj"] for _, p in ours]
+    assert sum(in_scale) / len(in_scale) >= 0.9, [p for _, p in ours]
+    last_off = max(t for t, kind, _ in musician.sent if kind == "off")
+    assert ours[-1][0] <= last_off + beat_s, "it stopped with the musician"
+    assert heard_notes(receiver.messages)[2] == [], "notes left sounding"
+    abc = take.with_suffix(".abc").read_text()
+    assert '"^musician"' in abc and "K:Cmaj" in abc, abc
+
+
 def test_the_views_say_whose_turn_it_is_and_what_was_heard():
     from instrument.live.engine import Engine
     from instrument.live.listen import Listener

@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="midi-clock: wait for an incoming clock's Start, follow its tempo, stop at its Stop; "
                           "link: join the Ableton Link session on the local network (tempo both ways, bars on the "
                           "session's grid); off (or none, the default): keep our own time")
-    out.add_argument("--listen", choices=("off", "continue", "answer"),
-                     help="play in turns with a musician on MIDI in (--midi-in): continue (they play a tune's opening, "
-                          "the instrument goes on with it) or answer (each phrase answered with as many bars)")
+    out.add_argument("--listen", choices=("off", "continue", "answer", "along"),
+                     help="play with a musician on MIDI in (--midi-in): continue (they play a tune's opening, "
+                          "the instrument goes on with it), answer (each phrase answered with as many bars) or along "
+                          "(they lead, the instrument follows a beat behind with notes of its own)")
     out.add_argument("--link-start-stop", action="store_true",
                      help="with --sync link: a peer's Stop silences the music and its Start begins a tune at the next bar")
     out.add_argument("--clock-in", default="virtual", metavar="virtual|NAME",

@@ -208,12 +208,14 @@ class Composer:
             log.warning("%s; that set plays as the random order", problem)
         return stepper, orders
 
-    def take_played(self, tokens: list[str], bars: int | None = None, at: float | None = None) -> None:
-        """A musician's phrase (a transcription's tokens, ``M:`` and ``K:`` first when it opens a
-        tune) as the next tokens of the tune: fed to the network as if it had written them, written
-        into the tune marked as heard, never played. Then it is our turn: ``bars`` bars (an answer),
-        or to the tune's end (None). A phrase with a header, or one after a tune ended, opens a new
-        tune in its meter and mode."""
+    def hear(self, tokens: list[str]) -> None:
+        """A musician's tokens (a transcription's, ``M:`` and ``K:`` first when they open a tune) as
+        the next of the tune: fed to the network as if it had written them, written into the tune
+        marked as heard, never played. A header, or tokens after a tune ended, open a new tune in
+        its meter and mode. Called token by token as the musician plays (the view shows the tune
+        grow), on the model thread (``Engine.call_soon``)."""
+        if not tokens:
+            return
         header = [t for t in tokens if t.startswith(("M:", "K:"))]
         body = [t for t in tokens if not t.startswith(("M:", "K:"))]
         if header or self.tune is None or self.tune.ended:
@@ -231,8 +233,21 @@ class Composer:
             tune.body.append(token)
             tune.versions.append(version)
             stream.push(token)  # heard, not played: its notes are dropped
-        tune.heard.append((first, len(tune.body)))
-        if at is not None:  # the tune goes on at performance beat ``at`` (the time moved on while it was heard)
+        if tune.heard and tune.heard[-1][1] == first:  # the phrase goes on
+            tune.heard[-1] = (tune.heard[-1][0], len(tune.body))
+        elif body:
+            tune.heard.append((first, len(tune.body)))
+
+    def take_played(self, tokens: list[str], bars: int | None = None, at: float | None = None) -> None:
+        """The end of a musician's phrase (its tokens not yet ``hear``d), then our turn: ``bars``
+        bars (an answer), or to the tune's end (None); the tune goes on at performance beat ``at``
+        (the time moved on while it was heard)."""
+        self.hear(tokens)
+        if self.tune is None or self.tune.ended:
+            self._start_tune()  # nothing was heard: the network begins a tune of its own
+        tune, stream = self.tune, self._stream
+        stream.repeats = False
+        if at is not None:
             tune.offset = at - stream.horizon
         self.head = tune.offset + stream.horizon
         self._bar_notes, self._last_bar = [], []
@@ -512,32 +527,38 @@ class Composer:
         self._voice_steer[voice] = (key, steered)
         return steered
 
-    def _steering_key(self, prefix: str = "") -> tuple:
-        """What the network's controls are made of now (for the lead, or ``voice.N.``): when it is
-        unchanged, so are they. A flood of other parameters (tempo, swing) changes nothing here."""
+    def _steering_key(self, prefix: str = "", mode: str | None = None) -> tuple:
+        """What the network's controls are made of now (for the lead, or ``voice.N.``; in the
+        tune's mode, or ``mode``): when it is unchanged, so are they. A flood of other parameters
+        (tempo, swing) changes nothing here."""
         p, specs = self.params, self.params.specs
         own = lambda name: prefix + name if prefix + name in specs else name  # noqa: E731
-        return (self.tune.mode, *(p.target(own(name)) for name in STEERING_TARGETS),
+        return (mode or self.tune.mode, *(p.target(own(name)) for name in STEERING_TARGETS),
                 *(round(p.get(own(name)), 4) for name in STEERING_GLIDES))
 
     def _controls(self) -> Controls:
-        """The controls of the next token from the parameters: rebuilt when a parameter that steers
-        the network changed (the scale bias needs the tune's mode: none before it is drawn), else
-        the same value, with the temperature and the guard read afresh (a smoothed temperature
-        moves every token). A flood of other parameters (tempo, swing) rebuilds nothing."""
+        return self.steering(self.tune.mode)
+
+    def steering(self, mode: str) -> Controls:
+        """The lead's controls of the next token from the parameters, for a tune in ``mode``:
+        rebuilt when a parameter that steers the network changed (the scale bias needs the mode:
+        none before it is drawn), else the same value, with the temperature and the guard read
+        afresh (a smoothed temperature moves every token). A flood of other parameters (tempo,
+        swing) rebuilds nothing. The model thread's; a musician's along voice asks while that
+        thread is parked (instrument/live/along.py)."""
         p = self.params
-        key = self._steering_key()
+        key = self._steering_key(mode=mode)
         temperature, guard = p.get("temperature"), bool(p.get("guard"))
         if key != self._steer_key:
             self._steer_key = key
             layer = min(p.get("ablation.layer"), self.layers)
             order = self.orders.cached(p.get("ablation.set"), layer) or self._random_order(p.get("ablation.set"), layer)
             bias = steering.logit_bias(
-                self.tune.mode,
+                mode,
                 steering.scale_pitch_classes(p.get("bias.scale"), p.get("bias.pitch_classes")),
                 p.get("bias.strength"), p.get("bias.rests"), p.get("bias.triplets"),
                 p.get("bias.long_notes"), p.get("bias.short_notes"), p.get("bias.end"),
-            ) if self.tune.mode else None
+            ) if mode else None
             self._steered = Controls(
                 temperature=temperature,
                 logit_bias=bias,

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LATE_RESYNC_S = 0.25  # if the model falls this far behind (a stall), move the timeline on
 MAX_FAILURES_IN_A_ROW = 20  # composing failed this often in a row even with plain controls: give up
 FAILURE_PAUSE_S = 0.02  # after a failed note, so a persistent fault cannot spin the model thread
+CHORE_POLL_S = 0.02  # how soon a parked model thread takes work handed to it (call_soon)
 
 
 @dataclass
@@ -143,6 +144,7 @@ class Engine:
         self.rolling.set()
         self._halted_tune = 0  # the tune playing when the session stopped: its notes are not played after
         self._then: Callable[[], None] | None = None  # what resume asked to run first
+        self._chores: deque[Callable[[], None]] = deque()  # work on the composer from other threads (call_soon)
         voices = [v.number for v in composer.ensemble.voices]
         self._mute = {n: f"voice.{n}.mute" for n in voices}
         self._muted_by = {name: n for n, name in self._mute.items()}
@@ -207,6 +209,7 @@ class Engine:
         composer, phrasing = self.composer, self.phrasing
         while not self._stopping.is_set():
             self._drop_after_panic()
+            self._run_chores()
             if composer.waiting and not self._pending and self.rolling.is_set():
                 self.halt(drop_tune=False)  # the musician's turn: silent, the clock running
             if not self.rolling.is_set() and not self._wait_rolling():
@@ -277,7 +280,16 @@ class Engine:
             self.resyncs += 1
             log.warning("fell %.0f ms behind; timeline moved on", (now - placed.on) * 1000)
             placed = phrasing.place(note)
-        elif placed.on < now:  # handed over after its time (the model thread was held up): it sounds
+        self.sound(note, placed)
+
+    def sound(self, note: ComposedNote, placed: ScheduledNote) -> None:
+        """Hand a note placed in time to every output (a muted voice's to none). The model
+        thread's notes, and an along voice's from the listening thread while the model thread
+        is parked (instrument/live/along.py), which places its own."""
+        if self.params.get(self._mute[note.voice]):
+            return
+        now = clock()
+        if placed.on < now:  # handed over after its time (the model thread was held up): it sounds
             # now, for every output alike, so the recording holds the time the listener heard it
             self.late_notes += 1
             self.late_worst = max(self.late_worst, now - placed.on)
@@ -307,12 +319,14 @@ class Engine:
     def _wait_rolling(self) -> bool:
         """The shared session is stopped: wait for its Start (``--seconds`` still ends by the
         clock). False if the engine is stopping or the time is up."""
-        while not self.rolling.wait(0.05):
+        while not self.rolling.wait(CHORE_POLL_S):
             if self._stopping.is_set():
                 return False
             if self.limits.seconds and clock() - self.start_time >= self.limits.seconds:
                 self.stop_reason = "limit reached"
                 return False
+            self._run_chores()
+        self._run_chores()
         self._pending = [n for n in self._pending if n.tune > self._halted_tune]
         then, self._then = self._then, None
         if then is not None:
@@ -338,6 +352,22 @@ class Engine:
         self._then = then
         self.rolling.set()
         self._wake.set()
+
+    def call_soon(self, chore: Callable[[], None]) -> None:
+        """Run ``chore`` on the model thread, which owns the composer: within ``CHORE_POLL_S`` while
+        it is parked (a shared session stopped, a musician's turn), else before it composes next;
+        chores run in order, and before what ``resume`` asked. Any thread (a musician's tokens,
+        written into the tune as they are heard)."""
+        self._chores.append(chore)
+        self._wake.set()
+
+    def _run_chores(self) -> None:
+        while self._chores:
+            chore = self._chores.popleft()
+            try:
+                chore()
+            except Exception:  # what a musician plays never stops the music
+                log.exception("work handed to the model thread failed")
 
     def retime(self) -> None:
         """The timeline moved (a shared session's tempo or transport): the model thread looks

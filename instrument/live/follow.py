@@ -214,6 +214,11 @@ class Follower:
             return proposed
         return vocab.TOKENS[_PITCHES[spelled[min(choice, key=lambda p: (abs(p - mine), p))]]]
 
+    @property
+    def last_pitch(self) -> int | None:
+        """The pitch of the last pitch token it played (None before the first)."""
+        return self._own_last
+
     # -- the tune's end and its notes ---------------------------------------------------------
     def close(self, lead_body: Sequence[str]) -> None:
         """The tune ended: lead tokens the follower has no version of (the tune was cut off)

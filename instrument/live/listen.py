@@ -1,9 +1,11 @@
-"""Playing in turns with a musician: the instrument listens on MIDI in and answers or continues.
+"""Playing with a musician: the instrument listens on MIDI in and answers, continues or plays along.
 
 The ``listen`` parameter: ``off``; ``continue`` (the musician plays the opening of a tune, and when
 they stop, the instrument goes on with the same tune from that state, in its meter and key, to its
 end, then listens for the next); ``answer`` (call and response: each phrase the musician plays is
-answered with as many bars, then the instrument listens again; tune after tune).
+answered with as many bars, then the instrument listens again; tune after tune); ``along`` (the
+musician leads and the instrument follows them a beat behind, ``instrument/live/along.py``; when
+``listen`` is set off it takes the tune over from there).
 
 While it listens the instrument is silent and its clock runs: bar lines fall where the tempo map
 puts them (the MIDI clock out and a Link session follow it), and the musician plays to that grid.
@@ -13,16 +15,20 @@ Their notes (``hear``, from the MIDI input's thread) go to a ``Transcriber``
 ``listen.end`` (a pedal mapped to it); that is decided a little before the beat comes, so the
 instrument's first note can fall on it: one beat after the bar line. The phrase's tokens are fed to
 the network by the model thread (``Composer.take_played``), the key heard sets ``transpose`` so the
-instrument plays in the musician's key, and the tempo map is restarted there.
+instrument plays in the musician's key, and the tempo map is restarted there. Meanwhile every token
+is written into the tune as it is heard (``Composer.hear``, on the parked model thread), so the
+view, the page and the recording show the tune grow.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 from collections import deque
 
+from instrument.live.along import AlongVoice
 from instrument.model import vocab
 from instrument.music.keys import parse_key
 from instrument.music.notes import MAX_HELD_BARS
@@ -40,14 +46,19 @@ MAX_INBOX = 4096  # notes waiting for the listening thread; past that the oldest
 class Listener:
     """The ``listen`` modes, between the MIDI input (``hear``) and the engine."""
 
-    def __init__(self, params, engine):
+    def __init__(self, params, engine, model=None, seed: int | None = None):
+        """``model``: the network the along voice plays (a row of its own; None: ``along`` stays off)."""
         self.params, self.engine, self.composer = params, engine, engine.composer
+        self._model, self._seed = model, seed
+        self.along: AlongVoice | None = None  # made the first time listen is along
         self.mode = params.get("listen")
         self.state = "off"  # off | waiting (for the musician) | hearing | playing (our turn)
         self.turns = 0  # phrases heard and answered or continued
         self.transcriber: Transcriber | None = None
         self.heard: list[str] = []  # the phrase being heard, as written so far
         self.key: tuple[int, str] | None = None  # the tune's key, once heard (or given)
+        self.shift: int | None = None  # and its transposition into C
+        self._forwarded = 0  # tokens of the phrase already written into the tune
         self.dropped = 0  # notes dropped from a full inbox
         self._inbox: deque[tuple[float, int, int]] = deque()
         self._ends = params.fired("listen.end")
@@ -77,11 +88,13 @@ class Listener:
         if was == "off" and self.mode != "off":
             self._begin()
         elif self.mode == "off":
+            if self.along is not None and self.along.active:
+                self.along.close(clock())
             self.composer.turns = False
             self.composer.waiting = False
             self.state = "off"
             if not self.engine.rolling.is_set():
-                self.engine.resume()  # the instrument plays on by itself
+                self.engine.resume()  # the instrument plays on by itself (after along: the tune it heard)
 
     def _begin(self) -> None:
         if len(self.composer.rows) > 1 or self.composer.ensemble.voices[1:]:
@@ -89,6 +102,12 @@ class Listener:
                         self.mode)
             self.mode = "off"
             return
+        if self.mode == "along" and self.along is None:
+            if self._model is None:
+                log.warning("listen along needs the network; this performance has none to give it, so listen stays off")
+                self.mode = "off"
+                return
+            self.along = AlongVoice(self._model, self.composer, self.engine, self._seed)
         self.composer.turns = True
         self.state = "waiting"
         self._new_tune = True
@@ -157,6 +176,9 @@ class Listener:
         if self.transcriber is None:
             return
         self.heard += self.transcriber.advance(now)
+        self._forward()
+        if self.mode == "along":
+            self._follow(now)
         if self.state == "hearing" and engine.rolling.is_set():
             return  # our answer is still sounding: the call is heard meanwhile, answered after
         end = self._phrase_end(now)
@@ -169,10 +191,13 @@ class Listener:
         spq, bar, meter = self._grid()
         beat_s = spq * QUARTERS_PER_BEAT[meter]
         origin = self._bar_line_from(t - beat_s)
-        key = self.key or _given_key(self.params)
-        # a key known (given, or heard in the tune's first phrase) leaves only the octave to hear: one bar
-        self.transcriber = Transcriber(meter, 60.0 / beat_s, origin, key=key, listen_bars=1.0 if key else KEY_BARS)
-        self.heard = []
+        key = (self.key if not self._new_tune else None) or _given_key(self.params)
+        shift = self.shift if key is not None and key == self.key and not self._new_tune else None
+        # a tune going on has its key and octave: tokens from the first note; a key given leaves the
+        # octave to hear: one bar
+        self.transcriber = Transcriber(meter, 60.0 / beat_s, origin, key=key, listen_bars=1.0 if key else KEY_BARS,
+                                       shift=shift)
+        self.heard, self._forwarded = [], 0
         if self.state == "waiting":
             self.state = "hearing"
 
@@ -197,18 +222,61 @@ class Listener:
             return bar_line
         return None
 
+    def _forward(self) -> None:
+        """The phrase's new tokens into the tune, while the model thread is parked (the musician's
+        turn); an answer still sounding gets them at the hand-over."""
+        if self.engine.rolling.is_set() or self._forwarded >= len(self.heard):
+            return
+        tokens = self._unwritten()
+        if tokens:
+            self.engine.call_soon(functools.partial(self.composer.hear, tokens))
+
+    def _unwritten(self) -> list[str]:
+        """The phrase's tokens not yet written into the tune (a header only where it opens one)."""
+        tokens = [t for t in self.heard[self._forwarded:] if self._new_tune or not t.startswith(("M:", "K:"))]
+        self._forwarded = len(self.heard)
+        return tokens
+
+    def _follow(self, now: float) -> None:
+        """``along``: the follow voice comes in once the key is fixed, and hears each note."""
+        transcriber, along = self.transcriber, self.along
+        if along is None:
+            return
+        if along.phrase is not transcriber and transcriber.shift is not None:
+            spq, _, meter = self._grid()
+            self._keep_key(transcriber)
+            tune = self.composer.tune_count + (1 if self._new_tune or self.composer.tune is None else 0)
+            along.begin(meter, transcriber.key[1], transcriber.shift, transcriber.origin, spq, tune, transcriber)
+        if along.phrase is transcriber and along.active:
+            along.hear(transcriber.melody(along.taken), now)
+
+    def _keep_key(self, transcriber: Transcriber) -> None:
+        """A new tune's key, once heard: kept for its next phrases, and the instrument plays in it."""
+        if not self._new_tune or transcriber.key is None or transcriber.shift is None:
+            return
+        self.key, self.shift = transcriber.key, int(transcriber.shift)
+        self.params.set("transpose", -self.shift, source="listen", smoothing_ms=0)
+
     def _hand_over(self, bar_line: float) -> None:
         """The phrase is over at ``bar_line``: its tokens to the model thread, our turn begins one
-        beat after the bar line."""
+        beat after the bar line (along: the follower ends with the musician, and listens on)."""
         transcriber = self.transcriber
         self.heard += transcriber.finish(bar_line)
-        tokens = [t for t in transcriber.tokens if self._new_tune or not t.startswith(("M:", "K:"))]
+        tokens = self._unwritten()
         spq, bar, meter = self._grid()
         beat_s = spq * QUARTERS_PER_BEAT[meter]
         bars = max(1, round((bar_line - transcriber.origin) / (bar * spq)))  # a pickup is not a bar
-        if self._new_tune and transcriber.key is not None:
-            self.key = transcriber.key
-            self.params.set("transpose", -int(transcriber.shift or 0), source="listen", smoothing_ms=0)
+        self._keep_key(transcriber)
+        if self.mode == "along":
+            if self.along is not None and self.along.phrase is transcriber:
+                self.along.close(bar_line)
+            self.engine.call_soon(functools.partial(self.composer.hear, tokens))
+            log.info("followed %d bar%s", bars, "" if bars == 1 else "s")
+            self.transcriber, self.heard = None, []
+            self.turns += 1
+            self._new_tune = False
+            self.state = "waiting"
+            return
         answer = bars if self.mode == "answer" else None
         start = bar_line + beat_s
         self._say_unread(transcriber)
@@ -249,7 +317,8 @@ class Listener:
         status = self.status()
         if status["mode"] == "off":
             return None
-        who = {"waiting": "waiting for the musician", "hearing": "the musician plays",
+        who = {"waiting": "waiting for the musician",
+               "hearing": "the musician plays" + (", the instrument a beat behind" if self.mode == "along" else ""),
                "playing": "the instrument plays"}.get(status["state"], status["state"])
         heard = f": {status['heard'][-80:]}" if status["heard"] else ""
         return f"listen {status['mode']}, {who}{heard}"

@@ -356,9 +356,12 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("guard", "bool", True, doc="mask tokens that cannot follow (the grammar guard)"),
     ParamSpec("tempo", "float", 110.0, 20.0, 320.0, "BPM", 200, doc="beats per minute; the beat follows the meter (dotted quarter in 6/8)"),
     ParamSpec("tempo.clock", "float", 0.0, 0.0, 1000.0, "qpm", doc="an external MIDI clock's tempo (--sync midi-clock), quarter notes per minute; while above 0 it rules instead of tempo"),
-    ParamSpec("listen", "choice", "off", choices=("off", "continue", "answer"),
-              doc="play in turns with a musician on MIDI in: continue (they play a tune's opening, the instrument "
-                  "goes on to its end) or answer (each phrase answered with as many bars)"),
+    ParamSpec("listen", "choice", "off", choices=("off", "continue", "answer", "along"),
+              doc="play with a musician on MIDI in: continue (they play a tune's opening, the instrument "
+                  "goes on to its end), answer (each phrase answered with as many bars) or along (they lead, "
+                  "the instrument follows a beat behind with its own notes; set off, it takes the tune over)"),
+    ParamSpec("listen.cohesion", "float", 0.6, 0.0, 1.0, "", 0,
+              doc="listen along: how closely the instrument plays the musician's notes: 1 unison, 0 its own line"),
     ParamSpec("listen.key", "text", "auto", validate=_listen_key,
               doc="the musician's key: auto (found from the notes) or a tonic and a mode, e.g. 'D dor', 'G', 'E min'"),
     ParamSpec("listen.end", "trigger", doc="the musician's phrase ends now (a pedal), rather than a beat of silence past a bar line"),

@@ -103,7 +103,7 @@ class Performance:
                 out.progress = self.composer.tune_in_progress
         self.engine = Engine(self.composer, params, self.opened.outputs, self.scheduler, limits, self.phrasing)
         self.link = LinkSync(params, tempo_map, self.engine)  # joins a Link session only when sync is link
-        self.listener = Listener(params, self.engine)  # plays in turns with a musician while listen is on
+        self.listener = Listener(params, self.engine, model, seed)  # plays with a musician while listen is on
         self.signal_received: str | None = None
         self._stop_asked = threading.Event()
 

@@ -102,12 +102,13 @@ class Transcriber:
     ``meter`` as in the vocabulary (``"6/8"``); ``bpm`` in the meter's beat (a dotted quarter in
     6/8, 9/8 and 12/8, a half in 3/2, else a quarter); ``origin_s`` the time of a bar line on the
     caller's clock; ``key`` a (tonic pitch class 0..11, mode) pair, or None to find it from the
-    first ``listen_bars`` bars. Each call returns the tokens it made certain; ``tokens`` holds them
+    first ``listen_bars`` bars; ``shift`` with ``key``: the tune's transposition already known (a tune
+    going on), so tokens come from the first note. Each call returns the tokens it made certain; ``tokens`` holds them
     all: ``M:<meter>``, ``K:C<mode>`` and then the body.
     """
 
     def __init__(self, meter: str, bpm: float, origin_s: float, key: tuple[int, str] | None = None,
-                 listen_bars: float = 4.0) -> None:
+                 listen_bars: float = 4.0, shift: int | None = None) -> None:
         if meter not in vocab.METER_EIGHTHS:
             raise ValueError(f"unknown meter {meter!r}; valid: {', '.join(vocab.METERS)}")
         if not bpm > 0:
@@ -124,13 +125,15 @@ class Transcriber:
         self._lag = 1 if self._triplets else 0  # eighths that wait for the next (it may start a triplet)
         self._spread = max(TIMING_S, self.spq / 16)  # timing spread the fit allows, seconds
         self._given_key = key
+        self._given_shift = shift if key is not None else None  # a tune going on: its key and octave are known
         self._key: tuple[int, str] | None = None
         self._shift: int | None = None
-        self.listen = Fraction(listen_bars).limit_denominator(8) * self.bar
+        self.listen = Fraction(0) if self._given_shift is not None else Fraction(listen_bars).limit_denominator(8) * self.bar
         self._now = -math.inf
         self._heard: list[HeardNote] = []
         self._sounding: dict[int, deque[HeardNote]] = {}
         self._grouped = 0  # heard notes already put in groups
+        self._kept: list[HeardNote] = []  # the note kept of each group, in order (the melody as played)
         self._onsets: list[HeardNote] = []  # events not yet on the grid
         self._cell_next: int | None = None  # the first eighth (from the origin) not yet decided
         self._last: _OnGrid | None = None  # the note whose length is still open
@@ -157,6 +160,12 @@ class Transcriber:
     def heard(self) -> tuple[HeardNote, ...]:
         """Every note played, as played (ornaments and chord members included)."""
         return tuple(self._heard)
+
+    def melody(self, since: int = 0) -> list[HeardNote]:
+        """The note kept of each event from the ``since``-th on, in order, as soon as its event is
+        known (``CLUSTER_S`` and ``ORNAMENT_S`` after its onset): what a follower plays along with,
+        long before its place on the grid is certain. Its ``off`` fills in when it is released."""
+        return self._kept[since:]
 
     @property
     def key(self) -> tuple[int, str] | None:
@@ -247,6 +256,7 @@ class Transcriber:
             else:
                 kept = max(members, key=sounded)
             self._onsets.append(kept)
+            self._kept.append(kept)
 
     def _position(self, time_s: float) -> float:
         return (time_s - self.origin) / self.spq
@@ -458,7 +468,7 @@ class Transcriber:
         if self._last is not None:
             notes.append((self._last.note.pitch, float(max(heard_to - self._last.pos, _SIXTEENTH))))
         self._key = self._given_key or find_key(notes)
-        self._shift = transposition(self._key[0], notes)
+        self._shift = self._given_shift if self._given_shift is not None else transposition(self._key[0], notes)
         self._writer = TokenWriter(self.meter, self._key[1])
         self._tokens += [vocab.meter_token(self.meter), vocab.mode_token(self._key[1])]
         return True
