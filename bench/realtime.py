@@ -47,7 +47,11 @@ input-to-token latency (from a musician's note-on to the moment its pitch token 
 transcriber polled as the live listener polls it, with the key given and with the key found from
 the notes), and, through ``run.py play --listen answer`` on JACK with a simulated musician on its
 MIDI in, the answer's start delay (from the bar line that ends each call to the answer's first
-note at an independent listener; the design puts it one beat after):
+note at an independent listener; the design puts it one beat after); and through ``run.py play
+--listen along`` (the musician plays the reel twice, key given), how far each of the follower's
+note-ons at one listener lies from a beat after the musician's note-on at another listener on the
+musician's own port (the design puts it exactly one beat after), beside that bare hop's own latency
+(the musician's send to that listener) measured in the same run, and the notes followed:
 
     python bench/realtime.py --listen [--tempos 120] [--calls 6]
 """
@@ -588,14 +592,68 @@ def listen_main(args) -> int:
             answer = [t for t in ons if t >= end]
             if answer:
                 delays.append(answer[0] - end)
+    along = along_lags(args, bpm)
     a, b, d = percentiles(given), percentiles(found), percentiles(delays)
+    f, bare = percentiles(along["offsets"]), percentiles(along["bare"])
     summary = {"machine": f"{os.cpu_count()} cores", "tempo": bpm, "token_latency_key_given_ms": a,
-               "token_latency_key_found_ms": b, "answer_start_delay_ms": d, "beat_ms": 60_000.0 / bpm}
+               "token_latency_key_found_ms": b, "answer_start_delay_ms": d, "beat_ms": 60_000.0 / bpm,
+               "along_offset_from_a_beat_ms": f, "bare_hop_ms": bare, "along_followed": along["followed"],
+               "along_musician_notes": along["theirs"], "along_late_notes": along["late"]}
     return _report(args, summary, f"{bpm:.0f} BPM: input-to-token latency p50 {a['p50']:.0f} p99 {a['p99']:.0f} ms "
                                   f"with the key given ({a['n']} notes), p50 {b['p50']:.0f} p99 {b['p99']:.0f} ms "
                                   f"with the key found from the first bars | answer start delay after the call's "
                                   f"last bar line p50 {d['p50']:.1f} p99 {d['p99']:.1f} ms ({d['n']} of {args.calls} "
-                                  f"calls answered; one beat is {60_000.0 / bpm:.0f} ms)")
+                                  f"calls answered; one beat is {60_000.0 / bpm:.0f} ms) | along: each note-on "
+                                  f"{f['p50']:+.2f} ms (p50), {f['p99']:+.2f} ms (p99) from a beat after the "
+                                  f"musician's, {along['followed']} of their {along['theirs']} notes followed, "
+                                  f"{along['late']} late; the bare hop to a listener p50 {bare['p50']:.2f} p99 "
+                                  f"{bare['p99']:.2f} ms")
+
+
+def along_lags(args, bpm: float) -> dict:
+    """``run.py play --listen along`` with the musician playing the reel twice in D (key given):
+    each follower note-on at one listener minus (the musician's nearest note-on at a listener on
+    their own port, plus a beat); that bare hop's latency (send to listener); the counts."""
+    import tempfile
+
+    from bench.harness.midi import Receiver
+    from instrument.midi.messages import NOTE_ON, START
+    from instrument.music.tunes import Tune
+    from bench.harness.musician import REEL as TUNE, MidiMusician, perform
+
+    beat_s = 60.0 / bpm
+    musician = MidiMusician("bench-leader")
+    ear, bare = Receiver("bench-along-ear", "in"), Receiver("bench-bare-ear", "in")
+    bare.listen_to("bench-leader:out")
+    twice = Tune("4/4", "maj", TUNE.body + TUNE.body[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet",
+                   "--no-web", "--no-myo", "--no-osc", "--midi-in", "bench-leader", "--midi-api", "jack",
+                   "--midi-out", "virtual", "--send-clock", "--no-audio", "--listen", "along", "--meter", "4/4",
+                   "--set", "listen.key=D", "--tempo", str(bpm), "--seed", str(args.seed), "--seconds", "120"]
+        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            ear.listen_to_play(proc)
+            while not ear.of(START):
+                time.sleep(0.02)  # polling for the clock's start
+            start = ear.of(START)[0][0]
+            played = perform(twice, bpm, seed=1, transpose=2, start_s=0.0)
+            shift = start + 2 * 4 * beat_s - played.origin_s
+            musician.play([(t + shift, k, p, v) for t, k, p, v in played.events()])
+            time.sleep(3 * beat_s)  # the last notes followed
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=30)
+            ear.close()
+            bare.close()
+            musician.close()
+    theirs = [t for t, m in bare.of(NOTE_ON) if m[2] > 0]
+    ours = [t for t, m in ear.of(NOTE_ON) if m[2] > 0]
+    sent = [t for t, kind, _ in musician.sent if kind == "on"]
+    offsets = [min((t - s - beat_s for s in theirs), key=abs) for t in ours] if theirs else []
+    hops = [min((h - s for h in theirs if h >= s - 0.001), default=float("nan")) for s in sent]
+    return {"offsets": offsets, "bare": [h for h in hops if h == h], "followed": len(ours), "theirs": len(theirs),
+            "late": err.count("after its time")}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,8 +39,9 @@ class MidiInput:
         self.on_program = on_program
         self.learning: str | None = None  # the parameter armed for MIDI learn
         self.learned: list[str] = []  # what learn mapped, as patch lines to paste
-        # a musician's notes go here first (pitch, velocity; 0 ends the note); True: taken (listen is on)
-        self.hear: Callable[[int, int], bool] | None = None
+        # a musician's notes go here first (pitch, velocity (0 ends the note), when it arrived on
+        # clock()); True: taken (listen is on)
+        self.hear: Callable[[int, int, float], bool] | None = None
         self._held: set[tuple[int, int]] = set()  # (channel, note) of the keys held now
         self.latest = Latest(self.reporter)  # a knob's latest value in a batch (what came within BATCH_S)
         self.input = MidiInputPort(port, api, port_name, lambda message, delta: self.handle(message),
@@ -116,7 +117,8 @@ class MidiInput:
         data = list(message[1:3]) + [0, 0]
         if what == CONTROL:
             self._control(channel, data[0], data[1])
-        elif what in (NOTE_OFF, NOTE_ON) and self.hear is not None and self.hear(data[0], data[1] if what == NOTE_ON else 0):
+        elif what in (NOTE_OFF, NOTE_ON) and self.hear is not None and self.hear(data[0], data[1] if what == NOTE_ON else 0,
+                                                                                 self.input.arrived):
             return  # a musician's note, heard by the instrument (listen): not a key that steers it
         elif what == NOTE_ON and data[1] > 0:
             self._note(channel, data[0], True)

@@ -37,8 +37,8 @@ class Collector:
     def panic(self, at):
         self.panics.append(at)
 
-    def release(self, voice, at):
-        self.releases.append((voice, at, clock()))
+    def release(self, voice, at, pitch=None):
+        self.releases.append((voice, at, clock()) if pitch is None else (voice, at, clock(), pitch))
 
     def close(self, at):
         self.closed_at = at

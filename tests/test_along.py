@@ -46,7 +46,7 @@ def follow(bpm: float = 120.0, cohesion: float = 0.6, seed: int = 3, tick_s: flo
         if not along.active and transcriber.shift is not None:
             along.begin("4/4", "maj", transcriber.shift, played.origin_s, played.spq, 1, transcriber)
         before = len(out.notes)
-        along.hear(transcriber.melody(along.taken), at)
+        along.follow(transcriber.melody(along.taken), at)
         handed.extend([at] * (len(out.notes) - before))
 
     for t, kind, pitch, velocity in events:

@@ -145,3 +145,51 @@ def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_ser
         finally:
             scheduler.stop()
             receiver.close()
+
+
+def test_a_release_of_one_pitch_ends_that_note_alone_in_the_recording_and_the_synth(tmp_path):
+    rec = Recording(tmp_path / "echo.mid")
+    rec.start(START)
+    rec.schedule(note(START + 0.0, START + 8.0, 62, 1))  # an echoed key, with its ceiling
+    rec.schedule(note(START + 0.0, START + 8.0, 66, 1))
+    rec.release(1, START + 0.5, 62)  # that key let go
+    rec.schedule(note(START + 1.0, START + 1.5, 62, 1))  # struck again later: untouched
+    rec.close(START + 2.0)
+    song = mido.MidiFile(rec.path)
+    t, heard = 0, []
+    for m in mido.merge_tracks(song.tracks):
+        t += m.time
+        if m.type in ("note_on", "note_off"):
+            heard.append((round(mido.tick2second(t, song.ticks_per_beat, 500000), 3), m.type, m.note))
+    assert (0.5, "note_off", 62) in heard and (1.5, "note_off", 62) in heard and (2.0, "note_off", 66) in heard
+    bank = ToneBank(48000, "bow", polyphony=8)
+    bank.add(0, 48000 * 8, 62, 90, voice=1)
+    bank.add(0, 48000 * 8, 66, 90, voice=1)
+    bank.block(480)
+    bank.release(1, 4800, 62)
+    ends = {int(p): int(r) for p, r in zip(bank.pitch[bank.active], bank.release_at[bank.active])}
+    assert ends[62] == 4800 and ends[66] > 4800
+
+
+@pytest.mark.realtime
+def test_the_midi_port_releases_one_pitch_of_a_voice(jack_server):
+    with realtime_jack_server():
+        receiver = Receiver("echo-port-receiver", "in")
+        scheduler = Scheduler()
+        scheduler.start()
+        try:
+            port = midi_port("virtual", scheduler)
+            receiver.listen_to(f"{ports.PRODUCT}:")
+            t = clock() + 0.2
+            port.start(t)
+            port.schedule(note(t + 0.05, t + 8.0, 62, 1))
+            port.schedule(note(t + 0.05, t + 8.0, 66, 1))
+            assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
+            port.release(1, clock(), 62)
+            assert wait_for(lambda: any(m == [NOTE_OFF, 62, 0] for _, m in receiver.messages), timeout=10)
+            assert list(sounding_after(receiver.messages)) == [(0, 66)]
+            port.close(clock())
+            assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
+        finally:
+            scheduler.stop()
+            receiver.close()

@@ -106,7 +106,7 @@ class AlongVoice:
         self.active = True
 
     # -- the listening thread ----------------------------------------------------------------------
-    def hear(self, new: list[HeardNote], now: float) -> None:
+    def follow(self, new: list[HeardNote], now: float) -> None:
         """The musician's notes since the last call (``Transcriber.melody(taken)``) and the clock:
         feed them to the row, hand over what is due and end what the musician ended."""
         if not self.active:

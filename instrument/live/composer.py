@@ -208,7 +208,7 @@ class Composer:
             log.warning("%s; that set plays as the random order", problem)
         return stepper, orders
 
-    def hear(self, tokens: list[str]) -> None:
+    def write_heard(self, tokens: list[str]) -> None:
         """A musician's tokens (a transcription's, ``M:`` and ``K:`` first when they open a tune) as
         the next of the tune: fed to the network as if it had written them, written into the tune
         marked as heard, never played. A header, or tokens after a tune ended, open a new tune in
@@ -239,10 +239,10 @@ class Composer:
             tune.heard.append((first, len(tune.body)))
 
     def take_played(self, tokens: list[str], bars: int | None = None, at: float | None = None) -> None:
-        """The end of a musician's phrase (its tokens not yet ``hear``d), then our turn: ``bars``
+        """The end of a musician's phrase (its tokens not yet ``write_heard``), then our turn: ``bars``
         bars (an answer), or to the tune's end (None); the tune goes on at performance beat ``at``
         (the time moved on while it was heard)."""
-        self.hear(tokens)
+        self.write_heard(tokens)
         if self.tune is None or self.tune.ended:
             self._start_tune()  # nothing was heard: the network begins a tune of its own
         tune, stream = self.tune, self._stream

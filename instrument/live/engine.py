@@ -113,7 +113,8 @@ class Engine:
         self.limits = limits
         # notes are composed and handed over ``lookahead`` before their time, and earlier by what
         # the outputs render ahead (the numpy synth), so that no note is late by design
-        self.lookahead = lookahead + max((lead_of(out) for out in outputs), default=0.0)
+        self.output_lead = max((lead_of(out) for out in outputs), default=0.0)  # what the outputs render ahead
+        self.lookahead = lookahead + self.output_lead
         self.preroll = preroll
         self.phrasing = phrasing or Phrasing(params)  # its tempo map is made before the outputs that follow it
         self.start_time = 0.0
@@ -390,12 +391,12 @@ class Engine:
             self._drop_after_panic()
         return False
 
-    def release(self, voice: int, at: float) -> None:
-        """End every note ``voice`` sounds at ``at``, on every output (any thread: a drone at its
-        tune's end, a voice being muted)."""
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
+        """End every note ``voice`` sounds at ``at`` (of ``pitch`` only, if given), on every output
+        (any thread: a drone at its tune's end, a voice being muted, a musician's echoed key let go)."""
         for out in self.outputs:
             try:
-                out.release(voice, at)
+                out.release(voice, at) if pitch is None else out.release(voice, at, pitch)
             except Exception:
                 log.exception("release on %s failed", getattr(out, "name", out))
 

@@ -16,7 +16,7 @@ Their notes (``hear``, from the MIDI input's thread) go to a ``Transcriber``
 instrument's first note can fall on it: one beat after the bar line. The phrase's tokens are fed to
 the network by the model thread (``Composer.take_played``), the key heard sets ``transpose`` so the
 instrument plays in the musician's key, and the tempo map is restarted there. Meanwhile every token
-is written into the tune as it is heard (``Composer.hear``, on the parked model thread), so the
+is written into the tune as it is heard (``Composer.write_heard``, on the parked model thread), so the
 view, the page and the recording show the tune grow.
 """
 
@@ -29,10 +29,11 @@ import threading
 from collections import deque
 
 from instrument.live.along import AlongVoice
+from instrument.live.composer import ComposedNote
 from instrument.model import vocab
 from instrument.music.keys import parse_key
 from instrument.music.notes import MAX_HELD_BARS
-from instrument.music.phrasing import QUARTERS_PER_BEAT
+from instrument.music.phrasing import QUARTERS_PER_BEAT, ScheduledNote
 from instrument.music.transcribe import Transcriber
 from instrument.timing import clock
 
@@ -43,6 +44,8 @@ DECIDE_EARLY_S = 0.010  # the phrase's end is decided this much before the engin
 KEY_BARS = 4.0  # bars heard before the key is decided and the first tokens written (instrument/music/keys.py)
 SAY_EVERY_S = 10.0  # what could not be read into tokens is said at most this often
 MAX_INBOX = 4096  # notes waiting for the listening thread; past that the oldest are dropped (a flood)
+ECHO_S = 0.002  # an echoed note sounds this long after the outputs can take it (the timing thread's margin)
+ECHO_CEILING_S = 8.0  # an echoed key never let go ends after this
 class Listener:
     """The ``listen`` modes, between the MIDI input (``hear``) and the engine."""
 
@@ -59,6 +62,7 @@ class Listener:
         self.key: tuple[int, str] | None = None  # the tune's key, once heard (or given)
         self.shift: int | None = None  # and its transposition into C
         self._forwarded = 0  # tokens of the phrase already written into the tune
+        self._echoing: dict[int, float] = {}  # pitch -> when its echo began (listen.echo)
         self.dropped = 0  # notes dropped from a full inbox
         self._inbox: deque[tuple[float, int, int]] = deque()
         self._ends = params.fired("listen.end")
@@ -71,20 +75,44 @@ class Listener:
             self._begin()
 
     # -- the MIDI input's thread ------------------------------------------------------------------
-    def hear(self, pitch: int, velocity: int) -> bool:
-        """A musician's note-on (velocity 0: note-off). True when it was taken (listening), so the
-        MIDI input does not also take it as a key that steers the network."""
+    def hear(self, pitch: int, velocity: int, at: float | None = None) -> bool:
+        """A musician's note-on (velocity 0: note-off) that arrived at ``at`` (None: now). True when
+        it was taken (listening), so the MIDI input does not also take it as a key that steers the
+        network."""
         if self.mode == "off":
             return False
+        at = clock() if at is None else at
         if len(self._inbox) >= MAX_INBOX:
             self._inbox.popleft()
             self.dropped += 1
-        self._inbox.append((clock(), int(pitch), int(velocity)))
+        self._inbox.append((at, int(pitch), int(velocity)))
+        if self._echoing or self.params.get("listen.echo"):
+            self._echo(int(pitch), int(velocity), at)
         return True
+
+    def _echo(self, pitch: int, velocity: int, at: float) -> None:
+        """``listen.echo``: the musician's note through the instrument's outputs, as played (their key,
+        not transposed), as soon as every output can sound it; it ends when they let go (a key never
+        let go ends after ``ECHO_CEILING_S``, or when listening or the performance stops)."""
+        engine, p = self.engine, self.params
+        if velocity > 0 and p.get("listen.echo") and 0 <= pitch <= 127:
+            on = max(at, clock()) + engine.output_lead + ECHO_S
+            placed = ScheduledNote(on, on + ECHO_CEILING_S, pitch, max(1, min(127, velocity)), int(p.get("channel")),
+                                   max(1, self.composer.tune_count), 1)
+            tempo = engine.phrasing.tempo
+            beat = tempo.beat_at(on)
+            engine.sound(ComposedNote(pitch, beat, tempo.beat_at(placed.off) - beat, 0.0, self.composer.meter,
+                                      placed.tune), placed)
+            self._echoing[pitch] = on
+        elif pitch in self._echoing:
+            on = self._echoing.pop(pitch)
+            engine.release(1, max(at + engine.output_lead + ECHO_S, on), pitch)
 
     # -- mode changes (a controller's thread) -------------------------------------------------------
     def _on_change(self, change) -> None:
         was, self.mode = self.mode, change.value
+        for pitch in list(self._echoing):  # what it echoes ends with the listening it echoed
+            self._echo(pitch, 0, clock())
         if was == "off" and self.mode != "off":
             self._begin()
         elif self.mode == "off":
@@ -229,7 +257,7 @@ class Listener:
             return
         tokens = self._unwritten()
         if tokens:
-            self.engine.call_soon(functools.partial(self.composer.hear, tokens))
+            self.engine.call_soon(functools.partial(self.composer.write_heard, tokens))
 
     def _unwritten(self) -> list[str]:
         """The phrase's tokens not yet written into the tune (a header only where it opens one)."""
@@ -248,7 +276,7 @@ class Listener:
             tune = self.composer.tune_count + (1 if self._new_tune or self.composer.tune is None else 0)
             along.begin(meter, transcriber.key[1], transcriber.shift, transcriber.origin, spq, tune, transcriber)
         if along.phrase is transcriber and along.active:
-            along.hear(transcriber.melody(along.taken), now)
+            along.follow(transcriber.melody(along.taken), now)
 
     def _keep_key(self, transcriber: Transcriber) -> None:
         """A new tune's key, once heard: kept for its next phrases, and the instrument plays in it."""
@@ -270,7 +298,7 @@ class Listener:
         if self.mode == "along":
             if self.along is not None and self.along.phrase is transcriber:
                 self.along.close(bar_line)
-            self.engine.call_soon(functools.partial(self.composer.hear, tokens))
+            self.engine.call_soon(functools.partial(self.composer.write_heard, tokens))
             log.info("followed %d bar%s", bars, "" if bars == 1 else "s")
             self.transcriber, self.heard = None, []
             self.turns += 1

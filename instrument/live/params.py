@@ -360,6 +360,9 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
               doc="play with a musician on MIDI in: continue (they play a tune's opening, the instrument "
                   "goes on to its end), answer (each phrase answered with as many bars) or along (they lead, "
                   "the instrument follows a beat behind with its own notes; set off, it takes the tune over)"),
+    ParamSpec("listen.echo", "bool", False,
+              doc="while listening, the musician's notes also sound through the instrument (its lead's sound and channel), "
+                  "as played, at once"),
     ParamSpec("listen.cohesion", "float", 0.6, 0.0, 1.0, "", 0,
               doc="listen along: how closely the instrument plays the musician's notes: 1 unison, 0 its own line"),
     ParamSpec("listen.key", "text", "auto", validate=_listen_key,

@@ -8,13 +8,19 @@ its cycle loses messages. The same thread (``instrument.midi.base``, shared with
 - checks every message (``messages.problem``) before the handler sees it: a malformed one is
   counted, reported and dropped, so it can never poison what the handler keeps;
 - watches the JACK server and the named port: when either goes, the input says so (``lost``, in
-  its status line); when it is back, the input opens its port again and carries on.
+  its status line); when it is back, the input opens its port again and carries on;
+- knows when each message arrived (``arrived``), to well under a millisecond, though it reads them
+  up to ``poll_s`` later: rtmidi's timestamps (the time since the message before, from the
+  driver's clock) summed, and placed on ``clock()`` by the poll that came soonest after its
+  message over the last ``ARRIVAL_WINDOW_S`` (a poll is never before what it reads). A musician's
+  notes are heard at their times, not the poll's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Callable, Sequence
 
 import rtmidi
@@ -22,10 +28,12 @@ import rtmidi
 from instrument.midi.base import WATCH_S, BasePort
 from instrument.midi.messages import problem
 from instrument.midi.ports import label
+from instrument.timing import clock
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.002  # queue read interval: the most a message waits before it is handled
+ARRIVAL_WINDOW_S = 2.0  # the polls that place rtmidi's timestamps on our clock: the soonest of these
 
 Handler = Callable[[Sequence[int], float], None]  # (message, seconds since the previous message)
 
@@ -52,6 +60,9 @@ class MidiInputPort(BasePort):
         self.poll_s = poll_s
         self.received = 0  # well formed messages handed on
         self.bad = 0  # malformed messages dropped
+        self.arrived = 0.0  # when the message being handed on arrived, on clock() (see the module docstring)
+        self._stamp = 0.0  # rtmidi's time of the last message read: its deltas summed since the port opened
+        self._offsets: deque[tuple[float, float]] = deque()  # (poll time, poll time - stamp), rising offsets
         super().__init__(target, api, port_name, flag=flag, api_flag=api_flag, watch_s=watch_s, thread_name=name)
 
     def status(self) -> str:
@@ -75,6 +86,7 @@ class MidiInputPort(BasePort):
                 continue
             batch += 1
             message, delta = event
+            self.arrived = self._arrival(delta)
             why = problem(message)
             if why is not None:
                 self.bad += 1
@@ -88,7 +100,23 @@ class MidiInputPort(BasePort):
         if batch:
             call_back(self.on_drained)
 
+    def _arrival(self, delta: float) -> float:
+        """The time on ``clock()`` the message read now arrived: its timestamp, placed by the
+        poll that came soonest after its message over the window (a running minimum)."""
+        now = clock()
+        self._stamp += delta
+        offset = now - self._stamp
+        window = self._offsets
+        while window and window[-1][1] >= offset:
+            window.pop()
+        window.append((now, offset))
+        while window[0][0] < now - ARRIVAL_WINDOW_S:
+            window.popleft()
+        return min(now, self._stamp + window[0][1])
+
     def _opened(self, client: rtmidi.MidiIn) -> None:
+        self._stamp = 0.0  # a new client: its timestamps start afresh
+        self._offsets.clear()
         if self.timing:  # every type passes: the time deltas then cover every message received
             client.ignore_types(sysex=False, timing=False, active_sense=False)
 

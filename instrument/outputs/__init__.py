@@ -58,10 +58,11 @@ class Output(Protocol):
         """Silence now: drop notes not yet started, end the sounding ones (note-off, then All
         Notes Off on every channel used)."""
 
-    def release(self, voice: int, at: float) -> None:
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
         """End every note of ``voice`` sounding at ``at`` there, and drop its notes handed over
         before this call that would start at or after ``at`` (a drone at its tune's end, a voice
-        muted). Any thread, never blocks."""
+        muted). With ``pitch``: only its note of that pitch sounding at ``at`` ends (a musician's
+        key let go, echoed: instrument/live/listen.py). Any thread, never blocks."""
 
     def close(self, at: float) -> None:
         """End of the performance: as panic, then release devices and finish files."""

@@ -132,7 +132,7 @@ def library() -> SimpleNamespace:
         "fluid_event_set_source": (None, P, S), "fluid_event_set_dest": (None, P, S),
         "fluid_event_note": (None, P, I, S, S, U), "fluid_event_control_change": (None, P, I, S, I),
         "fluid_event_program_change": (None, P, I, I), "fluid_event_all_notes_off": (None, P, I),
-        "fluid_event_all_sounds_off": (None, P, I),
+        "fluid_event_all_sounds_off": (None, P, I), "fluid_event_noteoff": (None, P, I, S),
     }
     f = SimpleNamespace(path=path)
     try:
@@ -422,11 +422,15 @@ class FluidSynth:
         if not self._closed and voice in self._engine.channels:
             self._engine.send(None, "control_change", self._engine.channels[voice], 10, pan_cc(pan))
 
-    def release(self, voice: int, at: float) -> None:
-        """The voice's sounding notes end at ``at`` (All Notes Off on its channel, then)."""
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
+        """The voice's sounding notes end at ``at`` (All Notes Off on its channel, then; with
+        ``pitch``, that key's note-off)."""
         if not self._closed and voice in self._engine.channels:
-            tick = self._clock.position(at)
-            self._engine.send(max(tick, self._engine.tick()), "all_notes_off", self._engine.channels[voice])
+            tick = max(self._clock.position(at), self._engine.tick())
+            if pitch is None:
+                self._engine.send(tick, "all_notes_off", self._engine.channels[voice])
+            else:
+                self._engine.send(tick, "noteoff", self._engine.channels[voice], int(pitch))
 
     def set_gain(self, db: float) -> None:
         """The live parameter ``gain``: FluidSynth's own gain, ``db`` above or below ``GAIN``

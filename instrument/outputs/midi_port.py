@@ -88,13 +88,15 @@ class MidiPort:
         self.scheduler.at(note.on, functools.partial(self._note_on, note, next(self._handed)))
         self.scheduler.at(max(note.off, note.on), functools.partial(self._note_off, note))
 
-    def release(self, voice: int, at: float) -> None:
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
         """The voice's notes end at ``at``: those sounding get their note-off then (in the timing
-        thread), those handed over before now that would start at or after it never sound."""
+        thread), those handed over before now that would start at or after it never sound. With
+        ``pitch``: only its note of that pitch sounding then."""
         if self._closed:
             return
-        self._released[voice] = (next(self._handed), at)
-        self.scheduler.at(at, functools.partial(self._release_now, voice))
+        if pitch is None:
+            self._released[voice] = (next(self._handed), at)
+        self.scheduler.at(at, functools.partial(self._release_now, voice, pitch))
 
     def set_pan(self, voice: int, pan: float) -> None:
         """A voice's pan (the live parameter ``voice.N.pan``): CC 10 on its channel, now."""
@@ -167,9 +169,9 @@ class MidiPort:
             del self._sounding[key]
             self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
 
-    def _release_now(self, voice: int, due: float) -> None:
+    def _release_now(self, voice: int, pitch: int | None, due: float) -> None:
         for key, note in list(self._sounding.items()):
-            if note.voice == voice:
+            if note.voice == voice and (pitch is None or note.pitch == pitch):
                 del self._sounding[key]
                 self.link.send([NOTE_OFF | (note.channel - 1), note.pitch, 0])
 

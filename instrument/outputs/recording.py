@@ -136,10 +136,11 @@ class Recording:
         with self._lock:
             self._cut(at)
 
-    def release(self, voice: int, at: float) -> None:
-        """The voice's notes not yet started are dropped; its sounding ones end at ``at``."""
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
+        """The voice's notes not yet started are dropped; its sounding ones end at ``at`` (with
+        ``pitch``: only its sounding note of that pitch)."""
         with self._lock:
-            self._cut(at, voice)
+            self._cut(at, voice, pitch)
 
     def close(self, at: float) -> None:
         """End at ``at`` (as panic) and write the final files. Idempotent."""
@@ -245,11 +246,11 @@ class Recording:
         return head
 
     # -- pending notes (under the lock) ------------------------------------------------------
-    def _cut(self, at: float, voice: int | None = None) -> None:
+    def _cut(self, at: float, voice: int | None = None, pitch: int | None = None) -> None:
         keep = []
         for entry in self._pending:
             note, written, off = entry[:3]
-            if voice is not None and note.voice != voice:
+            if voice is not None and note.voice != voice or pitch is not None and (note.pitch != pitch or note.on >= at):
                 keep.append(entry)
                 continue
             if not written and note.on >= at:

@@ -114,6 +114,7 @@ class _Panic(NamedTuple):
 class _Release(NamedTuple):
     voice: int
     at: float
+    pitch: int | None = None
 
 
 class _Record(ctypes.Structure):
@@ -247,8 +248,8 @@ class Synth:
     def panic(self, at: float) -> None:
         self._inbox.append(_Panic(at))
 
-    def release(self, voice: int, at: float) -> None:
-        self._inbox.append(_Release(voice, at))
+    def release(self, voice: int, at: float, pitch: int | None = None) -> None:
+        self._inbox.append(_Release(voice, at, pitch))
 
     def close(self, at: float) -> None:
         """Panic, let the 10 ms fade play out, then stop and close the stream."""
@@ -331,9 +332,10 @@ class Synth:
                 waiting.clear()
                 bank.panic(mapping.position(item.at))
             elif isinstance(item, _Release):
-                waiting[:] = [w for w in waiting if w[2].voice != item.voice or w[0] < item.at]
-                heapq.heapify(waiting)
-                bank.release(item.voice, mapping.position(item.at))
+                if item.pitch is None:
+                    waiting[:] = [w for w in waiting if w[2].voice != item.voice or w[0] < item.at]
+                    heapq.heapify(waiting)
+                bank.release(item.voice, mapping.position(item.at), item.pitch)
             else:
                 heapq.heappush(waiting, (item.on, next(self._seq), item))
         # Times become samples only when due, with the freshest mapping: a stream that loses time

@@ -184,13 +184,22 @@ class ToneBank:
             on = self.position
         heapq.heappush(self._pending, (int(on), next(self._seq), int(max(off, on + 1)), int(pitch), int(velocity), int(voice)))
 
-    def release(self, voice: int, at: int) -> None:
+    def release(self, voice: int, at: int, pitch: int | None = None) -> None:
         """Every note of ``voice`` held at sample ``at`` (or now, if it has passed) is released
-        there; its notes queued to start at or after it are dropped."""
+        there; its notes queued to start at or after it are dropped. With ``pitch``: only its
+        notes of that pitch held then."""
         at = max(int(at), self.position)
-        self._pending = [p for p in self._pending if p[5] != voice or p[0] < at]
-        heapq.heapify(self._pending)
-        idx = np.flatnonzero(self.active & (self.voice == voice) & (self.release_at > at))
+        if pitch is None:
+            self._pending = [p for p in self._pending if p[5] != voice or p[0] < at]
+            heapq.heapify(self._pending)
+        else:  # queued and started by ``at``: ended there too
+            self._pending = [p if p[5] != voice or p[3] != pitch or p[0] >= at else (*p[:2], min(p[2], at), *p[3:])
+                             for p in self._pending]
+            heapq.heapify(self._pending)
+        chosen = self.active & (self.voice == voice) & (self.release_at > at)
+        if pitch is not None:
+            chosen &= self.pitch == pitch
+        idx = np.flatnonzero(chosen)
         self.release_at[idx] = at
 
     def panic(self, at: int) -> None:
