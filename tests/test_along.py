@@ -13,6 +13,7 @@ from bench.harness.musician import REEL, perform
 from instrument.live.along import AlongVoice
 from instrument.live.composer import Composer
 from instrument.live.engine import Engine
+from instrument.live.listen import KEY_GIVEN_BEATS
 from instrument.live.params import Parameters
 from instrument.music.transcribe import Transcriber
 from instrument.timing import Scheduler, clock
@@ -35,7 +36,7 @@ def follow(bpm: float = 120.0, cohesion: float = 0.6, seed: int = 3, tick_s: flo
     along = AlongVoice(model, composer, engine, seed=seed)
     base = clock() + 60.0  # the musician's times lie ahead of the real clock: the engine counts nothing late
     played = perform(REEL, bpm, seed=seed, transpose=transpose, start_s=base)
-    transcriber = Transcriber("4/4", bpm, played.origin_s, key=(transpose % 12, "maj"), listen_bars=1.0)
+    transcriber = Transcriber("4/4", bpm, played.origin_s, key=(transpose % 12, "maj"), listen_bars=KEY_GIVEN_BEATS / 4)
     handed: list[float] = []  # the simulated time each note was handed over
     events = played.events()
     now = events[0][0]
@@ -95,7 +96,7 @@ def test_along_plays_each_musician_note_a_beat_later_held_as_they_held_it():
     melody, notes, releases, spq, along, engine = follow()
     assert along_problem(melody, notes, releases, spq, engine.lookahead) is None
     first_followed = next(i for i, n in enumerate(melody) if abs(n.on + spq - notes[0][0].on) < 1e-6)
-    assert first_followed <= 8, "with the key given it comes in by the second bar (the pickup and 7 notes before it)"
+    assert first_followed <= 4, "with the key given it comes in within the first bar"
     assert len(notes) == len(melody) - first_followed, "every note from then on is followed"
 
 

@@ -237,6 +237,33 @@ def sent_until(keyboard, message: list[int], heard) -> None:
     wait_for(sent, 10, f"{message} heard", step=0.1)
 
 
+@pytest.mark.realtime
+def test_midi_in_knows_when_each_message_arrived_though_it_reads_them_later(jack):
+    """Read every 20 ms, each of 60 notes sent 37 ms apart is still placed within a millisecond
+    of its send (the poll would put it up to 20 ms late): a musician's timing is kept."""
+    from bench.harness.musician import MidiMusician
+    from instrument.timing import clock
+
+    heard: list[tuple[float, float]] = []  # (arrival, when read)
+    player = MidiMusician("timed-keyboard")
+    port = None
+    try:
+        port = MidiInputPort("timed-keyboard", "jack", "timed in", lambda message, delta: heard.append((port.arrived, clock())),
+                             poll_s=0.02)
+        t0 = clock() + 0.3
+        player.play([(t0 + i * 0.037, "on", 60 + i % 12, 80) for i in range(60)])
+        wait_for(lambda: len(heard) == 60, 10, "every note read")
+    finally:
+        if port is not None:
+            port.close()
+        player.close()
+    sent = [t for t, _, _ in player.sent]
+    errors = sorted(abs(arrived - s) for (arrived, _), s in zip(heard, sent))
+    polled = sorted(read - s for (_, read), s in zip(heard, sent))
+    assert errors[30] <= 0.001 and errors[-1] <= 0.004, f"arrivals off by p50 {errors[30] * 1e3:.2f}, max {errors[-1] * 1e3:.2f} ms"
+    assert polled[30] >= 0.003, "the check can fail: reading times are this far off"
+
+
 @pytest.mark.serial  # starts and stops a JACK server of its own
 def test_midi_in_comes_back_after_a_jack_server_restart(monkeypatch):
     """The server dies under our input port: the status (the view's and /state's) says so, the port

@@ -61,8 +61,7 @@ class _Follow:
     pitch: int  # its pitch, in the tune's C
     pos: Fraction  # quarter notes from the grid's origin, to the nearest sixteenth
     next_on: float | None = None  # when the musician's next note began
-    handed: bool = False  # given to the engine (with its end, or with a ceiling: ``open``)
-    open: bool = False  # sounding with its end not yet known
+    open: bool = False  # handed to the engine with a ceiling, its end not yet known
 
     def end(self, settled: float) -> float | None:
         """When the musician's note ended: the next note's onset, or its release once every onset
@@ -103,6 +102,7 @@ class AlongVoice:
         self._last: _Follow | None = None
         self.taken = 0
         self.phrase = phrase
+        self._joining = True  # the notes heard before the key: what no output can still sound in time is only fed
         self.active = True
 
     # -- the listening thread ----------------------------------------------------------------------
@@ -196,6 +196,12 @@ class AlongVoice:
         with a ceiling), and end by a release each that sounds and whose end is now known."""
         lookahead = self.engine.lookahead + MARGIN_S
         settled = now - GROUPED_S
+        try:
+            self._hand_due(now, lookahead, settled)
+        finally:
+            self._joining = False
+
+    def _hand_due(self, now: float, lookahead: float, settled: float) -> None:
         while self._notes:
             follow = self._notes[0]
             end = follow.end(settled)
@@ -207,8 +213,8 @@ class AlongVoice:
                 continue
             if end is None and now < follow.heard.on + self.lag_s - lookahead:
                 return
-            if follow.heard.on + self.lag_s < now:  # heard before the key was known: fed, its time gone
-                self._notes.pop(0)
+            if self._joining and follow.heard.on + self.lag_s < now + lookahead:
+                self._notes.pop(0)  # heard before the key was known: fed, its time gone
                 continue
             ceiling = follow.heard.on + MAX_HELD_BARS * float(self.bar) * self.spq
             self._sound(follow, end if end is not None else ceiling)
@@ -227,7 +233,6 @@ class AlongVoice:
                                                         bar_offset, self.meter), int(p.get("channel")), self.tune, VOICE)
         beat = tempo.beat_at(on)
         note = ComposedNote(follow.pitch, beat, tempo.beat_at(off) - beat, bar_offset, self.meter, self.tune, voice=VOICE)
-        follow.handed = True
         self.engine.sound(note, placed)
         self.played += 1
 

@@ -137,6 +137,7 @@ class Composer:
         self.turns = False
         self.waiting = False
         self.turn_bars: int | None = None
+        self._turn_from: float | None = None  # where our turn began: what any voice places before it was heard
         self._steer_key: tuple | None = None
         self._steered = PLAIN
         self.controls = PLAIN  # what the lead's last step was steered with (views read it; replaced whole)
@@ -224,15 +225,12 @@ class Composer:
             meter = next((vocab.meter_of(t) for t in header if t.startswith("M:")), self.meter)
             mode = next((vocab.mode_of(t) for t in header if t.startswith("K:")), "maj")
             self._start_tune(meter, mode)
-        tune, stream = self.tune, self._stream
-        stream.repeats = False  # a musician's repeat sign is not played back: it was heard
-        version = self.params.version
+        tune = self.tune
         first = len(tune.body)
         for token in body:
-            self.stepper.force(token, controls=self.controls)
-            tune.body.append(token)
-            tune.versions.append(version)
-            stream.push(token)  # heard, not played: its notes are dropped
+            self._step(heard=token)  # its notes, every voice's, are dropped: heard, not played
+            if tune.ended:  # a phrase longer than any tune (MAX_TUNE_TOKENS) ended it
+                break
         if tune.heard and tune.heard[-1][1] == first:  # the phrase goes on
             tune.heard[-1] = (tune.heard[-1][0], len(tune.body))
         elif body:
@@ -249,10 +247,25 @@ class Composer:
         stream.repeats = False
         if at is not None:
             tune.offset = at - stream.horizon
-        self.head = tune.offset + stream.horizon
+        self.head = self._turn_from = tune.offset + stream.horizon
         self._bar_notes, self._last_bar = [], []
         self.turn_bars = bars
         self.waiting = False
+
+    def take_over(self, bar_line: float) -> None:
+        """The musician stopped leading (``listen`` off after ``along``): the network goes on with
+        the tune from what it heard, the bar it stands in placed on ``bar_line`` (a performance
+        beat), so its bars keep to the clock's."""
+        tune, stream = self.tune, self._stream
+        tune.offset = bar_line - (stream.played - stream.bar_position)
+        self.head = self._turn_from = tune.offset + stream.horizon
+        self._bar_notes, self._last_bar = [], []
+        self.turn_bars, self.waiting = None, False
+
+    @property
+    def bar_position(self) -> float:
+        """Quarter-note beats the tune being written stands into its bar (0 before a tune)."""
+        return self._stream.bar_position if self.tune is not None and not self.tune.ended else 0.0
 
     def _start_tune(self, meter: str | None = None, mode: str | None = None) -> None:
         """A new tune from ``<s>``: its meter and mode as given (a musician's), else as the
@@ -262,6 +275,7 @@ class Composer:
             if ready is not None:
                 self.stepper, self.orders = ready.parts
         self.tune_count += 1
+        self._turn_from = None
         start = 0.0 if self.tune is None else self.head + GAP_BEATS
         self.tune = TuneState(self.tune_count, offset=start)
         s = self.stepper
@@ -367,7 +381,10 @@ class Composer:
             tune.ended = True  # the next call starts afresh from <s>; what was written is kept
             self.finished.append((tune.number, self._written(Tune(tune.meter, tune.mode, list(tune.body), ended=False))))
 
-    def _step(self) -> list[ComposedNote]:
+    def _step(self, heard: str | None = None) -> list[ComposedNote]:
+        """One token of the lead (and each follower's version of the lead's last): sampled, or
+        ``heard``, a musician's, in its place (the followers play theirs of it, the accompaniment
+        hears it, as of a token of the lead's own)."""
         began = time.perf_counter()  # the time first, then the version the step is steered with:
         version = self.params.version  # a set before ``began`` is in ``version`` (or newer)
         if self._failed_at != version:
@@ -383,7 +400,11 @@ class Composer:
             tokens = self.stepper.step(self.controls, voices=[0])
         else:
             tokens = self.stepper.step(self.controls)
-        token = int(tokens[0])
+        if heard is not None:
+            self.stepper.replace(0, heard)
+            token = vocab.INDEX[heard]
+        else:
+            token = int(tokens[0])
         self._failures = 0
         self.tokens_sampled += 1
         self.applied.append((version, began))
@@ -411,7 +432,7 @@ class Composer:
         self._stream.repeats = self.params.get("repeats") == "play" and not self.turns
         notes = self._place(self._stream.push(text), text)
         self.head = max(self.head, self.tune.offset + self._stream.horizon)  # a rest, as far as it is known
-        if self.turn_bars is not None and vocab.TOKEN_CLASS[token] is vocab.TokenClass.BAR:
+        if heard is None and self.turn_bars is not None and vocab.TOKEN_CLASS[token] is vocab.TokenClass.BAR:
             self.turn_bars -= 1
             if self.turn_bars <= 0:  # the answer is as long as the call: the musician's turn
                 self.turn_bars, self.waiting = None, True
@@ -449,6 +470,8 @@ class Composer:
                     continue
                 tune.accompaniment[v.number] += made
                 out += [self._composed(n, v.number, 0) for n in made]
+        if self._turn_from is not None:  # a voice's notes in the musician's bars (a follower's last, a chord) were heard
+            out = [n for n in out if n.beat >= self._turn_from - 1e-9]
         return out
 
     def _composed(self, n: Note, voice: int, version: int) -> ComposedNote:

@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 POLL_S = 0.005  # how often the listening thread looks at what came
 DECIDE_EARLY_S = 0.010  # the phrase's end is decided this much before the engine must know it
 KEY_BARS = 4.0  # bars heard before the key is decided and the first tokens written (instrument/music/keys.py)
+KEY_GIVEN_BEATS = 1.0  # with the key given, beats heard before the octave is (keys.transposition)
 SAY_EVERY_S = 10.0  # what could not be read into tokens is said at most this often
 MAX_INBOX = 4096  # notes waiting for the listening thread; past that the oldest are dropped (a flood)
+TAKE_OVER_S = 0.05  # after along, the network's first note comes no sooner than this (its steps, the outputs)
 ECHO_S = 0.002  # an echoed note sounds this long after the outputs can take it (the timing thread's margin)
 ECHO_CEILING_S = 8.0  # an echoed key never let go ends after this
 class Listener:
@@ -115,21 +117,33 @@ class Listener:
             self._echo(pitch, 0, clock())
         if was == "off" and self.mode != "off":
             self._begin()
-        elif self.mode == "off":
-            if self.along is not None and self.along.active:
-                self.along.close(clock())
+        elif self.mode == "off":  # the listening thread drops the phrase heard so far
             self.composer.turns = False
             self.composer.waiting = False
             self.state = "off"
-            if not self.engine.rolling.is_set():
-                self.engine.resume()  # the instrument plays on by itself (after along: the tune it heard)
+            if was == "along":
+                self._take_over()
+            elif not self.engine.rolling.is_set():
+                self.engine.resume()  # the instrument plays on by itself
+
+    def _take_over(self) -> None:
+        """After ``along`` the instrument goes on with the tune it heard (a tune going on), at the
+        first bar line of the clock that leaves it time, as far into that bar as the tune stands."""
+        engine, composer = self.engine, self.composer
+
+        def take() -> None:  # on the model thread, after the tokens heard so far are written
+            tune = composer.tune
+            if tune is None or tune.ended:
+                engine.phrasing.tempo.restart(composer.head, clock() + engine.lookahead)
+                return  # nothing heard: the network begins a tune of its own, now
+            tempo = engine.phrasing.tempo
+            earliest = tempo.beat_at(clock() + engine.lookahead + TAKE_OVER_S) - composer.bar_position
+            composer.take_over(tempo.beat_at(self._bar_line_from(tempo.time_at(earliest))))
+
+        if not engine.rolling.is_set():
+            engine.resume(take)
 
     def _begin(self) -> None:
-        if len(self.composer.rows) > 1 or self.composer.ensemble.voices[1:]:
-            log.warning("listen %s plays with the lead alone; this ensemble has other voices, so listen stays off",
-                        self.mode)
-            self.mode = "off"
-            return
         if self.mode == "along" and self.along is None:
             if self._model is None:
                 log.warning("listen along needs the network; this performance has none to give it, so listen stays off")
@@ -187,6 +201,9 @@ class Listener:
     def _poll(self, now: float) -> None:
         if self.mode == "off":
             self._inbox.clear()
+            if self.along is not None and self.along.active:
+                self.along.close(now)  # what it sounds ends with the musician's notes
+            self.transcriber, self.heard = None, []
             return
         engine = self.engine
         if self.state == "playing" and self.composer.waiting and not engine.rolling.is_set():
@@ -222,8 +239,9 @@ class Listener:
         key = (self.key if not self._new_tune else None) or _given_key(self.params)
         shift = self.shift if key is not None and key == self.key and not self._new_tune else None
         # a tune going on has its key and octave: tokens from the first note; a key given leaves the
-        # octave to hear: one bar
-        self.transcriber = Transcriber(meter, 60.0 / beat_s, origin, key=key, listen_bars=1.0 if key else KEY_BARS,
+        # octave to hear: a beat
+        given = KEY_GIVEN_BEATS * beat_s / (bar * spq)
+        self.transcriber = Transcriber(meter, 60.0 / beat_s, origin, key=key, listen_bars=given if key else KEY_BARS,
                                        shift=shift)
         self.heard, self._forwarded = [], 0
         if self.state == "waiting":
