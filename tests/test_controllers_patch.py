@@ -222,3 +222,21 @@ def test_a_flood_of_warnings_is_rate_limited_and_what_was_left_out_is_counted(ca
     limit = RateLimit(period=3600.0, burst=2)
     records = [logging.LogRecord("x", logging.WARNING, "", 0, "same message", (), None) for _ in range(5)]
     assert [limit.filter(r) for r in records] == [True, True, False, False, False]
+
+
+def test_the_session_patch_puts_the_listening_on_pedals_and_its_start_on_answer_with_a_click():
+    params = Parameters()
+    patch = load_patch(ROOT / "patches" / "session.yaml")
+    patch.apply_start(params)
+    assert params.get("listen") == "answer" and params.get("listen.click") is True
+    router, reporter = Router(params, patch), Reporter("test")
+    for cc, mode in ((67, "along"), (65, "continue"), (68, "off"), (66, "answer")):
+        router.route(("cc", 1, cc), 1.0, "t", reporter)
+        router.route(("cc", 1, cc), 0.0, "t", reporter)
+        assert params.target("listen") == mode
+    ends = params.fired("listen.end")
+    router.route(("cc", 1, 64), 1.0, "t", reporter)
+    assert params.fired("listen.end") == ends + 1
+    router.route(("cc", 1, 1), 0.25, "t", reporter)
+    assert params.target("listen.cohesion") == pytest.approx(0.25)
+    assert reporter.ignored == 0

@@ -19,7 +19,7 @@ from instrument.live.params import Parameters
 from instrument.midi.messages import NOTE_ON, START
 from instrument.model import vocab
 from instrument.music.keys import parse_key
-from instrument.music.tunes import Tune
+from instrument.music.tunes import Tune, abc_body
 from tests.helpers import ROOT, make_model
 from bench.harness.musician import REEL, MidiMusician, perform
 from instrument.timing import clock
@@ -112,14 +112,16 @@ def _ended(proc: subprocess.Popen) -> str:
     return err
 
 
-def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float = 120.0, transpose: int = 2):
+def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float = 120.0, transpose: int = 2,
+               extra: tuple[str, ...] = ()):
     """``play --listen mode`` with a musician on MIDI in who plays, for each (first bar, bars) of
     ``phrases``, that many bars of the tune starting at that bar of the instrument's clock (its MIDI
-    clock's Start is bar 0). Returns the instrument's note-ons (time, pitch), its clock's start, the
-    bars' length, the phrases' (start, end) times and the take's ABC."""
+    clock's Start is bar 0). Returns the instrument's note-ons (time, pitch) but its clicks (channel
+    10: time, pitch), its clock's start, the bars' length, the phrases' (start, end) times, the
+    take's ABC and what it said."""
     take = tmp_path / "take.mid"
-    with _listening(mode, "musician", "--tempo", str(bpm), "--seed", "2", "--record", str(take)) as (musician, receiver,
-                                                                                                       proc, start):
+    with _listening(mode, "musician", "--tempo", str(bpm), "--seed", "2", "--record", str(take),
+                    *extra) as (musician, receiver, proc, start):
         bar_s = 4 * 60.0 / bpm
         spans = []
         for first_bar, bars in phrases:
@@ -132,13 +134,15 @@ def _play_with(mode: str, tmp_path, phrases: list[tuple[int, int]], bpm: float =
             spans.append((events[0][0], start + (first_bar + bars) * bar_s))
         time.sleep(4 * bar_s)  # the instrument's turn, heard
         err = _ended(proc)
-    ons = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0]
-    return ons, start, bar_s, spans, take.with_suffix(".abc").read_text(), err
+    ons = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0 and m[0] & 0x0F != 9]
+    clicks = [(t, m[1]) for t, m in receiver.of(NOTE_ON) if m[2] > 0 and m[0] & 0x0F == 9]
+    assert heard_notes(receiver.messages)[2] == [], "notes left sounding"
+    return ons, clicks, start, bar_s, spans, take.with_suffix(".abc").read_text(), err
 
 
 @pytest.mark.realtime
 def test_continue_goes_on_with_the_musicians_tune_after_they_stop(tmp_path):
-    ons, start, bar_s, spans, abc, err = _play_with("continue", tmp_path, [(2, 4)])
+    ons, _, start, bar_s, spans, abc, err = _play_with("continue", tmp_path, [(2, 4)])
     (begun, end), = spans
     beat_s = bar_s / 4
     assert not [t for t, _ in ons if t < end], "the instrument played while the musician did"
@@ -148,14 +152,26 @@ def test_continue_goes_on_with_the_musicians_tune_after_they_stop(tmp_path):
     assert "M:4/4" in abc and "K:C" in abc and '"^musician"' in abc and '"^instrument"' in abc
     in_scale = [(p - 2) % 12 in SCALE["maj"] for _, p in ons]  # the musician played it in D
     assert sum(in_scale) / len(in_scale) >= 0.9, [p for _, p in ons]
-    written = abc.split("K:Cmaj", 1)[1].split()
-    assert written, abc
+    heard = abc.split('"^musician"', 1)[1].split('"^instrument"', 1)[0].strip()
+    assert heard == abc_body("4/4", "maj", OPENING), abc  # through JACK, note for note and bar for bar
 
 
 @pytest.mark.realtime
 def test_answer_is_as_long_as_the_call_and_silent_while_the_musician_plays(tmp_path):
-    ons, start, bar_s, spans, abc, err = _play_with("answer", tmp_path, [(2, 2), (8, 2)])
+    ons, clicks, start, bar_s, spans, abc, err = _play_with("answer", tmp_path, [(2, 2), (8, 2)],
+                                                           extra=("--set", "listen.click=true"))
     beat_s = bar_s / 4
+    # the click: on every beat of the clock while the musician is awaited or plays, the bar's first
+    # higher, none while the instrument answers
+    beats = [(t - start) / beat_s for t, _ in clicks]
+    assert clicks and all(abs(b - round(b)) * beat_s <= 0.003 for b in beats), beats[:12]
+    assert all((p == 76) == (round(b) % 4 == 0) for b, (_, p) in zip(beats, clicks)), clicks[:12]
+    for begun, end in spans:
+        heard = [t for t, _ in clicks if begun - beat_s / 2 <= t < end]
+        assert len(heard) >= round((end - begun) / beat_s) - 1, (len(heard), begun - start, end - start,
+                                                                 [round(t - start, 3) for t, _ in clicks][:40])
+    first_answer = spans[0][1] + beat_s
+    assert not [t for t, _ in clicks if first_answer + beat_s / 2 <= t < first_answer + bar_s], "a click during the answer"
     for (begun, end) in spans:
         assert not [t for t, _ in ons if begun <= t < end], "the instrument played during a call"
     for (begun, end), after in zip(spans, [spans[1][0], None]):
@@ -224,7 +240,9 @@ def test_along_follows_the_musician_a_beat_behind_in_their_bars(tmp_path):
     assert ours[-1][0] <= last_off + beat_s, "it stopped with the musician"
     assert heard_notes(receiver.messages)[2] == [], "notes left sounding"
     abc = take.with_suffix(".abc").read_text()
-    assert '"^musician"' in abc and "K:Cmaj" in abc, abc
+    heard = abc.split('"^musician"', 1)[1].split("\n\n", 1)[0].strip()
+    # the reel as heard through JACK (its last bar, short by the pickup, ends the music without a bar line)
+    assert "K:Cmaj" in abc and heard.rstrip(" |") == abc_body("4/4", "maj", list(TUNE.body)).rstrip(" |"), abc
 
 
 def test_the_views_say_whose_turn_it_is_and_what_was_heard():

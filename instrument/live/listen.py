@@ -35,6 +35,7 @@ from instrument.music.keys import parse_key
 from instrument.music.notes import MAX_HELD_BARS
 from instrument.music.phrasing import QUARTERS_PER_BEAT, ScheduledNote
 from instrument.music.transcribe import Transcriber
+from instrument.outputs.midi_port import MidiPort
 from instrument.timing import clock
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ KEY_BARS = 4.0  # bars heard before the key is decided and the first tokens writ
 KEY_GIVEN_BEATS = 1.0  # with the key given, beats heard before the octave is (keys.transposition)
 SAY_EVERY_S = 10.0  # what could not be read into tokens is said at most this often
 MAX_INBOX = 4096  # notes waiting for the listening thread; past that the oldest are dropped (a flood)
+CLICK_AHEAD_S = 0.1  # clicks are handed to the MIDI port this far ahead of their beat
 TAKE_OVER_S = 0.05  # after along, the network's first note comes no sooner than this (its steps, the outputs)
 ECHO_S = 0.002  # an echoed note sounds this long after the outputs can take it (the timing thread's margin)
 ECHO_CEILING_S = 8.0  # an echoed key never let go ends after this
@@ -65,6 +67,8 @@ class Listener:
         self.shift: int | None = None  # and its transposition into C
         self._forwarded = 0  # tokens of the phrase already written into the tune
         self._echoing: dict[int, float] = {}  # pitch -> when its echo began (listen.echo)
+        self._next_click: float | None = None  # the beat (quarter notes) of the next click (listen.click)
+        self._ports = [out for out in engine.outputs if isinstance(out, MidiPort)]
         self.dropped = 0  # notes dropped from a full inbox
         self._inbox: deque[tuple[float, int, int]] = deque()
         self._ends = params.fired("listen.end")
@@ -206,6 +210,7 @@ class Listener:
             self.transcriber, self.heard = None, []
             return
         engine = self.engine
+        self._click(now)
         if self.state == "playing" and self.composer.waiting and not engine.rolling.is_set():
             self.state = "waiting"  # our turn is over: the musician's
             tune = self.composer.tune
@@ -229,6 +234,25 @@ class Listener:
         end = self._phrase_end(now)
         if end is not None:
             self._hand_over(end)
+
+    def _click(self, now: float) -> None:
+        """``listen.click``: a click on each beat of the grid while the musician plays or is awaited
+        (in along, while they lead), handed to the MIDI ports ``CLICK_AHEAD_S`` ahead."""
+        if (not self._ports or not self.engine.start_time or self.state not in ("waiting", "hearing")
+                or not self.params.get("listen.click")):  # (before the start the clock is not set)
+            self._next_click = None
+            return
+        tempo = self.engine.phrasing.tempo
+        _, bar, meter = self._grid()
+        beat = QUARTERS_PER_BEAT[meter]
+        if self._next_click is None:
+            self._next_click = math.ceil(tempo.beat_at(now) / beat - 1e-6) * beat
+        while (at := tempo.time_at(self._next_click)) < now + CLICK_AHEAD_S:
+            if at >= now:
+                downbeat = abs(math.remainder(self._next_click, bar)) < 1e-6
+                for port in self._ports:
+                    port.click(at, downbeat)
+            self._next_click += beat
 
     def _open(self, t: float) -> None:
         """A musician's first note: a phrase begins. Its grid's origin is the first bar line no more

@@ -360,6 +360,9 @@ INSTRUMENT_PARAMS: tuple[ParamSpec, ...] = (
               doc="play with a musician on MIDI in: continue (they play a tune's opening, the instrument "
                   "goes on to its end), answer (each phrase answered with as many bars) or along (they lead, "
                   "the instrument follows a beat behind with its own notes; set off, it takes the tune over)"),
+    ParamSpec("listen.click", "bool", False,
+              doc="while the musician plays (or is awaited), a click on every beat on MIDI channel 10 (wood blocks; "
+                  "the bar's first beat higher) so they can keep to the instrument's clock"),
     ParamSpec("listen.echo", "bool", False,
               doc="while listening, the musician's notes also sound through the instrument (its lead's sound and channel), "
                   "as played, at once"),

@@ -32,6 +32,11 @@ CLOCK_LATE_S = 0.0005  # a tick whose time moved later than this (slower tempo, 
 __all__ = ["MidiPort", "open_midi_port", "midi_available"]
 
 
+PERCUSSION_CHANNEL = 10  # General MIDI's drums
+CLICK_DOWNBEAT, CLICK_BEAT = 76, 77  # GM's high and low wood block
+CLICK_S = 0.05  # how long a click's note is held
+
+
 class MidiPort:
     """An ``Output`` to a MIDI port, with optional MIDI clock following the engine's tempo map."""
 
@@ -87,6 +92,13 @@ class MidiPort:
         self._channels.add(note.channel)
         self.scheduler.at(note.on, functools.partial(self._note_on, note, next(self._handed)))
         self.scheduler.at(max(note.off, note.on), functools.partial(self._note_off, note))
+
+    def click(self, at: float, downbeat: bool, velocity: int = 100) -> None:
+        """A metronome's click at ``at`` on General MIDI's percussion channel (10): the high wood
+        block on a bar's first beat, the low one on the others (GM 76, 77); a short note, with its
+        note-off, silenced by a panic like every note."""
+        self.schedule(ScheduledNote(at, at + CLICK_S, CLICK_DOWNBEAT if downbeat else CLICK_BEAT, velocity,
+                                    PERCUSSION_CHANNEL, 0, voice=0))
 
     def release(self, voice: int, at: float, pitch: int | None = None) -> None:
         """The voice's notes end at ``at``: those sounding get their note-off then (in the timing
