@@ -553,7 +553,7 @@ def listen_main(args) -> int:
     import tempfile
 
     from bench.harness.midi import Receiver
-    from instrument.midi.messages import NOTE_ON, START
+    from instrument.midi.messages import NOTE_ON
     from instrument.music.tunes import Tune
     from bench.harness.musician import REEL as TUNE, MidiMusician, perform
 
@@ -563,16 +563,9 @@ def listen_main(args) -> int:
     musician, receiver = MidiMusician("bench-musician"), Receiver("bench-listen-ear", "in")
     delays = []
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet",
-                   "--no-web", "--no-myo", "--no-osc", "--midi-in", "bench-musician", "--midi-api", "jack",
-                   "--midi-out", "virtual", "--send-clock", "--no-audio", "--listen", "answer", "--meter", "4/4",
-                   "--tempo", str(bpm), "--seed", str(args.seed), "--seconds", str(20 + args.calls * 6 * bar_s)]
-        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = _listening("bench-musician", "answer", bpm, args.seed, 20 + args.calls * 6 * bar_s, tmp)
         try:
-            receiver.listen_to_play(proc)
-            while not receiver.of(START):
-                time.sleep(0.02)  # polling for the clock's start
-            start = receiver.of(START)[0][0]
+            start = _clock_start(receiver, proc)
             ends = []
             for call in range(args.calls):
                 first_bar = 2 + call * 6  # a two-bar call, its answer, a bar to breathe
@@ -610,6 +603,26 @@ def listen_main(args) -> int:
                                   f"{bare['p99']:.2f} ms")
 
 
+def _listening(musician: str, mode: str, bpm: float, seed: int, seconds: float, cwd: str, *extra: str) -> subprocess.Popen:
+    """``run.py play --listen mode`` in 4/4 with ``musician``'s JACK port on its MIDI in, its MIDI
+    clock on its virtual output."""
+    command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet", "--no-web",
+               "--no-myo", "--no-osc", "--midi-in", musician, "--midi-api", "jack", "--midi-out", "virtual",
+               "--send-clock", "--no-audio", "--listen", mode, "--meter", "4/4", "--tempo", str(bpm), "--seed", str(seed),
+               "--seconds", str(seconds), *extra]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _clock_start(receiver, proc: subprocess.Popen) -> float:
+    """Connect ``receiver`` to the instrument's output; when its MIDI clock started (bar 0)."""
+    from instrument.midi.messages import START
+
+    receiver.listen_to_play(proc)
+    while not receiver.of(START):
+        time.sleep(0.02)  # polling for the clock's start
+    return receiver.of(START)[0][0]
+
+
 def along_lags(args, bpm: float) -> dict:
     """``run.py play --listen along`` with the musician playing the reel twice in D (key given):
     each follower note-on at one listener minus (the musician's nearest note-on at a listener on
@@ -617,7 +630,7 @@ def along_lags(args, bpm: float) -> dict:
     import tempfile
 
     from bench.harness.midi import Receiver
-    from instrument.midi.messages import NOTE_ON, START
+    from instrument.midi.messages import NOTE_ON
     from instrument.music.tunes import Tune
     from bench.harness.musician import REEL as TUNE, MidiMusician, perform
 
@@ -627,16 +640,9 @@ def along_lags(args, bpm: float) -> dict:
     bare.listen_to("bench-leader:out")
     twice = Tune("4/4", "maj", TUNE.body + TUNE.body[1:])
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "run.py"), "play", "--quiet",
-                   "--no-web", "--no-myo", "--no-osc", "--midi-in", "bench-leader", "--midi-api", "jack",
-                   "--midi-out", "virtual", "--send-clock", "--no-audio", "--listen", "along", "--meter", "4/4",
-                   "--set", "listen.key=D", "--tempo", str(bpm), "--seed", str(args.seed), "--seconds", "120"]
-        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = _listening("bench-leader", "along", bpm, args.seed, 120, tmp, "--set", "listen.key=D")
         try:
-            ear.listen_to_play(proc)
-            while not ear.of(START):
-                time.sleep(0.02)  # polling for the clock's start
-            start = ear.of(START)[0][0]
+            start = _clock_start(ear, proc)
             played = perform(twice, bpm, seed=1, transpose=2, start_s=0.0)
             shift = start + 2 * 4 * beat_s - played.origin_s
             musician.play([(t + shift, k, p, v) for t, k, p, v in played.events()])

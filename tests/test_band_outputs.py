@@ -4,6 +4,7 @@ release that ends one voice's notes on every output (a drone at its tune's end, 
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import mido
@@ -114,37 +115,44 @@ def test_fluidsynth_gives_each_voice_its_instrument_on_its_own_channel():
     assert [fluid.voice_channel(v) for v in (1, 2, 9, 10, 11)] == [0, 1, 8, 10, 11]  # never the drums' channel 10
 
 
-@pytest.mark.realtime
-def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_server):
+@contextlib.contextmanager
+def port_and_ear(ear: str, voices=()):
+    """A MIDI port on a running timing thread, heard by a JACK receiver ``ear``; all closed after."""
     with realtime_jack_server():
-        receiver = Receiver("band-port-receiver", "in")
+        receiver = Receiver(ear, "in")
         scheduler = Scheduler()
         scheduler.start()
         try:
-            port = midi_port("virtual", scheduler, voices=TRIO)
+            port = midi_port("virtual", scheduler, voices=voices)
             receiver.listen_to(f"{ports.PRODUCT}:")
-            t = clock() + 0.2
-            port.start(t)
-            port.schedule(note(t + 0.05, t + 3.0, 76, 1))
-            port.schedule(note(t + 0.05, t + 3.0, 48, 3))  # a held note of voice 3 ...
-            port.schedule(note(t + 0.6, t + 0.8, 50, 3))  # ... and one it would start later
-            assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
-            port.release(3, clock())
-            assert wait_for(lambda: any(m == [NOTE_OFF | 2, 48, 0] for _, m in receiver.messages), timeout=10)
-            time.sleep(max(0.0, t + 0.9 - clock()))  # paces the stimulus: past the time of the note the release dropped
-            got = [m for _, m in receiver.messages]
-            assert [PROGRAM, 110] in got and [PROGRAM | 1, 73] in got and [PROGRAM | 2, 25] in got
-            assert [CONTROL, 10, pan_cc(-0.3)] in got and [CONTROL | 1, 10, pan_cc(0.3)] in got
-            assert [NOTE_ON | 2, 50, 90] not in got
-            assert list(sounding_after(receiver.messages)) == [(0, 76)]  # the lead holds on
-            port.panic(clock())
-            assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
-            offs = {m[0] & 0x0F for _, m in receiver.messages if m[0] & 0xF0 == CONTROL and m[1] == 123}
-            assert offs == {0, 1, 2}  # All Notes Off on every voice's channel
-            port.close(clock())
+            yield port, receiver
         finally:
             scheduler.stop()
             receiver.close()
+
+
+@pytest.mark.realtime
+def test_the_midi_port_plays_each_voice_on_its_channel_and_releases_one(jack_server):
+    with port_and_ear("band-port-receiver", TRIO) as (port, receiver):
+        t = clock() + 0.2
+        port.start(t)
+        port.schedule(note(t + 0.05, t + 3.0, 76, 1))
+        port.schedule(note(t + 0.05, t + 3.0, 48, 3))  # a held note of voice 3 ...
+        port.schedule(note(t + 0.6, t + 0.8, 50, 3))  # ... and one it would start later
+        assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
+        port.release(3, clock())
+        assert wait_for(lambda: any(m == [NOTE_OFF | 2, 48, 0] for _, m in receiver.messages), timeout=10)
+        time.sleep(max(0.0, t + 0.9 - clock()))  # paces the stimulus: past the time of the note the release dropped
+        got = [m for _, m in receiver.messages]
+        assert [PROGRAM, 110] in got and [PROGRAM | 1, 73] in got and [PROGRAM | 2, 25] in got
+        assert [CONTROL, 10, pan_cc(-0.3)] in got and [CONTROL | 1, 10, pan_cc(0.3)] in got
+        assert [NOTE_ON | 2, 50, 90] not in got
+        assert list(sounding_after(receiver.messages)) == [(0, 76)]  # the lead holds on
+        port.panic(clock())
+        assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
+        offs = {m[0] & 0x0F for _, m in receiver.messages if m[0] & 0xF0 == CONTROL and m[1] == 123}
+        assert offs == {0, 1, 2}  # All Notes Off on every voice's channel
+        port.close(clock())
 
 
 def test_a_release_of_one_pitch_ends_that_note_alone_in_the_recording_and_the_synth(tmp_path):
@@ -173,23 +181,14 @@ def test_a_release_of_one_pitch_ends_that_note_alone_in_the_recording_and_the_sy
 
 @pytest.mark.realtime
 def test_the_midi_port_releases_one_pitch_of_a_voice(jack_server):
-    with realtime_jack_server():
-        receiver = Receiver("echo-port-receiver", "in")
-        scheduler = Scheduler()
-        scheduler.start()
-        try:
-            port = midi_port("virtual", scheduler)
-            receiver.listen_to(f"{ports.PRODUCT}:")
-            t = clock() + 0.2
-            port.start(t)
-            port.schedule(note(t + 0.05, t + 8.0, 62, 1))
-            port.schedule(note(t + 0.05, t + 8.0, 66, 1))
-            assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
-            port.release(1, clock(), 62)
-            assert wait_for(lambda: any(m == [NOTE_OFF, 62, 0] for _, m in receiver.messages), timeout=10)
-            assert list(sounding_after(receiver.messages)) == [(0, 66)]
-            port.close(clock())
-            assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
-        finally:
-            scheduler.stop()
-            receiver.close()
+    with port_and_ear("echo-port-receiver") as (port, receiver):
+        t = clock() + 0.2
+        port.start(t)
+        port.schedule(note(t + 0.05, t + 8.0, 62, 1))
+        port.schedule(note(t + 0.05, t + 8.0, 66, 1))
+        assert wait_for(lambda: len(receiver.of(NOTE_ON)) == 2, timeout=10)
+        port.release(1, clock(), 62)
+        assert wait_for(lambda: any(m == [NOTE_OFF, 62, 0] for _, m in receiver.messages), timeout=10)
+        assert list(sounding_after(receiver.messages)) == [(0, 66)]
+        port.close(clock())
+        assert wait_for(lambda: not sounding_after(receiver.messages), timeout=10)
