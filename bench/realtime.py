@@ -527,13 +527,14 @@ def link_main(args) -> int:
 def token_latencies(bpm: float, key: tuple[int, str] | None, poll_s: float = 0.005) -> list[float]:
     """Seconds from each note-on to its pitch token, a tune played in real time into a transcriber
     polled every ``poll_s`` (as instrument/live/listen.py polls it)."""
-    from instrument.live.listen import KEY_BARS
+    from instrument.live.listen import KEY_BARS, KEY_GIVEN_BEATS
     from instrument.music.transcribe import Transcriber
     from bench.harness.musician import REEL as TUNE, perform
 
     played = perform(TUNE, bpm, seed=1, transpose=2, start_s=0.0)
     t0 = clock() + 0.5
-    transcriber = Transcriber("4/4", bpm, t0 + played.origin_s, key=key, listen_bars=1.0 if key else KEY_BARS)
+    transcriber = Transcriber("4/4", bpm, t0 + played.origin_s, key=key,
+                              listen_bars=KEY_GIVEN_BEATS / 4 if key else KEY_BARS)  # as the listener asks in 4/4
     onsets = [t0 + n.on for n in played.notes if not n.grace]
     events = sorted((t0 + t, kind, pitch, velocity) for t, kind, pitch, velocity in played.events())
     written: list[float] = []  # when each pitch token came out
@@ -577,7 +578,7 @@ def listen_main(args) -> int:
             time.sleep(3 * bar_s)  # the last answer
         finally:
             proc.terminate()
-            proc.communicate(timeout=30)
+            _, answer_err = proc.communicate(timeout=30)
             receiver.close()
             musician.close()
         ons = [t for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -585,18 +586,19 @@ def listen_main(args) -> int:
             answer = [t for t in ons if t >= end]
             if answer:
                 delays.append(answer[0] - end)
+    answer_late = answer_err.count("after its time") + answer_err.count("timeline moved on")
     along = along_lags(args, bpm)
     a, b, d = percentiles(given), percentiles(found), percentiles(delays)
     f, bare = percentiles(along["offsets"]), percentiles(along["bare"])
     summary = {"machine": f"{os.cpu_count()} cores", "tempo": bpm, "token_latency_key_given_ms": a,
                "token_latency_key_found_ms": b, "answer_start_delay_ms": d, "beat_ms": 60_000.0 / bpm,
                "along_offset_from_a_beat_ms": f, "bare_hop_ms": bare, "along_followed": along["followed"],
-               "along_musician_notes": along["theirs"], "along_late_notes": along["late"]}
+               "along_musician_notes": along["theirs"], "along_late_notes": along["late"], "answer_late_notes": answer_late}
     return _report(args, summary, f"{bpm:.0f} BPM: input-to-token latency p50 {a['p50']:.0f} p99 {a['p99']:.0f} ms "
                                   f"with the key given ({a['n']} notes), p50 {b['p50']:.0f} p99 {b['p99']:.0f} ms "
                                   f"with the key found from the first bars | answer start delay after the call's "
                                   f"last bar line p50 {d['p50']:.1f} p99 {d['p99']:.1f} ms ({d['n']} of {args.calls} "
-                                  f"calls answered; one beat is {60_000.0 / bpm:.0f} ms) | along: each note-on "
+                                  f"calls answered, {answer_late} notes late; one beat is {60_000.0 / bpm:.0f} ms) | along: each note-on "
                                   f"{f['p50']:+.2f} ms (p50), {f['p99']:+.2f} ms (p99) from a beat after the "
                                   f"musician's, {along['followed']} of their {along['theirs']} notes followed, "
                                   f"{along['late']} late; the bare hop to a listener p50 {bare['p50']:.2f} p99 "

@@ -383,3 +383,20 @@ def test_along_then_off_the_instrument_takes_the_tune_over_on_a_bar_line_of_its_
         assert (note.beat - note.bar_offset) % 4 == pytest.approx(0.0, abs=1e-6), (note.beat, note.bar_offset)
     assert composer.tune.heard[0][0] == 0, "the tune begins with the musician's bars"
     assert int(params.get("transpose")) % 12 == 2, "it sounds in the musician's D"
+
+
+def test_the_instruments_turn_begins_with_a_note_however_the_network_is_pushed_toward_rests():
+    firsts, later = [], []
+    for seed in range(12):
+        composer, params = turns_composer(seed=seed)
+        params.set("bias.rests", 10.0, smoothing_ms=0)  # rests all but certain
+        composer.take_played(["M:4/4", "K:Cmaj", *OPENING[:20]], bars=2, at=8.0)
+        start = len(composer.tune.body)
+        for _ in range(40):
+            composer.next_notes()
+            if composer.waiting or composer.tune.ended or len(composer.tune.body) > start + 6:
+                break
+        firsts.append(composer.tune.body[start])
+        later += composer.tune.body[start + 1:]
+    assert "z" not in firsts and vocab.END not in firsts, firsts
+    assert "z" in later, "the bias does push toward rests after the first note"

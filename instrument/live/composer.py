@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+import numpy as np
 
 from instrument.live import steering
 
@@ -46,6 +47,9 @@ from instrument.music.tunes import Tune
 
 log = logging.getLogger(__name__)
 _END = vocab.INDEX[vocab.END]
+# a turn after a musician's phrase begins with a note: its first token is neither a rest nor the end
+_TURN_OPENING = np.zeros(vocab.SIZE)
+_TURN_OPENING[[vocab.INDEX["z"], _END]] = -np.inf
 MAX_TUNE_TOKENS = 1000  # a tune that never ends is ended here, as offline generation does
 GAP_BEATS = 1.0  # quarter-note beats of silence between tunes
 DRONE_HOLD_BEATS = 128.0  # a drone note's ceiling: the next strike or the tune's end ends it sooner
@@ -138,6 +142,7 @@ class Composer:
         self.waiting = False
         self.turn_bars: int | None = None
         self._turn_from: float | None = None  # where our turn began: what any voice places before it was heard
+        self._turn_opens = False  # the next token sampled is our turn's first
         self._steer_key: tuple | None = None
         self._steered = PLAIN
         self.controls = PLAIN  # what the lead's last step was steered with (views read it; replaced whole)
@@ -251,6 +256,7 @@ class Composer:
         self._bar_notes, self._last_bar = [], []
         self.turn_bars = bars
         self.waiting = False
+        self._turn_opens = True
 
     def take_over(self, bar_line: float) -> None:
         """The musician stopped leading (``listen`` off after ``along``): the network goes on with
@@ -261,6 +267,7 @@ class Composer:
         self.head = self._turn_from = tune.offset + stream.horizon
         self._bar_notes, self._last_bar = [], []
         self.turn_bars, self.waiting = None, False
+        self._turn_opens = True
 
     @property
     def bar_position(self) -> float:
@@ -392,6 +399,10 @@ class Composer:
             self.controls = self._controls()
         else:  # plain controls at the performer's temperature, until a parameter changes
             self.controls = Controls(temperature=self.controls.temperature, guard=self.controls.guard)
+        if self._turn_opens and heard is None:  # a player answers on the beat: with a note
+            self._turn_opens = False
+            bias = self.controls.logit_bias
+            self.controls = replace(self.controls, logit_bias=_TURN_OPENING if bias is None else bias + _TURN_OPENING)
         followers = self._followers
         if followers and self._followed:  # every row in one batched step
             rows = [self.controls] + [self._follower_controls(v.number, f) for v, f in zip(self.rows[1:], followers)]

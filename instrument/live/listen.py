@@ -287,7 +287,8 @@ class Listener:
         if any(n.off is None and now - n.on < held for n in heard[-8:]):
             return None  # a note still sounds
         last = max(n.off if n.off is not None else n.on + held for n in heard)
-        bar_line = self._bar_line_from(last - 0.05)  # a note released just before its bar line ends there
+        # a note released within a sixteenth past a bar line ends at it (a player lets go a little late)
+        bar_line = self._bar_line_from(last - max(0.05, spq / 4))
         if now >= bar_line + beat_s - self.engine.lookahead - DECIDE_EARLY_S:
             return bar_line
         return None
@@ -351,7 +352,7 @@ class Listener:
         start = bar_line + beat_s
         self._say_unread(transcriber)
         log.info("heard %d bar%s (%s): %s", bars, "" if bars == 1 else "s", self.mode,
-                 " ".join(t for t in tokens if not t.startswith(("M:", "K:")))[:200])
+                 " ".join(t for t in self.heard if not t.startswith(("M:", "K:")))[:200])
 
         def take() -> None:  # on the model thread: the tune goes on one beat after the bar line
             self.composer.take_played(tokens, answer, at=self.engine.phrasing.tempo.beat_at(start))
