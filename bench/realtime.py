@@ -561,6 +561,9 @@ def listen_main(args) -> int:
     bpm = float(args.tempos.split(",")[0])
     given, found = token_latencies(bpm, (2, "maj")), token_latencies(bpm, None)
     bar_s = 4 * 60.0 / bpm
+    meter = XrunMeter()
+    time.sleep(IDLE_XRUNS_S)  # the server's own xruns with nothing of ours running: the baseline
+    idle = meter.rate()
     musician, receiver = MidiMusician("bench-musician"), Receiver("bench-listen-ear", "in")
     delays = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -579,6 +582,7 @@ def listen_main(args) -> int:
         finally:
             proc.terminate()
             _, answer_err = proc.communicate(timeout=30)
+            answer_xruns = meter.rate()
             receiver.close()
             musician.close()
         ons = [t for t, m in receiver.of(NOTE_ON) if m[2] > 0]
@@ -587,22 +591,29 @@ def listen_main(args) -> int:
             if answer:
                 delays.append(answer[0] - end)
     answer_late = answer_err.count("after its time") + answer_err.count("timeline moved on")
-    along = along_lags(args, bpm)
+    along = along_lags(args, bpm, meter)
+    meter.close()
     a, b, d = percentiles(given), percentiles(found), percentiles(delays)
     f, bare = percentiles(along["offsets"]), percentiles(along["bare"])
     summary = {"machine": f"{os.cpu_count()} cores", "tempo": bpm, "token_latency_key_given_ms": a,
                "token_latency_key_found_ms": b, "answer_start_delay_ms": d, "beat_ms": 60_000.0 / bpm,
                "along_offset_from_a_beat_ms": f, "bare_hop_ms": bare, "along_followed": along["followed"],
-               "along_musician_notes": along["theirs"], "along_late_notes": along["late"], "answer_late_notes": answer_late}
+               "along_musician_notes": along["theirs"], "along_late_notes": along["late"], "answer_late_notes": answer_late,
+               "xruns_a_minute": {"idle": idle, "answer": answer_xruns, "along": along["xruns_a_minute"]}}
     return _report(args, summary, f"{bpm:.0f} BPM: input-to-token latency p50 {a['p50']:.0f} p99 {a['p99']:.0f} ms "
                                   f"with the key given ({a['n']} notes), p50 {b['p50']:.0f} p99 {b['p99']:.0f} ms "
                                   f"with the key found from the first bars | answer start delay after the call's "
                                   f"last bar line p50 {d['p50']:.1f} p99 {d['p99']:.1f} ms ({d['n']} of {args.calls} "
-                                  f"calls answered, {answer_late} notes late; one beat is {60_000.0 / bpm:.0f} ms) | along: each note-on "
+                                  f"calls answered, {answer_late} notes late, {answer_xruns:.0f} xruns a minute at a bare "
+                                  f"client; one beat is {60_000.0 / bpm:.0f} ms) | along: each note-on "
                                   f"{f['p50']:+.2f} ms (p50), {f['p99']:+.2f} ms (p99) from a beat after the "
                                   f"musician's, {along['followed']} of their {along['theirs']} notes followed, "
-                                  f"{along['late']} late; the bare hop to a listener p50 {bare['p50']:.2f} p99 "
-                                  f"{bare['p99']:.2f} ms")
+                                  f"{along['late']} late, {along['xruns_a_minute']:.0f} xruns a minute; the bare hop to a "
+                                  f"listener p50 {bare['p50']:.2f} p99 {bare['p99']:.2f} ms | the server idle: {idle:.0f} "
+                                  f"xruns a minute")
+
+
+IDLE_XRUNS_S = 10.0  # the idle stretch before the runs, whose xruns are the baseline
 
 
 def _listening(musician: str, mode: str, bpm: float, seed: int, seconds: float, cwd: str, *extra: str) -> subprocess.Popen:
@@ -625,7 +636,28 @@ def _clock_start(receiver, proc: subprocess.Popen) -> float:
     return receiver.of(START)[0][0]
 
 
-def along_lags(args, bpm: float) -> dict:
+class XrunMeter:
+    """A bare JACK client counting the server's xruns (as every client hears of them), read as a
+    rate over each stretch since the last reading."""
+
+    def __init__(self):
+        from bench.harness.audio import JackRecorder
+
+        self._client = JackRecorder("bench-xruns", record=False, server=os.environ.get("JACK_DEFAULT_SERVER"))
+        self._count, self._since = 0, clock()
+
+    def rate(self) -> float:
+        """Xruns a minute since the last reading."""
+        now, count = clock(), self._client.xruns
+        rate = (count - self._count) * 60.0 / max(now - self._since, 1e-9)
+        self._count, self._since = count, now
+        return rate
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def along_lags(args, bpm: float, meter: XrunMeter) -> dict:
     """``run.py play --listen along`` with the musician playing the reel twice in D (key given):
     each follower note-on at one listener minus (the musician's nearest note-on at a listener on
     their own port, plus a beat); that bare hop's latency (send to listener); the counts."""
@@ -640,6 +672,7 @@ def along_lags(args, bpm: float) -> dict:
     musician = MidiMusician("bench-leader")
     ear, bare = Receiver("bench-along-ear", "in"), Receiver("bench-bare-ear", "in")
     bare.listen_to("bench-leader:out")
+    meter.rate()
     twice = Tune("4/4", "maj", TUNE.body + TUNE.body[1:])
     with tempfile.TemporaryDirectory() as tmp:
         proc = _listening("bench-leader", "along", bpm, args.seed, 120, tmp, "--set", "listen.key=D")
@@ -652,6 +685,7 @@ def along_lags(args, bpm: float) -> dict:
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=30)
+            xruns = meter.rate()
             ear.close()
             bare.close()
             musician.close()
@@ -661,7 +695,7 @@ def along_lags(args, bpm: float) -> dict:
     offsets = [min((t - s - beat_s for s in theirs), key=abs) for t in ours] if theirs else []
     hops = [min((h - s for h in theirs if h >= s - 0.001), default=float("nan")) for s in sent]
     return {"offsets": offsets, "bare": [h for h in hops if h == h], "followed": len(ours), "theirs": len(theirs),
-            "late": err.count("after its time")}
+            "late": err.count("after its time"), "xruns_a_minute": xruns}
 
 if __name__ == "__main__":
     sys.exit(main())
