@@ -580,11 +580,7 @@ def listen_main(args) -> int:
                 ends.append(start + (first_bar + 2) * bar_s)
             time.sleep(3 * bar_s)  # the last answer
         finally:
-            proc.terminate()
-            _, answer_err = proc.communicate(timeout=30)
-            answer_xruns = meter.rate()
-            receiver.close()
-            musician.close()
+            answer_err, answer_xruns = _stopped(proc, meter, receiver, musician)
         ons = [t for t, m in receiver.of(NOTE_ON) if m[2] > 0]
         for end in ends:
             answer = [t for t in ons if t >= end]
@@ -624,6 +620,17 @@ def _listening(musician: str, mode: str, bpm: float, seed: int, seconds: float, 
                "--send-clock", "--no-audio", "--listen", mode, "--meter", "4/4", "--tempo", str(bpm), "--seed", str(seed),
                "--seconds", str(seconds), *extra]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stopped(proc: subprocess.Popen, meter: "XrunMeter", *clients) -> tuple[str, float]:
+    """SIGTERM to the instrument, then the JACK clients closed: what it said, and the xruns a
+    minute since the meter was last read."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    xruns = meter.rate()
+    for client in clients:
+        client.close()
+    return err, xruns
 
 
 def _clock_start(receiver, proc: subprocess.Popen) -> float:
@@ -683,12 +690,7 @@ def along_lags(args, bpm: float, meter: XrunMeter) -> dict:
             musician.play([(t + shift, k, p, v) for t, k, p, v in played.events()])
             time.sleep(3 * beat_s)  # the last notes followed
         finally:
-            proc.terminate()
-            _, err = proc.communicate(timeout=30)
-            xruns = meter.rate()
-            ear.close()
-            bare.close()
-            musician.close()
+            err, xruns = _stopped(proc, meter, ear, bare, musician)
     theirs = [t for t, m in bare.of(NOTE_ON) if m[2] > 0]
     ours = [t for t, m in ear.of(NOTE_ON) if m[2] > 0]
     sent = [t for t, kind, _ in musician.sent if kind == "on"]
