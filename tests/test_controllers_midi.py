@@ -241,9 +241,11 @@ def sent_until(keyboard, message: list[int], heard) -> None:
 def test_midi_in_knows_when_each_message_arrived_though_it_reads_them_later(jack):
     """Read every 20 ms, 60 notes sent 37 ms apart keep their spacing to within a JACK period or
     so (the poll's times are off by up to 20 ms), each placed after its send and before it was
-    read: a musician's timing is kept."""
+    read: a musician's timing is kept. The worst is bounded by how long each send took (the
+    sender shares this process's GIL) and the machine's own stalls near it, measured in the same run."""
     from bench.harness.musician import MidiMusician
     from instrument.timing import clock
+    from tests.timing import machine_jitter
 
     heard: list[tuple[float, float]] = []  # (arrival, when read)
     player = MidiMusician("timed-keyboard")
@@ -252,18 +254,23 @@ def test_midi_in_knows_when_each_message_arrived_though_it_reads_them_later(jack
         port = MidiInputPort("timed-keyboard", "jack", "timed in", lambda message, delta: heard.append((port.arrived, clock())),
                              poll_s=0.02)
         t0 = clock() + 0.3
-        player.play([(t0 + i * 0.037, "on", 60 + i % 12, 80) for i in range(60)])
-        wait_for(lambda: len(heard) == 60, 10, "every note read")
+        with machine_jitter() as jitter:
+            player.play([(t0 + i * 0.037, "on", 60 + i % 12, 80) for i in range(60)])
+            wait_for(lambda: len(heard) == 60, 10, "every note read")
     finally:
         if port is not None:
             port.close()
         player.close()
-    sent = [t for t, _, _ in player.sent]
+    sent, within = [t for t, _, _ in player.sent], player.sent_within  # each send lies in [t, t + within]
     assert all(s - 0.0005 <= arrived <= read for (arrived, read), s in zip(heard, sent))
-    spacing = sorted(abs((a2 - a1) - (s2 - s1)) for (a1, _), (a2, _), s1, s2 in zip(heard, heard[1:], sent, sent[1:]))
+    errors = [abs((a2 - a1) - (s2 - s1)) for (a1, _), (a2, _), s1, s2 in zip(heard, heard[1:], sent, sent[1:])]
+    slack = [w1 + w2 + 2 * jitter.near(s1 - 0.005, max(a2, s2))
+             for w1, w2, (_, _), (a2, _), s1, s2 in zip(within, within[1:], heard, heard[1:], sent, sent[1:])]
+    spacing = sorted(errors)
     polled = sorted(abs((r2 - r1) - (s2 - s1)) for (_, r1), (_, r2), s1, s2 in zip(heard, heard[1:], sent, sent[1:]))
-    assert spacing[len(spacing) // 2] <= 0.001 and spacing[-1] <= 0.004, \
-        f"spacing off by p50 {spacing[len(spacing) // 2] * 1e3:.2f}, max {spacing[-1] * 1e3:.2f} ms"
+    worse = [(e, sl) for e, sl in zip(errors, slack) if e > 0.004 + sl]
+    assert spacing[len(spacing) // 2] <= 0.001 and not worse, \
+        f"spacing off by p50 {spacing[len(spacing) // 2] * 1e3:.2f} ms; beyond 4 ms and the stalls near: {worse[:3]}; {jitter}"
     assert polled[len(polled) // 2] >= 0.002, "the check can fail: the reading times' spacing is this far off"
 
 

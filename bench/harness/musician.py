@@ -179,7 +179,10 @@ class MidiMusician:
         with realtime_jack_threads():
             self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
         self._out.open_virtual_port("out")
+        # (time, "on"/"off", pitch) of each message sent: the clock just before the send, and how long
+        # after that the send had certainly happened (this process's other threads share its GIL)
         self.sent: list[tuple[float, str, int]] = []
+        self.sent_within: list[float] = []
 
     def play(self, events: list[tuple[float, str, int, int]], channel: int = 1) -> None:
         """Send each event at its time (seconds on ``clock()``), sleeping between them."""
@@ -192,8 +195,10 @@ class MidiMusician:
             if left > 0:
                 time.sleep(left)  # the musician's own timing: the events' times are the test's stimulus
             status = (0x90 if kind == "on" else 0x80) | (channel - 1)
+            before = clock()
             self._out.send_message([status, pitch & 0x7F, velocity & 0x7F if kind == "on" else 0])
-            self.sent.append((clock(), kind, pitch))
+            self.sent.append((before, kind, pitch))
+            self.sent_within.append(clock() - before)
 
     def control(self, number: int, value: int, channel: int = 1) -> None:
         self._out.send_message([0xB0 | (channel - 1), number & 0x7F, value & 0x7F])
