@@ -41,13 +41,12 @@ from instrument.model.vocab import TokenClass
 from instrument.music.notes import MAX_HELD_BARS
 from instrument.music.phrasing import QUARTERS_PER_BEAT, ScheduledNote, velocity
 from instrument.music.spelling import LENGTHS, length_tokens, spell_near
-from instrument.music.transcribe import CLUSTER_S, ORNAMENT_S, HeardNote
+from instrument.music.transcribe import CLUSTER_S, HELD_FULL, ORNAMENT_S, HeardNote
 
 log = logging.getLogger(__name__)
 
 LAG_BEATS = 1.0  # the follower plays this many of the meter's beats after the musician
 MARGIN_S = 0.010  # a note is handed over this long before the engine's lookahead (two of the listener's polls)
-_HELD_FULL = 0.65  # released before this share of the time to the next onset: a rest follows (as the transcriber)
 _SIXTEENTH = Fraction(1, 4)  # quarter notes
 GROUPED_S = CLUSTER_S + ORNAMENT_S  # every onset this long ago is in the melody (or was an ornament)
 VOICE = 1  # the instrument's own line: the musician's is not played (unless echoed)
@@ -158,7 +157,7 @@ class AlongVoice:
         sounded = gap
         if last.heard.off is not None:
             held = Fraction((last.heard.off - last.heard.on) / self.spq).limit_denominator(64)
-            if held < _HELD_FULL * gap:
+            if held < HELD_FULL * gap:  # released clearly early: a rest follows (as the transcriber hears it)
                 sounded = min(gap, max(_SIXTEENTH, _SIXTEENTH * round(held / _SIXTEENTH)))
         first = _spelled(sounded * 2)  # what no one token spells is its longest part that one does
         out = list(length_tokens(first) or [])

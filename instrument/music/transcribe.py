@@ -62,7 +62,7 @@ ORNAMENT_S = 0.045  # a member of a group sounding shorter than this is an ornam
 TIMING_S = 0.015  # a player's onset spread around the grid: the least the fit allows
 HOLD_LOW, HOLD_HIGH = 0.7, 0.95  # the share of a note's length a player holds before the next
 _HOLD = math.sqrt(HOLD_LOW * HOLD_HIGH)  # the middle of that, on a log scale
-_HELD_FULL = 0.65  # held this share of the time to the next onset (HOLD_LOW less a margin): no rest
+HELD_FULL = 0.65  # held this share of the time to the next onset (HOLD_LOW less a margin): no rest
 _LEFT_OUT = 9.0  # the cost of an onset that no slot of a rhythm takes (three timing spreads)
 # How rare each rhythm is, in the fit's units (squared timing spreads): a note on the beat costs
 # nothing, on another eighth a little, on a sixteenth between eighths more; a triplet of eighths
@@ -412,7 +412,7 @@ class Transcriber:
         if note.off is None:  # still sounding: to the next onset
             return placed.pos + full
         held = max(note.off - note.on, 1e-3) / self.spq  # quarter notes
-        if following is not None and held >= _HELD_FULL * float(full):
+        if following is not None and held >= HELD_FULL * float(full):
             return placed.pos + full  # held as long as a player holds a note: no rest
         # a rest follows (or nothing): the note is as long as its sound on the grid, the strongest
         # place in the bar among the lengths a player could have held that long, else the nearest
