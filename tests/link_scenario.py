@@ -27,6 +27,7 @@ from bench.harness.wait import wait_for
 from instrument.midi.messages import CONTROL, NOTE_OFF, NOTE_ON
 from instrument.midi import ports
 from instrument.timing import clock
+from tests.timing import machine_jitter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,6 +50,8 @@ def main(out_path: str, seconds: float = 120.0) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     result: dict = {"events": {}}
+    measuring = machine_jitter()  # the machine's own stalls over the run: what a note's timing is judged against
+    jitter = measuring.__enter__()
     try:
         def answered():
             assert proc.poll() is None, proc.stderr.read()
@@ -99,6 +102,7 @@ def main(out_path: str, seconds: float = 120.0) -> int:
         result["returncode"] = proc.returncode
         result["stderr"] = err[-3000:]
     finally:
+        measuring.__exit__(None, None, None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -113,6 +117,7 @@ def main(out_path: str, seconds: float = 120.0) -> int:
     result["midi"] = [(t, m[0] & 0xF0, m[1], m[2]) for t, m in messages if m[0] & 0xF0 in (NOTE_ON, NOTE_OFF, CONTROL)]
     result["peer"] = [(r.time, r.beat, r.tempo) for r in peer_readings]
     result["take"] = _take_notes(take)
+    result["jitter"] = {"due": list(jitter.due), "late": list(jitter.late)}
     with open(out_path, "w") as f:
         json.dump(result, f)
     return 0

@@ -13,8 +13,10 @@ from bench.harness.link import PeerReading, grid_error_ms, isolation_refused, pe
 from bench.harness.midi import heard_notes
 from instrument.midi.messages import NOTE_ON
 from tests.helpers import ROOT
+from tests.timing import Jitter
 
 FOLLOW_BEATS = 1.0  # a tempo change is followed within one beat
+WORST_MS = 3.0  # a note's phase error, beyond which only the machine's own stall near it may take it
 
 
 def judge(result: dict) -> dict:
@@ -23,7 +25,8 @@ def judge(result: dict) -> dict:
     events = result["events"]
     onsets = [(t, pitch) for t, status, pitch, velocity in result["midi"] if status == NOTE_ON and velocity > 0]
     changes = [events["tempo_100"], events["osc_140"]]
-    errors, skipped = [], 0
+    errors, skipped, beyond = [], 0, []
+    jitter = Jitter(due=result["jitter"]["due"], late=result["jitter"]["late"])
     for t, _ in onsets:
         if t > events["sync_off"]:
             break  # it left the session: free from here
@@ -33,6 +36,9 @@ def judge(result: dict) -> dict:
             skipped += 1  # within the beat a change is followed in
             continue
         errors.append(grid_error_ms(beat, tempo))
+        stall_ms = 1000.0 * jitter.near(t - 0.05, t)  # the machine held up near the note's time
+        if errors[-1] > WORST_MS + stall_ms:
+            beyond.append((round(errors[-1], 2), round(stall_ms, 2)))
     errors.sort()
     # the take's notes (what the instrument meant) against the listener's, one by one
     take = result["take"]
@@ -50,7 +56,8 @@ def judge(result: dict) -> dict:
     if after_start:
         beat, tempo = peer_beat(readings, after_start[0])
         first_after_start = abs(beat - 4 * round(beat / 4)) * 60_000.0 / tempo
-    return {"errors": errors, "p50": statistics.median(errors) if errors else None,
+    return {"errors": errors, "p50": statistics.median(errors) if errors else None, "beyond": beyond,
+            "jitter": str(jitter),
             "p99": errors[min(len(errors) - 1, int(0.99 * len(errors)))] if errors else None,
             "skipped": skipped, "take": [p for p, _ in take], "heard": heard, "tune_starts_ms": tune_starts,
             "sounding_after_stop": sounding_after_stop, "onsets_while_stopped": late_onsets,
@@ -86,7 +93,9 @@ def test_the_instrument_takes_the_sessions_tempo_as_it_joins(session):
 def test_notes_sound_on_the_sessions_beat_grid(session):
     judged = judge(session)
     assert len(judged["errors"]) >= 24, judged  # some 16 s of playing in the session, quarters and eighths
-    assert judged["p50"] <= 1.0 and judged["p99"] <= 3.0, (judged["p50"], judged["p99"], judged["errors"][-10:])
+    # each within 3 ms, beyond that only by the machine's own stall near it (measured in the same run)
+    assert judged["p50"] <= 1.0 and not judged["beyond"], (judged["p50"], judged["p99"], judged["beyond"][:5],
+                                                          judged["jitter"])
 
 
 @pytest.mark.realtime
@@ -128,7 +137,7 @@ def test_the_phase_check_can_fail(session):
     """The same notes heard 5 ms later, or the bars half a beat off, fail the checks."""
     late = dict(session, midi=[(t + 0.005, *rest) for t, *rest in session["midi"]])
     judged = judge(late)
-    assert judged["p50"] > 1.0
+    assert judged["p50"] > 1.0 and judged["beyond"]
     assert min(judged["tune_starts_ms"]) > 3.0
     beat_ms = 60_000.0 / 132
     assert abs(grid_error_ms(1 + 10 / beat_ms, 132) - 10.0) < 1e-6
