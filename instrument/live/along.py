@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from instrument.live.composer import ComposedNote, Composer
+from instrument.live.composer import Composer
 from instrument.live.follow import Follower
 from instrument.model import vocab
 from instrument.model.controls import Controls
@@ -225,14 +225,11 @@ class AlongVoice:
     def _sound(self, follow: _Follow, end: float) -> None:
         p = self.params
         on, off = follow.heard.on + self.lag_s, max(end, follow.heard.on + 0.02) + self.lag_s
-        tempo = self.engine.phrasing.tempo
         bar_offset = float(follow.pos % self.bar)
         pitch = max(0, min(127, follow.pitch + int(p.get("transpose"))))
         placed = ScheduledNote(on, off, pitch, velocity(p.get("velocity"), p.get("dynamics"), p.get("accent"),
                                                         bar_offset, self.meter), int(p.get("channel")), self.tune, VOICE)
-        beat = tempo.beat_at(on)
-        note = ComposedNote(follow.pitch, beat, tempo.beat_at(off) - beat, bar_offset, self.meter, self.tune, voice=VOICE)
-        self.engine.sound(note, placed)
+        self.engine.sound_placed(placed, self.meter, bar_offset, follow.pitch)
         self.played += 1
 
 

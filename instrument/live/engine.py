@@ -283,6 +283,15 @@ class Engine:
             placed = phrasing.place(note)
         self.sound(note, placed)
 
+    def sound_placed(self, placed: ScheduledNote, meter: str, bar_offset: float = 0.0, pitch: int | None = None) -> None:
+        """Hand over a note placed in seconds by someone other than the model thread (an along
+        voice, a musician's echo): its ComposedNote, for the views, read off the tempo map
+        (``pitch``: as written, before transposition; default the placed one)."""
+        tempo = self.phrasing.tempo
+        beat = tempo.beat_at(placed.on)
+        self.sound(ComposedNote(placed.pitch if pitch is None else pitch, beat, tempo.beat_at(placed.off) - beat,
+                                bar_offset, meter, placed.tune, voice=placed.voice), placed)
+
     def sound(self, note: ComposedNote, placed: ScheduledNote) -> None:
         """Hand a note placed in time to every output (a muted voice's to none). The model
         thread's notes, and an along voice's from the listening thread while the model thread

@@ -29,7 +29,6 @@ import threading
 from collections import deque
 
 from instrument.live.along import AlongVoice
-from instrument.live.composer import ComposedNote
 from instrument.model import vocab
 from instrument.music.keys import parse_key
 from instrument.music.notes import MAX_HELD_BARS
@@ -105,10 +104,7 @@ class Listener:
             on = max(at, clock()) + engine.output_lead + ECHO_S
             placed = ScheduledNote(on, on + ECHO_CEILING_S, pitch, max(1, min(127, velocity)), int(p.get("channel")),
                                    max(1, self.composer.tune_count), 1)
-            tempo = engine.phrasing.tempo
-            beat = tempo.beat_at(on)
-            engine.sound(ComposedNote(pitch, beat, tempo.beat_at(placed.off) - beat, 0.0, self.composer.meter,
-                                      placed.tune), placed)
+            engine.sound_placed(placed, self.composer.meter)
             self._echoing[pitch] = on
         elif pitch in self._echoing:
             on = self._echoing.pop(pitch)
